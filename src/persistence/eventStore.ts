@@ -1,0 +1,75 @@
+import type { DomainEvent, NewEvent } from '../protocol/events.js';
+import type { OutboxCommand } from '../protocol/commands.js';
+
+/**
+ * The version an append expects the stream to be at. A number is the stream's current version
+ * (0 = the stream has no events yet); 'any' skips the check.
+ */
+export type ExpectedVersion = number | 'any';
+
+/** Options of {@link EventStore.appendToStream}. */
+export interface AppendOptions {
+  expectedVersion: ExpectedVersion;
+  /** Commands emitted by the transition, stored atomically with its events (the outbox). */
+  commands?: OutboxCommand[];
+}
+
+/** What an acknowledged append returns: the stream's version after it. */
+export interface AppendResult {
+  nextExpectedVersion: number;
+}
+
+/** Options of {@link EventStore.readStream}: both bounds are inclusive sequences. */
+export interface ReadOptions {
+  from?: number;
+  to?: number;
+}
+
+/** A stream's events in order; `currentVersion` is the last sequence (0 for none). */
+export interface ReadResult {
+  events: DomainEvent[];
+  currentVersion: number;
+  exists: boolean;
+}
+
+/** A command stored by an append and not yet marked delivered. */
+export interface PendingCommand extends OutboxCommand {
+  /** The stream version of the append that stored it. */
+  storedAtVersion: number;
+}
+
+/**
+ * The event-store port. A stream is one session; its version is the sequence of its last event.
+ * Events in a stream are totally ordered; sequences start at 1 and have no gaps.
+ */
+export interface EventStore {
+  /**
+   * Appends events (and the commands they carry) atomically at `expectedVersion`. Throws
+   * ConcurrencyError when the stream has moved. Resolves only once the append is durable.
+   * Each event's `sequence` is assigned by the store.
+   */
+  appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult>;
+  /** Reads a stream; a missing stream gives `exists: false` and no events. */
+  readStream(streamId: string, options?: ReadOptions): Promise<ReadResult>;
+  /** Ids of every stream that has at least one event. */
+  listStreams(): Promise<string[]>;
+  /** The outbox: commands appended and not yet marked delivered, oldest first. */
+  pendingCommands(): Promise<PendingCommand[]>;
+  /** Marks outbox commands as delivered, so a restart does not publish them again. */
+  markDelivered(commandIds: string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Folds a stream into state with an evolve function (emmett's aggregateStream). */
+export async function aggregateStream<S>(
+  store: EventStore,
+  streamId: string,
+  options: { evolve: (state: S, event: DomainEvent) => S; initialState: () => S; from?: number },
+): Promise<{ state: S; currentVersion: number; exists: boolean }> {
+  const { events, currentVersion, exists } = await store.readStream(streamId, {
+    from: options.from ?? 1,
+  });
+  let state = options.initialState();
+  for (const event of events) state = options.evolve(state, event);
+  return { state, currentVersion, exists };
+}

@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/** Session ids: 1 to 64 characters of [A-Za-z0-9_-] (safe as a NATS subject token and a file name). */
+export const SessionId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,64}$/, 'session id must be 1-64 characters of [A-Za-z0-9_-]');
+export type SessionId = z.infer<typeof SessionId>;
+
+/** What kind of work a task is, and so who performs it. */
+export const NodeKind = z.enum(['ToolCall', 'Processing', 'Clarification']);
+export type NodeKind = z.infer<typeof NodeKind>;
+
+/** A task's lifecycle state; the values are the task machine's state names. */
+export const TaskStatus = z.enum(['Planned', 'Running', 'Completed', 'NeedsClarification', 'Failed']);
+export type TaskStatus = z.infer<typeof TaskStatus>;
+
+/** Something a task refers to; today only URLs found in its text. */
+export const Attachment = z.object({ kind: z.literal('url'), url: z.string() });
+export type Attachment = z.infer<typeof Attachment>;
+
+/** A task as planning produces it, before it has a lifecycle. */
+export const PlannedTask = z.object({
+  id: z.string().min(1),
+  description: z.string().min(1),
+  kind: NodeKind,
+  attachments: z.array(Attachment),
+});
+export type PlannedTask = z.infer<typeof PlannedTask>;
+
+/** A task with its lifecycle data, as the planner state shows it. */
+export const Task = PlannedTask.extend({
+  status: TaskStatus,
+  attempts: z.number().int().nonnegative(),
+  result: z.string().optional(),
+  dispatchId: z.string().optional(),
+  question: z.string().optional(),
+  answer: z.string().optional(),
+  error: z.string().optional(),
+  retryAt: z.number().optional(),
+});
+export type Task = z.infer<typeof Task>;
+
+/** Exponential backoff between attempts: delay = min(maxMs, baseMs * factor^(attempt-1)). */
+export const Backoff = z.object({
+  baseMs: z.number().int().nonnegative().default(200),
+  factor: z.number().min(1).default(2),
+  maxMs: z.number().int().nonnegative().default(30_000),
+});
+export type Backoff = z.infer<typeof Backoff>;
+
+/** How a session plans, retries and budgets its context. */
+export const PlannerConfig = z.object({
+  systemPrompt: z.string().default('You are jetplan, a careful planner.'),
+  profile: z.string().default('default'),
+  tokenBudget: z.number().int().positive().default(2048),
+  maxAttempts: z.number().int().positive().default(3),
+  backoff: Backoff.default({ baseMs: 200, factor: 2, maxMs: 30_000 }),
+});
+export type PlannerConfig = z.infer<typeof PlannerConfig>;
+export type PlannerConfigInput = z.input<typeof PlannerConfig>;
+
+/** One item of working context; `pinned` items (constraints, decisions) survive compaction. */
+export const ContextItem = z.object({
+  id: z.string(),
+  slot: z.enum(['system', 'input', 'result', 'answer', 'summary']),
+  text: z.string(),
+  pinned: z.boolean().default(false),
+});
+export type ContextItem = z.infer<typeof ContextItem>;
+
+/** The read model of a session: what `replay` and `status` print. */
+export interface PlannerState {
+  sessionId: string;
+  status: 'idle' | 'active' | 'completed' | 'failed' | 'cancelled';
+  phase: 'ready' | 'running' | 'awaitingClarification' | 'backoff' | 'done';
+  tasks: Task[];
+  cursor: number;
+  waiting: { clarification: string | null; retry: { taskId: string; dueAt: number } | null };
+  context: { items: ContextItem[]; summary: string; tokens: number };
+  config: PlannerConfig;
+  version: number;
+}

@@ -1,0 +1,90 @@
+import { z } from 'zod';
+import { ContextItem, NodeKind, PlannedTask, PlannerConfig } from './domain.js';
+
+/** The schema version every event is written at today; older ones are upcast on read. */
+export const EVENT_SCHEMA_VERSION = 1;
+
+const taskRef = { taskId: z.string() };
+const dispatchRef = { taskId: z.string(), dispatchId: z.string() };
+
+/** `data` of each domain event, by type. Events are past tense. */
+export const EventData = {
+  SessionStarted: z.object({ config: PlannerConfig }),
+  TasksPlanned: z.object({ input: z.string(), tasks: z.array(PlannedTask).min(1) }),
+  TaskDispatched: z.object({ ...dispatchRef, attempt: z.number().int().positive(), kind: NodeKind }),
+  TaskCompleted: z.object({ ...dispatchRef, output: z.string() }),
+  TaskFailed: z.object({
+    ...dispatchRef,
+    error: z.string(),
+    retryable: z.boolean(),
+    final: z.boolean(),
+  }),
+  TaskRetryScheduled: z.object({ ...taskRef, attempt: z.number().int().positive(), dueAt: z.number() }),
+  ClarificationRequested: z.object({ ...taskRef, question: z.string(), dispatchId: z.string().optional() }),
+  ClarificationProvided: z.object({ ...taskRef, answer: z.string() }),
+  ContextCompacted: z.object({
+    budget: z.number().int(),
+    tokensBefore: z.number().int(),
+    tokensAfter: z.number().int(),
+    folded: z.array(z.string()),
+    items: z.array(ContextItem),
+  }),
+  SessionCompleted: z.object({ tasks: z.number().int() }),
+  SessionFailed: z.object({ reason: z.string(), taskId: z.string().optional() }),
+  SessionCancelled: z.object({ reason: z.string() }),
+  InputRejected: z.object({
+    reason: z.string(),
+    inputType: z.string().optional(),
+    messageId: z.string().optional(),
+    streamSequence: z.number().int().optional(),
+  }),
+  ReportIgnored: z.object({ ...dispatchRef, report: z.string(), reason: z.string() }),
+} as const;
+
+export type EventType = keyof typeof EventData;
+export const EVENT_TYPES = Object.keys(EventData) as EventType[];
+
+const envelopeFields = {
+  id: z.string().min(1),
+  version: z.number().int().positive(),
+  sessionId: z.string().min(1),
+  sequence: z.number().int().positive(),
+  timestamp: z.number(),
+  causationId: z.string(),
+  correlationId: z.string(),
+};
+
+function variant<T extends EventType>(type: T) {
+  return z.object({ ...envelopeFields, type: z.literal(type), data: EventData[type] });
+}
+
+/** Every persisted event: one envelope, discriminated by `type`. Decoded only where bytes enter. */
+export const DomainEvent = z.discriminatedUnion('type', [
+  variant('SessionStarted'),
+  variant('TasksPlanned'),
+  variant('TaskDispatched'),
+  variant('TaskCompleted'),
+  variant('TaskFailed'),
+  variant('TaskRetryScheduled'),
+  variant('ClarificationRequested'),
+  variant('ClarificationProvided'),
+  variant('ContextCompacted'),
+  variant('SessionCompleted'),
+  variant('SessionFailed'),
+  variant('SessionCancelled'),
+  variant('InputRejected'),
+  variant('ReportIgnored'),
+]);
+export type DomainEvent = z.infer<typeof DomainEvent>;
+export type EventOf<T extends EventType> = Extract<DomainEvent, { type: T }>;
+
+/** An event before the store has given it a position. */
+export type NewEvent = DomainEvent extends infer E
+  ? E extends DomainEvent
+    ? Omit<E, 'sequence'>
+    : never
+  : never;
+
+/** The raw envelope as stored, before upcasting (any version, data unchecked). */
+export const RawEnvelope = z.object({ ...envelopeFields, type: z.string(), data: z.unknown() });
+export type RawEnvelope = z.infer<typeof RawEnvelope>;

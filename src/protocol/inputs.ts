@@ -1,0 +1,66 @@
+import { z } from 'zod';
+import { PlannerConfig } from './domain.js';
+
+const MAX_TEXT = 64 * 1024;
+
+/** Messages into the planner (clients, executors and the retry timer). Commands are imperative. */
+export const SubmitInput = z.object({
+  type: z.literal('SubmitInput'),
+  text: z.string().max(MAX_TEXT),
+  config: PlannerConfig.partial().optional(),
+});
+export const ProvideClarification = z.object({
+  type: z.literal('ProvideClarification'),
+  taskId: z.string().min(1),
+  answer: z.string().min(1).max(MAX_TEXT),
+});
+export const CancelSession = z.object({ type: z.literal('CancelSession'), reason: z.string().optional() });
+export const TaskCompletedReport = z.object({
+  type: z.literal('TaskCompleted'),
+  taskId: z.string().min(1),
+  dispatchId: z.string().min(1),
+  output: z.string().max(MAX_TEXT),
+});
+export const TaskFailedReport = z.object({
+  type: z.literal('TaskFailed'),
+  taskId: z.string().min(1),
+  dispatchId: z.string().min(1),
+  error: z.string(),
+  retryable: z.boolean().optional(),
+});
+export const NeedsClarificationReport = z.object({
+  type: z.literal('NeedsClarification'),
+  taskId: z.string().min(1),
+  dispatchId: z.string().min(1),
+  question: z.string().min(1),
+});
+/** Sent by the runtime's retry scheduler when a TaskRetryScheduled timer is due. */
+export const RetryDue = z.object({
+  type: z.literal('RetryDue'),
+  taskId: z.string().min(1),
+  attempt: z.number().int().positive(),
+});
+
+export const SessionInput = z.discriminatedUnion('type', [
+  SubmitInput,
+  ProvideClarification,
+  CancelSession,
+  TaskCompletedReport,
+  TaskFailedReport,
+  NeedsClarificationReport,
+  RetryDue,
+]);
+export type SessionInput = z.infer<typeof SessionInput>;
+export type InputType = SessionInput['type'];
+
+/**
+ * What arrives with every input: the decider is pure, so time and ids come from here.
+ * `messageId` is the input's idempotency key (Nats-Msg-Id over NATS).
+ */
+export interface InputMeta {
+  messageId: string;
+  now: number;
+  correlationId?: string;
+  /** Position of the message on its transport, quoted by InputRejected. */
+  streamSequence?: number;
+}
