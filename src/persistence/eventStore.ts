@@ -10,7 +10,7 @@ export type ExpectedVersion = number | 'any';
 /** Options of {@link EventStore.appendToStream}. */
 export interface AppendOptions {
   expectedVersion: ExpectedVersion;
-  /** Commands emitted by the transition, stored atomically with its events (the outbox). */
+  /** Commands emitted by the transition, stored atomically with its events by an outbox store. */
   commands?: OutboxCommand[];
 }
 
@@ -53,12 +53,24 @@ export interface EventStore {
   readStream(streamId: string, options?: ReadOptions): Promise<ReadResult>;
   /** Ids of every stream that has at least one event. */
   listStreams(): Promise<string[]>;
-  /** The outbox: commands appended and not yet marked delivered, oldest first. */
-  pendingCommands(): Promise<PendingCommand[]>;
-  /** Marks outbox commands as delivered, so a restart does not publish them again. */
-  markDelivered(commandIds: string[]): Promise<void>;
   close(): Promise<void>;
 }
+
+/**
+ * A store that keeps an outbox: the `commands` of an append are stored atomically with its events
+ * and stay pending until marked delivered. The memory and file stores are outbox stores. On
+ * JetStream the stream itself is the outbox: a command is pending while its TaskDispatched event
+ * has no report, which the service derives from session state at start.
+ */
+export interface OutboxStore {
+  /** Commands appended and not yet marked delivered, oldest first. */
+  pendingCommands(): Promise<PendingCommand[]>;
+  /** Marks commands as delivered, so a restart does not publish them again. Idempotent. */
+  markDelivered(commandIds: string[]): Promise<void>;
+}
+
+export const isOutboxStore = (store: unknown): store is OutboxStore =>
+  typeof (store as OutboxStore | undefined)?.pendingCommands === 'function';
 
 /** Folds a stream into state with an evolve function (emmett's aggregateStream). */
 export async function aggregateStream<S>(
