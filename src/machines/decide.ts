@@ -1,0 +1,183 @@
+import { PlannerConfig, type PlannedTask } from '../protocol/domain.js';
+import { EVENT_SCHEMA_VERSION, type DomainEvent, type EventData, type EventType } from '../protocol/events.js';
+import type { PlannerCommand } from '../protocol/commands.js';
+import type { InputMeta, SessionInput } from '../protocol/inputs.js';
+import type { Compactor } from '../compaction/compactor.js';
+import type { z } from 'zod';
+import { step, type SessionState } from './sessionState.js';
+import { currentTask, dispatchIdFor, phaseOf, statusOf, taskView } from './sessionQueries.js';
+
+/** What the decider needs besides state and input; all pure. */
+export interface DecideDeps {
+  /** Plans text into tasks whose ids start after `startIndex` tasks; throws ValidationError. */
+  plan(text: string, startIndex: number): PlannedTask[];
+  compactor: Compactor;
+}
+
+/** The decider's output: the events to append, the state after them, the commands they emit. */
+export interface Decision {
+  events: DomainEvent[];
+  state: SessionState;
+  commands: PlannerCommand[];
+}
+
+/** Builds events with envelopes from the input's meta and folds each one as it is made. */
+class Recorder {
+  readonly events: DomainEvent[] = [];
+  readonly commands: PlannerCommand[] = [];
+  constructor(
+    public state: SessionState,
+    readonly input: SessionInput,
+    readonly meta: InputMeta,
+  ) {}
+
+  emit<T extends EventType>(type: T, data: z.infer<(typeof EventData)[T]>): void {
+    const sequence = this.state.version + 1;
+    const event = {
+      // Deterministic: the same input at the same position yields the same id, so a retried
+      // append is deduplicated by the store, while a different input there conflicts.
+      id: `${this.meta.messageId}/${sequence}`,
+      type,
+      version: EVENT_SCHEMA_VERSION,
+      sessionId: this.state.sessionId,
+      sequence,
+      timestamp: this.meta.now,
+      causationId: this.meta.messageId,
+      correlationId: this.meta.correlationId ?? this.state.sessionId,
+      data,
+    } as DomainEvent;
+    const result = step(this.state, event);
+    this.state = result.state;
+    this.events.push(event);
+    this.commands.push(...result.commands);
+  }
+
+  reject(reason: string): void {
+    const { messageId, streamSequence } = this.meta;
+    this.emit('InputRejected', { reason, inputType: this.input.type, messageId, ...(streamSequence ? { streamSequence } : {}) });
+  }
+}
+
+/**
+ * decide: the events an input causes in a session, computed purely from its state. An input the
+ * session has already processed (its id is in the inbox window) changes nothing. Either way the
+ * session is then advanced to its next resting point (dispatch, question, completion), so a
+ * session whose last append was cut short resumes on any input.
+ */
+export function decide(state: SessionState, input: SessionInput, meta: InputMeta, deps: DecideDeps): Decision {
+  const rec = new Recorder(state, input, meta);
+  if (!state.recentInputs.includes(meta.messageId)) handleInput(rec, deps);
+  advance(rec);
+  return { events: rec.events, state: rec.state, commands: rec.commands };
+}
+
+function handleInput(rec: Recorder, deps: DecideDeps): void {
+  const input = rec.input;
+  const status = statusOf(rec.state);
+  if (input.type === 'RetryDue') return; // advance() dispatches a due retry
+  if (status !== 'idle' && status !== 'active') return rec.reject(`session is ${status}`);
+  switch (input.type) {
+    case 'SubmitInput':
+      return submit(rec, input, deps);
+    case 'CancelSession':
+      return rec.emit('SessionCancelled', { reason: input.reason ?? 'cancelled' });
+    case 'ProvideClarification': {
+      const task = taskView(rec.state, input.taskId);
+      if (task?.status !== 'NeedsClarification') return rec.reject(`task ${input.taskId} is not waiting for clarification`);
+      return rec.emit('ClarificationProvided', { taskId: input.taskId, answer: input.answer });
+    }
+    default:
+      return report(rec, input, deps);
+  }
+}
+
+function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput' }>, deps: DecideDeps): void {
+  let tasks: PlannedTask[];
+  try {
+    tasks = deps.plan(input.text, rec.state.snapshot.context.order.length);
+  } catch (error) {
+    return rec.reject((error as Error).message);
+  }
+  if (statusOf(rec.state) === 'idle') {
+    const parsed = PlannerConfig.safeParse(input.config ?? {});
+    if (!parsed.success) return rec.reject(`invalid config: ${parsed.error.issues[0]?.message ?? 'bad value'}`);
+    rec.emit('SessionStarted', { config: parsed.data });
+  }
+  rec.emit('TasksPlanned', { input: input.text, tasks });
+}
+
+type Report = Extract<SessionInput, { type: 'TaskCompleted' | 'TaskFailed' | 'NeedsClarification' }>;
+
+function report(rec: Recorder, input: Report, deps: DecideDeps): void {
+  const { taskId, dispatchId } = input;
+  const task = taskView(rec.state, taskId);
+  if (!task) return rec.reject(`unknown task ${taskId}`);
+  const issued = Array.from({ length: task.attempts }, (_, i) => dispatchIdFor(rec.state.sessionId, taskId, i + 1));
+  if (!issued.includes(dispatchId)) return rec.reject(`unknown dispatch ${dispatchId} for task ${taskId}`);
+  if (task.status !== 'Running' || task.dispatchId !== dispatchId) {
+    const reason = `task ${taskId} is ${task.status}; report for dispatch ${dispatchId} is a duplicate or late`;
+    return rec.emit('ReportIgnored', { taskId, dispatchId, report: input.type, reason });
+  }
+  if (input.type === 'TaskCompleted') {
+    rec.emit('TaskCompleted', { taskId, dispatchId, output: input.output });
+    return compact(rec, deps);
+  }
+  if (input.type === 'NeedsClarification') {
+    return rec.emit('ClarificationRequested', { taskId, question: input.question, dispatchId });
+  }
+  fail(rec, input, task.attempts);
+}
+
+function fail(rec: Recorder, input: Extract<Report, { type: 'TaskFailed' }>, attempt: number): void {
+  const config = rec.state.snapshot.context.config!;
+  const retryable = input.retryable ?? true;
+  const final = !retryable || attempt >= config.maxAttempts;
+  rec.emit('TaskFailed', { taskId: input.taskId, dispatchId: input.dispatchId, error: input.error, retryable, final });
+  if (final) {
+    const why = retryable ? `failed after ${attempt} attempts` : 'failed (not retryable)';
+    return rec.emit('SessionFailed', { reason: `task ${input.taskId} ${why}: ${input.error}`, taskId: input.taskId });
+  }
+  const delay = backoffDelay(config, attempt);
+  rec.emit('TaskRetryScheduled', { taskId: input.taskId, attempt: attempt + 1, dueAt: rec.meta.now + delay });
+}
+
+/** Exponential backoff before attempt `attempt + 1`. */
+export function backoffDelay(config: PlannerConfig, attempt: number): number {
+  const { baseMs, factor, maxMs } = config.backoff;
+  return Math.min(maxMs, Math.round(baseMs * factor ** (attempt - 1)));
+}
+
+function compact(rec: Recorder, deps: DecideDeps): void {
+  const ctx = rec.state.snapshot.context;
+  const budget = ctx.config!.tokenBudget;
+  // A BPE token is at least one byte, so a context that fits in `budget` bytes fits in tokens:
+  // skip the tokenizer on the hot path when it cannot matter.
+  const bytes = ctx.items.reduce((n, item) => n + Buffer.byteLength(item.text), 0);
+  if (bytes <= budget) return;
+  const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan[id]!.description);
+  const result = deps.compactor.compact({ items: ctx.items, budget, openTasks });
+  if (result.folded.length === 0 && result.tokensAfter === result.tokensBefore) return;
+  rec.emit('ContextCompacted', { budget, ...result });
+}
+
+const MAX_AUTOMATIC_STEPS = 4;
+
+/** Moves an active session to its next resting point: dispatch, ask, or complete. */
+function advance(rec: Recorder): void {
+  for (let i = 0; i < MAX_AUTOMATIC_STEPS && statusOf(rec.state) === 'active'; i++) {
+    const phase = phaseOf(rec.state);
+    const task = currentTask(rec.state);
+    if (phase === 'ready' && !task) {
+      return rec.emit('SessionCompleted', { tasks: rec.state.snapshot.context.order.length });
+    }
+    if (!task || task.status !== 'Planned' || (phase !== 'ready' && phase !== 'backoff')) return;
+    if (task.retryAt !== undefined && task.retryAt > rec.meta.now) return;
+    if (task.kind === 'Clarification') {
+      rec.emit('ClarificationRequested', { taskId: task.id, question: task.description });
+      continue;
+    }
+    const attempt = task.attempts + 1;
+    const dispatchId = dispatchIdFor(rec.state.sessionId, task.id, attempt);
+    rec.emit('TaskDispatched', { taskId: task.id, dispatchId, attempt, kind: task.kind });
+  }
+}

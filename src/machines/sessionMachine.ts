@@ -1,0 +1,197 @@
+import { assign, enqueueActions, sendTo, setup } from 'xstate';
+import type { ContextItem, PlannedTask, PlannerConfig } from '../protocol/domain.js';
+import type { DomainEvent, EventOf } from '../protocol/events.js';
+import type { ExecuteTask, RequestClarification } from '../protocol/commands.js';
+import { taskMachine } from './taskMachine.js';
+
+/** What the session statechart remembers. Task lifecycles live in the spawned task actors. */
+export interface SessionContext {
+  sessionId: string;
+  config: PlannerConfig | null;
+  /** Static task definitions, by id, as planning produced them. */
+  plan: Record<string, PlannedTask>;
+  /** Task ids in execution order; `cursor` indexes the first task not yet completed. */
+  order: string[];
+  cursor: number;
+  /** The working context handed to executors; compaction keeps it inside the token budget. */
+  items: ContextItem[];
+  rejected: number;
+  ignored: number;
+}
+
+/** Renders the working context as the text an executor receives. */
+export const renderContext = (items: ContextItem[]): string => items.map((i) => i.text).join('\n\n');
+
+/**
+ * The planner session. Its events are the persisted domain events, so replay is a fold of this
+ * machine's transition over the log. It spawns one task actor per planned task (keyed by task id)
+ * and forwards task events to it. Effects leave as the named actions `executeTask` and
+ * `requestClarification`, which the runtime performs only after the events are appended.
+ */
+export const sessionMachine = setup({
+  types: {
+    context: {} as SessionContext,
+    events: {} as DomainEvent,
+    input: {} as { sessionId: string },
+  },
+  actors: { task: taskMachine },
+  actions: {
+    // Effects: no-ops here; the runtime reads them from the transition's action list.
+    executeTask: (_, _command: unknown) => {},
+    requestClarification: (_, _command: unknown) => {},
+    countRejected: assign({ rejected: ({ context }) => context.rejected + 1 }),
+    countIgnored: assign({ ignored: ({ context }) => context.ignored + 1 }),
+    forwardToTask: sendTo(
+      ({ event }) => (event.data as { taskId: string }).taskId,
+      ({ event }) => event,
+    ),
+    spawnTasks: enqueueActions(({ enqueue, event }) => {
+      if (event.type !== 'TasksPlanned') return;
+      for (const task of event.data.tasks) enqueue.spawnChild('task', { id: task.id, input: task });
+    }),
+    recordPlan: assign(({ context, event }: { context: SessionContext; event: DomainEvent }) => {
+      const { input, tasks } = (event as EventOf<'TasksPlanned'>).data;
+      const plan = { ...context.plan };
+      for (const task of tasks) plan[task.id] = task;
+      const item: ContextItem = { id: `input-${event.sequence}`, slot: 'input', text: input, pinned: false };
+      return { plan, order: [...context.order, ...tasks.map((t) => t.id)], items: [...context.items, item] };
+    }),
+  },
+}).createMachine({
+  id: 'session',
+  initial: 'idle',
+  context: ({ input }) => ({
+    sessionId: input.sessionId,
+    config: null,
+    plan: {},
+    order: [],
+    cursor: 0,
+    items: [],
+    rejected: 0,
+    ignored: 0,
+  }),
+  on: {
+    InputRejected: { actions: 'countRejected' },
+    ReportIgnored: { actions: 'countIgnored' },
+  },
+  states: {
+    idle: {
+      on: {
+        SessionStarted: {
+          target: 'active',
+          actions: assign(({ event }) => ({
+            config: event.data.config,
+            items: [{ id: 'system', slot: 'system' as const, text: event.data.config.systemPrompt, pinned: true }],
+          })),
+        },
+        SessionCancelled: 'cancelled',
+      },
+    },
+    active: {
+      initial: 'ready',
+      on: {
+        TasksPlanned: { actions: ['recordPlan', 'spawnTasks'] },
+        ContextCompacted: { actions: assign({ items: ({ event }) => event.data.items }) },
+        SessionCompleted: 'completed',
+        SessionFailed: 'failed',
+        SessionCancelled: 'cancelled',
+      },
+      states: {
+        ready: {
+          on: {
+            TaskDispatched: { target: 'running', actions: ['forwardToTask', executeTaskAction()] },
+            ClarificationRequested: {
+              target: 'awaitingClarification',
+              actions: ['forwardToTask', requestClarificationAction()],
+            },
+          },
+        },
+        running: {
+          on: {
+            TaskCompleted: {
+              target: 'ready',
+              actions: [
+                'forwardToTask',
+                assign(({ context, event }) => ({
+                  cursor: context.cursor + 1,
+                  items: [
+                    ...context.items,
+                    { id: `result-${event.data.taskId}`, slot: 'result' as const, text: event.data.output, pinned: false },
+                  ],
+                })),
+              ],
+            },
+            TaskFailed: { target: 'backoff', actions: 'forwardToTask' },
+            ClarificationRequested: {
+              target: 'awaitingClarification',
+              actions: ['forwardToTask', requestClarificationAction()],
+            },
+          },
+        },
+        backoff: {
+          on: {
+            TaskRetryScheduled: { actions: 'forwardToTask' },
+            TaskDispatched: { target: 'running', actions: ['forwardToTask', executeTaskAction()] },
+          },
+        },
+        awaitingClarification: {
+          on: {
+            ClarificationProvided: {
+              target: 'ready',
+              actions: [
+                'forwardToTask',
+                assign(({ context, event }) => ({
+                  // A Clarification-kind task is done once answered; any other task runs again.
+                  cursor: context.plan[event.data.taskId]?.kind === 'Clarification' ? context.cursor + 1 : context.cursor,
+                  // Answers are decisions: pinned, so compaction keeps them.
+                  items: [
+                    ...context.items,
+                    { id: `answer-${event.data.taskId}`, slot: 'answer' as const, text: event.data.answer, pinned: true },
+                  ],
+                })),
+              ],
+            },
+          },
+        },
+      },
+    },
+    // Terminal, not `type: 'final'`: a done machine ignores events, and the log may still record
+    // rejected inputs after the session ended.
+    completed: { tags: ['terminal'] },
+    failed: { tags: ['terminal'] },
+    cancelled: { tags: ['terminal'] },
+  },
+});
+
+function executeTaskAction() {
+  return {
+    type: 'executeTask' as const,
+    params: ({ context, event }: { context: SessionContext; event: DomainEvent }): ExecuteTask => {
+      const { taskId, dispatchId, attempt } = (event as EventOf<'TaskDispatched'>).data;
+      const task = context.plan[taskId]!;
+      return {
+        type: 'ExecuteTask',
+        sessionId: context.sessionId,
+        taskId,
+        dispatchId,
+        attempt,
+        kind: task.kind,
+        description: task.description,
+        attachments: task.attachments,
+        context: renderContext(context.items),
+      };
+    },
+  };
+}
+
+function requestClarificationAction() {
+  return {
+    type: 'requestClarification' as const,
+    params: ({ context, event }: { context: SessionContext; event: DomainEvent }): RequestClarification => {
+      const { taskId, question } = (event as EventOf<'ClarificationRequested'>).data;
+      return { type: 'RequestClarification', sessionId: context.sessionId, taskId, question };
+    },
+  };
+}
+
+export type SessionMachine = typeof sessionMachine;
