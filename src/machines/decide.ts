@@ -14,6 +14,12 @@ export interface DecideDeps {
   compactor: Compactor;
 }
 
+/**
+ * What the decider accepts: a valid input, or one that failed validation where its bytes entered
+ * (bad JSON, schema violation, oversized), which is recorded as InputRejected and nothing else.
+ */
+export type PlannerInput = SessionInput | { type: 'InvalidInput'; reason: string; inputType?: string };
+
 /** The decider's output: the events to append, the state after them, the commands they emit. */
 export interface Decision {
   events: DomainEvent[];
@@ -27,7 +33,7 @@ class Recorder {
   readonly commands: PlannerCommand[] = [];
   constructor(
     public state: SessionState,
-    readonly input: SessionInput,
+    readonly input: PlannerInput,
     readonly meta: InputMeta,
   ) {}
 
@@ -54,7 +60,13 @@ class Recorder {
 
   reject(reason: string): void {
     const { messageId, streamSequence } = this.meta;
-    this.emit('InputRejected', { reason, inputType: this.input.type, messageId, ...(streamSequence ? { streamSequence } : {}) });
+    const inputType = this.input.type === 'InvalidInput' ? this.input.inputType : this.input.type;
+    this.emit('InputRejected', {
+      reason,
+      ...(inputType ? { inputType } : {}),
+      messageId,
+      ...(streamSequence ? { streamSequence } : {}),
+    });
   }
 }
 
@@ -64,7 +76,7 @@ class Recorder {
  * session is then advanced to its next resting point (dispatch, question, completion), so a
  * session whose last append was cut short resumes on any input.
  */
-export function decide(state: SessionState, input: SessionInput, meta: InputMeta, deps: DecideDeps): Decision {
+export function decide(state: SessionState, input: PlannerInput, meta: InputMeta, deps: DecideDeps): Decision {
   const rec = new Recorder(state, input, meta);
   if (!state.recentInputs.includes(meta.messageId)) handleInput(rec, deps);
   advance(rec);
@@ -74,6 +86,7 @@ export function decide(state: SessionState, input: SessionInput, meta: InputMeta
 function handleInput(rec: Recorder, deps: DecideDeps): void {
   const input = rec.input;
   const status = statusOf(rec.state);
+  if (input.type === 'InvalidInput') return rec.reject(input.reason);
   if (input.type === 'RetryDue') return; // advance() dispatches a due retry
   if (status !== 'idle' && status !== 'active') return rec.reject(`session is ${status}`);
   switch (input.type) {

@@ -78,3 +78,29 @@ function rememberInput(recent: string[], id: string): string[] {
 export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot | undefined {
   return state.snapshot.children[taskId]?.getSnapshot() as TaskSnapshot | undefined;
 }
+
+/** The schema of serialized session state; bump it when the machines change shape. */
+export const STATE_SCHEMA = 1;
+
+/** A JSON-safe form of the state (xstate's persisted snapshot, children included). */
+export function serializeState(state: SessionState): unknown {
+  return {
+    sessionId: state.sessionId,
+    version: state.version,
+    recentInputs: state.recentInputs,
+    snapshot: sessionMachine.getPersistedSnapshot(state.snapshot),
+  };
+}
+
+/** Restores a state from {@link serializeState}'s output; the task actors are restored too. */
+export function restoreState(json: unknown): SessionState {
+  const { sessionId, version, recentInputs, snapshot } = json as {
+    sessionId: string;
+    version: number;
+    recentInputs: string[];
+    snapshot: SessionSnapshot;
+  };
+  // An actor that is never started only restores the snapshot; nothing runs.
+  const restored = createActor(sessionMachine, { snapshot, input: { sessionId } }).getSnapshot();
+  return { sessionId, version, recentInputs, snapshot: restored };
+}

@@ -46,7 +46,7 @@ export const EVENT_TYPES = Object.keys(EventData) as EventType[];
 
 const envelopeFields = {
   id: z.string().min(1),
-  version: z.number().int().positive(),
+  version: z.number().int().nonnegative(),
   sessionId: z.string().min(1),
   sequence: z.number().int().positive(),
   timestamp: z.number(),

@@ -1,0 +1,118 @@
+import type { Logger } from 'pino';
+import { isConcurrencyError } from '../errors.js';
+import type { EventStore } from '../persistence/eventStore.js';
+import type { DomainEvent } from '../protocol/events.js';
+import type { OutboxCommand, PlannerCommand } from '../protocol/commands.js';
+import type { InputMeta } from '../protocol/inputs.js';
+import { decide, type DecideDeps, type PlannerInput } from '../machines/decide.js';
+import type { SessionState } from '../machines/sessionState.js';
+import { KeyedQueue } from './keyedQueue.js';
+import type { SessionRepository } from './sessionRepository.js';
+
+/** Performs the commands of an acknowledged append (the act step): a relay or a publisher. */
+export interface Effects {
+  perform(commands: OutboxCommand[]): void;
+}
+
+/** Told about every acknowledged append: progress displays, metrics, timers, the inspector. */
+export type CommitListener = (commit: Commit) => void;
+
+/** One acknowledged append and the state after it. */
+export interface Commit {
+  sessionId: string;
+  events: DomainEvent[];
+  commands: OutboxCommand[];
+  state: SessionState;
+}
+
+/** The planner's dependencies, built in one composition root. */
+export interface PlannerOptions {
+  store: EventStore;
+  repository: SessionRepository;
+  decideDeps: DecideDeps;
+  effects: Effects;
+  clock: () => number;
+  newId: () => string;
+  logger: Logger;
+  /** Attempts before a concurrency conflict is given up (default 5). */
+  maxConflictRetries?: number;
+}
+
+/**
+ * The orchestrator: for each input, 1. load the session, 2. decide, 3. append the events with the
+ * commands they carry at the expected version, 4. act, only once the append is acknowledged.
+ * Inputs of one session are applied strictly in order; sessions run concurrently.
+ */
+export class Planner {
+  private readonly queue = new KeyedQueue();
+  private readonly listeners = new Set<CommitListener>();
+
+  constructor(private readonly o: PlannerOptions) {}
+
+  /** Applies one input to a session and resolves with the events it appended (possibly none). */
+  handle(sessionId: string, input: PlannerInput, meta: Partial<InputMeta> = {}): Promise<Commit> {
+    const full: InputMeta = { messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock(), ...meta } as InputMeta;
+    return this.queue.run(sessionId, () => this.apply(sessionId, input, full));
+  }
+
+  /** Subscribes to acknowledged appends; returns the unsubscribe function. */
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves when every input handed to the planner so far has been applied. */
+  drain(): Promise<void> {
+    return this.queue.drain();
+  }
+
+  private async apply(sessionId: string, input: PlannerInput, meta: InputMeta): Promise<Commit> {
+    const retries = this.o.maxConflictRetries ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      // 1. load
+      const state = await this.o.repository.load(sessionId);
+      // 2. decide
+      const decision = decide(state, input, meta, this.o.decideDeps);
+      const commands = toOutbox(decision.commands, decision.state, meta);
+      const commit: Commit = { sessionId, events: decision.events, commands, state: decision.state };
+      if (decision.events.length === 0) return commit;
+      // 3. append at the expected version, commands in the same append (the outbox)
+      try {
+        await this.o.store.appendToStream(sessionId, decision.events, { expectedVersion: state.version, commands });
+      } catch (error) {
+        this.o.repository.forget(sessionId);
+        if (!isConcurrencyError(error) || attempt >= retries) throw error;
+        this.o.logger.debug({ sessionId, attempt }, 'concurrent append; reloading the session');
+        continue;
+      }
+      // 4. act: only now that the append is acknowledged
+      await this.o.repository.committed(state.version, decision.state);
+      this.o.effects.perform(commands);
+      this.log(commit, meta);
+      for (const listener of this.listeners) listener(commit);
+      return commit;
+    }
+  }
+
+  private log(commit: Commit, meta: InputMeta): void {
+    if (!this.o.logger.isLevelEnabled('debug')) return;
+    for (const event of commit.events) {
+      const taskId = (event.data as { taskId?: string }).taskId;
+      this.o.logger.debug(
+        { sessionId: commit.sessionId, taskId, correlationId: event.correlationId, causationId: meta.messageId, seq: event.sequence },
+        event.type,
+      );
+    }
+  }
+}
+
+/** Gives each command its outbox identity: the dispatch id for work, a stable id for questions. */
+export function toOutbox(commands: PlannerCommand[], state: SessionState, meta: InputMeta): OutboxCommand[] {
+  return commands.map((command) => ({
+    id: command.type === 'ExecuteTask' ? command.dispatchId : `${command.sessionId}.${command.taskId}.ask.${state.version}`,
+    sessionId: command.sessionId,
+    causationId: meta.messageId,
+    correlationId: meta.correlationId ?? command.sessionId,
+    command,
+  }));
+}

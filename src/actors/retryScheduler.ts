@@ -1,0 +1,49 @@
+import type { Logger } from 'pino';
+import { outstanding } from '../machines/sessionQueries.js';
+import type { SessionState } from '../machines/sessionState.js';
+import type { Planner } from './planner.js';
+import { realTimers, type Timers } from './timers.js';
+
+/**
+ * Turns TaskRetryScheduled into a RetryDue input when it falls due. The due time is in the log,
+ * not in an xstate delay, so a restarted runtime re-arms it from state (`watch`) and a timer that
+ * fires twice is harmless: its message id is the same, and the session's inbox drops the second.
+ */
+export class RetryScheduler {
+  private readonly armed = new Map<string, { key: string; handle: unknown }>();
+  private closed = false;
+
+  constructor(
+    private readonly planner: Planner,
+    private readonly clock: () => number,
+    private readonly logger: Logger,
+    private readonly timers: Timers = realTimers,
+  ) {
+    planner.onCommit(({ state }) => this.watch(state));
+  }
+
+  /** Arms, re-arms or disarms the session's retry timer to match its state. */
+  watch(state: SessionState): void {
+    const retry = outstanding(state).retry;
+    const current = this.armed.get(state.sessionId);
+    const key = retry ? `${retry.taskId}.${retry.attempt}` : '';
+    if (current?.key === key) return;
+    if (current) this.timers.clear(current.handle);
+    this.armed.delete(state.sessionId);
+    if (!retry || this.closed) return;
+    const handle = this.timers.set(retry.dueAt - this.clock(), () => {
+      this.armed.delete(state.sessionId);
+      const input = { type: 'RetryDue' as const, taskId: retry.taskId, attempt: retry.attempt };
+      this.planner
+        .handle(state.sessionId, input, { messageId: `retry.${state.sessionId}.${key}` })
+        .catch((err: unknown) => this.logger.error({ sessionId: state.sessionId, err }, 'retry failed'));
+    });
+    this.armed.set(state.sessionId, { key, handle });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const { handle } of this.armed.values()) this.timers.clear(handle);
+    this.armed.clear();
+  }
+}

@@ -1,0 +1,88 @@
+import type { EventStore } from '../persistence/eventStore.js';
+import type { SnapshotStore } from '../persistence/snapshotStore.js';
+import {
+  STATE_SCHEMA,
+  evolve,
+  initialSessionState,
+  restoreState,
+  serializeState,
+  type SessionState,
+} from '../machines/sessionState.js';
+
+/** Options of {@link SessionRepository}. */
+export interface SessionRepositoryOptions {
+  store: EventStore;
+  snapshots?: SnapshotStore;
+  /** Save a snapshot each time a session's version crosses a multiple of this (default 100). */
+  snapshotEvery?: number;
+  /** How many sessions to keep folded in memory (default 10,000). */
+  cacheSize?: number;
+}
+
+/**
+ * Loads sessions as snapshot plus tail and keeps recent ones in memory. The log is the truth: a
+ * snapshot is a cache, ignored when its schema is old or it is ahead of the log.
+ */
+export class SessionRepository {
+  private readonly cache = new Map<string, SessionState>();
+  private readonly every: number;
+  private readonly cacheSize: number;
+
+  constructor(private readonly options: SessionRepositoryOptions) {
+    this.every = options.snapshotEvery ?? 100;
+    this.cacheSize = options.cacheSize ?? 10_000;
+  }
+
+  /** The session's current state: from memory, else snapshot plus the events after it. */
+  async load(sessionId: string): Promise<SessionState> {
+    const cached = this.cache.get(sessionId);
+    if (cached) return cached;
+    let state = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
+    const { events } = await this.options.store.readStream(sessionId, { from: state.version + 1 });
+    for (const event of events) state = evolve(state, event);
+    this.remember(state);
+    return state;
+  }
+
+  /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
+  async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
+    const { events, exists } = await this.options.store.readStream(sessionId, until ? { to: until } : {});
+    let state = initialSessionState(sessionId);
+    for (const event of events) state = evolve(state, event);
+    return { state, exists };
+  }
+
+  /** Records the state after an acknowledged append; saves a snapshot at every `snapshotEvery`. */
+  async committed(previousVersion: number, state: SessionState): Promise<void> {
+    this.remember(state);
+    const crossed = Math.floor(state.version / this.every) > Math.floor(previousVersion / this.every);
+    if (crossed && this.options.snapshots) {
+      await this.options.snapshots.save({
+        streamId: state.sessionId,
+        version: state.version,
+        schema: STATE_SCHEMA,
+        state: serializeState(state),
+      });
+    }
+  }
+
+  /** Drops the in-memory state, e.g. after a concurrency conflict, so the next load rereads. */
+  forget(sessionId: string): void {
+    this.cache.delete(sessionId);
+  }
+
+  private async fromSnapshot(sessionId: string): Promise<SessionState | undefined> {
+    const snap = await this.options.snapshots?.load(sessionId);
+    if (!snap || snap.schema !== STATE_SCHEMA) return undefined;
+    const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
+    // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events.
+    if (head.currentVersion < snap.version) return undefined;
+    return restoreState(snap.state);
+  }
+
+  private remember(state: SessionState): void {
+    this.cache.delete(state.sessionId);
+    this.cache.set(state.sessionId, state);
+    if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+  }
+}

@@ -1,0 +1,2 @@
+/** Planning: free text in, planned tasks out. */
+export { planText, MAX_INPUT_BYTES, DEFAULT_MAX_TASKS, type PlanTextOptions } from './planText.js';
