@@ -4,8 +4,8 @@ export interface Timers {
   clear(handle: unknown): void;
 }
 
-/** Real timers that do not keep the process alive on their own. */
+/** Real timers. They keep the process alive: a pending retry is work, and close() clears them. */
 export const realTimers: Timers = {
-  set: (ms, fn) => setTimeout(fn, Math.max(0, ms)).unref(),
+  set: (ms, fn) => setTimeout(fn, Math.max(0, ms)),
   clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };

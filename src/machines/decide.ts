@@ -97,7 +97,7 @@ function handleInput(rec: Recorder, deps: DecideDeps): void {
     case 'ProvideClarification': {
       const task = taskView(rec.state, input.taskId);
       if (task?.status !== 'NeedsClarification') return rec.reject(`task ${input.taskId} is not waiting for clarification`);
-      return rec.emit('ClarificationProvided', { taskId: input.taskId, answer: input.answer });
+      return rec.emit('ClarificationProvided', { taskId: input.taskId, answer: input.answer, question: task.question });
     }
     default:
       return report(rec, input, deps);

@@ -143,10 +143,16 @@ export const sessionMachine = setup({
                 assign(({ context, event }) => ({
                   // A Clarification-kind task is done once answered; any other task runs again.
                   cursor: context.plan[event.data.taskId]?.kind === 'Clarification' ? context.cursor + 1 : context.cursor,
-                  // Answers are decisions: pinned, so compaction keeps them.
+                  // Answers are decisions: pinned, so compaction keeps them; shown with their question
+                  // so an executor can tell which question was answered.
                   items: [
                     ...context.items,
-                    { id: `answer-${event.data.taskId}`, slot: 'answer' as const, text: event.data.answer, pinned: true },
+                    {
+                      id: `answer-${event.data.taskId}`,
+                      slot: 'answer' as const,
+                      text: `Q: ${event.data.question ?? context.plan[event.data.taskId]?.description}\nA: ${event.data.answer}`,
+                      pinned: true,
+                    },
                   ],
                 })),
               ],

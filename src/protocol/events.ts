@@ -21,7 +21,7 @@ export const EventData = {
   }),
   TaskRetryScheduled: z.object({ ...taskRef, attempt: z.number().int().positive(), dueAt: z.number() }),
   ClarificationRequested: z.object({ ...taskRef, question: z.string(), dispatchId: z.string().optional() }),
-  ClarificationProvided: z.object({ ...taskRef, answer: z.string() }),
+  ClarificationProvided: z.object({ ...taskRef, answer: z.string(), question: z.string().optional() }),
   ContextCompacted: z.object({
     budget: z.number().int(),
     tokensBefore: z.number().int(),

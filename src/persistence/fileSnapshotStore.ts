@@ -1,0 +1,95 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { StoreUnavailableError } from '../errors.js';
+import type { Snapshot, SnapshotStore } from './snapshotStore.js';
+
+const StoredSnapshot = z.object({
+  streamId: z.string(),
+  version: z.number().int().nonnegative(),
+  schema: z.number().int(),
+  state: z.unknown(),
+});
+
+/**
+ * A file name for a stream id that can never leave the snapshot directory: percent-encoding
+ * removes separators, and dots are encoded too so no name can be `.` or `..`.
+ */
+export function snapshotFileName(streamId: string): string {
+  return `${encodeURIComponent(streamId).replace(/\./g, '%2E')}.json`;
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Snapshots as one JSON file per stream under `<dir>/snapshots/`. A save writes a temp file, syncs
+ * it and renames it over the old one, so a reader (or a crash) sees the old snapshot or the new one,
+ * never half of one. Snapshots are a cache: an unreadable file loads as undefined and is rebuilt
+ * from the log rather than failing the session.
+ */
+export class FileSnapshotStore implements SnapshotStore {
+  private readonly snapshotDir: string;
+  private closed = false;
+
+  /** `dir` is the data directory (the event store's); snapshots go in its `snapshots/` folder. */
+  constructor(dir: string) {
+    this.snapshotDir = join(dir, 'snapshots');
+  }
+
+  /** The stream's snapshot, or undefined when there is none or it cannot be read. */
+  async load(streamId: string): Promise<Snapshot | undefined> {
+    this.assertOpen();
+    let text: string;
+    try {
+      text = await readFile(join(this.snapshotDir, snapshotFileName(streamId)), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    try {
+      const parsed = StoredSnapshot.safeParse(JSON.parse(text));
+      return parsed.success && parsed.data.streamId === streamId ? (parsed.data as Snapshot) : undefined;
+    } catch {
+      return undefined; // not JSON: e.g. written by hand; the log rebuilds it
+    }
+  }
+
+  /** Atomically replaces the stream's snapshot (temp file + fsync + rename + directory fsync). */
+  async save(snapshot: Snapshot): Promise<void> {
+    this.assertOpen();
+    await mkdir(this.snapshotDir, { recursive: true });
+    const path = join(this.snapshotDir, snapshotFileName(snapshot.streamId));
+    const tmpPath = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
+    try {
+      const handle = await open(tmpPath, 'wx');
+      try {
+        await handle.writeFile(JSON.stringify(snapshot));
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmpPath, path);
+    } catch (err) {
+      await unlink(tmpPath).catch(() => undefined);
+      throw err;
+    }
+    // The rename is durable only once the directory entry is.
+    await syncPath(this.snapshotDir);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError(`snapshot store in ${this.snapshotDir} is closed`);
+  }
+}

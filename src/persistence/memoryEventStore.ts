@@ -1,0 +1,67 @@
+import { StoreUnavailableError } from '../errors.js';
+import type { NewEvent } from '../protocol/events.js';
+import type {
+  AppendOptions,
+  AppendResult,
+  EventStore,
+  OutboxStore,
+  PendingCommand,
+  ReadOptions,
+  ReadResult,
+} from './eventStore.js';
+import { checkExpectedVersion, sequenceEvents, StreamIndex } from './streamIndex.js';
+
+/**
+ * An event store and outbox held in memory, for tests and throwaway sessions. Every method does
+ * its work synchronously before its first await, so concurrent calls are applied in call order:
+ * of two appends at the same expected version exactly one wins. Events and commands are deep
+ * copied on the way in and out, so callers can never mutate stored history.
+ */
+export class MemoryEventStore implements EventStore, OutboxStore {
+  private readonly index = new StreamIndex();
+  private closed = false;
+
+  /** Appends `events` (and `options.commands`) atomically at `options.expectedVersion`. */
+  async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
+    this.assertOpen();
+    const current = this.index.version(streamId);
+    checkExpectedVersion(streamId, options.expectedVersion, current);
+    const commands = options.commands ?? [];
+    if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
+    const sequenced = structuredClone(sequenceEvents(events, current));
+    const nextExpectedVersion = this.index.append(streamId, sequenced, structuredClone(commands));
+    return { nextExpectedVersion };
+  }
+
+  /** Reads a copy of the stream's events between the inclusive bounds of `options`. */
+  async readStream(streamId: string, options?: ReadOptions): Promise<ReadResult> {
+    this.assertOpen();
+    return this.index.read(streamId, options);
+  }
+
+  async listStreams(): Promise<string[]> {
+    this.assertOpen();
+    return this.index.list();
+  }
+
+  /** Commands not yet marked delivered, oldest append first. */
+  async pendingCommands(): Promise<PendingCommand[]> {
+    this.assertOpen();
+    return this.index.pendingCommands();
+  }
+
+  /** Removes the commands from the outbox; unknown or already delivered ids are ignored. */
+  async markDelivered(commandIds: string[]): Promise<void> {
+    this.assertOpen();
+    this.index.markDelivered(commandIds);
+  }
+
+  /** Closes the store; later calls throw StoreUnavailableError. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError('memory event store is closed');
+  }
+}

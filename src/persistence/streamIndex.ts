@@ -1,0 +1,84 @@
+import { ConcurrencyError, ValidationError } from '../errors.js';
+import type { OutboxCommand } from '../protocol/commands.js';
+import type { DomainEvent, NewEvent } from '../protocol/events.js';
+import type { ExpectedVersion, PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
+
+/**
+ * Throws ConcurrencyError unless `expected` is 'any' or equals `actual`. Shared by the stores so
+ * they agree on what a mismatch is.
+ */
+export function checkExpectedVersion(streamId: string, expected: ExpectedVersion, actual: number): void {
+  if (expected === 'any') return;
+  if (!Number.isInteger(expected) || expected < 0) {
+    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${expected}`);
+  }
+  if (expected !== actual) throw new ConcurrencyError(streamId, expected, actual);
+}
+
+/** Gives `events` the sequences that follow `version` (1-based, no gaps). */
+export function sequenceEvents(events: readonly NewEvent[], version: number): DomainEvent[] {
+  return events.map((event, i) => ({ ...event, sequence: version + i + 1 }) as DomainEvent);
+}
+
+/**
+ * The in-memory state both embedded stores keep: each stream's events and the outbox's pending
+ * commands. It trusts its caller for concurrency checks and copies; it only guards sequencing, so
+ * a bug upstream fails loudly instead of writing a stream with gaps.
+ */
+export class StreamIndex {
+  private readonly streams = new Map<string, DomainEvent[]>();
+  /** Insertion order is append order, which is what "oldest first" means for the outbox. */
+  private readonly pending = new Map<string, PendingCommand>();
+
+  /** The stream's version: the sequence of its last event, 0 when it has none. */
+  version(streamId: string): number {
+    return this.streams.get(streamId)?.length ?? 0;
+  }
+
+  /** Adds already-sequenced events and their commands; returns the new version. */
+  append(streamId: string, events: DomainEvent[], commands: readonly OutboxCommand[]): number {
+    const current = this.version(streamId);
+    events.forEach((event, i) => {
+      if (event.sequence !== current + i + 1) {
+        throw new Error(`stream ${streamId}: event sequence ${event.sequence} does not follow ${current + i}`);
+      }
+    });
+    if (events.length > 0) {
+      const stream = this.streams.get(streamId);
+      if (stream) stream.push(...events);
+      else this.streams.set(streamId, [...events]);
+    }
+    const version = current + events.length;
+    for (const command of commands) {
+      // A command id appended again while still pending keeps its first (older) position.
+      if (!this.pending.has(command.id)) this.pending.set(command.id, { ...command, storedAtVersion: version });
+    }
+    return version;
+  }
+
+  /** A copy of the stream's events within the inclusive bounds of `options`. */
+  read(streamId: string, options: ReadOptions = {}): ReadResult {
+    const stream = this.streams.get(streamId);
+    if (!stream) return { events: [], currentVersion: 0, exists: false };
+    const from = Math.max(1, options.from ?? 1);
+    const to = Math.min(stream.length, options.to ?? stream.length);
+    const events = from > to ? [] : structuredClone(stream.slice(from - 1, to));
+    return { events, currentVersion: stream.length, exists: true };
+  }
+
+  list(): string[] {
+    return [...this.streams.keys()];
+  }
+
+  isPending(commandId: string): boolean {
+    return this.pending.has(commandId);
+  }
+
+  pendingCommands(): PendingCommand[] {
+    return structuredClone([...this.pending.values()]);
+  }
+
+  markDelivered(commandIds: readonly string[]): void {
+    for (const id of commandIds) this.pending.delete(id);
+  }
+}

@@ -1,0 +1,124 @@
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { InProcessBus } from '../actors/inProcessBus.js';
+import { HEADER, type Bus } from '../actors/bus.js';
+import { OutboxRelay } from '../actors/outboxRelay.js';
+import { Planner } from '../actors/planner.js';
+import { RetryScheduler } from '../actors/retryScheduler.js';
+import { SessionRepository } from '../actors/sessionRepository.js';
+import { createRelevanceCompactor } from '../compaction/index.js';
+import { planText } from '../planning/index.js';
+import { FileEventStore } from '../persistence/fileEventStore.js';
+import { FileSnapshotStore } from '../persistence/fileSnapshotStore.js';
+import { MemoryEventStore } from '../persistence/memoryEventStore.js';
+import { MemorySnapshotStore } from '../persistence/memorySnapshotStore.js';
+import type { EventStore, OutboxStore } from '../persistence/eventStore.js';
+import type { SnapshotStore } from '../persistence/snapshotStore.js';
+import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import { toOutbox } from '../actors/planner.js';
+import { SessionInput } from '../protocol/inputs.js';
+import { subjectsFor, type Subjects } from '../protocol/subjects.js';
+import { Metrics } from '../observability/metrics.js';
+import { silentLogger } from '../observability/logger.js';
+import type { DecideDeps } from '../machines/decide.js';
+
+/** Options of {@link createEmbeddedRuntime}. */
+export interface EmbeddedRuntimeOptions {
+  /** Data directory of the file store; omit for an in-memory store. */
+  dataDir?: string;
+  /** fsync each append (default true). */
+  fsync?: boolean;
+  snapshotEvery?: number;
+  logger?: Logger;
+  clock?: () => number;
+  newId?: () => string;
+}
+
+/** The embedded deployment: file (or memory) store, in-process bus, planner and its helpers. */
+export interface EmbeddedRuntime {
+  planner: Planner;
+  bus: Bus;
+  store: EventStore & OutboxStore;
+  repository: SessionRepository;
+  subjects: Subjects;
+  metrics: Metrics;
+  logger: Logger;
+  clock: () => number;
+  newId: () => string;
+  /** Re-arms what a previous run left open: outbox commands, running tasks, questions, timers. */
+  recover(): Promise<{ sessions: number; commands: number }>;
+  close(): Promise<void>;
+}
+
+/** The default pure dependencies of the decider: the text planner and the relevance compactor. */
+export function defaultDecideDeps(): DecideDeps {
+  return { plan: (text, startIndex) => planText(text, { startIndex }), compactor: createRelevanceCompactor() };
+}
+
+/** The composition root of the embedded deployment: builds everything, connects nothing else. */
+export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}): Promise<EmbeddedRuntime> {
+  const logger = options.logger ?? silentLogger;
+  const clock = options.clock ?? Date.now;
+  const newId = options.newId ?? randomUUID;
+  const store = options.dataDir
+    ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true })
+    : new MemoryEventStore();
+  const snapshots: SnapshotStore = options.dataDir ? new FileSnapshotStore(options.dataDir) : new MemorySnapshotStore();
+  const bus = new InProcessBus();
+  const subjects = subjectsFor();
+  const repository = new SessionRepository({ store, snapshots, snapshotEvery: options.snapshotEvery ?? 100 });
+  const relay = new OutboxRelay({ bus, subjects, outbox: store, logger });
+  const planner = new Planner({ store, repository, decideDeps: defaultDecideDeps(), effects: relay, clock, newId, logger });
+  const retries = new RetryScheduler(planner, clock, logger);
+  const metrics = new Metrics(clock);
+  planner.onCommit((commit) => metrics.record(commit));
+  const unsubscribe = subscribeInputs(bus, subjects, planner, logger);
+
+  async function recover() {
+    const commands = await relay.recover();
+    const ids = await store.listStreams();
+    let sessions = 0;
+    for (const id of ids) {
+      const state = await repository.load(id);
+      if (statusOf(state) !== 'active') continue;
+      sessions++;
+      const open = outstanding(state);
+      // Work a crash left open is issued again; executors answer a known dispatch id from their inbox.
+      if (open.command?.type === 'ExecuteTask') relay.perform(toOutbox([open.command], state, { messageId: `recover.${id}`, now: clock() }));
+      retries.watch(state);
+    }
+    return { sessions, commands };
+  }
+
+  async function close() {
+    unsubscribe();
+    retries.close();
+    await planner.drain();
+    await relay.close();
+    await store.close();
+  }
+
+  return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, close };
+}
+
+/** Feeds `jetplan.in.<session>` messages into the planner; invalid ones become InputRejected. */
+function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger): () => void {
+  return bus.subscribe(subjects.allInputs, async (message) => {
+    const sessionId = message.subject.split('.').pop()!;
+    const parsed = SessionInput.safeParse(message.data);
+    const input = parsed.success
+      ? parsed.data
+      : { type: 'InvalidInput' as const, reason: `invalid input: ${parsed.error.issues[0]?.message ?? 'schema violation'}` };
+    const meta = {
+      ...(message.headers[HEADER.messageId] ? { messageId: message.headers[HEADER.messageId] } : {}),
+      ...(message.headers[HEADER.correlationId] ? { correlationId: message.headers[HEADER.correlationId] } : {}),
+    };
+    try {
+      await planner.handle(sessionId, input, meta);
+    } catch (err) {
+      logger.error({ err, sessionId }, 'input not applied');
+      throw err;
+    }
+  });
+}
