@@ -62,9 +62,30 @@ function deliverToTask(snapshot: SessionSnapshot, action: PendingAction): Sessio
   const child = snapshot.children[targetId];
   if (!child) return snapshot;
   const [childNext] = pureTransition(taskMachine, child.getSnapshot() as TaskSnapshot, event);
-  // A new, never-started actor holding the child's next snapshot: snapshots stay immutable.
-  const ref = createActor(taskMachine, { id: targetId, snapshot: childNext, input: childNext.context });
+  const ref = new TaskRef(targetId, childNext) as unknown as (typeof snapshot.children)[string];
   return { ...snapshot, children: { ...snapshot.children, [targetId]: ref } } as SessionSnapshot;
+}
+
+/**
+ * Holds a task actor's next snapshot in the session snapshot's `children`, where xstate keeps
+ * actor refs. A full (never started) Actor per task transition cost more than the transition
+ * itself; a pure fold only ever reads a child's snapshot and persists it, which is all this offers.
+ * A restored snapshot (restoreState) has real actors again, as a live actor needs.
+ */
+class TaskRef {
+  readonly src = 'task';
+  readonly systemId = undefined;
+  readonly _syncSnapshot = false;
+  constructor(
+    readonly id: string,
+    private readonly snapshot: TaskSnapshot,
+  ) {}
+  getSnapshot(): TaskSnapshot {
+    return this.snapshot;
+  }
+  getPersistedSnapshot(): unknown {
+    return taskMachine.getPersistedSnapshot(this.snapshot);
+  }
 }
 
 function rememberInput(recent: string[], id: string): string[] {
