@@ -1,4 +1,6 @@
-import type { EventStore } from '../persistence/eventStore.js';
+import type { EventStore, ReadOptions } from '../persistence/eventStore.js';
+import type { DomainEvent } from '../protocol/events.js';
+import { toCurrentEvent } from '../protocol/upcasters.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import {
   STATE_SCHEMA,
@@ -36,9 +38,12 @@ export class SessionRepository {
   /** The session's current state: from memory, else snapshot plus the events after it. */
   async load(sessionId: string): Promise<SessionState> {
     const cached = this.cache.get(sessionId);
-    if (cached) return cached;
+    if (cached) {
+      this.remember(cached); // most recently used: evicted last
+      return cached;
+    }
     let state = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
-    const { events } = await this.options.store.readStream(sessionId, { from: state.version + 1 });
+    const { events } = await this.read(sessionId, { from: state.version + 1 });
     for (const event of events) state = evolve(state, event);
     this.remember(state);
     return state;
@@ -46,10 +51,17 @@ export class SessionRepository {
 
   /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
   async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
-    const { events, exists } = await this.options.store.readStream(sessionId, until ? { to: until } : {});
+    const { events, exists } = await this.options.store.readStream(sessionId, until === undefined ? {} : { to: until });
     let state = initialSessionState(sessionId);
     for (const event of events) state = evolve(state, event);
     return { state, exists };
+  }
+
+  /** Reads a session's events, upcast to the current schema. */
+  async read(sessionId: string, options: ReadOptions = {}): Promise<{ events: DomainEvent[]; exists: boolean; currentVersion: number }> {
+    const result = await this.options.store.readStream(sessionId, options);
+    const where = `session ${sessionId}`;
+    return { ...result, events: result.events.map((e) => toCurrentEvent(e, where)) };
   }
 
   /** Records the state after an acknowledged append; saves a snapshot at every `snapshotEvery`. */

@@ -47,4 +47,4 @@ export const SLOT_PRIORITY: Readonly<Record<ContextSlot, number>> = Object.freez
 });
 
 /** The largest value in {@link SLOT_PRIORITY}, to normalise priorities to [0, 1]. */
-export const MAX_SLOT_PRIORITY = 4;
+export const MAX_SLOT_PRIORITY: number = Math.max(...Object.values(SLOT_PRIORITY));

@@ -8,4 +8,4 @@ export type {
 } from './compactor.js';
 export { SLOT_PRIORITY, MAX_SLOT_PRIORITY } from './compactor.js';
 export type { RelevanceCompactorOptions } from './relevanceCompactor.js';
-export { createRelevanceCompactor } from './relevanceCompactor.js';
+export { createRelevanceCompactor, SUMMARY_ID } from './relevanceCompactor.js';

@@ -10,7 +10,7 @@ export interface RelevanceCompactorOptions {
   counter?: TokenCounter;
   /** Weight of recency (0 for the oldest item, 1 for the newest); default 0.5. */
   recencyWeight?: number;
-  /** Weight of relevance to the open tasks (0 to 1); default 1, so relevance beats recency. */
+  /** Weight of relevance to the open tasks (itself in [0, 1]); default 1, so relevance beats recency. */
   relevanceWeight?: number;
   /** Target maximum size of a chunk in tokens; default 64. */
   chunkTokens?: number;

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
+import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
 import { acquireDirLock } from './dirLock.js';
 import type {
@@ -15,8 +16,8 @@ import type {
 } from './eventStore.js';
 import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
-import { type AppendEntry, type DeliveredEntry, replayFrames } from './logEntry.js';
-import { checkExpectedVersion, sequenceEvents, StreamIndex } from './streamIndex.js';
+import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
+import { checkExpectedVersion, StreamIndex } from './streamIndex.js';
 
 /** Options of {@link FileEventStore.open}. */
 export interface FileEventStoreOptions {
@@ -111,16 +112,11 @@ export class FileEventStore implements EventStore, OutboxStore {
     this.assertOpen();
     const current = this.reserved.get(streamId) ?? this.index.version(streamId);
     checkExpectedVersion(streamId, options.expectedVersion, current);
-    const entry: AppendEntry = {
-      t: 'a',
-      s: streamId,
-      e: sequenceEvents(events, current),
-      c: options.commands ?? [],
-    };
-    if (entry.e.length === 0 && entry.c.length === 0) return { nextExpectedVersion: current };
-    const json = JSON.stringify(entry);
-    // Index what a reopen would read back (also a deep copy the caller cannot mutate).
-    const stored = JSON.parse(json) as AppendEntry;
+    const commands = options.commands ?? [];
+    if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
+    const { json, eventTexts } = encodeAppendEntry(streamId, current, events, commands);
+    // Copies the caller cannot mutate; commands are rare, so the round trip costs little.
+    const storedCommands = commands.length > 0 ? (JSON.parse(JSON.stringify(commands)) as OutboxCommand[]) : [];
     const next = current + events.length;
     this.reserved.set(streamId, next);
     try {
@@ -130,7 +126,7 @@ export class FileEventStore implements EventStore, OutboxStore {
       this.reserved.delete(streamId);
       throw err;
     }
-    this.index.append(streamId, stored.e, stored.c);
+    this.index.append(streamId, current, eventTexts, storedCommands);
     this.appends++;
     if (this.reserved.get(streamId) === next) this.reserved.delete(streamId);
     return { nextExpectedVersion: next };

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { CorruptLogError } from '../errors.js';
 import type { OutboxCommand } from '../protocol/commands.js';
-import { type DomainEvent, RawEnvelope } from '../protocol/events.js';
+import { type DomainEvent, type NewEvent, RawEnvelope } from '../protocol/events.js';
 import type { ScannedFrame } from './fileLog.js';
 import type { StreamIndex } from './streamIndex.js';
 
@@ -31,18 +31,26 @@ const DeliveredEntry = z.object({ t: z.literal('d'), ids: z.array(z.string()) })
 
 const FramePayload = z.array(z.discriminatedUnion('t', [AppendEntry, DeliveredEntry]));
 
-/** An append as written to the log. */
-export interface AppendEntry {
-  t: 'a';
-  s: string;
-  e: DomainEvent[];
-  c: OutboxCommand[];
-}
-
 /** Delivery marks as written to the log. */
 export interface DeliveredEntry {
   t: 'd';
   ids: string[];
+}
+
+/**
+ * Serialises an append entry, sequencing `events` after `fromVersion`. The events are stringified
+ * one by one and spliced into the entry (the same JSON as stringifying the whole entry) because the
+ * index keeps each event's text: one serialisation per append serves both the log and the reads.
+ */
+export function encodeAppendEntry(
+  streamId: string,
+  fromVersion: number,
+  events: readonly NewEvent[],
+  commands: readonly OutboxCommand[],
+): { json: string; eventTexts: string[] } {
+  const eventTexts = events.map((event, i) => JSON.stringify({ ...event, sequence: fromVersion + i + 1 }));
+  const json = `{"t":"a","s":${JSON.stringify(streamId)},"e":[${eventTexts.join(',')}],"c":${JSON.stringify(commands)}}`;
+  return { json, eventTexts };
 }
 
 /** Parses and validates one frame's payload; any failure is corruption (its checksum passed). */
@@ -77,14 +85,16 @@ export function replayFrames(frames: readonly ScannedFrame[], index: StreamIndex
         index.markDelivered(entry.ids);
         continue;
       }
-      try {
-        // The store returns what it stored; DomainEvent is the port's type, the data is raw.
-        index.append(entry.s, entry.e as DomainEvent[], entry.c as OutboxCommand[]);
-      } catch (err) {
-        throw new CorruptLogError(`${name}: record at byte offset ${frame.offset}: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
+      const version = index.version(entry.s);
+      entry.e.forEach((event, i) => {
+        if (event.sequence !== version + i + 1) {
+          throw new CorruptLogError(
+            `${name}: record at byte offset ${frame.offset}: stream ${entry.s} event sequence ${event.sequence} does not follow ${version + i}`,
+          );
+        }
+      });
+      // The store returns what it stored: the port's type is DomainEvent, the data is a raw envelope.
+      index.append(entry.s, version, entry.e as DomainEvent[], entry.c as OutboxCommand[]);
       appends++;
     }
   }

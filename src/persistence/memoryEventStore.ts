@@ -29,7 +29,7 @@ export class MemoryEventStore implements EventStore, OutboxStore {
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
     const sequenced = structuredClone(sequenceEvents(events, current));
-    const nextExpectedVersion = this.index.append(streamId, sequenced, structuredClone(commands));
+    const nextExpectedVersion = this.index.append(streamId, current, sequenced, structuredClone(commands));
     return { nextExpectedVersion };
   }
 

@@ -21,12 +21,22 @@ export function sequenceEvents(events: readonly NewEvent[], version: number): Do
 }
 
 /**
+ * An event as the index keeps it: an object (deep copied in by the caller) or the JSON text it was
+ * written to the log as. Text costs nothing extra to keep (the file store has serialised it anyway)
+ * and a read must copy out regardless, so parsing on read replaces a clone.
+ */
+export type StoredEvent = DomainEvent | string;
+
+const copyOut = (event: StoredEvent): DomainEvent =>
+  typeof event === 'string' ? (JSON.parse(event) as DomainEvent) : structuredClone(event);
+
+/**
  * The in-memory state both embedded stores keep: each stream's events and the outbox's pending
- * commands. It trusts its caller for concurrency checks and copies; it only guards sequencing, so
- * a bug upstream fails loudly instead of writing a stream with gaps.
+ * commands. It trusts its caller for concurrency checks and copies in; it only guards that an
+ * append continues the stream, so a bug upstream fails loudly instead of leaving a gap.
  */
 export class StreamIndex {
-  private readonly streams = new Map<string, DomainEvent[]>();
+  private readonly streams = new Map<string, StoredEvent[]>();
   /** Insertion order is append order, which is what "oldest first" means for the outbox. */
   private readonly pending = new Map<string, PendingCommand>();
 
@@ -35,17 +45,18 @@ export class StreamIndex {
     return this.streams.get(streamId)?.length ?? 0;
   }
 
-  /** Adds already-sequenced events and their commands; returns the new version. */
-  append(streamId: string, events: DomainEvent[], commands: readonly OutboxCommand[]): number {
+  /**
+   * Adds events sequenced from `fromVersion + 1`, and their commands; returns the new version.
+   * Commands are kept as given, so the caller passes copies.
+   */
+  append(streamId: string, fromVersion: number, events: readonly StoredEvent[], commands: readonly OutboxCommand[]): number {
     const current = this.version(streamId);
-    events.forEach((event, i) => {
-      if (event.sequence !== current + i + 1) {
-        throw new Error(`stream ${streamId}: event sequence ${event.sequence} does not follow ${current + i}`);
-      }
-    });
+    if (fromVersion !== current) {
+      throw new Error(`stream ${streamId}: events from version ${fromVersion} do not follow version ${current}`);
+    }
     if (events.length > 0) {
       const stream = this.streams.get(streamId);
-      if (stream) stream.push(...events);
+      if (stream) for (const event of events) stream.push(event);
       else this.streams.set(streamId, [...events]);
     }
     const version = current + events.length;
@@ -62,7 +73,7 @@ export class StreamIndex {
     if (!stream) return { events: [], currentVersion: 0, exists: false };
     const from = Math.max(1, options.from ?? 1);
     const to = Math.min(stream.length, options.to ?? stream.length);
-    const events = from > to ? [] : structuredClone(stream.slice(from - 1, to));
+    const events = from > to ? [] : stream.slice(from - 1, to).map(copyOut);
     return { events, currentVersion: stream.length, exists: true };
   }
 

@@ -60,3 +60,12 @@ export function decodeEvent(json: string | unknown, where: string): DomainEvent 
   }
   return event.data;
 }
+
+/**
+ * Brings an event read from a store to the current schema. Stores check the envelope; events
+ * already at the current version pass through untouched (the hot path of replay), older ones are
+ * upcast and validated.
+ */
+export function toCurrentEvent(event: DomainEvent | RawEnvelope, where: string): DomainEvent {
+  return event.version === EVENT_SCHEMA_VERSION ? (event as DomainEvent) : decodeEvent(event, where);
+}

@@ -17,7 +17,7 @@ import type { EventStore, OutboxStore } from '../persistence/eventStore.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
 import { toOutbox } from '../actors/planner.js';
-import { SessionInput } from '../protocol/inputs.js';
+import { parseInput } from '../protocol/parseInput.js';
 import { subjectsFor, type Subjects } from '../protocol/subjects.js';
 import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
@@ -106,10 +106,8 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
 function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger): () => void {
   return bus.subscribe(subjects.allInputs, async (message) => {
     const sessionId = message.subject.split('.').pop()!;
-    const parsed = SessionInput.safeParse(message.data);
-    const input = parsed.success
-      ? parsed.data
-      : { type: 'InvalidInput' as const, reason: `invalid input: ${parsed.error.issues[0]?.message ?? 'schema violation'}` };
+    const parsed = parseInput(message.data);
+    const input = parsed.ok ? parsed.input : { type: 'InvalidInput' as const, reason: parsed.reason, inputType: parsed.inputType };
     const meta = {
       ...(message.headers[HEADER.messageId] ? { messageId: message.headers[HEADER.messageId] } : {}),
       ...(message.headers[HEADER.correlationId] ? { correlationId: message.headers[HEADER.correlationId] } : {}),

@@ -1,0 +1,34 @@
+import { SessionInput } from './inputs.js';
+
+/** The default largest input body accepted, in bytes. */
+export const MAX_INPUT_BYTES = 64 * 1024;
+
+const KNOWN_TYPES = new Set(SessionInput.options.map((o) => o.shape.type.value));
+
+/** An input as it entered: valid, or the reason it is not (recorded as InputRejected). */
+export type ParsedInput = { ok: true; input: SessionInput } | { ok: false; reason: string; inputType?: string };
+
+/**
+ * Decodes an input where its bytes enter (NATS message, bus message): size, JSON, type, schema.
+ * The reasons are the ones docs/protocol.md lists.
+ */
+export function parseInput(body: Uint8Array | string | unknown, maxBytes = MAX_INPUT_BYTES): ParsedInput {
+  let value = body;
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+    if (size > maxBytes) return { ok: false, reason: `oversized body (${size} bytes > ${maxBytes})` };
+    try {
+      value = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+    } catch (error) {
+      return { ok: false, reason: `invalid JSON: ${(error as Error).message}` };
+    }
+  }
+  const type = (value as { type?: unknown } | null)?.type;
+  if (typeof type !== 'string' || !KNOWN_TYPES.has(type as SessionInput['type'])) {
+    return { ok: false, reason: `unknown input type ${JSON.stringify(type ?? null)}` };
+  }
+  const parsed = SessionInput.safeParse(value);
+  if (parsed.success) return { ok: true, input: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  return { ok: false, reason: `invalid input: ${issue.path.join('.') || '(body)'}: ${issue.message}`, inputType: type };
+}

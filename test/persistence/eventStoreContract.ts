@@ -1,0 +1,287 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConcurrencyError, isConcurrencyError } from '../../src/errors.js';
+import type { EventStore, OutboxStore } from '../../src/persistence/eventStore.js';
+import { makeCommand, makeEvent, makeEvents, sequenced, uniqueStream } from './fixtures.js';
+
+/** Creates a fresh store for one test and a cleanup that closes it (and removes its data). */
+export type StoreFactory<S> = () => Promise<{ store: S; cleanup: () => Promise<void> }>;
+
+/** Runs `fn` and returns the error it rejects with (failing the test if it resolves). */
+async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+function useStore<S>(factory: StoreFactory<S>): () => S {
+  let current: { store: S; cleanup: () => Promise<void> } | undefined;
+  beforeEach(async () => {
+    current = await factory();
+  });
+  afterEach(async () => {
+    await current?.cleanup();
+    current = undefined;
+  });
+  return () => {
+    if (!current) throw new Error('store not created');
+    return current.store;
+  };
+}
+
+/**
+ * The EventStore contract every backend must pass. Tests use unique stream ids and only check that
+ * listStreams includes theirs, so a backend may share state between tests (a JetStream server).
+ */
+export function runEventStoreContract(name: string, factory: StoreFactory<EventStore>): void {
+  describe(`EventStore contract: ${name}`, () => {
+    const store = useStore(factory);
+
+    it('assigns sequences 1..n to a new stream and returns the new version', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 3);
+      expect(await store().appendToStream(id, events, { expectedVersion: 0 })).toEqual({ nextExpectedVersion: 3 });
+      const read = await store().readStream(id);
+      expect(read.events.map((e) => e.sequence)).toEqual([1, 2, 3]);
+      expect(read).toMatchObject({ currentVersion: 3, exists: true });
+    });
+
+    it('reads back exactly what was appended, envelope and data', async () => {
+      const id = uniqueStream();
+      const events = [
+        makeEvent(id, { causationId: 'c-1', correlationId: 'k-1', timestamp: 1_700_000_000_000 }),
+        makeEvent(id, { payload: { type: 'SessionCompleted', data: { tasks: 4 } } }),
+        makeEvent(id, { payload: { type: 'SessionFailed', data: { reason: 'boom', taskId: 't9' } } }),
+      ];
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+    });
+
+    it('continues sequences across appends and reads inclusive from/to ranges', async () => {
+      const id = uniqueStream();
+      const first = makeEvents(id, 2);
+      const second = makeEvents(id, 3);
+      await store().appendToStream(id, first, { expectedVersion: 0 });
+      expect(await store().appendToStream(id, second, { expectedVersion: 2 })).toEqual({ nextExpectedVersion: 5 });
+      const all = sequenced([...first, ...second]);
+      expect((await store().readStream(id, { from: 2, to: 4 })).events).toEqual(all.slice(1, 4));
+      expect((await store().readStream(id, { from: 4 })).events).toEqual(all.slice(3));
+      expect((await store().readStream(id, { to: 2 })).events).toEqual(all.slice(0, 2));
+      expect((await store().readStream(id, { from: 3, to: 3 })).events).toEqual([all[2]]);
+      const beyond = await store().readStream(id, { from: 6 });
+      expect(beyond).toEqual({ events: [], currentVersion: 5, exists: true });
+    });
+
+    it('reports a missing stream as not existing at version 0', async () => {
+      expect(await store().readStream(uniqueStream('missing'))).toEqual({ events: [], currentVersion: 0, exists: false });
+    });
+
+    it('rejects a stale expected version with ConcurrencyError and leaves the stream unchanged', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 2);
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      const err = await rejection(() => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 1 }));
+      expect(isConcurrencyError(err)).toBe(true);
+      expect(err).toBeInstanceOf(ConcurrencyError);
+      expect(err).toMatchObject({ streamId: id, expectedVersion: 1, actualVersion: 2 });
+      const fresh = await rejection(() => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 }));
+      expect(fresh).toMatchObject({ name: 'ConcurrencyError', expectedVersion: 0, actualVersion: 2 });
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+    });
+
+    it('rejects an expected version ahead of a missing stream', async () => {
+      const id = uniqueStream();
+      const err = await rejection(() => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 3 }));
+      expect(err).toMatchObject({ name: 'ConcurrencyError', streamId: id, expectedVersion: 3, actualVersion: 0 });
+      expect((await store().readStream(id)).exists).toBe(false);
+    });
+
+    it("appends at 'any' to new and existing streams", async () => {
+      const id = uniqueStream();
+      expect(await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 'any' })).toEqual({
+        nextExpectedVersion: 2,
+      });
+      expect(await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 'any' })).toEqual({
+        nextExpectedVersion: 3,
+      });
+      expect((await store().readStream(id)).events.map((e) => e.sequence)).toEqual([1, 2, 3]);
+    });
+
+    it('treats an empty append as a no-op returning the current version', async () => {
+      const id = uniqueStream();
+      expect(await store().appendToStream(id, [], { expectedVersion: 0 })).toEqual({ nextExpectedVersion: 0 });
+      expect((await store().readStream(id)).exists).toBe(false);
+      await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 0 });
+      expect(await store().appendToStream(id, [], { expectedVersion: 'any' })).toEqual({ nextExpectedVersion: 2 });
+    });
+
+    it('lets exactly one of several concurrent appends at the same version win', async () => {
+      const id = uniqueStream();
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 });
+      const batches = Array.from({ length: 5 }, () => makeEvents(id, 2));
+      const results = await Promise.allSettled(
+        batches.map((events) => store().appendToStream(id, events, { expectedVersion: 1 })),
+      );
+      const won = results.flatMap((r, i) => (r.status === 'fulfilled' ? [i] : []));
+      expect(won).toHaveLength(1);
+      for (const r of results) {
+        if (r.status === 'rejected') expect(isConcurrencyError(r.reason)).toBe(true);
+      }
+      const read = await store().readStream(id, { from: 2 });
+      expect(read.events).toEqual(sequenced(batches[won[0] as number] ?? [], 1));
+      expect(read.currentVersion).toBe(3);
+    });
+
+    it('keeps sequences gap-free and each append contiguous under concurrent appends at any', async () => {
+      const id = uniqueStream();
+      const batches = Array.from({ length: 20 }, () => makeEvents(id, 2));
+      await Promise.all(batches.map((events) => store().appendToStream(id, events, { expectedVersion: 'any' })));
+      const read = await store().readStream(id);
+      expect(read.events.map((e) => e.sequence)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+      for (const events of batches) {
+        const at = read.events.findIndex((e) => e.id === events[0]?.id);
+        expect(read.events[at + 1]?.id).toBe(events[1]?.id);
+      }
+    });
+
+    it('accepts many concurrent appends to different streams', async () => {
+      const ids = Array.from({ length: 50 }, () => uniqueStream('many'));
+      const events = ids.map((id) => makeEvent(id));
+      const results = await Promise.all(ids.map((id, i) => store().appendToStream(id, [events[i]!], { expectedVersion: 0 })));
+      expect(results.every((r) => r.nextExpectedVersion === 1)).toBe(true);
+      for (const [i, id] of ids.entries()) expect((await store().readStream(id)).events).toEqual(sequenced([events[i]!]));
+      const listed = await store().listStreams();
+      expect(listed).toEqual(expect.arrayContaining(ids));
+    });
+
+    it('lists appended streams and not missing ones', async () => {
+      const a = uniqueStream('list');
+      const b = uniqueStream('list');
+      await store().appendToStream(a, makeEvents(a, 1), { expectedVersion: 0 });
+      await store().appendToStream(b, makeEvents(b, 1), { expectedVersion: 0 });
+      await store().appendToStream(uniqueStream('empty'), [], { expectedVersion: 0 });
+      const listed = await store().listStreams();
+      expect(listed).toEqual(expect.arrayContaining([a, b]));
+      expect(listed.filter((s) => s.startsWith('empty-'))).toEqual([]);
+    });
+
+    it('preserves order across many sequential appends', async () => {
+      const id = uniqueStream();
+      const all = [];
+      for (let i = 0; i < 60; i++) {
+        const events = makeEvents(id, (i % 3) + 1);
+        await store().appendToStream(id, events, { expectedVersion: all.length });
+        all.push(...events);
+      }
+      const read = await store().readStream(id);
+      expect(read.currentVersion).toBe(all.length);
+      expect(read.events).toEqual(sequenced(all));
+    });
+
+    it('round-trips large event data', async () => {
+      const id = uniqueStream();
+      const reason = 'x'.repeat(100 * 1024) + 'end';
+      const events = [makeEvent(id, { payload: { type: 'InputRejected', data: { reason } } })];
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+    });
+
+    it('round-trips unicode', async () => {
+      const id = uniqueStream();
+      const reason = 'héllo — 日本語 — 🚀👩‍👩‍👧 — עברית — e\u0301 — \u2028\u2029 — nul\u0000 — "quoted" \\ ';
+      const events = [makeEvent(id, { payload: { type: 'InputRejected', data: { reason, inputType: 'ü' } } })];
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      expect((await store().readStream(id)).events[0]?.data).toEqual({ reason, inputType: 'ü' });
+    });
+
+    it('isolates stored history from callers mutating inputs and results', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 1);
+      const expected = sequenced(structuredClone(events));
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      (events[0] as { id: string }).id = 'mutated';
+      const first = await store().readStream(id);
+      (first.events[0] as { id: string }).id = 'mutated too';
+      expect((await store().readStream(id)).events).toEqual(expected);
+    });
+  });
+}
+
+/** The OutboxStore contract: commands travel atomically with their append until delivered. */
+export function runOutboxContract(name: string, factory: StoreFactory<EventStore & OutboxStore>): void {
+  describe(`OutboxStore contract: ${name}`, () => {
+    const store = useStore(factory);
+    const pendingOf = async (ids: string[]) =>
+      (await store().pendingCommands()).filter((c) => ids.includes(c.id));
+
+    it('stores the commands of an append with its version', async () => {
+      const id = uniqueStream();
+      const commands = [makeCommand(id), makeCommand(id)];
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 });
+      await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 1, commands });
+      expect(await pendingOf(commands.map((c) => c.id))).toEqual(
+        commands.map((c) => ({ ...c, storedAtVersion: 3 })),
+      );
+    });
+
+    it('lists pending commands oldest first across streams', async () => {
+      const streams = [uniqueStream(), uniqueStream(), uniqueStream()];
+      const ids: string[] = [];
+      for (const round of [0, 1]) {
+        for (const id of streams) {
+          const command = makeCommand(id);
+          ids.push(command.id);
+          await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: round, commands: [command] });
+        }
+      }
+      expect((await pendingOf(ids)).map((c) => c.id)).toEqual(ids);
+    });
+
+    it('removes delivered commands, idempotently', async () => {
+      const id = uniqueStream();
+      const [a, b] = [makeCommand(id), makeCommand(id)];
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0, commands: [a, b] });
+      await store().markDelivered([a.id]);
+      expect((await pendingOf([a.id, b.id])).map((c) => c.id)).toEqual([b.id]);
+      await store().markDelivered([a.id, 'no-such-command']);
+      await store().markDelivered([]);
+      expect((await pendingOf([a.id, b.id])).map((c) => c.id)).toEqual([b.id]);
+      await store().markDelivered([b.id, b.id]);
+      expect(await pendingOf([a.id, b.id])).toEqual([]);
+    });
+
+    it('stores no commands for a conflicting append', async () => {
+      const id = uniqueStream();
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 });
+      const command = makeCommand(id);
+      const err = await rejection(() =>
+        store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0, commands: [command] }),
+      );
+      expect(isConcurrencyError(err)).toBe(true);
+      expect(await pendingOf([command.id])).toEqual([]);
+    });
+
+    it('keeps only the winner’s commands when concurrent appends conflict', async () => {
+      const id = uniqueStream();
+      const commands = [makeCommand(id), makeCommand(id), makeCommand(id)];
+      const results = await Promise.allSettled(
+        commands.map((command) => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0, commands: [command] })),
+      );
+      const winner = results.findIndex((r) => r.status === 'fulfilled');
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect((await pendingOf(commands.map((c) => c.id))).map((c) => c.id)).toEqual([commands[winner]?.id]);
+    });
+
+    it('stores commands of an append without events at the current version', async () => {
+      const id = uniqueStream();
+      await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 0 });
+      const command = makeCommand(id);
+      expect(await store().appendToStream(id, [], { expectedVersion: 2, commands: [command] })).toEqual({
+        nextExpectedVersion: 2,
+      });
+      expect(await pendingOf([command.id])).toEqual([{ ...command, storedAtVersion: 2 }]);
+    });
+  });
+}

@@ -1,0 +1,419 @@
+import { randomUUID } from 'node:crypto';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { isConcurrencyError, isStoreUnavailableError, isValidationError } from '../../src/errors.js';
+import type { NewEvent } from '../../src/protocol/events.js';
+import {
+  ensureStream,
+  HEADER_CAUSATION_ID,
+  HEADER_CORRELATION_ID,
+  HEADER_EVENT_TYPE,
+  JetStreamEventStore,
+  KvSnapshotStore,
+  subjects,
+} from '../../src/persistence/jetstream/index.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { runEventStoreContract } from './eventStoreContract.js';
+
+let server: NatsServerHandle;
+const connections: NatsConnection[] = [];
+
+async function connectTo(): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  connections.push(nc);
+  return nc;
+}
+
+function isolation() {
+  return { streamName: uniqueName('JP'), subjectPrefix: uniqueName('jp') };
+}
+
+function event(sessionId: string, reason = 'r'): NewEvent {
+  return {
+    id: randomUUID(),
+    type: 'SessionCancelled',
+    version: 1,
+    sessionId,
+    timestamp: Date.now(),
+    causationId: `cause-${reason}`,
+    correlationId: `corr-${sessionId}`,
+    data: { reason },
+  };
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  await server?.cleanup();
+});
+
+// The shared contract, on one server: each test gets its own stream and subject prefix.
+runEventStoreContract('JetStreamEventStore', async () => {
+  const nc = await connectTo();
+  const opts = isolation();
+  const store = await JetStreamEventStore.create(nc, opts);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(opts.streamName).catch(() => undefined);
+    },
+  };
+});
+
+describe('startNatsServer', () => {
+  it('gives a reachable server with its own store directory', async () => {
+    const nc = await connectTo();
+    expect(server.url).toBe(`nats://127.0.0.1:${server.port}`);
+    expect(server.dir).toMatch(/jetplan-nats-/);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.getAccountInfo();
+    expect(info).toBeDefined();
+  });
+
+  it('uniqueName gives distinct stream-safe names', () => {
+    const a = uniqueName('X');
+    const b = uniqueName('X');
+    expect(a).not.toBe(b);
+    expect(a).toMatch(/^X_[A-Za-z0-9_]+$/);
+  });
+});
+
+describe('ensureStream', () => {
+  it('creates the stream with jetplan config, idempotently', async () => {
+    const nc = await connectTo();
+    const opts = isolation();
+    const first = await ensureStream(nc, opts);
+    await ensureStream(nc, opts);
+    await Promise.all([ensureStream(nc, opts), ensureStream(nc, opts)]);
+    expect(first.duplicateWindowMs).toBeGreaterThanOrEqual(120_000);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(opts.streamName);
+    expect(info.config.storage).toBe('file');
+    expect(info.config.retention).toBe('limits');
+    expect([...info.config.subjects].sort()).toEqual(
+      [`${opts.subjectPrefix}.ev.>`, `${opts.subjectPrefix}.exec.>`, `${opts.subjectPrefix}.in.>`].sort(),
+    );
+    expect(info.config.duplicate_window).toBeGreaterThanOrEqual(120_000 * 1_000_000);
+    await jsm.streams.delete(opts.streamName);
+  });
+
+  it('updates an existing stream to the wanted config', async () => {
+    const nc = await connectTo();
+    const opts = isolation();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: opts.streamName, subjects: [`${opts.subjectPrefix}.ev.>`] });
+    await ensureStream(nc, { ...opts, duplicateWindowMs: 300_000 });
+    const info = await jsm.streams.info(opts.streamName);
+    expect(info.config.subjects).toHaveLength(3);
+    expect(info.config.duplicate_window).toBe(300_000 * 1_000_000);
+    await jsm.streams.delete(opts.streamName);
+  });
+
+  it('rejects a duplicate window under two minutes', async () => {
+    const nc = await connectTo();
+    await expect(ensureStream(nc, { ...isolation(), duplicateWindowMs: 1_000 })).rejects.toSatisfy(isValidationError);
+  });
+
+  it('builds subjects', () => {
+    const s = subjects('p');
+    expect(s.events('abc')).toBe('p.ev.abc');
+    expect(s.input('abc')).toBe('p.in.abc');
+    expect(s.exec('toolcall', 'abc')).toBe('p.exec.toolcall.abc');
+    expect(s.exec('processing', 'abc')).toBe('p.exec.processing.abc');
+    expect(s.allEvents).toBe('p.ev.>');
+    expect(s.allInputs).toBe('p.in.>');
+    expect(() => s.events('a.b')).toThrow();
+    expect(() => s.events('*')).toThrow();
+  });
+});
+
+describe('JetStreamEventStore (JetStream specifics)', () => {
+  const stores: JetStreamEventStore[] = [];
+  const streams: string[] = [];
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+  });
+  afterAll(async () => {
+    const nc = await connectTo();
+    const jsm = await jetstreamManager(nc);
+    await Promise.all(streams.map((name) => jsm.streams.delete(name).catch(() => undefined)));
+  });
+
+  async function newStore(opts: ReturnType<typeof isolation>, nc?: NatsConnection) {
+    const store = await JetStreamEventStore.create(nc ?? (await connectTo()), opts);
+    stores.push(store);
+    if (!streams.includes(opts.streamName)) streams.push(opts.streamName);
+    return store;
+  }
+
+  it('stores the per-session sequence in the body and the type/correlation/causation headers', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const store = await newStore(opts, nc);
+    // Another session interleaved, so stream sequences and session versions differ.
+    await store.appendToStream('other', [event('other')], { expectedVersion: 0 });
+    const e = event('s1', 'first');
+    const res = await store.appendToStream('s1', [e, event('s1', 'second')], { expectedVersion: 0 });
+    expect(res.nextExpectedVersion).toBe(2);
+
+    const jsm = await jetstreamManager(nc);
+    const last = await jsm.streams.getMessage(opts.streamName, { last_by_subj: `${opts.subjectPrefix}.ev.s1` });
+    expect(last?.seq).toBe(3);
+    const body = last!.json<Record<string, unknown>>();
+    expect(body['sequence']).toBe(2);
+    expect(body['sessionId']).toBe('s1');
+    const first = await jsm.streams.getMessage(opts.streamName, { seq: 2 });
+    expect(first!.header.get(HEADER_EVENT_TYPE)).toBe('SessionCancelled');
+    expect(first!.header.get(HEADER_CORRELATION_ID)).toBe('corr-s1');
+    expect(first!.header.get(HEADER_CAUSATION_ID)).toBe('cause-first');
+    expect(first!.header.get('Nats-Msg-Id')).toBe(e.id);
+
+    const read = await store.readStream('s1');
+    expect(read.events.map((x) => x.sequence)).toEqual([1, 2]);
+    expect(read.events[0]).toEqual({ ...e, sequence: 1 });
+    expect(await store.listStreams()).toEqual(['other', 's1']);
+  });
+
+  it('two stores at the same version: one wins, the stale one gets ConcurrencyError from the server (10071)', async () => {
+    const opts = isolation();
+    const a = await newStore(opts);
+    const b = await newStore(opts);
+    // b appends first, so it caches (version 1 -> its stream sequence) ...
+    await b.appendToStream('race', [event('race')], { expectedVersion: 0 });
+    // ... a looks up the tip and wins at version 1 ...
+    await a.appendToStream('race', [event('race', 'a')], { expectedVersion: 1 });
+    const before = b.stats;
+    // ... and b, whose cache still says version 1, skips the lookup: the server must reject it.
+    const err = await b.appendToStream('race', [event('race', 'b')], { expectedVersion: 1 }).catch((e: unknown) => e);
+    expect(isConcurrencyError(err)).toBe(true);
+    const after = b.stats;
+    expect(after.cacheHits).toBe(before.cacheHits + 1);
+    expect(after.serverConflicts).toBe(before.serverConflicts + 1);
+    expect(((err as Error).cause as { code?: number }).code).toBe(10071);
+    // After the server's rejection the store looks the tip up, to report the actual version.
+    expect(after.lookups).toBe(before.lookups + 1);
+    expect(err).toMatchObject({ expectedVersion: 1, actualVersion: 2 });
+
+    const read = await a.readStream('race');
+    expect(read.currentVersion).toBe(2);
+    expect(read.events.map((x) => (x.data as { reason: string }).reason)).toEqual(['r', 'a']);
+    // b's cache was invalidated: its next append at the right version works.
+    await expect(b.appendToStream('race', [event('race')], { expectedVersion: 2 })).resolves.toEqual({
+      nextExpectedVersion: 3,
+    });
+  });
+
+  it('concurrent appends at the same version from two connections: exactly one wins', async () => {
+    const opts = isolation();
+    const a = await newStore(opts);
+    const b = await newStore(opts);
+    await a.appendToStream('c', [event('c')], { expectedVersion: 0 });
+    await b.appendToStream('c', [event('c')], { expectedVersion: 1 });
+    await a.appendToStream('c', [event('c')], { expectedVersion: 2 }).catch(() => undefined);
+    const current = (await a.readStream('c')).currentVersion;
+    const results = await Promise.allSettled([
+      a.appendToStream('c', [event('c', 'a1'), event('c', 'a2')], { expectedVersion: current }),
+      b.appendToStream('c', [event('c', 'b1'), event('c', 'b2')], { expectedVersion: current }),
+    ]);
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(ok).toHaveLength(1);
+    expect(failed).toHaveLength(1);
+    expect(isConcurrencyError((failed[0] as PromiseRejectedResult).reason)).toBe(true);
+    const read = await a.readStream('c');
+    expect(read.currentVersion).toBe(current + 2);
+    expect(read.events.map((x) => x.sequence)).toEqual(Array.from({ length: current + 2 }, (_, i) => i + 1));
+  });
+
+  it('a retried append after a lost ack is deduplicated by Nats-Msg-Id, not stored twice', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const sender = await newStore(opts, nc);
+    const other = await newStore(opts);
+    await sender.appendToStream('dup', [event('dup')], { expectedVersion: 0 });
+    const batch = [event('dup', 'x'), event('dup', 'y')];
+    // The first attempt lands (sent here through another store), but the sender never saw its acks.
+    await other.appendToStream('dup', batch, { expectedVersion: 1 });
+    // The sender retries the same events at the same version, with its (now stale) cached tip:
+    // the server answers duplicate: true for each, at the positions the retry meant.
+    const res = await sender.appendToStream('dup', batch, { expectedVersion: 1 });
+    expect(res.nextExpectedVersion).toBe(3);
+    expect(sender.stats.duplicates).toBe(2);
+
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(opts.streamName);
+    expect(info.state.messages).toBe(3);
+    const read = await sender.readStream('dup');
+    expect(read.events.map((e) => e.id)).toEqual([read.events[0]!.id, batch[0]!.id, batch[1]!.id]);
+
+    // The raw broker behaviour the store relies on.
+    const js = jetstream(nc);
+    const ack = await js.publish(`${opts.subjectPrefix}.ev.dup`, 'ignored', { msgID: batch[1]!.id });
+    expect(ack.duplicate).toBe(true);
+    expect((await jsm.streams.info(opts.streamName)).state.messages).toBe(3);
+
+    // A retry after a fresh lookup (no cache) is recognised from the stored tip, without publishing.
+    const fresh = await newStore(opts);
+    await expect(fresh.appendToStream('dup', batch, { expectedVersion: 1 })).resolves.toEqual({
+      nextExpectedVersion: 3,
+    });
+    expect((await jsm.streams.info(opts.streamName)).state.messages).toBe(3);
+    // But different events at a stale version are a conflict.
+    await expect(fresh.appendToStream('dup', [event('dup')], { expectedVersion: 1 })).rejects.toSatisfy(
+      isConcurrencyError,
+    );
+  });
+
+  it('recovers from a wrong cached position when the session is at the expected version', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const a = await newStore(opts, nc);
+    await a.appendToStream('w', [event('w')], { expectedVersion: 0 }); // a caches version 1 at seq 1
+    // The stream is recreated: version 1 of 'w' now sits at another stream sequence.
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(opts.streamName);
+    const b = await newStore(opts);
+    await b.appendToStream('other', [event('other')], { expectedVersion: 0 });
+    await b.appendToStream('w', [event('w')], { expectedVersion: 0 });
+    await expect(a.appendToStream('w', [event('w')], { expectedVersion: 1 })).resolves.toEqual({
+      nextExpectedVersion: 2,
+    });
+    expect(a.stats.serverConflicts).toBe(1);
+    expect((await a.readStream('w')).events.map((e) => e.sequence)).toEqual([1, 2]);
+  });
+
+  it('a duplicate id at another position is a conflict, not success', async () => {
+    const opts = isolation();
+    const store = await newStore(opts);
+    const e = event('p');
+    await store.appendToStream('p', [e], { expectedVersion: 0 });
+    await store.appendToStream('p', [event('p')], { expectedVersion: 1 });
+    // Reusing e's id at version 3: the server dedups it, but it is stored as version 1.
+    await expect(store.appendToStream('p', [{ ...e }], { expectedVersion: 2 })).rejects.toSatisfy(isConcurrencyError);
+    expect((await store.readStream('p')).currentVersion).toBe(2);
+  });
+
+  it("expectedVersion 'any' appends at the tip, also under contention", async () => {
+    const opts = isolation();
+    const a = await newStore(opts);
+    const b = await newStore(opts);
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? a : b).appendToStream('any', [event('any', String(i))], { expectedVersion: 'any' }),
+      ),
+    );
+    const read = await a.readStream('any');
+    expect(read.currentVersion).toBe(10);
+    expect(read.events.map((e) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('survives a server restart between appends', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const store = await newStore(opts, nc);
+    await store.appendToStream('r', [event('r'), event('r')], { expectedVersion: 0 });
+    await server.restart();
+    const res = await store.appendToStream('r', [event('r')], { expectedVersion: 2 });
+    expect(res.nextExpectedVersion).toBe(3);
+    const read = await store.readStream('r');
+    expect(read.events.map((e) => e.sequence)).toEqual([1, 2, 3]);
+    // Data written before the restart is on disk, seen by a new connection too.
+    const other = await newStore(opts);
+    expect((await other.readStream('r')).currentVersion).toBe(3);
+  });
+
+  it('keeps acknowledged events across a server crash (SIGKILL)', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const store = await newStore(opts, nc);
+    await store.appendToStream('k', [event('k'), event('k')], { expectedVersion: 0 });
+    await server.kill();
+    await server.restart();
+    await expect(store.appendToStream('k', [event('k')], { expectedVersion: 2 })).resolves.toEqual({
+      nextExpectedVersion: 3,
+    });
+    expect((await store.readStream('k')).events.map((e) => e.sequence)).toEqual([1, 2, 3]);
+  });
+
+  it('reads ranges and 10,000 events quickly', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const store = await newStore(opts, nc);
+    // Bulk-load through the raw client (pipelined), in the store's body format.
+    const js = jetstream(nc);
+    const subject = `${opts.subjectPrefix}.ev.big`;
+    const n = 10_000;
+    for (let i = 0; i < n; i += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, n - i) }, (_, j) =>
+          js.publish(subject, JSON.stringify({ ...event('big'), sequence: i + j + 1 })),
+        ),
+      );
+    }
+    // The first read also warms the JIT (nats.js parsing, zod); the second is the steady state.
+    let t0 = performance.now();
+    await store.readStream('big');
+    const coldMs = performance.now() - t0;
+    t0 = performance.now();
+    const all = await store.readStream('big');
+    const ms = performance.now() - t0;
+    expect(coldMs).toBeLessThan(3_000);
+    expect(all.events).toHaveLength(n);
+    expect(all.currentVersion).toBe(n);
+    expect(all.events[n - 1]!.sequence).toBe(n);
+    console.log(`readStream 10k events: cold ${coldMs.toFixed(0)} ms, warm ${ms.toFixed(0)} ms`);
+    expect(ms).toBeLessThan(1_000);
+
+    const some = await store.readStream('big', { from: 10, to: 19 });
+    expect(some.events.map((e) => e.sequence)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    expect(some.currentVersion).toBe(n);
+    const tip = await store.readStream('big', { from: n });
+    expect(tip.events.map((e) => e.sequence)).toEqual([n]);
+    expect((await store.readStream('big', { from: n + 1 })).events).toEqual([]);
+    expect(await store.readStream('missing')).toEqual({ events: [], currentVersion: 0, exists: false });
+    // Appends continue from the bulk-loaded tip (lookup maps version n to its stream sequence).
+    await expect(store.appendToStream('big', [event('big')], { expectedVersion: n })).resolves.toEqual({
+      nextExpectedVersion: n + 1,
+    });
+  });
+
+  it('rejects unusable session ids and works after close only on a new store', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const store = await newStore(opts, nc);
+    await expect(store.appendToStream('a.b', [event('a.b')], { expectedVersion: 0 })).rejects.toSatisfy(
+      isValidationError,
+    );
+    await store.close();
+    await expect(store.readStream('x')).rejects.toSatisfy(isStoreUnavailableError);
+    // close() leaves the caller's connection open.
+    expect(nc.isClosed()).toBe(false);
+  });
+});
+
+describe('KvSnapshotStore', () => {
+  it('saves and loads snapshots', async () => {
+    const nc = await connectTo();
+    const bucket = uniqueName('snap');
+    const store = await KvSnapshotStore.create(nc, { bucket });
+    expect(await store.load('s1')).toBeUndefined();
+    const snapshot = { streamId: 's1', version: 7, schema: 2, state: { tasks: [{ id: 't1' }], n: 1 } };
+    await store.save(snapshot);
+    expect(await store.load('s1')).toEqual(snapshot);
+    await store.save({ ...snapshot, version: 9 });
+    expect((await store.load('s1'))?.version).toBe(9);
+    // A second store on the same bucket sees it.
+    const again = await KvSnapshotStore.create(nc, { bucket });
+    expect((await again.load('s1'))?.version).toBe(9);
+    await store.close();
+    await again.close();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(`KV_${bucket}`);
+  });
+});

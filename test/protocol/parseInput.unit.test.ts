@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { parseInput } from '../../src/protocol/parseInput.js';
+
+describe('parseInput', () => {
+  it('accepts a valid input from bytes, text or a value', () => {
+    const body = { type: 'CancelSession', reason: 'done' };
+    expect(parseInput(new TextEncoder().encode(JSON.stringify(body)))).toEqual({ ok: true, input: body });
+    expect(parseInput(JSON.stringify(body))).toEqual({ ok: true, input: body });
+    expect(parseInput(body)).toEqual({ ok: true, input: body });
+  });
+
+  it.each([
+    ['{not json', /^invalid JSON: /],
+    [JSON.stringify({ type: 'Nope' }), /^unknown input type "Nope"$/],
+    [JSON.stringify({ text: 'x' }), /^unknown input type null$/],
+    [JSON.stringify({ type: 'ProvideClarification', taskId: 't1' }), /^invalid input: answer: /],
+    [JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 'd', output: 3 }), /^invalid input: output: /],
+  ])('rejects %s with a clear reason', (body, reason) => {
+    const parsed = parseInput(body);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.reason).toMatch(reason);
+  });
+
+  it('rejects an oversized body before parsing it', () => {
+    const parsed = parseInput('x'.repeat(101), 100);
+    expect(parsed).toEqual({ ok: false, reason: 'oversized body (101 bytes > 100)' });
+  });
+
+  it('names the input type of a schema violation', () => {
+    const parsed = parseInput({ type: 'SubmitInput' });
+    expect(parsed).toMatchObject({ ok: false, inputType: 'SubmitInput' });
+  });
+});
