@@ -51,7 +51,8 @@ export class Planner {
 
   /** Applies one input to a session and resolves with the events it appended (possibly none). */
   handle(sessionId: string, input: PlannerInput, meta: Partial<InputMeta> = {}): Promise<Commit> {
-    const full: InputMeta = { messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock(), ...meta } as InputMeta;
+    // Defaults last: a key present but undefined (e.g. a missing header) must not erase them.
+    const full: InputMeta = { ...meta, messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock() };
     return this.queue.run(sessionId, () => this.apply(sessionId, input, full));
   }
 
@@ -85,8 +86,11 @@ export class Planner {
         this.o.logger.debug({ sessionId, attempt }, 'concurrent append; reloading the session');
         continue;
       }
-      // 4. act: only now that the append is acknowledged
-      await this.o.repository.committed(state.version, decision.state);
+      // 4. act: only now that the append is acknowledged. A snapshot is only a cache: failing to
+      // save one must not strand the commands of an append that is already durable.
+      await this.o.repository.committed(state.version, decision.state).catch((err: unknown) => {
+        this.o.logger.warn({ err, sessionId }, 'snapshot not saved');
+      });
       this.o.effects.perform(commands);
       this.log(commit, meta);
       for (const listener of this.listeners) listener(commit);

@@ -173,20 +173,36 @@ export class JetStreamEventStore implements EventStore {
     try {
       if (expectedVersion === 'any') return await this.#appendAny(streamId, subject, events);
 
-      let position: Position;
+      // Hot path: the cached tip is at the expected version, so publish without a lookup. The
+      // server's expected-last-subject-sequence check is what decides.
+      let serverRejection: unknown;
       const cached = this.#positions.get(streamId);
       if (cached !== undefined && cached.version === expectedVersion) {
         this.#stats.cacheHits++;
-        position = cached;
-      } else {
-        position = await this.#lookup(streamId, subject);
-        if (position.version !== expectedVersion) {
-          const landed = this.#alreadyLanded(position, expectedVersion, events);
-          if (landed === 0) throw new ConcurrencyError(streamId, expectedVersion, position.version);
-          // A retry of an append whose acks were lost: the first `landed` events are stored at
-          // exactly the positions this append would have given them. Carry on after them.
-          events = events.slice(landed);
+        try {
+          const tip = await this.#publishChain(streamId, subject, events, cached, expectedVersion);
+          return { nextExpectedVersion: tip.version };
+        } catch (err) {
+          // Nothing was written; find out where the session really is (for actualVersion, and
+          // in case the cache was wrong rather than the caller).
+          if (!(err instanceof FirstEventConflict)) throw err;
+          serverRejection = err.conflict.cause;
         }
+      }
+      const position = await this.#lookup(streamId, subject);
+      if (position.version !== expectedVersion) {
+        const landed = this.#alreadyLanded(position, expectedVersion, events);
+        if (landed === 0) {
+          throw new ConcurrencyError(
+            streamId,
+            expectedVersion,
+            position.version,
+            serverRejection === undefined ? undefined : { cause: serverRejection },
+          );
+        }
+        // A retry of an append whose acks were lost: the first `landed` events are stored at
+        // exactly the positions this append would have given them. Carry on after them.
+        events = events.slice(landed);
       }
       const tip = await this.#publishChain(streamId, subject, events, position, expectedVersion);
       return { nextExpectedVersion: tip.version };

@@ -1,0 +1,157 @@
+/**
+ * Raw JetStream numbers against a running server, and the JetStreamEventStore read path on top.
+ * Plain code (no vitest): `benchJetStreamRaw('nats://127.0.0.1:4222')` resolves to a flat record.
+ * Works on nats-server 2.9 (single-filter ordered consumers, expected-last-subject-sequence).
+ */
+import { randomUUID } from 'node:crypto';
+import { DeliverPolicy, jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
+
+const SEQUENTIAL = 2_000;
+const PIPELINED = 20_000;
+const WINDOW = 256;
+const READ = 20_000;
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+const round = (n: number, digits = 3) => Number(n.toFixed(digits));
+
+/** Keeps up to `window` publishes in flight until `total` have been acknowledged. */
+async function pipelined(total: number, window: number, publish: (i: number) => Promise<PubAck>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < total) {
+      const i = next++;
+      await publish(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(window, total) }, worker));
+}
+
+function body(sessionId: string, sequence: number): string {
+  return JSON.stringify({
+    id: randomUUID(),
+    type: 'SessionCancelled',
+    version: 1,
+    sessionId,
+    timestamp: Date.now(),
+    causationId: 'bench',
+    correlationId: 'bench',
+    data: { reason: 'bench' },
+    sequence,
+  });
+}
+
+export async function benchJetStreamRaw(url: string): Promise<Record<string, number>> {
+  const nc = await connect({ servers: url });
+  const suffix = `${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+  const streamName = `JPBENCH_${suffix}`;
+  const subjectPrefix = `jpbench_${suffix}`;
+  const results: Record<string, number> = {};
+  try {
+    const store = await JetStreamEventStore.create(nc, { streamName, subjectPrefix });
+    const js = jetstream(nc);
+
+    // (a) sequential appends, each expecting the previous one's stream sequence on one subject.
+    {
+      const subject = `${subjectPrefix}.ev.seq`;
+      const latencies: number[] = [];
+      let last = 0;
+      const t0 = performance.now();
+      for (let i = 0; i < SEQUENTIAL; i++) {
+        const start = performance.now();
+        const ack = await js.publish(subject, body('seq', i + 1), {
+          msgID: randomUUID(),
+          expect: { lastSubjectSequence: last },
+        });
+        latencies.push(performance.now() - start);
+        last = ack.seq;
+      }
+      const elapsed = performance.now() - t0;
+      latencies.sort((a, b) => a - b);
+      results['seqAppend_n'] = SEQUENTIAL;
+      results['seqAppend_p50_ms'] = round(percentile(latencies, 50));
+      results['seqAppend_p99_ms'] = round(percentile(latencies, 99));
+      results['seqAppend_msgs_per_s'] = Math.round((SEQUENTIAL / elapsed) * 1000);
+    }
+
+    // (b) pipelined publishes to distinct subjects, WINDOW in flight, no expectation.
+    {
+      const t0 = performance.now();
+      await pipelined(PIPELINED, WINDOW, (i) =>
+        js.publish(`${subjectPrefix}.ev.p${i % 1_000}`, body(`p${i % 1_000}`, Math.floor(i / 1_000) + 1), {
+          msgID: randomUUID(),
+        }),
+      );
+      const elapsed = performance.now() - t0;
+      results['pipelined_n'] = PIPELINED;
+      results['pipelined_window'] = WINDOW;
+      results['pipelined_msgs_per_s'] = Math.round((PIPELINED / elapsed) * 1000);
+    }
+
+    // Load one session subject with READ events in the store's body format (sequence 1..READ).
+    const readSession = 'big';
+    const readSubject = `${subjectPrefix}.ev.${readSession}`;
+    {
+      // Publishes on one connection reach the server in call order, so chunks of concurrent
+      // publishes keep stream order = sequence order.
+      const chunk = WINDOW;
+      for (let i = 0; i < READ; i += chunk) {
+        const n = Math.min(chunk, READ - i);
+        await Promise.all(Array.from({ length: n }, (_, j) => js.publish(readSubject, body(readSession, i + j + 1))));
+      }
+    }
+
+    // (c) ordered consumer (one filter subject) reading READ messages.
+    {
+      const t0 = performance.now();
+      const consumer = await js.consumers.get(streamName, {
+        filter_subjects: readSubject,
+        deliver_policy: DeliverPolicy.All,
+      });
+      const messages = await consumer.consume({ max_messages: 4_096 });
+      let count = 0;
+      for await (const m of messages) {
+        void m.data;
+        if (++count >= READ) break;
+      }
+      await messages.close();
+      const elapsed = performance.now() - t0;
+      await consumer.delete().catch(() => undefined);
+      results['orderedConsumer_n'] = count;
+      results['orderedConsumer_msgs_per_s'] = Math.round((count / elapsed) * 1000);
+    }
+
+    // (d) JetStreamEventStore.readStream of the same session (lookup + ordered consumer + decode).
+    {
+      const rates: number[] = [];
+      let cold = 0;
+      for (let run = 0; run < 3; run++) {
+        const t0 = performance.now();
+        const { events } = await store.readStream(readSession);
+        const elapsed = performance.now() - t0;
+        if (events.length !== READ) throw new Error(`readStream returned ${events.length} events`);
+        if (run === 0) cold = elapsed;
+        rates.push((READ / elapsed) * 1000);
+      }
+      results['readStream_n'] = READ;
+      results['readStream_first_ms'] = round(cold, 1);
+      results['readStream_events_per_s'] = Math.round(Math.max(...rates));
+    }
+    await store.close();
+  } finally {
+    try {
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(streamName);
+    } catch {
+      /* stream may not exist if create failed */
+    }
+    await nc.close();
+  }
+  return results;
+}
