@@ -1,0 +1,50 @@
+import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
+import { sessionMachine } from '../machines/sessionMachine.js';
+import { serializeState } from '../machines/sessionState.js';
+import type { Planner } from './planner.js';
+
+type SessionActor = Actor<typeof sessionMachine>;
+
+/**
+ * Runs each session's statechart as a live xstate actor beside the planner, fed the same committed
+ * events, so developers can watch the machines (and their task actors) in an inspector such as
+ * `@statelyai/inspect`. The mirror only observes: its effect actions are the machine's no-ops,
+ * and the planner's decisions never depend on it.
+ */
+export class LiveMirror {
+  private readonly actors = new Map<string, SessionActor>();
+  private readonly off: () => void;
+
+  constructor(
+    planner: Planner,
+    private readonly inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
+  ) {
+    this.off = planner.onCommit(({ sessionId, events, state }) => {
+      const actor = this.actors.get(sessionId);
+      if (!actor) {
+        // First sight of a session (new, or loaded after a restart): start from its state.
+        this.start(sessionId, serializeState(state));
+        return;
+      }
+      for (const event of events) actor.send(event);
+    });
+  }
+
+  /** The live actor of a session, if the mirror has seen it. */
+  actor(sessionId: string): SessionActor | undefined {
+    return this.actors.get(sessionId);
+  }
+
+  stop(): void {
+    this.off();
+    for (const actor of this.actors.values()) actor.stop();
+    this.actors.clear();
+  }
+
+  private start(sessionId: string, serialized: unknown): void {
+    const { snapshot } = serialized as { snapshot: ReturnType<typeof sessionMachine.getPersistedSnapshot> };
+    const actor = createActor(sessionMachine, { id: sessionId, input: { sessionId }, snapshot, inspect: this.inspect });
+    actor.start();
+    this.actors.set(sessionId, actor);
+  }
+}

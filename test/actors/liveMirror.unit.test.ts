@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+import type { InspectionEvent } from 'xstate';
+import { LiveMirror } from '../../src/actors/liveMirror.js';
+import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
+import { sessionMachine } from '../../src/machines/sessionMachine.js';
+import { serializeState } from '../../src/machines/sessionState.js';
+
+describe('LiveMirror', () => {
+  it('runs each session as a live actor that reaches the same state as the log, visible to an inspector', async () => {
+    const runtime = await createEmbeddedRuntime();
+    const seen: InspectionEvent[] = [];
+    const mirror = new LiveMirror(runtime.planner, (e) => seen.push(e));
+    const submit = await runtime.planner.handle('live1', { type: 'SubmitInput', text: '- Summarise the notes\n- Which tone?' });
+    const dispatch = submit.events.find((e) => e.type === 'TaskDispatched')!;
+    const { taskId, dispatchId } = dispatch.data as { taskId: string; dispatchId: string };
+    const done = await runtime.planner.handle('live1', { type: 'TaskCompleted', taskId, dispatchId, output: 'notes summarised' });
+
+    const actor = mirror.actor('live1')!;
+    expect(actor.getSnapshot().value).toEqual({ active: 'awaitingClarification' });
+    // The live actor forwarded to its real task actors, and persists exactly like the pure fold.
+    expect(actor.getSnapshot().children[taskId]!.getSnapshot().value).toBe('Completed');
+    expect(sessionMachine.getPersistedSnapshot(actor.getSnapshot())).toEqual(
+      JSON.parse(JSON.stringify((serializeState(done.state) as { snapshot: unknown }).snapshot)),
+    );
+    expect(seen.some((e) => e.type === '@xstate.event' && e.event.type === 'TaskCompleted')).toBe(true);
+    expect(seen.some((e) => e.type === '@xstate.actor' && e.actorRef.id === taskId)).toBe(true);
+    mirror.stop();
+    await runtime.close();
+  });
+});
