@@ -1,0 +1,75 @@
+/**
+ * jetplan's public API. Named exports only: what is not listed here is internal.
+ */
+
+// Protocol: schemas at the boundaries.
+export { SessionId, NodeKind, TaskStatus, Attachment, PlannedTask, Task, PlannerConfig, ContextItem } from './protocol/domain.js';
+export type { PlannerState, PlannerConfigInput } from './protocol/domain.js';
+export { DomainEvent, EVENT_SCHEMA_VERSION, EVENT_TYPES, RawEnvelope } from './protocol/events.js';
+export type { EventType, EventOf, NewEvent } from './protocol/events.js';
+export { ExecuteTask, RequestClarification, PlannerCommand } from './protocol/commands.js';
+export type { OutboxCommand } from './protocol/commands.js';
+export { SessionInput } from './protocol/inputs.js';
+export type { InputMeta, InputType } from './protocol/inputs.js';
+export { parseInput, MAX_INPUT_BYTES } from './protocol/parseInput.js';
+export type { ParsedInput } from './protocol/parseInput.js';
+export { upcast, decodeEvent } from './protocol/upcasters.js';
+export { subjectsFor, DEFAULT_PREFIX } from './protocol/subjects.js';
+export type { Subjects } from './protocol/subjects.js';
+
+// Errors.
+export {
+  ConcurrencyError,
+  isConcurrencyError,
+  ValidationError,
+  isValidationError,
+  CorruptLogError,
+  isCorruptLogError,
+  SessionNotFoundError,
+  isSessionNotFoundError,
+  StoreUnavailableError,
+  isStoreUnavailableError,
+} from './errors.js';
+
+// Pure machines: decide / evolve.
+export { taskMachine } from './machines/taskMachine.js';
+export { sessionMachine } from './machines/sessionMachine.js';
+export { decide, backoffDelay } from './machines/decide.js';
+export type { DecideDeps, Decision, PlannerInput } from './machines/decide.js';
+export { evolve, step, initialSessionState, serializeState, restoreState } from './machines/sessionState.js';
+export type { SessionState } from './machines/sessionState.js';
+export { toPlannerState, outstanding, statusOf } from './machines/sessionQueries.js';
+
+// Planning and compaction.
+export { planText } from './planning/index.js';
+export { createRelevanceCompactor, bpeTokenCounter } from './compaction/index.js';
+export type { Compactor, CompactionRequest, CompactionResult, TokenCounter } from './compaction/index.js';
+
+// Persistence: the port and its adapters.
+export { aggregateStream, isOutboxStore } from './persistence/eventStore.js';
+export type { EventStore, OutboxStore, AppendOptions, AppendResult, ReadOptions, ReadResult, ExpectedVersion } from './persistence/eventStore.js';
+export type { Snapshot, SnapshotStore } from './persistence/snapshotStore.js';
+export { MemoryEventStore } from './persistence/memoryEventStore.js';
+export { FileEventStore } from './persistence/fileEventStore.js';
+export { MemorySnapshotStore } from './persistence/memorySnapshotStore.js';
+export { FileSnapshotStore } from './persistence/fileSnapshotStore.js';
+export { MemoryInbox, FileInbox } from './persistence/inbox.js';
+export type { Inbox } from './persistence/inbox.js';
+export { JetStreamEventStore, KvSnapshotStore, ensureStream } from './persistence/jetstream/index.js';
+
+// Runtime.
+export { Planner } from './actors/planner.js';
+export type { Commit, Effects, PlannerOptions } from './actors/planner.js';
+export { SessionRepository } from './actors/sessionRepository.js';
+export { InProcessBus } from './actors/inProcessBus.js';
+export type { Bus, BusMessage } from './actors/bus.js';
+export { OutboxRelay } from './actors/outboxRelay.js';
+export { RetryScheduler } from './actors/retryScheduler.js';
+export { LiveMirror } from './actors/liveMirror.js';
+export { createEmbeddedRuntime, defaultDecideDeps } from './runtime/embeddedRuntime.js';
+export type { EmbeddedRuntime, EmbeddedRuntimeOptions } from './runtime/embeddedRuntime.js';
+
+// Executors.
+export { demoHandler } from './executors/demoExecutor.js';
+export { startBusExecutor } from './executors/busExecutor.js';
+export type { TaskHandler, HandlerOutcome, ExecutorReport } from './executors/report.js';
