@@ -24,13 +24,17 @@ export interface BusExecutorOptions {
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   const running = new Set<Promise<void>>();
+  /** Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one. */
+  const producing = new Map<string, Promise<ExecutorReport>>();
   const controller = new AbortController();
   const kinds = o.kinds ?? ['ToolCall', 'Processing'];
   const unsubscribe = kinds.map((kind) =>
     o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => {
-      const work = handle(o, message, controller.signal);
+      const work = handle(o, message, controller.signal, producing);
       running.add(work);
-      void work.finally(() => running.delete(work));
+      // Not `void work.finally(...)`: that promise rejects with the work and would go unhandled.
+      const done = () => running.delete(work);
+      work.then(done, done);
       return work;
     }),
   );
@@ -41,16 +45,21 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   };
 }
 
-async function handle(o: BusExecutorOptions, message: BusMessage, signal: AbortSignal): Promise<void> {
+async function handle(
+  o: BusExecutorOptions,
+  message: BusMessage,
+  signal: AbortSignal,
+  producing: Map<string, Promise<ExecutorReport>>,
+): Promise<void> {
   const task = ExecuteTask.parse(message.data);
-  let report = await o.inbox.get(task.dispatchId);
-  if (report) {
-    o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'duplicate command; re-sending the recorded report');
-  } else {
-    const outcome = await o.handler(task, { signal, idempotencyKey: task.dispatchId });
-    report = toReport(task, outcome);
-    await o.inbox.put(task.dispatchId, report);
+  let work = producing.get(task.dispatchId);
+  if (!work) {
+    work = reportFor(o, task, signal);
+    producing.set(task.dispatchId, work);
+    const forget = () => producing.delete(task.dispatchId);
+    work.then(forget, forget);
   }
+  const report = await work;
   // Delivered in the background: the command is taken once its report is recorded, and the
   // report's own delivery must not hold up the bus that delivered the command.
   void o.bus
@@ -61,4 +70,17 @@ async function handle(o: BusExecutorOptions, message: BusMessage, signal: AbortS
       [HEADER.correlationId]: message.headers[HEADER.correlationId] ?? task.sessionId,
     })
     .catch((err: unknown) => o.logger.error({ err, dispatchId: task.dispatchId }, 'report not delivered'));
+}
+
+/** The dispatch's report: recorded in the inbox, or produced by the handler once and recorded. */
+async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: AbortSignal): Promise<ExecutorReport> {
+  const recorded = await o.inbox.get(task.dispatchId);
+  if (recorded) {
+    o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'duplicate command; re-sending the recorded report');
+    return recorded;
+  }
+  const outcome = await o.handler(task, { signal, idempotencyKey: task.dispatchId });
+  const report = toReport(task, outcome);
+  await o.inbox.put(task.dispatchId, report);
+  return report;
 }

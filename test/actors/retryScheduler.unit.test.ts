@@ -1,0 +1,165 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Planner } from '../../src/actors/planner.js';
+import { RetryScheduler } from '../../src/actors/retryScheduler.js';
+import { SessionRepository } from '../../src/actors/sessionRepository.js';
+import type { Timers } from '../../src/actors/timers.js';
+import { outstanding } from '../../src/machines/sessionQueries.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
+import type { OutboxCommand } from '../../src/protocol/commands.js';
+import type { DomainEvent } from '../../src/protocol/events.js';
+import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
+
+class FakeTimers implements Timers {
+  private nextId = 0;
+  readonly pending = new Map<number, { ms: number; fn: () => void }>();
+  readonly history: number[] = [];
+  readonly cleared: unknown[] = [];
+  set(ms: number, fn: () => void): unknown {
+    const id = ++this.nextId;
+    this.pending.set(id, { ms, fn });
+    this.history.push(ms);
+    return id;
+  }
+  clear(handle: unknown): void {
+    this.cleared.push(handle);
+    this.pending.delete(handle as number);
+  }
+  fireAll(): void {
+    const due = [...this.pending.values()];
+    this.pending.clear();
+    for (const t of due) t.fn();
+  }
+  delays(): number[] {
+    return [...this.pending.values()].map((t) => t.ms);
+  }
+}
+
+function setup() {
+  let now = 1_000;
+  const clock = () => now;
+  const store = new MemoryEventStore();
+  const repository = new SessionRepository({ store });
+  const performed: OutboxCommand[] = [];
+  let n = 0;
+  const planner = new Planner({
+    store,
+    repository,
+    decideDeps: defaultDecideDeps(),
+    effects: { perform: (c) => void performed.push(...c) },
+    clock,
+    newId: () => `m${++n}`,
+    logger: silentLogger,
+  });
+  const timers = new FakeTimers();
+  const logger = { error: vi.fn() } as unknown as typeof silentLogger;
+  const scheduler = new RetryScheduler(planner, clock, logger, timers);
+  const events: DomainEvent[] = [];
+  planner.onCommit((c) => events.push(...c.events));
+  /** Starts a one-task session and fails its first attempt: the session is then in backoff. */
+  async function intoBackoff(sessionId = 's1') {
+    const start = await planner.handle(sessionId, {
+      type: 'SubmitInput',
+      text: '- Fetch the data',
+      config: { backoff: { baseMs: 250, factor: 2, maxMs: 10_000 } },
+    });
+    const d = start.events.find((e) => e.type === 'TaskDispatched')!;
+    const { taskId, dispatchId } = d.data as { taskId: string; dispatchId: string };
+    const failed = await planner.handle(sessionId, { type: 'TaskFailed', taskId, dispatchId, error: 'flaky' });
+    return { taskId, failed };
+  }
+  return { planner, timers, scheduler, store, repository, performed, events, logger, intoBackoff, advance: (ms: number) => (now += ms) };
+}
+
+describe('RetryScheduler', () => {
+  it('arms a timer at dueAt - now and feeds RetryDue into the planner, which dispatches the retry', async () => {
+    const w = setup();
+    const { taskId, failed } = await w.intoBackoff();
+    const scheduled = failed.events.find((e) => e.type === 'TaskRetryScheduled')!;
+    expect(scheduled.data).toMatchObject({ taskId, attempt: 2, dueAt: 1_250 });
+    expect(w.timers.delays()).toEqual([250]);
+
+    const dispatchedBefore = w.performed.length;
+    w.advance(250); // now = dueAt
+    w.timers.fireAll();
+    await vi.waitFor(() => expect(w.performed.length).toBe(dispatchedBefore + 1));
+    const retry = w.performed.at(-1)!;
+    expect(retry.command).toMatchObject({ type: 'ExecuteTask', taskId, attempt: 2, dispatchId: `s1.${taskId}.2` });
+    expect(retry.causationId).toBe(`retry.s1.${taskId}.2`);
+    const dispatched = w.events.filter((e) => e.type === 'TaskDispatched');
+    expect(dispatched.at(-1)).toMatchObject({ causationId: `retry.s1.${taskId}.2`, data: { attempt: 2 } });
+    // The session left backoff: nothing is armed any more.
+    expect(w.timers.pending.size).toBe(0);
+    expect(w.logger.error).not.toHaveBeenCalled();
+  });
+
+  it('a restarted runtime re-arms from state with what is left of the wait', async () => {
+    const w = setup();
+    await w.intoBackoff();
+    w.scheduler.close();
+    w.advance(100);
+    const timers = new FakeTimers();
+    const restarted = new RetryScheduler(w.planner, () => 1_100, w.logger, timers);
+    restarted.watch(await new SessionRepository({ store: w.store }).load('s1'));
+    expect(timers.delays()).toEqual([150]);
+    restarted.close();
+  });
+
+  it('re-arming with the same retry is a no-op; a timer that fires twice is harmless', async () => {
+    const w = setup();
+    const { taskId } = await w.intoBackoff();
+    const state = await w.repository.load('s1');
+    expect(outstanding(state).retry).toMatchObject({ taskId, attempt: 2 });
+    w.scheduler.watch(state);
+    w.scheduler.watch(state);
+    expect(w.timers.history).toEqual([250]);
+    expect(w.timers.cleared).toEqual([]);
+
+    const [timer] = [...w.timers.pending.values()];
+    w.advance(250);
+    timer!.fn();
+    await vi.waitFor(() => expect(w.performed.filter((c) => c.command.type === 'ExecuteTask')).toHaveLength(2));
+    const version = (await w.repository.load('s1')).version;
+    timer!.fn(); // the same RetryDue message id again
+    await w.planner.drain();
+    expect((await w.repository.load('s1')).version).toBe(version);
+    expect(w.performed.filter((c) => c.command.type === 'ExecuteTask')).toHaveLength(2);
+  });
+
+  it('disarms when the session leaves backoff some other way', async () => {
+    const w = setup();
+    await w.intoBackoff();
+    expect(w.timers.pending.size).toBe(1);
+    await w.planner.handle('s1', { type: 'CancelSession', reason: 'enough' });
+    expect(w.timers.pending.size).toBe(0);
+    expect(w.timers.cleared).toHaveLength(1);
+  });
+
+  it('keeps one timer per session', async () => {
+    const w = setup();
+    await w.intoBackoff('a');
+    await w.intoBackoff('b');
+    expect(w.timers.delays()).toEqual([250, 250]);
+    await w.planner.handle('a', { type: 'CancelSession' });
+    expect(w.timers.pending.size).toBe(1);
+  });
+
+  it('close clears every timer and arms nothing afterwards', async () => {
+    const w = setup();
+    await w.intoBackoff('a');
+    await w.intoBackoff('b');
+    w.scheduler.close();
+    expect(w.timers.pending.size).toBe(0);
+    await w.intoBackoff('c');
+    expect(w.timers.pending.size).toBe(0);
+  });
+
+  it('logs a RetryDue the planner could not apply', async () => {
+    const w = setup();
+    await w.intoBackoff();
+    await w.store.close();
+    w.advance(250);
+    w.timers.fireAll();
+    await vi.waitFor(() => expect(w.logger.error).toHaveBeenCalledWith(expect.objectContaining({ sessionId: 's1' }), 'retry failed'));
+  });
+});

@@ -1,0 +1,179 @@
+import { describe, expect, it, vi } from 'vitest';
+import { Planner } from '../../src/actors/planner.js';
+import { SessionRepository, type SessionRepositoryOptions } from '../../src/actors/sessionRepository.js';
+import { STATE_SCHEMA, initialSessionState, serializeState } from '../../src/machines/sessionState.js';
+import { statusOf } from '../../src/machines/sessionQueries.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { ReadOptions } from '../../src/persistence/eventStore.js';
+import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
+import { MemorySnapshotStore } from '../../src/persistence/memorySnapshotStore.js';
+import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
+
+const submit = { type: 'SubmitInput' as const, text: '- Fetch the data\n- Summarise the results' };
+
+/** A store whose reads are recorded, a snapshot store, and a planner to write real sessions. */
+function setup(options: Partial<SessionRepositoryOptions> = {}) {
+  const store = new MemoryEventStore();
+  const reads: Array<{ id: string; options: ReadOptions | undefined }> = [];
+  const read = store.readStream.bind(store);
+  store.readStream = (id, o) => {
+    reads.push({ id, options: o });
+    return read(id, o);
+  };
+  const snapshots = new MemorySnapshotStore();
+  const repository = new SessionRepository({ store, snapshots, ...options });
+  let n = 0;
+  const planner = new Planner({
+    store,
+    repository,
+    decideDeps: defaultDecideDeps(),
+    effects: { perform: () => {} },
+    clock: () => 1,
+    newId: () => `m${++n}`,
+    logger: silentLogger,
+  });
+  /** Applies `count` inputs: a submit, then rejected inputs (one event each). */
+  async function write(sessionId: string, count: number) {
+    await planner.handle(sessionId, submit);
+    for (let i = 1; i < count; i++) await planner.handle(sessionId, { type: 'InvalidInput', reason: `r${i}` });
+  }
+  return { store, reads, snapshots, repository, planner, write };
+}
+
+describe('SessionRepository', () => {
+  it('loads a session that has no events as the initial state', async () => {
+    const { repository } = setup();
+    const state = await repository.load('new');
+    expect(state.version).toBe(0);
+    expect(serializeState(state)).toEqual(serializeState(initialSessionState('new')));
+    expect(statusOf(state)).toBe('idle');
+  });
+
+  it('folds the log from scratch when nothing is cached', async () => {
+    const { store, write } = setup();
+    await write('s1', 3); // 3 + 2 events
+    const fresh = new SessionRepository({ store });
+    const state = await fresh.load('s1');
+    expect(state.version).toBe(5);
+    expect(statusOf(state)).toBe('active');
+    expect(state.recentInputs).toEqual(['m1', 'm2', 'm3']);
+  });
+
+  it('serves a cached session without reading the store', async () => {
+    const { store, reads } = setup();
+    const repository = new SessionRepository({ store });
+    const a = await repository.load('s1');
+    const count = reads.length;
+    const b = await repository.load('s1');
+    expect(b).toBe(a);
+    expect(reads.length).toBe(count);
+  });
+
+  it('saves a snapshot each time the version crosses a multiple of snapshotEvery', async () => {
+    const { snapshots, write } = setup({ snapshotEvery: 4 });
+    const save = vi.spyOn(snapshots, 'save');
+    await write('s1', 1); // v3: no multiple of 4 crossed
+    expect(save).not.toHaveBeenCalled();
+    await write('s1', 3); // a second submit (TasksPlanned, v4) then two rejections (v5, v6)
+    expect(save.mock.calls.map(([s]) => s.version)).toEqual([4]);
+    const snap = await snapshots.load('s1');
+    expect(snap).toMatchObject({ streamId: 's1', schema: STATE_SCHEMA, version: 4 });
+  });
+
+  it('snapshot crossing is computed from the previous version, not exact multiples', async () => {
+    const snapshots = new MemorySnapshotStore();
+    const save = vi.spyOn(snapshots, 'save');
+    const repository = new SessionRepository({ store: new MemoryEventStore(), snapshots, snapshotEvery: 10 });
+    const at = (version: number) => ({ ...initialSessionState('s'), version });
+    await repository.committed(8, at(12)); // crosses 10
+    await repository.committed(12, at(19)); // does not cross 20
+    await repository.committed(19, at(20)); // reaches 20
+    expect(save.mock.calls.map(([s]) => s.version)).toEqual([12, 20]);
+    // Without a snapshot store, committed only caches.
+    const plain = new SessionRepository({ store: new MemoryEventStore(), snapshotEvery: 1 });
+    await plain.committed(0, at(5));
+    expect((await plain.load('s')).version).toBe(5);
+  });
+
+  it('loads snapshot plus tail, equal to a rebuild from the log', async () => {
+    const { store, snapshots, write, reads } = setup({ snapshotEvery: 3 });
+    await write('s1', 6); // versions 3..8; snapshot at 3 and 6
+    const snap = await snapshots.load('s1');
+    expect(snap?.version).toBe(6);
+    const fresh = new SessionRepository({ store, snapshots });
+    reads.length = 0;
+    const loaded = await fresh.load('s1');
+    // Only the head check at the snapshot's version and the tail after it are read.
+    expect(reads.map((r) => r.options)).toEqual([{ from: 6, to: 6 }, { from: 7 }]);
+    const { state: rebuilt, exists } = await fresh.rebuild('s1');
+    expect(exists).toBe(true);
+    expect(loaded.version).toBe(8);
+    expect(serializeState(loaded)).toEqual(serializeState(rebuilt));
+  });
+
+  it('ignores a snapshot at another schema', async () => {
+    const { store, snapshots, write } = setup();
+    await write('s1', 2);
+    await snapshots.save({ streamId: 's1', version: 4, schema: STATE_SCHEMA + 1, state: { garbage: true } });
+    const loaded = await new SessionRepository({ store, snapshots }).load('s1');
+    const { state } = await new SessionRepository({ store }).rebuild('s1');
+    expect(loaded.version).toBe(4);
+    expect(serializeState(loaded)).toEqual(serializeState(state));
+  });
+
+  it('ignores a snapshot ahead of the log', async () => {
+    const { store, snapshots, write } = setup({ snapshotEvery: 2 });
+    await write('s1', 2); // v4, snapshot at 4
+    expect((await snapshots.load('s1'))?.version).toBe(4);
+    // The log is replaced by a shorter one: the snapshot is now ahead of it.
+    const shortStore = new MemoryEventStore();
+    const { events } = await store.readStream('s1', { to: 3 });
+    await shortStore.appendToStream('s1', events, { expectedVersion: 0 });
+    const loaded = await new SessionRepository({ store: shortStore, snapshots }).load('s1');
+    expect(loaded.version).toBe(3);
+    // A snapshot for a stream with no events at all is ignored too.
+    const none = await new SessionRepository({ store: new MemoryEventStore(), snapshots }).load('s1');
+    expect(none.version).toBe(0);
+  });
+
+  it('forget makes the next load reread the log', async () => {
+    const { store, reads, write, repository } = setup();
+    await write('s1', 1);
+    const cached = await repository.load('s1');
+    const before = reads.length;
+    repository.forget('s1');
+    repository.forget('never-loaded');
+    const reloaded = await repository.load('s1');
+    expect(reads.length).toBeGreaterThan(before);
+    expect(reloaded).not.toBe(cached);
+    expect(reloaded.version).toBe(cached.version);
+    expect(serializeState(reloaded)).toEqual(serializeState((await new SessionRepository({ store }).rebuild('s1')).state));
+  });
+
+  it('keeps at most cacheSize sessions, evicting the least recently used', async () => {
+    const { store, reads } = setup();
+    const repository = new SessionRepository({ store, cacheSize: 2 });
+    await repository.load('a');
+    await repository.load('b');
+    await repository.load('a'); // a is now the most recent
+    await repository.load('c'); // evicts b
+    reads.length = 0;
+    await repository.load('a');
+    await repository.load('c');
+    expect(reads).toEqual([]);
+    await repository.load('b');
+    expect(reads.map((r) => r.id)).toEqual(['b']);
+  });
+
+  it('rebuild(until) folds the log up to a version and ignores the cache', async () => {
+    const { write, repository } = setup();
+    await write('s1', 3); // v5
+    expect((await repository.rebuild('s1', 2)).state.version).toBe(2);
+    expect((await repository.rebuild('s1', 4)).state.version).toBe(4);
+    expect((await repository.rebuild('s1')).state.version).toBe(5);
+    expect((await repository.rebuild('s1', 0)).state.version).toBe(0);
+    const missing = await repository.rebuild('nope');
+    expect(missing.exists).toBe(false);
+    expect(missing.state.version).toBe(0);
+  });
+});

@@ -1,0 +1,168 @@
+import { describe, expect, it, vi } from 'vitest';
+import { HEADER, type BusMessage } from '../../src/actors/bus.js';
+import { InProcessBus } from '../../src/actors/inProcessBus.js';
+import { startBusExecutor } from '../../src/executors/busExecutor.js';
+import type { ExecutorReport, HandlerOutcome, TaskHandler } from '../../src/executors/report.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { MemoryInbox } from '../../src/persistence/inbox.js';
+import type { ExecuteTask } from '../../src/protocol/commands.js';
+import { subjectsFor } from '../../src/protocol/subjects.js';
+
+const subjects = subjectsFor();
+
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((res) => (resolve = res));
+  return { promise, resolve };
+}
+
+function task(over: Partial<ExecuteTask> = {}): ExecuteTask {
+  return {
+    type: 'ExecuteTask',
+    sessionId: 's1',
+    taskId: 't1',
+    dispatchId: 's1.t1.1',
+    attempt: 1,
+    kind: 'ToolCall',
+    description: 'Fetch',
+    attachments: [],
+    context: '',
+    ...over,
+  };
+}
+
+function publishTask(bus: InProcessBus, t: ExecuteTask, headers: Record<string, string> = {}) {
+  return bus.publish(subjects.exec(t.kind as 'ToolCall', t.sessionId), t, headers);
+}
+
+function setup(handler: TaskHandler, kinds?: Array<'ToolCall' | 'Processing'>) {
+  const bus = new InProcessBus();
+  const inbox = new MemoryInbox<ExecutorReport>();
+  const reports: BusMessage[] = [];
+  bus.subscribe(subjects.allInputs, (m) => void reports.push(m));
+  const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+  const stop = startBusExecutor({ bus, subjects, handler, inbox, logger, ...(kinds ? { kinds } : {}) });
+  return { bus, inbox, reports, stop, logger };
+}
+
+describe('startBusExecutor', () => {
+  it('runs a dispatch, records its report, and publishes it into the session', async () => {
+    const handler = vi.fn<TaskHandler>(async (t) => ({ type: 'completed', output: `did ${t.description}` }));
+    const w = setup(handler);
+    await publishTask(w.bus, task(), { [HEADER.messageId]: 'cmd-1', [HEADER.correlationId]: 'corr-1' });
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(handler.mock.calls[0]![1]).toMatchObject({ idempotencyKey: 's1.t1.1' });
+    const report = { type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'did Fetch' };
+    expect(await w.inbox.get('s1.t1.1')).toEqual(report);
+    await vi.waitFor(() => expect(w.reports).toHaveLength(1));
+    expect(w.reports[0]).toEqual({
+      subject: 'jetplan.in.s1',
+      data: report,
+      headers: {
+        [HEADER.type]: 'TaskCompleted',
+        [HEADER.messageId]: 'report.s1.t1.1',
+        [HEADER.causationId]: 'cmd-1',
+        [HEADER.correlationId]: 'corr-1',
+      },
+    });
+    await w.stop();
+  });
+
+  it('answers a redelivered dispatch from the inbox without running it again', async () => {
+    const handler = vi.fn<TaskHandler>(async () => ({ type: 'failed', error: 'nope', retryable: false }));
+    const w = setup(handler);
+    await publishTask(w.bus, task());
+    await publishTask(w.bus, task());
+    expect(handler).toHaveBeenCalledTimes(1);
+    await vi.waitFor(() => expect(w.reports).toHaveLength(2));
+    expect(w.reports[1]!.data).toEqual(w.reports[0]!.data);
+    expect(w.reports[1]!.headers).toMatchObject({ [HEADER.messageId]: 'report.s1.t1.1', [HEADER.causationId]: 's1.t1.1', [HEADER.correlationId]: 's1' });
+    expect(w.logger.debug).toHaveBeenCalledWith(expect.objectContaining({ dispatchId: 's1.t1.1' }), expect.stringContaining('duplicate'));
+    // Another attempt is another dispatch: it runs.
+    await publishTask(w.bus, task({ dispatchId: 's1.t1.2', attempt: 2 }));
+    expect(handler).toHaveBeenCalledTimes(2);
+    await w.stop();
+  });
+
+  it('runs a dispatch delivered twice at once only once', async () => {
+    const release = deferred();
+    const handler = vi.fn<TaskHandler>(async () => {
+      await release.promise;
+      return { type: 'completed', output: 'once' };
+    });
+    const w = setup(handler);
+    const both = Promise.all([publishTask(w.bus, task()), publishTask(w.bus, task())]);
+    await vi.waitFor(() => expect(handler).toHaveBeenCalled());
+    release.resolve();
+    await both;
+    expect(handler).toHaveBeenCalledTimes(1);
+    await vi.waitFor(() => expect(w.reports).toHaveLength(2));
+    await w.stop();
+  });
+
+  it('takes only the kinds it was started for', async () => {
+    const handler = vi.fn<TaskHandler>(async () => ({ type: 'completed', output: 'x' }));
+    const w = setup(handler, ['Processing']);
+    await expect(publishTask(w.bus, task())).rejects.toMatchObject({ name: 'NoRouteError' });
+    await w.bus.publish(subjects.exec('Processing', 's1'), task({ kind: 'Processing' }));
+    expect(handler).toHaveBeenCalledTimes(1);
+    await w.stop();
+  });
+
+  it('rejects a malformed command so the publisher retries it', async () => {
+    const handler = vi.fn<TaskHandler>();
+    const w = setup(handler);
+    await expect(w.bus.publish(subjects.exec('ToolCall', 's1'), { type: 'ExecuteTask' })).rejects.toThrow();
+    expect(handler).not.toHaveBeenCalled();
+    await w.stop();
+  });
+
+  it('a handler that throws records nothing, so a redelivery runs it again', async () => {
+    let calls = 0;
+    const w = setup(async () => {
+      calls++;
+      if (calls === 1) throw new Error('crashed');
+      return { type: 'completed', output: 'ok' };
+    });
+    await expect(publishTask(w.bus, task())).rejects.toThrow('crashed');
+    expect(await w.inbox.get('s1.t1.1')).toBeUndefined();
+    await publishTask(w.bus, task());
+    expect(calls).toBe(2);
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskCompleted' });
+    await w.stop();
+  });
+
+  it('logs a report nobody takes', async () => {
+    const bus = new InProcessBus();
+    const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+    const stop = startBusExecutor({ bus, subjects, handler: async () => ({ type: 'completed', output: 'x' }), inbox: new MemoryInbox(), logger });
+    await publishTask(bus, task());
+    await vi.waitFor(() => expect(logger.error).toHaveBeenCalledWith(expect.objectContaining({ dispatchId: 's1.t1.1' }), 'report not delivered'));
+    await stop();
+  });
+
+  it('stop unsubscribes, aborts the signal and waits for work under way', async () => {
+    const entered = deferred<AbortSignal>();
+    const release = deferred();
+    const handler: TaskHandler = async (_t, tools) => {
+      entered.resolve(tools.signal);
+      await release.promise;
+      return { type: 'completed', output: 'late' } satisfies HandlerOutcome;
+    };
+    const w = setup(handler);
+    const published = publishTask(w.bus, task());
+    const signal = await entered.promise;
+    expect(signal.aborted).toBe(false);
+    let stopped = false;
+    const stopping = w.stop().then(() => (stopped = true));
+    expect(signal.aborted).toBe(true);
+    await new Promise<void>((r) => setImmediate(r));
+    expect(stopped).toBe(false);
+    // Unsubscribed: new work is not taken.
+    await expect(publishTask(w.bus, task({ dispatchId: 's1.t1.2', attempt: 2 }))).rejects.toMatchObject({ name: 'NoRouteError' });
+    release.resolve();
+    await stopping;
+    await published;
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ output: 'late' });
+  });
+});

@@ -1,0 +1,104 @@
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FileInbox, MemoryInbox, type Inbox } from '../../src/persistence/inbox.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'jetplan-inbox-'));
+  dirs.push(dir);
+  return dir;
+}
+
+type Value = { n: number; tags: string[] };
+
+const backends: Array<[string, () => Promise<Inbox<Value>>]> = [
+  ['MemoryInbox', async () => new MemoryInbox<Value>()],
+  ['FileInbox', async () => FileInbox.open<Value>(join(await tempDir(), 'inbox.jsonl'))],
+];
+
+describe.each(backends)('%s', (_name, open) => {
+  it('returns undefined for an unknown id and the value put for a known one', async () => {
+    const inbox = await open();
+    expect(await inbox.get('a')).toBeUndefined();
+    await inbox.put('a', { n: 1, tags: ['x'] });
+    await inbox.put('b', { n: 2, tags: [] });
+    expect(await inbox.get('a')).toEqual({ n: 1, tags: ['x'] });
+    expect(await inbox.get('b')).toEqual({ n: 2, tags: [] });
+  });
+
+  it('a later put for the same id replaces the value', async () => {
+    const inbox = await open();
+    await inbox.put('a', { n: 1, tags: [] });
+    await inbox.put('a', { n: 2, tags: [] });
+    expect(await inbox.get('a')).toEqual({ n: 2, tags: [] });
+  });
+});
+
+describe('MemoryInbox', () => {
+  it('keeps its own copy of a value', async () => {
+    const inbox = new MemoryInbox<Value>();
+    const value = { n: 1, tags: ['x'] };
+    await inbox.put('a', value);
+    value.tags.push('mutated');
+    expect(await inbox.get('a')).toEqual({ n: 1, tags: ['x'] });
+  });
+});
+
+describe('FileInbox', () => {
+  it('persists across reopen, in insertion order', async () => {
+    const path = join(await tempDir(), 'nested', 'dir', 'inbox.jsonl');
+    const first = await FileInbox.open<Value>(path);
+    await first.put('a', { n: 1, tags: ['ü 🚀'] });
+    await first.put('b', { n: 2, tags: [] });
+    await first.put('a', { n: 3, tags: [] });
+    const reopened = await FileInbox.open<Value>(path);
+    expect(await reopened.get('a')).toEqual({ n: 3, tags: [] });
+    expect(await reopened.get('b')).toEqual({ n: 2, tags: [] });
+    expect(reopened.all()).toEqual([
+      ['a', { n: 3, tags: [] }],
+      ['b', { n: 2, tags: [] }],
+    ]);
+  });
+
+  it('opens an empty inbox when the file does not exist yet', async () => {
+    const inbox = await FileInbox.open<Value>(join(await tempDir(), 'inbox.jsonl'));
+    expect(inbox.all()).toEqual([]);
+  });
+
+  it('cuts a torn last line, and later puts survive a reopen', async () => {
+    const path = join(await tempDir(), 'inbox.jsonl');
+    const first = await FileInbox.open<Value>(path);
+    await first.put('a', { n: 1, tags: [] });
+    // A crash in the middle of writing the next put (multi-byte text, to check byte lengths).
+    await appendFile(path, '{"id":"b","value":{"n":2,"tags":["ü');
+    const second = await FileInbox.open<Value>(path);
+    expect(await second.get('b')).toBeUndefined();
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a","value":{"n":1,"tags":[]}}\n');
+    await second.put('c', { n: 3, tags: ['é'] });
+    const third = await FileInbox.open<Value>(path);
+    expect(third.all()).toEqual([
+      ['a', { n: 1, tags: [] }],
+      ['c', { n: 3, tags: ['é'] }],
+    ]);
+  });
+
+  it('a file holding only a torn line opens empty', async () => {
+    const path = join(await tempDir(), 'inbox.jsonl');
+    await writeFile(path, '{"id":"x"');
+    const inbox = await FileInbox.open<Value>(path);
+    expect(inbox.all()).toEqual([]);
+    await inbox.put('y', { n: 1, tags: [] });
+    expect((await FileInbox.open<Value>(path)).all()).toEqual([['y', { n: 1, tags: [] }]]);
+  });
+
+  it('fails to open when the path cannot be read', async () => {
+    const dir = await tempDir();
+    // A directory where the file should be: not ENOENT, so the error surfaces.
+    await expect(FileInbox.open(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+});
