@@ -12,10 +12,12 @@ describe('parseInput', () => {
   it.each([
     ['{not json', /^invalid JSON: /],
     [JSON.stringify({ type: 'Nope' }), /^unknown input type "Nope"$/],
-    [JSON.stringify({ text: 'x' }), /^unknown input type null$/],
-    [JSON.stringify({ type: 'ProvideClarification', taskId: 't1' }), /^invalid input: answer: /],
-    [JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 'd', output: 3 }), /^invalid input: output: /],
-  ])('rejects %s with a clear reason', (body, reason) => {
+    [JSON.stringify({ text: 'x' }), /^invalid input: type: /],
+    ['[1]', /^invalid input: \(root\): /],
+    [new Uint8Array([0x7b, 0xff, 0x7d]), /^invalid JSON: /],
+    [JSON.stringify({ type: 'ProvideClarification', taskId: 't1' }), /^invalid ProvideClarification: answer: /],
+    [JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 'd', output: 3 }), /^invalid TaskCompleted: output: /],
+  ] as Array<[string | Uint8Array, RegExp]>)('rejects %s with a clear reason', (body, reason) => {
     const parsed = parseInput(body);
     expect(parsed.ok).toBe(false);
     if (!parsed.ok) expect(parsed.reason).toMatch(reason);

@@ -129,7 +129,7 @@ describe('embedded runtime', () => {
       causationId: 'bad-1',
       correlationId: 'corr-1',
       timestamp: 42,
-      data: { messageId: 'bad-1', reason: expect.stringMatching(/^invalid input: .*text/) },
+      data: { messageId: 'bad-1', reason: expect.stringMatching(/^invalid SubmitInput: text/) },
     });
     expect(events[1]).toMatchObject({ causationId: 'generated-1', correlationId: 's1', data: { reason: expect.stringContaining('Nonsense') } });
     expect((events[2]!.data as { reason: string }).reason).toMatch(/\S/);

@@ -1,0 +1,156 @@
+/**
+ * Feeds `<prefix>.in.<sessionId>` messages into the planner from a durable pull consumer (explicit
+ * ack, one filter subject: works on nats-server 2.9). A message is acked only once the planner has
+ * durably appended what it caused. Each session's inputs are applied strictly in stream order;
+ * sessions run concurrently.
+ */
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { KeyedQueue } from '../actors/keyedQueue.js';
+import type { Planner } from '../actors/planner.js';
+import type { Metrics } from '../observability/metrics.js';
+import type { InputMeta } from '../protocol/inputs.js';
+import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
+import { decodeInput, isSessionId } from './decodeInput.js';
+
+/** Options of {@link InputConsumer}. */
+export interface InputConsumerOptions {
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  streamName: string;
+  subjectPrefix: string;
+  durableName: string;
+  planner: Planner;
+  metrics: Metrics;
+  clock: () => number;
+  logger: Logger;
+  maxInputBytes: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+/** Redelivery delay of a failed (or blocked) input: grows with its delivery count, capped at 30 s. */
+const nakDelay = (m: JsMsg) => Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount - 1));
+
+/** Creates the durable consumer if missing (idempotent), or updates it to jetplan's settings. */
+export async function ensureInputConsumer(jsm: JetStreamManager, o: Pick<InputConsumerOptions, 'streamName' | 'subjectPrefix' | 'durableName'>): Promise<void> {
+  const settings = { ack_wait: nanos(30_000), max_ack_pending: 20_000 };
+  try {
+    await jsm.consumers.add(o.streamName, {
+      durable_name: o.durableName,
+      filter_subject: `${o.subjectPrefix}.in.>`,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      ...settings,
+    });
+  } catch {
+    await jsm.consumers.update(o.streamName, o.durableName, settings);
+  }
+}
+
+/**
+ * Runs the consume loop while started: a consume() that ends or fails (server restart, consumer
+ * deleted) is recreated with backoff. `stop()` ends the iterator and waits for inputs under way.
+ */
+export class InputConsumer {
+  private readonly queue = new KeyedQueue();
+  /** Stream sequences of inputs nak'd per session: a session is blocked behind its lowest one. */
+  private readonly deferred = new Map<string, Set<number>>();
+  private messages: ConsumerMessages | undefined;
+  private loop: Promise<void> | undefined;
+  private stopped = true;
+
+  constructor(private readonly o: InputConsumerOptions) {}
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.messages?.close().catch(() => undefined);
+    await this.loop;
+    await this.queue.drain();
+    this.deferred.clear();
+  }
+
+  /** Messages not yet delivered plus delivered and not acked (0 when the consumer is missing). */
+  async pending(): Promise<number> {
+    const info = await this.o.jsm.consumers.info(this.o.streamName, this.o.durableName).catch(() => undefined);
+    return info ? info.num_pending + info.num_ack_pending : 0;
+  }
+
+  private async run(): Promise<void> {
+    for (let failures = 0; !this.stopped; failures++) {
+      try {
+        await ensureInputConsumer(this.o.jsm, this.o);
+        const consumer = await this.o.js.consumers.get(this.o.streamName, this.o.durableName);
+        const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
+        this.messages = messages;
+        if (this.stopped) await messages.close();
+        void this.watch(messages);
+        failures = 0;
+        for await (const m of messages) this.accept(m);
+      } catch (err) {
+        if (!this.stopped) this.o.logger.warn({ err }, 'input consumer failed; recreating it');
+      }
+      if (!this.stopped) await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
+    }
+  }
+
+  /** Ends an iterator whose consumer is gone, so the loop recreates it. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const s of messages.status()) {
+      if (s.type === 'consumer_deleted' || (s.type === 'consumer_not_found' && s.count > 2)) {
+        this.o.logger.warn({ status: s.type }, 'input consumer missing; recreating it');
+        await messages.close().catch(() => undefined);
+      }
+    }
+  }
+
+  private accept(m: JsMsg): void {
+    const received = performance.now();
+    const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+    if (!isSessionId(sessionId)) {
+      // Nothing can be stored for an invalid session id: there is no session subject to put it on.
+      this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'input on an invalid session subject; terminated');
+      m.term(); // no reason: nats-server 2.9 does not parse '+TERM <reason>'
+      return;
+    }
+    void this.queue.run(sessionId, () => this.process(sessionId, m, received));
+  }
+
+  private async process(sessionId: string, m: JsMsg, received: number): Promise<void> {
+    const deferred = this.deferred.get(sessionId) ?? new Set<number>();
+    if ([...deferred].some((seq) => seq < m.seq)) {
+      deferred.add(m.seq);
+      m.nak(nakDelay(m)); // an earlier input of this session is not applied yet
+      return;
+    }
+    try {
+      const commit = await this.o.planner.handle(sessionId, decodeInput(m.data, this.o.maxInputBytes), this.metaOf(m));
+      m.ack();
+      deferred.delete(m.seq);
+      if (commit.events.length > 0) this.o.metrics.observeStep(performance.now() - received);
+    } catch (err) {
+      deferred.add(m.seq);
+      const delay = nakDelay(m);
+      this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
+      m.nak(delay);
+    }
+    if (deferred.size > 0) this.deferred.set(sessionId, deferred);
+    else this.deferred.delete(sessionId);
+  }
+
+  private metaOf(m: JsMsg): InputMeta {
+    const correlationId = m.headers?.get(HEADER_CORRELATION_ID);
+    return {
+      messageId: m.headers?.get('Nats-Msg-Id') || `in.${m.seq}`,
+      now: this.o.clock(),
+      streamSequence: m.seq,
+      ...(correlationId ? { correlationId } : {}),
+    };
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The planner's act step over JetStream: ExecuteTask commands are published (with a PubAck) to
+ * `<prefix>.exec.<toolcall|processing>.<sessionId>`, `Nats-Msg-Id` = dispatch id, so the same
+ * attempt published twice within the stream's duplicate window is stored once. Questions publish
+ * nothing: over NATS the ClarificationRequested event on `<prefix>.ev.<sessionId>` is the question.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import type { Effects } from '../actors/planner.js';
+import type { OutboxCommand } from '../protocol/commands.js';
+import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
+
+/** Options of {@link JetStreamEffects}. */
+export interface JetStreamEffectsOptions {
+  js: JetStreamClient;
+  /** Whether the connection is closed for good (then retrying is pointless). */
+  isClosed: () => boolean;
+  subjectPrefix: string;
+  logger: Logger;
+  /** PubAck timeout per attempt, ms (default 5000). */
+  timeoutMs?: number;
+  /** Backoff between attempts: first delay and cap, ms (default 100 and 5000). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** After close() is called, how long publishes under way keep retrying, ms (default 10000). */
+  closeGraceMs?: number;
+}
+
+const HEADER_LINE = (value: string) => value.replace(/[\r\n]+/g, ' ');
+
+/**
+ * Publishes ExecuteTask commands, retrying with exponential backoff until the stream acks them.
+ * A command that is never acked (the service stopped first) is not lost: it is derived again from
+ * session state (`outstanding`) and republished by the next leader's recovery.
+ */
+export class JetStreamEffects implements Effects {
+  private readonly inFlight = new Set<Promise<void>>();
+  private closingSince: number | undefined;
+  /** Commands acked since start (tests, logs). */
+  published = 0;
+
+  constructor(private readonly o: JetStreamEffectsOptions) {}
+
+  perform(commands: OutboxCommand[]): void {
+    for (const entry of commands) {
+      if (entry.command.type !== 'ExecuteTask') continue;
+      const run = this.deliver(entry);
+      this.inFlight.add(run);
+      void run.finally(() => this.inFlight.delete(run));
+    }
+  }
+
+  /** Waits for publishes in flight (each gives up `closeGraceMs` after close at the latest). */
+  async close(): Promise<void> {
+    this.closingSince ??= Date.now();
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The subject an ExecuteTask goes to. */
+  subjectOf(entry: OutboxCommand): string {
+    const c = entry.command;
+    if (c.type !== 'ExecuteTask' || c.kind === 'Clarification') {
+      throw new Error(`command ${entry.id} does not go to executors`);
+    }
+    return `${this.o.subjectPrefix}.exec.${c.kind.toLowerCase()}.${c.sessionId}`;
+  }
+
+  private async deliver(entry: OutboxCommand): Promise<void> {
+    const subject = this.subjectOf(entry);
+    const body = JSON.stringify(entry.command);
+    const base = this.o.baseDelayMs ?? 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const h = natsHeaders();
+        h.set(HEADER_EVENT_TYPE, entry.command.type);
+        h.set(HEADER_CORRELATION_ID, HEADER_LINE(entry.correlationId));
+        h.set(HEADER_CAUSATION_ID, HEADER_LINE(entry.causationId));
+        const ack = await this.o.js.publish(subject, body, { msgID: entry.id, headers: h, timeout: this.o.timeoutMs ?? 5_000 });
+        this.published++;
+        this.o.logger.debug({ dispatchId: entry.id, seq: ack.seq, duplicate: ack.duplicate }, 'ExecuteTask published');
+        return;
+      } catch (err) {
+        if (this.givingUp() || this.o.isClosed()) {
+          this.o.logger.warn({ dispatchId: entry.id, err }, 'ExecuteTask not published before shutdown; the next leader republishes it');
+          return;
+        }
+        const delay = Math.min(this.o.maxDelayMs ?? 5_000, base * 2 ** (attempt - 1));
+        this.o.logger.warn({ dispatchId: entry.id, attempt, delay, err }, 'ExecuteTask not acked; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
+  private givingUp(): boolean {
+    if (this.closingSince === undefined) return false;
+    return Date.now() - this.closingSince >= (this.o.closeGraceMs ?? 10_000);
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Active/standby leadership through a lease in a KV bucket whose TTL is the lease time (server 2.9:
+ * bucket max_age, no per-key TTL). `create` is atomic (expected last subject sequence 0), so at most
+ * one instance takes a free key; the holder renews with `update(key, id, revision)` every ttl/3. A
+ * renewal refused for a revision mismatch means another instance holds the key: the holder steps
+ * down at once. A standby polls every ttl/3 and watches the key, so a deleted lease (a clean
+ * shutdown) is taken over at once and an expired one within a poll interval.
+ */
+import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+
+/** Options of {@link LeaderLease}. */
+export interface LeaderLeaseOptions {
+  nc: NatsConnection;
+  /** KV bucket (default 'jetplan_leases'); its TTL is set to `ttlMs` when this creates it. */
+  bucket?: string;
+  /** The lease key: one per planner stream. */
+  key: string;
+  instanceId: string;
+  ttlMs: number;
+  logger: Logger;
+  /** Told each time leadership is gained (true) or lost (false). */
+  onChange: (leader: boolean) => void;
+}
+
+export const DEFAULT_LEASE_BUCKET = 'jetplan_leases';
+
+/** Holds or waits for the lease in a loop until closed. */
+export class LeaderLease {
+  private leader = false;
+  private revision = 0;
+  private renewedAt = 0;
+  private closed = false;
+  private wake: () => void = () => {};
+  private loop: Promise<void> | undefined;
+  private watcher: { stop(): void } | undefined;
+
+  private constructor(
+    private readonly o: LeaderLeaseOptions,
+    private readonly kv: KV,
+    /** The bucket's TTL, which rules if the bucket already existed with another one. */
+    readonly ttlMs: number,
+  ) {}
+
+  /** Opens (or creates) the bucket and starts campaigning. */
+  static async start(o: LeaderLeaseOptions): Promise<LeaderLease> {
+    const bucket = o.bucket ?? DEFAULT_LEASE_BUCKET;
+    const kv = await new Kvm(o.nc).create(bucket, { history: 1, ttl: o.ttlMs });
+    const ttl = (await kv.status()).ttl || o.ttlMs;
+    if (ttl !== o.ttlMs) o.logger.warn({ bucket, ttl, wanted: o.ttlMs }, 'lease bucket exists with another TTL; using it');
+    const lease = new LeaderLease(o, kv, ttl);
+    await lease.watchDeletes();
+    lease.loop = lease.run();
+    return lease;
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** Stops campaigning; a leader deletes its lease (only its own revision) so a standby takes over. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher?.stop();
+    this.wake();
+    await this.loop;
+    if (!this.leader) return;
+    this.setLeader(false);
+    await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch((err: unknown) => {
+      this.o.logger.warn({ err }, 'lease not released; it expires after its TTL');
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed) {
+      if (this.leader) await this.renew();
+      else await this.campaign();
+      await this.pause(this.ttlMs / 3);
+    }
+  }
+
+  private async campaign(): Promise<void> {
+    const started = performance.now();
+    try {
+      this.revision = await this.kv.create(this.o.key, this.o.instanceId);
+      this.renewedAt = started;
+      if (this.closed) return void (await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch(() => undefined));
+      this.o.logger.info({ instanceId: this.o.instanceId, key: this.o.key }, 'leader lease acquired');
+      this.setLeader(true);
+    } catch {
+      /* held by another instance, or NATS unreachable: stay standby */
+    }
+  }
+
+  private async renew(): Promise<void> {
+    const started = performance.now();
+    try {
+      this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision);
+      this.renewedAt = started;
+    } catch (err) {
+      const mismatch = (err as { code?: number }).code === 10071;
+      const expired = performance.now() - this.renewedAt >= this.ttlMs;
+      if (!mismatch && !expired) return this.o.logger.warn({ err }, 'lease renewal failed; retrying');
+      this.o.logger.warn({ err, mismatch }, 'leader lease lost; stepping down');
+      this.setLeader(false);
+    }
+  }
+
+  private setLeader(leader: boolean): void {
+    if (this.leader === leader) return;
+    this.leader = leader;
+    this.o.onChange(leader);
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** A deleted lease (released by a leader that shut down) wakes a standby at once. */
+  private async watchDeletes(): Promise<void> {
+    const iterator = await this.kv.watch({ key: this.o.key, include: KvWatchInclude.UpdatesOnly });
+    this.watcher = iterator;
+    void (async () => {
+      for await (const entry of iterator) {
+        if (!this.leader && (entry.operation === 'DEL' || entry.operation === 'PURGE')) this.wake();
+      }
+    })().catch(() => undefined);
+  }
+}

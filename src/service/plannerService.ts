@@ -1,0 +1,172 @@
+/**
+ * The composition root of the NATS deployment: one JetStream stream is both the bus and the event
+ * store. Instances run active/standby under a KV leader lease; only the leader consumes inputs,
+ * arms retry timers and republishes outstanding commands. Correctness does not rest on the lease:
+ * appends expect the session subject's last sequence and ExecuteTask is deduplicated by dispatch id.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { Planner } from '../actors/planner.js';
+import { RetryScheduler } from '../actors/retryScheduler.js';
+import { SessionRepository } from '../actors/sessionRepository.js';
+import { Metrics } from '../observability/metrics.js';
+import { JetStreamEventStore, KvSnapshotStore } from '../persistence/jetstream/index.js';
+import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
+import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
+import { startHttpServer, stopHttpServer } from './httpServer.js';
+import { InputConsumer } from './inputConsumer.js';
+import { JetStreamEffects } from './jetStreamEffects.js';
+import { LeaderLease } from './leaderLease.js';
+import { recoverSessions, type RecoveryResult } from './recovery.js';
+
+/** Options of {@link startPlannerService}. */
+export interface PlannerServiceOptions {
+  /** Connect with `maxReconnectAttempts: -1` so the service survives server restarts. Not closed by the service. */
+  nc: NatsConnection;
+  /** Default 'JETPLAN'. */
+  streamName?: string;
+  /** Default 'jetplan'. */
+  subjectPrefix?: string;
+  /** Port of /healthz and /metrics: 0 = ephemeral, undefined = no HTTP server. */
+  httpPort?: number;
+  logger: Logger;
+  clock?: () => number;
+  newId?: () => string;
+  /** This instance's name in the lease (default host-pid-random). */
+  instanceId?: string;
+  /** Lease TTL, the TTL of the `jetplan_leases` bucket (default 10 s). */
+  leaseTtlMs?: number;
+  /** Lease bucket (default 'jetplan_leases'). */
+  leaseBucket?: string;
+  /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN, else 'jetplan_snapshots_<stream>'). */
+  snapshotBucket?: string;
+  /** Largest input body accepted, bytes (default 64 KiB). */
+  maxInputBytes?: number;
+  /** Durable name of the input consumer (default 'jetplan-planner'). */
+  durableName?: string;
+}
+
+/** A running planner service. */
+export interface PlannerService {
+  /** Stops taking input, finishes inputs under way, releases the lease. Does not close `nc`. */
+  close(): Promise<void>;
+  isLeader(): boolean;
+  /** Resolves once this instance is leader, has recovered and consumes input. */
+  whenLeader: Promise<void>;
+  metrics: Metrics;
+  httpPort?: number;
+  planner: Planner;
+  /** What the last recovery (on becoming leader) re-issued. */
+  lastRecovery(): RecoveryResult | undefined;
+}
+
+const kvName = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Builds the service and starts campaigning for leadership. */
+export async function startPlannerService(options: PlannerServiceOptions): Promise<PlannerService> {
+  const { nc, logger } = options;
+  const clock = options.clock ?? Date.now;
+  const streamName = options.streamName ?? 'JETPLAN';
+  const store = await JetStreamEventStore.create(nc, { streamName, ...(options.subjectPrefix ? { subjectPrefix: options.subjectPrefix } : {}) });
+  const subjectPrefix = store.subjectPrefix;
+  const snapshots = await KvSnapshotStore.create(nc, {
+    bucket: options.snapshotBucket ?? (streamName === 'JETPLAN' ? 'jetplan_snapshots' : `jetplan_snapshots_${kvName(streamName)}`),
+  });
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc, { timeout: 3_000 });
+  const effects = new JetStreamEffects({ js, isClosed: () => nc.isClosed(), subjectPrefix, logger });
+  const repository = new SessionRepository({ store, snapshots });
+  const planner = new Planner({
+    store, repository, decideDeps: defaultDecideDeps(), effects, clock, newId: options.newId ?? randomUUID, logger,
+  });
+  const metrics = new Metrics(clock);
+  planner.onCommit((commit) => metrics.record(commit));
+  const durableName = options.durableName ?? 'jetplan-planner';
+  const consumer = new InputConsumer({
+    js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
+    maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
+  });
+
+  let retries: RetryScheduler | undefined;
+  let recovery: RecoveryResult | undefined;
+  let closing = false;
+  let transitions = Promise.resolve();
+  let elected!: () => void;
+  const whenLeader = new Promise<void>((resolve) => (elected = resolve));
+
+  /** Recovers (retrying while it fails), then consumes input. */
+  const lead = async () => {
+    retries = new RetryScheduler(planner, clock, logger);
+    for (let attempt = 0; !closing && lease.isLeader(); attempt++) {
+      try {
+        recovery = await recoverSessions({ store, repository, effects, retries, clock });
+        logger.info({ ...recovery, streamName }, 'leader: recovered sessions');
+        consumer.start();
+        return elected();
+      } catch (err) {
+        logger.error({ err }, 'recovery failed; retrying');
+        await sleep(Math.min(5_000, 200 * 2 ** attempt));
+      }
+    }
+  };
+  const stepDown = async () => {
+    await consumer.stop();
+    retries?.close();
+  };
+
+  const lease = await LeaderLease.start({
+    nc, key: `planner.${kvName(streamName)}`, instanceId: options.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    ttlMs: options.leaseTtlMs ?? 10_000, logger, ...(options.leaseBucket ? { bucket: options.leaseBucket } : {}),
+    onChange: (leader) => {
+      if (closing && leader) return;
+      transitions = transitions.then(leader ? lead : stepDown).catch((err: unknown) => logger.error({ err }, 'leadership change failed'));
+    },
+  });
+
+  const connected = watchConnection(nc);
+  const http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
+    natsConnected: connected,
+    checkStream: async () => void (await jsm.streams.info(streamName)),
+    isLeader: () => lease.isLeader(),
+    consumerPending: () => consumer.pending(),
+    metrics, logger,
+  });
+
+  async function close(): Promise<void> {
+    if (closing) return;
+    closing = true;
+    await transitions;
+    await consumer.stop();
+    retries?.close();
+    await planner.drain();
+    await effects.close();
+    await lease.close();
+    if (http) await stopHttpServer(http.server as Server);
+    await store.close();
+    await snapshots.close();
+  }
+
+  return {
+    close, whenLeader, metrics, planner,
+    isLeader: () => lease.isLeader(),
+    lastRecovery: () => recovery,
+    ...(http ? { httpPort: http.port } : {}),
+  };
+}
+
+/** Tracks whether the connection is up: false between a disconnect and the reconnect, or once closed. */
+function watchConnection(nc: NatsConnection): () => boolean {
+  let up = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') up = false;
+      else if (s.type === 'reconnect') up = true;
+    }
+  })().catch(() => undefined);
+  return () => up && !nc.isClosed();
+}

@@ -1,0 +1,60 @@
+/**
+ * What a new leader does before it takes input: re-issue what the sessions are waiting on. On
+ * JetStream the stream is the outbox, so the pending work is derived from session state: the
+ * ExecuteTask of each running task is published again (Nats-Msg-Id = dispatch id, so the stream
+ * stores it once within its duplicate window; executors' inbox covers it beyond) and each retry
+ * timer is re-armed (it fires at once when already due).
+ */
+import type { Effects } from '../actors/planner.js';
+import { toOutbox } from '../actors/planner.js';
+import type { RetryScheduler } from '../actors/retryScheduler.js';
+import type { SessionRepository } from '../actors/sessionRepository.js';
+import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import type { EventStore } from '../persistence/eventStore.js';
+
+/** What a recovery found. */
+export interface RecoveryResult {
+  /** Active sessions. */
+  sessions: number;
+  /** ExecuteTask commands published again. */
+  republished: number;
+  /** Retry timers armed. */
+  timers: number;
+}
+
+/** Options of {@link recoverSessions}. */
+export interface RecoveryOptions {
+  store: EventStore;
+  repository: SessionRepository;
+  effects: Effects;
+  retries: RetryScheduler;
+  clock: () => number;
+  /** Sessions loaded at once (default 16). */
+  concurrency?: number;
+}
+
+/** Re-issues the outstanding commands and timers of every active session. */
+export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
+  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0 };
+  const ids = await o.store.listStreams();
+  const width = o.concurrency ?? 16;
+  for (let i = 0; i < ids.length; i += width) {
+    await Promise.all(ids.slice(i, i + width).map((id) => recoverOne(o, id, result)));
+  }
+  return result;
+}
+
+async function recoverOne(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
+  // Another instance may have advanced the session while this one was standby: read the log.
+  o.repository.forget(sessionId);
+  const state = await o.repository.load(sessionId);
+  if (statusOf(state) !== 'active') return;
+  result.sessions++;
+  const open = outstanding(state);
+  if (open.command?.type === 'ExecuteTask') {
+    o.effects.perform(toOutbox([open.command], state, { messageId: `recover.${sessionId}`, now: o.clock() }));
+    result.republished++;
+  }
+  if (open.retry) result.timers++;
+  o.retries.watch(state);
+}

@@ -1,0 +1,198 @@
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { DomainEvent } from '../../src/protocol/events.js';
+import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
+import {
+  Env,
+  dispatchCounts,
+  execMessages,
+  has,
+  isolation,
+  publishInput,
+  startTestExecutor,
+  waitForEvents,
+} from './harness.js';
+
+let server: NatsServerHandle;
+const env = new Env(() => server);
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  await env.cleanup();
+  await server?.cleanup();
+});
+
+const TEXT = 'Run `npm test`.\nWhich database should we use?\nSummarise the results.';
+const rejected = (events: DomainEvent[]) => events.filter((e) => e.type === 'InputRejected');
+
+describe('planner service: sessions over JetStream', () => {
+  it('runs a session with clarifications (Clarification task and executor question) to SessionCompleted', async () => {
+    const iso = isolation();
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    const executor = await startTestExecutor(nc, iso, (task) =>
+      task.kind === 'ToolCall' && task.attempt === 1
+        ? { type: 'NeedsClarification', question: 'Which shell?' }
+        : { type: 'TaskCompleted', output: `done: ${task.description} ${task.context.includes('bash') ? '(bash)' : ''}` },
+    );
+    env.stops.push(() => executor.stop());
+
+    await publishInput(nc, iso, 's1', { type: 'SubmitInput', text: TEXT }, 'submit-1');
+    let events = await waitForEvents(store, 's1', has('ClarificationRequested', (e) => 'dispatchId' in e.data));
+    const t1 = (events.find((e) => e.type === 'TasksPlanned')!.data as { tasks: Array<{ id: string }> }).tasks;
+    await publishInput(nc, iso, 's1', { type: 'ProvideClarification', taskId: t1[0]!.id, answer: 'bash' }, 'answer-1');
+    events = await waitForEvents(store, 's1', has('ClarificationRequested', (e) => (e.data as { taskId: string }).taskId === t1[1]!.id));
+    await publishInput(nc, iso, 's1', { type: 'ProvideClarification', taskId: t1[1]!.id, answer: 'Postgres' }, 'answer-2');
+    events = await waitForEvents(store, 's1', has('SessionCompleted'));
+
+    expect(rejected(events)).toEqual([]);
+    expect(events.filter((e) => e.type === 'TaskCompleted')).toHaveLength(2);
+    expect(events.filter((e) => e.type === 'ClarificationProvided')).toHaveLength(2);
+    expect([...executor.executions.values()].every((n) => n === 1)).toBe(true);
+    expect(executor.executions.size).toBe(3); // t1 twice (asked, then answered), t3 once
+    const exec = await execMessages(nc, iso);
+    expect([...dispatchCounts(exec).values()].every((n) => n === 1)).toBe(true);
+    expect(exec.map((m) => m.subject).sort()).toEqual([`${iso.subjectPrefix}.exec.processing.s1`, `${iso.subjectPrefix}.exec.toolcall.s1`, `${iso.subjectPrefix}.exec.toolcall.s1`]);
+    expect(service.metrics.clarifications).toBe(2);
+    expect(service.metrics.stepCount).toBeGreaterThan(0);
+  });
+
+  it('ignores duplicated executor reports and redeliveries; each task runs once', async () => {
+    const iso = isolation();
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    const executor = await startTestExecutor(nc, iso, (task) => ({ type: 'TaskCompleted', output: task.description }), {
+      duplicateReports: true,
+    });
+    env.stops.push(() => executor.stop());
+
+    await publishInput(nc, iso, 'dup', { type: 'SubmitInput', text: 'Run `ls`.\nSummarise it.' }, 'submit-dup');
+    const again = (evs: DomainEvent[]) => evs.filter((e) => e.causationId.endsWith('.again'));
+    let events = await waitForEvents(store, 'dup', (evs) => has('SessionCompleted')(evs) && again(evs).length === 2);
+    expect(events.filter((e) => e.type === 'TaskCompleted')).toHaveLength(2);
+    // The first task's duplicate is ignored; the last one's arrives after completion and is rejected.
+    expect(again(events).map((e) => e.type)).toEqual(['ReportIgnored', 'InputRejected']);
+    expect((again(events)[1]!.data as { reason: string }).reason).toBe('session is completed');
+    expect([...executor.executions.values()]).toEqual([1, 1]);
+
+    // The same report under the same msg id again: JetStream drops it as a duplicate.
+    const completed = events.find((e) => e.type === 'TaskCompleted')!.data as { taskId: string; dispatchId: string };
+    const report = { type: 'TaskCompleted', taskId: completed.taskId, dispatchId: completed.dispatchId, output: 'x' };
+    const ack = await publishInput(nc, iso, 'dup', report, `report.${completed.dispatchId}`);
+    expect(ack.duplicate).toBe(true);
+    // A redelivered input (same message id) changes nothing: the session's inbox drops it.
+    const commit = await service.planner.handle('dup', report as never, { messageId: `report.${completed.dispatchId}` });
+    expect(commit.events).toEqual([]);
+    events = (await store.readStream('dup')).events;
+    expect(events.filter((e) => e.type === 'ReportIgnored')).toHaveLength(1);
+    expect(service.metrics.tasksCompleted).toBe(2);
+  });
+
+  it('records each kind of bad input as InputRejected with its stream sequence, and goes on', async () => {
+    const iso = isolation();
+    const service = await env.service(iso, { maxInputBytes: 2_048 });
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+
+    // A running task (no executor here) to send bad answers and reports to.
+    await publishInput(nc, iso, 'bad', { type: 'SubmitInput', text: 'Run `ls`.' });
+    const started = await waitForEvents(store, 'bad', has('TaskDispatched'));
+    const taskId = (started.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string }).taskId;
+
+    const invalidSubject = await publishInput(nc, iso, 'not%valid', { type: 'CancelSession' });
+    const cases: Array<[unknown, RegExp]> = [
+      ['{not json', /^invalid JSON: /],
+      [{ type: 'SubmitInput', text: 42 }, /^invalid SubmitInput: text: /],
+      [{ type: 'Bogus' }, /^unknown input type "Bogus"$/],
+      [{ type: 'ProvideClarification', taskId, answer: 'yes' }, new RegExp(`^task ${taskId} is not waiting for clarification$`)],
+      [{ type: 'TaskCompleted', taskId, dispatchId: 'nope', output: '' }, new RegExp(`^unknown dispatch nope for task ${taskId}$`)],
+      [JSON.stringify({ type: 'SubmitInput', text: 'x'.repeat(3_000) }), /^oversized body \(\d+ bytes > 2048\)$/],
+    ];
+    const seqs: number[] = [];
+    for (const [body] of cases) seqs.push((await publishInput(nc, iso, 'bad', body)).seq);
+    await publishInput(nc, iso, 'bad', { type: 'CancelSession', reason: 'enough' });
+
+    const events = await waitForEvents(store, 'bad', has('SessionCancelled'));
+    const rejections = rejected(events).map((e) => e.data as { reason: string; streamSequence?: number; messageId?: string });
+    expect(rejections).toHaveLength(cases.length);
+    rejections.forEach((r, i) => {
+      expect(r.reason).toMatch(cases[i]![1]);
+      expect(r.streamSequence).toBe(seqs[i]);
+      expect(r.messageId).toBe(`in.${seqs[i]}`);
+    });
+    expect(service.metrics.inputsRejected).toBe(cases.length);
+    // The message on an invalid session subject was terminated, not stored or retried.
+    expect(invalidSubject.seq).toBeLessThan(seqs[0]!);
+    expect(await store.listStreams()).toEqual(['bad']);
+    const jsm = await jetstreamManager(nc);
+    await vi.waitFor(async () => {
+      const info = await jsm.consumers.info(iso.streamName, 'jetplan-planner');
+      expect({ ack: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered }).toEqual({ ack: 0, pending: 0, redelivered: 0 });
+    });
+  });
+
+  it('blocks a session whose input cannot be applied (nak + backoff) and keeps its inputs in order', async () => {
+    const iso = isolation();
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    const jsm = await jetstreamManager(nc);
+    // An unreadable log: every load of session 'blk' fails until the subject is purged.
+    await jetstream(nc).publish(`${iso.subjectPrefix}.ev.blk`, 'garbage');
+    for (let k = 1; k <= 3; k++) await publishInput(nc, iso, 'blk', { type: 'SubmitInput', text: `Summarise part ${k}.` }, `blk-${k}`);
+    await publishInput(nc, iso, 'ok', { type: 'SubmitInput', text: 'Summarise it.' }, 'ok-1');
+
+    await waitForEvents(store, 'ok', has('TasksPlanned')); // other sessions go on
+    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, 'jetplan-planner')).num_redelivered).toBeGreaterThan(0), { timeout: 10_000 });
+    await jsm.streams.purge(iso.streamName, { filter: `${iso.subjectPrefix}.ev.blk` });
+
+    const events = await waitForEvents(store, 'blk', (evs) => evs.filter((e) => e.type === 'TasksPlanned').length === 3);
+    expect(events.filter((e) => e.type === 'TasksPlanned').map((e) => e.causationId)).toEqual(['blk-1', 'blk-2', 'blk-3']);
+    expect(rejected(events)).toEqual([]);
+  });
+
+  it('serves /healthz and /metrics', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const service = await env.service(iso, { nc, httpPort: 0 });
+    await service.whenLeader;
+    const store = await env.store(iso);
+    await publishInput(nc, iso, 'h1', { type: 'SubmitInput', text: 'Run `ls`.' });
+    await publishInput(nc, iso, 'h1', '{oops');
+    await waitForEvents(store, 'h1', has('InputRejected'));
+
+    const base = `http://127.0.0.1:${service.httpPort}`;
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', nats: 'connected', stream: 'reachable', leader: true, consumerPending: 0 });
+
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await metrics.text();
+    expect(text).toContain('# TYPE jetplan_step_latency_seconds histogram');
+    expect(text).toMatch(/jetplan_step_latency_seconds_bucket\{le="0\.0001"\} \d+/);
+    expect(text).toMatch(/jetplan_step_latency_seconds_bucket\{le="\+Inf"\} [1-9]/);
+    expect(text).toMatch(/jetplan_step_latency_seconds_count [1-9]/);
+    expect(text).toContain('jetplan_inputs_rejected_total 1');
+    expect(text).toContain('jetplan_tasks_completed_total 0');
+    expect(text).toContain('jetplan_tasks_failed_total 0');
+    expect(text).toContain('jetplan_clarifications_total 0');
+    expect(text).toContain('jetplan_consumer_pending 0');
+    expect(text).toContain('jetplan_leader 1');
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+
+    await nc.close();
+    const down = await fetch(`${base}/healthz`);
+    expect(down.status).toBe(503);
+    expect(await down.json()).toMatchObject({ status: 'unavailable', nats: 'disconnected' });
+  });
+});
