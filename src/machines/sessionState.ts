@@ -61,7 +61,13 @@ function deliverToTask(snapshot: SessionSnapshot, action: PendingAction): Sessio
   const { targetId, event } = action.params as { targetId: string; event: TaskEvent };
   const child = snapshot.children[targetId];
   if (!child) return snapshot;
-  const [childNext] = pureTransition(taskMachine, child.getSnapshot() as TaskSnapshot, event);
+  const [transitioned] = pureTransition(taskMachine, child.getSnapshot() as TaskSnapshot, event);
+  // assign() cannot delete a key, so clearing a field (`retryAt` on dispatch) leaves it undefined.
+  // JSON drops such keys, and a restored state would then order its keys differently from the live
+  // one once the field is set again; without them, snapshot + tail serializes like a full replay.
+  const childNext = Object.values(transitioned.context).includes(undefined)
+    ? ({ ...transitioned, context: definedOnly(transitioned.context) } as TaskSnapshot)
+    : transitioned;
   const ref = new TaskRef(targetId, childNext) as unknown as (typeof snapshot.children)[string];
   return { ...snapshot, children: { ...snapshot.children, [targetId]: ref } } as SessionSnapshot;
 }
@@ -124,4 +130,8 @@ export function restoreState(json: unknown): SessionState {
   // An actor that is never started only restores the snapshot; nothing runs.
   const restored = createActor(sessionMachine, { snapshot, input: { sessionId } }).getSnapshot();
   return { sessionId, version, recentInputs, snapshot: restored };
+}
+
+function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,0 +1,347 @@
+import { describe, expect, it } from 'vitest';
+import { backoffDelay } from '../../src/machines/decide.js';
+import { currentTask, statusOf, taskView, toPlannerState } from '../../src/machines/sessionQueries.js';
+import { PlannerConfig } from '../../src/protocol/domain.js';
+import { bpeTokenCounter, countItemTokens } from '../../src/compaction/index.js';
+import type { EventOf } from '../../src/protocol/events.js';
+import {
+  answer,
+  cancel,
+  completed,
+  dispatch,
+  failed,
+  given,
+  history,
+  invalid,
+  needs,
+  retryDue,
+  run,
+  submit,
+  T0,
+  taskIds,
+} from './deciderSpecification.js';
+
+const TWO = 'Fetch the logs from https://logs.example.com/today. Summarize the flaky tests.';
+const [FETCH, SUMMARIZE] = taskIds(TWO) as [string, string];
+const QUESTION = 'Which region should we deploy to?';
+const ASK_THEN_WORK = `${QUESTION} Deploy the app.`;
+const [ASK, DEPLOY] = taskIds(ASK_THEN_WORK) as [string, string];
+const defaults = PlannerConfig.parse({});
+
+describe('decide: SubmitInput', () => {
+  it('starts a new session, plans and dispatches the first task', () => {
+    const d = given()
+      .when(submit(TWO))
+      .then([
+        { type: 'SessionStarted', data: { config: defaults } },
+        {
+          type: 'TasksPlanned',
+          data: {
+            input: TWO,
+            tasks: [
+              { id: FETCH, description: 'Fetch the logs from https://logs.example.com/today.', kind: 'ToolCall', attachments: [{ kind: 'url', url: 'https://logs.example.com/today' }] },
+              { id: SUMMARIZE, description: 'Summarize the flaky tests.', kind: 'Processing', attachments: [] },
+            ],
+          },
+        },
+        { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), attempt: 1, kind: 'ToolCall' } },
+      ]);
+    // ExecuteTask carries the description, the attachments and the rendered context.
+    expect(d.commands).toEqual([
+      {
+        type: 'ExecuteTask',
+        sessionId: 's1',
+        taskId: FETCH,
+        dispatchId: dispatch(FETCH, 1),
+        attempt: 1,
+        kind: 'ToolCall',
+        description: 'Fetch the logs from https://logs.example.com/today.',
+        attachments: [{ kind: 'url', url: 'https://logs.example.com/today' }],
+        context: `${defaults.systemPrompt}\n\n${TWO}`,
+      },
+    ]);
+  });
+
+  it('uses the config of the first input, and the correlation id of the meta', () => {
+    const config = { systemPrompt: 'Be brief.', tokenBudget: 512, maxAttempts: 5 };
+    const d = given().when(submit('Summarize the flaky tests.', config), { correlationId: 'c-42' });
+    d.then([
+      { type: 'SessionStarted', data: { config: { ...defaults, ...config } } },
+      { type: 'TasksPlanned' },
+      { type: 'TaskDispatched' },
+    ]);
+  });
+
+  it('adds tasks to an active session, ids continuing after the existing ones, without a second dispatch', () => {
+    const more = 'Deploy the app. Notify the team.';
+    const ids = taskIds(more, 2);
+    expect(ids[0]).toMatch(/^t3-/);
+    given(history(submit(TWO)))
+      .when(submit(more))
+      .then([{ type: 'TasksPlanned', data: { input: more, tasks: [expect.objectContaining({ id: ids[0] }), expect.objectContaining({ id: ids[1] })] } }]);
+  });
+
+  it.each([
+    ['completed', [submit('Summarize the flaky tests.'), completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1))]],
+    ['cancelled', [submit(TWO), cancel()]],
+    ['failed', [submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'fatal', false)]],
+  ] as const)('is rejected on a %s session', (status, steps) => {
+    const events = history(...steps);
+    given(events).when(submit('Deploy the app.')).thenRejects(`session is ${status}`);
+  });
+
+  it('rejects unusable text, starting nothing', () => {
+    const d = given().when(submit('   ')).thenRejects('no plannable text');
+    expect(d.events[0]!.data).toMatchObject({ inputType: 'SubmitInput', messageId: expect.any(String) });
+    expect(statusOf(d.state)).toBe('idle');
+    given(history(submit(TWO))).when(submit('# Only a heading')).thenRejects('no plannable text');
+  });
+
+  it('rejects an invalid config', () => {
+    given()
+      .when(submit(TWO, { tokenBudget: -5 }))
+      .thenRejects('invalid config');
+  });
+});
+
+describe('decide: dispatch', () => {
+  it('runs one task at a time, in order, and completes the session when all are done', () => {
+    const start = history(submit(TWO));
+    const afterFirst = given(start)
+      .when(completed(FETCH, dispatch(FETCH, 1), 'the logs'))
+      .then([
+        { type: 'TaskCompleted', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), output: 'the logs' } },
+        { type: 'TaskDispatched', data: { taskId: SUMMARIZE, dispatchId: dispatch(SUMMARIZE, 1), attempt: 1, kind: 'Processing' } },
+      ]);
+    // The next task sees the previous result in its context.
+    expect(afterFirst.commands).toEqual([expect.objectContaining({ type: 'ExecuteTask', taskId: SUMMARIZE, context: expect.stringContaining('the logs') })]);
+    given([...start, ...afterFirst.events])
+      .when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1)))
+      .then([{ type: 'TaskCompleted' }, { type: 'SessionCompleted', data: { tasks: 2 } }]);
+  });
+
+  it('resumes a session whose last append stopped short of the dispatch, on any input', () => {
+    const [started, planned] = history(submit(TWO));
+    given([started!, planned!])
+      .when(retryDue(FETCH, 1))
+      .then([{ type: 'TaskDispatched', data: expect.objectContaining({ taskId: FETCH, attempt: 1 }) }]);
+  });
+});
+
+describe('decide: clarification', () => {
+  it('asks a Clarification task directly and completes it with the answer', () => {
+    const d = given()
+      .when(submit(ASK_THEN_WORK))
+      .then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'ClarificationRequested', data: { taskId: ASK, question: QUESTION } }]);
+    expect(d.commands).toEqual([{ type: 'RequestClarification', sessionId: 's1', taskId: ASK, question: QUESTION }]);
+    const answered = given(d.events)
+      .when(answer(ASK, 'eu-west-1'))
+      .then([
+        { type: 'ClarificationProvided', data: { taskId: ASK, answer: 'eu-west-1', question: QUESTION } },
+        { type: 'TaskDispatched', data: expect.objectContaining({ taskId: DEPLOY, attempt: 1 }) },
+      ]);
+    expect(taskView(answered.state, ASK)).toMatchObject({ status: 'Completed', result: 'eu-west-1', answer: 'eu-west-1' });
+    expect(answered.commands).toEqual([
+      expect.objectContaining({ type: 'ExecuteTask', taskId: DEPLOY, context: expect.stringContaining(`Q: ${QUESTION}\nA: eu-west-1`) }),
+    ]);
+  });
+
+  it('never sends a Clarification task to an executor', () => {
+    const text = 'Which region? Ask the user about the budget. Is it urgent?';
+    const ids = taskIds(text);
+    const { events, commands } = run([submit(text), ...ids.map((id) => answer(id, 'yes'))]);
+    expect(events.filter((e) => e.type === 'TaskDispatched')).toEqual([]);
+    expect(events.at(-1)!.type).toBe('SessionCompleted');
+    expect(commands.map((c) => c.type)).toEqual(['RequestClarification', 'RequestClarification', 'RequestClarification']);
+  });
+
+  it('relays an executor question, then re-dispatches the task with the next attempt', () => {
+    const start = history(submit(TWO));
+    const asked = given(start)
+      .when(needs(FETCH, dispatch(FETCH, 1), 'Which environment?'))
+      .then([{ type: 'ClarificationRequested', data: { taskId: FETCH, question: 'Which environment?', dispatchId: dispatch(FETCH, 1) } }]);
+    expect(asked.commands).toEqual([{ type: 'RequestClarification', sessionId: 's1', taskId: FETCH, question: 'Which environment?' }]);
+    const redispatched = given([...start, ...asked.events])
+      .when(answer(FETCH, 'staging'))
+      .then([
+        { type: 'ClarificationProvided', data: { taskId: FETCH, answer: 'staging', question: 'Which environment?' } },
+        { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), attempt: 2, kind: 'ToolCall' } },
+      ]);
+    expect(redispatched.commands).toEqual([
+      expect.objectContaining({ type: 'ExecuteTask', attempt: 2, context: expect.stringContaining('Q: Which environment?\nA: staging') }),
+    ]);
+    // The report of the first dispatch is now late.
+    given([...start, ...asked.events, ...redispatched.events])
+      .when(completed(FETCH, dispatch(FETCH, 1)))
+      .then([{ type: 'ReportIgnored', data: expect.objectContaining({ taskId: FETCH, dispatchId: dispatch(FETCH, 1), report: 'TaskCompleted' }) }]);
+  });
+
+  it('rejects an answer for a task that is not waiting', () => {
+    given(history(submit(TWO))).when(answer(FETCH, 'x')).thenRejects(`task ${FETCH} is not waiting for clarification`);
+    given(history(submit(TWO))).when(answer('t9-nope', 'x')).thenRejects('is not waiting for clarification');
+  });
+});
+
+describe('decide: reports', () => {
+  const start = history(submit(TWO));
+
+  it('ignores a duplicate completion of the same dispatch, and nothing else happens', () => {
+    const done = history(submit(TWO), completed(FETCH, dispatch(FETCH, 1)));
+    const d = given(done)
+      .when(completed(FETCH, dispatch(FETCH, 1)))
+      .then([{ type: 'ReportIgnored', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), report: 'TaskCompleted', reason: expect.stringContaining('Completed') } }]);
+    expect(d.commands).toEqual([]);
+    expect(d.state.snapshot.context.ignored).toBe(1);
+  });
+
+  it('ignores a late report of an earlier dispatch', () => {
+    const retried = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1)), [retryDue(FETCH, 2), { now: T0 + 1000 }]);
+    expect(retried.at(-1)).toMatchObject({ type: 'TaskDispatched', data: { attempt: 2 } });
+    given(retried)
+      .when(failed(FETCH, dispatch(FETCH, 1), 'late'))
+      .then([{ type: 'ReportIgnored', data: expect.objectContaining({ report: 'TaskFailed', reason: expect.stringContaining('duplicate or late') }) }]);
+  });
+
+  it('rejects a report for an unknown task or an unknown dispatch', () => {
+    given(start).when(completed('t9-unknown', 'x')).thenRejects('unknown task t9-unknown');
+    given(start).when(completed(FETCH, dispatch(FETCH, 2))).thenRejects(`unknown dispatch ${dispatch(FETCH, 2)}`);
+    given(start).when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1))).thenRejects('unknown dispatch');
+    given(start).when(needs(FETCH, 'other.session.1', 'why?')).thenRejects('unknown dispatch');
+  });
+
+  it('schedules a retry of a retryable failure with exponential backoff', () => {
+    const d = given(start)
+      .when(failed(FETCH, dispatch(FETCH, 1), 'timeout'))
+      .then([
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), error: 'timeout', retryable: true, final: false } },
+        { type: 'TaskRetryScheduled', data: { taskId: FETCH, attempt: 2, dueAt: T0 + 200 } },
+      ]);
+    expect(toPlannerState(d.state).waiting.retry).toEqual({ taskId: FETCH, dueAt: T0 + 200 });
+    const early = [...start, ...d.events];
+    given(early).when(retryDue(FETCH, 2), { now: T0 + 199 }).thenNothing();
+    const again = given(early)
+      .when(retryDue(FETCH, 2), { now: T0 + 200 })
+      .then([{ type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), attempt: 2, kind: 'ToolCall' } }]);
+    given([...early, ...again.events])
+      .when(failed(FETCH, dispatch(FETCH, 2), 'timeout', true), { now: T0 + 300 })
+      .then([{ type: 'TaskFailed' }, { type: 'TaskRetryScheduled', data: { taskId: FETCH, attempt: 3, dueAt: T0 + 300 + 400 } }]);
+  });
+
+  it('computes backoff delays: base * factor^(attempt-1), capped', () => {
+    expect([1, 2, 3, 4].map((a) => backoffDelay(defaults, a))).toEqual([200, 400, 800, 1600]);
+    expect(backoffDelay(defaults, 20)).toBe(30_000);
+    const custom = PlannerConfig.parse({ backoff: { baseMs: 100, factor: 3, maxMs: 500 } });
+    expect([1, 2, 3].map((a) => backoffDelay(custom, a))).toEqual([100, 300, 500]);
+    expect(backoffDelay(PlannerConfig.parse({ backoff: { baseMs: 150, factor: 1.5, maxMs: 10_000 } }), 2)).toBe(225);
+  });
+
+  it('fails the session after maxAttempts', () => {
+    const events = history(
+      submit(TWO, { maxAttempts: 2 }),
+      failed(FETCH, dispatch(FETCH, 1), 'e1'),
+      [retryDue(FETCH, 2), { now: T0 + 10_000 }],
+    );
+    const d = given(events)
+      .when(failed(FETCH, dispatch(FETCH, 2), 'e2'))
+      .then([
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), error: 'e2', retryable: true, final: true } },
+        { type: 'SessionFailed', data: { reason: `task ${FETCH} failed after 2 attempts: e2`, taskId: FETCH } },
+      ]);
+    expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Failed', error: 'e2', attempts: 2 });
+    expect(statusOf(d.state)).toBe('failed');
+  });
+
+  it('fails a non-retryable failure at once', () => {
+    given(start)
+      .when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false))
+      .then([
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), error: 'bad input', retryable: false, final: true } },
+        { type: 'SessionFailed', data: { reason: `task ${FETCH} failed (not retryable): bad input`, taskId: FETCH } },
+      ]);
+  });
+});
+
+describe('decide: cancel, idempotency, invalid input', () => {
+  it('cancels a session, after which inputs are rejected and timers do nothing', () => {
+    const start = history(submit(TWO));
+    const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled', data: { reason: 'user asked' } }]);
+    const after = [...start, ...d.events];
+    given(after).when(completed(FETCH, dispatch(FETCH, 1))).thenRejects('session is cancelled');
+    given(after).when(answer(FETCH, 'x')).thenRejects('session is cancelled');
+    given(after).when(cancel()).thenRejects('session is cancelled');
+    given(after).when(retryDue(FETCH, 2), { now: T0 * 2 }).thenNothing();
+  });
+
+  it('cancels a session that never started', () => {
+    const d = given().when(cancel()).then([{ type: 'SessionCancelled', data: { reason: 'cancelled' } }]);
+    expect(statusOf(d.state)).toBe('cancelled');
+  });
+
+  it('does nothing for an input it has already processed (same message id)', () => {
+    const start = history([submit(TWO), { messageId: 'dup-1' }]);
+    given(start).when(submit('Deploy the app.'), { messageId: 'dup-1' }).thenNothing();
+    const failedOnce = history([submit(TWO), { messageId: 'a' }], [failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }]);
+    given(failedOnce).when(failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }).thenNothing();
+  });
+
+  it('records an invalid input as rejected, with its reason, type and stream position', () => {
+    const d = given(history(submit(TWO)))
+      .when(invalid('bad JSON at 1:2', 'TaskCompleted'), { messageId: 'bad-1', streamSequence: 17 })
+      .then([{ type: 'InputRejected', data: { reason: 'bad JSON at 1:2', inputType: 'TaskCompleted', messageId: 'bad-1', streamSequence: 17 } }]);
+    expect(d.state.snapshot.context.rejected).toBe(1);
+    given().when(invalid('too large'), { messageId: 'bad-2' }).then([{ type: 'InputRejected', data: { reason: 'too large', messageId: 'bad-2' } }]);
+  });
+});
+
+describe('decide: context compaction', () => {
+  const longResult = Array.from(
+    { length: 120 },
+    (_, i) => `Line ${i}: the deploy pipeline log shows stage ${i % 7} retried with exit code ${(i * 37) % 256} on runner ${i % 5}.`,
+  ).join('\n');
+
+  it('compacts a result over the token budget, keeping pinned answers', () => {
+    const budget = 300;
+    const events = history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, 'eu-west-1'));
+    const d = given(events)
+      .when(completed(DEPLOY, dispatch(DEPLOY, 1), longResult))
+      .then([{ type: 'TaskCompleted' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
+    const compacted = d.events[1] as EventOf<'ContextCompacted'>;
+    expect(compacted.data.budget).toBe(budget);
+    expect(compacted.data.tokensBefore).toBeGreaterThan(budget);
+    expect(compacted.data.tokensAfter).toBeLessThanOrEqual(budget);
+    expect(countItemTokens(compacted.data.items, bpeTokenCounter)).toBeLessThanOrEqual(budget);
+    expect(compacted.data.folded).toContain(`result-${DEPLOY}`);
+    const ids = compacted.data.items.map((i) => i.id);
+    expect(ids).toContain('system');
+    expect(compacted.data.items.find((i) => i.id === `answer-${ASK}`)).toEqual({
+      id: `answer-${ASK}`,
+      slot: 'answer',
+      text: `Q: ${QUESTION}\nA: eu-west-1`,
+      pinned: true,
+    });
+    // The state holds the compacted context, and the next executor receives it.
+    expect(d.state.snapshot.context.items).toEqual(compacted.data.items);
+    expect(d.commands[0]).toMatchObject({ type: 'ExecuteTask', context: expect.stringContaining('A: eu-west-1') });
+  });
+
+  it('does not compact a context that fits the budget', () => {
+    given(history(submit(TWO)))
+      .when(completed(FETCH, dispatch(FETCH, 1), 'short'))
+      .then([{ type: 'TaskCompleted' }, { type: 'TaskDispatched' }]);
+    // More bytes than the budget, but fewer tokens: the tokenizer runs and nothing changes.
+    const bytes = 'ok '.repeat(1000);
+    given(history(submit(TWO, { tokenBudget: 2000 })))
+      .when(completed(FETCH, dispatch(FETCH, 1), bytes))
+      .then([{ type: 'TaskCompleted' }, { type: 'TaskDispatched' }]);
+  });
+});
+
+describe('decide: reading the state', () => {
+  it('currentTask follows the cursor, and is undefined when all are done', () => {
+    const d = given(history(submit('Summarize the flaky tests.'))).when(
+      completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1)),
+    );
+    expect(currentTask(d.decision.state)).toBeUndefined();
+    expect(statusOf(d.decision.state)).toBe('completed');
+  });
+});
