@@ -31,14 +31,21 @@ export class RetryScheduler {
     if (current) this.timers.clear(current.handle);
     this.armed.delete(state.sessionId);
     if (!retry || this.closed) return;
+    this.arm(state.sessionId, key, retry);
+  }
+
+  private arm(sessionId: string, key: string, retry: { taskId: string; attempt: number; dueAt: number }): void {
     const handle = this.timers.set(retry.dueAt - this.clock(), () => {
-      this.armed.delete(state.sessionId);
+      // Node timers may fire a few ms before the wall clock reaches the due time (they count
+      // from the loop's cached time); an early RetryDue would change nothing, so wait the rest.
+      if (this.clock() < retry.dueAt) return this.arm(sessionId, key, retry);
+      this.armed.delete(sessionId);
       const input = { type: 'RetryDue' as const, taskId: retry.taskId, attempt: retry.attempt };
       this.planner
-        .handle(state.sessionId, input, { messageId: `retry.${state.sessionId}.${key}` })
-        .catch((err: unknown) => this.logger.error({ sessionId: state.sessionId, err }, 'retry failed'));
+        .handle(sessionId, input, { messageId: `retry.${sessionId}.${key}` })
+        .catch((err: unknown) => this.logger.error({ sessionId, err }, 'retry failed'));
     });
-    this.armed.set(state.sessionId, { key, handle });
+    this.armed.set(sessionId, { key, handle });
   }
 
   close(): void {

@@ -23,7 +23,7 @@ describe('LiveMirror', () => {
       JSON.parse(JSON.stringify((serializeState(done.state) as { snapshot: unknown }).snapshot)),
     );
     expect(seen.some((e) => e.type === '@xstate.event' && e.event.type === 'TaskCompleted')).toBe(true);
-    expect(seen.some((e) => e.type === '@xstate.actor' && e.actorRef.id === taskId)).toBe(true);
+    expect(seen.some((e) => e.type === '@xstate.actor' && (e.actorRef as { id?: string }).id === taskId)).toBe(true);
     mirror.stop();
     await runtime.close();
   });

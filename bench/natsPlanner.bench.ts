@@ -1,0 +1,277 @@
+/**
+ * The planner service on NATS, end to end, against a running server (2.9+), in the same run as the
+ * raw JetStream numbers it is compared with (`raw` = the result of benchJetStreamRaw).
+ *
+ * The service runs in-process (its own connection, silent logger, no HTTP server) on a unique
+ * stream, subject prefix and KV buckets, all deleted at the end. The bench is the executor and the
+ * observer on a second connection: a plain core subscription on `<prefix>.exec.>` sees every
+ * ExecuteTask the service publishes; for each new dispatch the bench at once publishes
+ * TaskCompleted (msg id `report.<dispatchId>`).
+ *
+ *  - step latency: PubAck of the report (t0) → the session's next ExecuteTask received (t1), at
+ *    1 (sessions one after another), 100 and 1,000 concurrent sessions;
+ *  - persisted events/s: events appended during the 1,000-session run (stream subject counts)
+ *    over its wall time (first SubmitInput published → last SessionCompleted committed);
+ *  - replay: SessionRepository.rebuild of every session from the stream, and of one ~1,800-event
+ *    session, against the raw ordered-consumer read rate.
+ */
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { performance } from 'node:perf_hooks';
+import { SessionRepository } from '../src/actors/sessionRepository.js';
+import { silentLogger } from '../src/observability/logger.js';
+import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
+import { planText } from '../src/planning/index.js';
+import { startPlannerService, type PlannerService } from '../src/service/plannerService.js';
+import { round, summarize } from './stats.js';
+
+/** Steps of the 1-session run: SEQUENTIAL sessions of TASKS tasks, one after another. */
+const SEQUENTIAL = 30;
+const TASKS = 10;
+const TASKS_1000 = 5;
+/** The large session: BIG_INPUTS SubmitInputs of 200 tasks (planText's per-input limit). */
+const BIG_INPUTS = 3;
+const PER_INPUT = 200;
+const REPLAY_CONCURRENCY = 64;
+const PHASE_TIMEOUT_MS = 120_000;
+
+const textOf = (tasks: number, offset = 0) =>
+  Array.from({ length: tasks }, (_, i) => `Process item ${offset + i + 1}.`).join(' ');
+
+/** What the bench tracks per session. */
+interface Tracked {
+  phase: string;
+  /** PubAck time of the last report, until the next ExecuteTask arrives. */
+  t0: number | undefined;
+  /** A report whose PubAck is not back yet. */
+  inFlight: boolean;
+  /** An ExecuteTask that arrived before the previous report's PubAck (should not happen). */
+  early: number | undefined;
+  done: () => void;
+  finished: Promise<void>;
+}
+
+function track(phase: string): Tracked {
+  let done!: () => void;
+  const finished = new Promise<void>((resolve) => (done = resolve));
+  return { phase, t0: undefined, inFlight: false, early: undefined, done, finished };
+}
+
+async function withTimeout<T>(what: string, work: Promise<T>, ms = PHASE_TIMEOUT_MS): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Events stored on `<prefix>.ev.<session>` for the sessions whose id starts with `idPrefix`. */
+async function storedEvents(jsm: JetStreamManager, streamName: string, prefix: string, idPrefix: string): Promise<number> {
+  const info = await jsm.streams.info(streamName, { subjects_filter: `${prefix}.ev.>` });
+  let total = 0;
+  for (const [subject, count] of Object.entries(info.state.subjects ?? {})) {
+    if (subject.startsWith(`${prefix}.ev.${idPrefix}`)) total += count;
+  }
+  return total;
+}
+
+export async function benchNatsPlanner(url: string, raw: Record<string, number>): Promise<Record<string, number>> {
+  for (const task of planText(textOf(TASKS))) {
+    if (task.kind !== 'Processing') throw new Error(`bench text plans a ${task.kind} task: ${task.description}`);
+  }
+  const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+  const streamName = `BENCH_${suffix}`;
+  const subjectPrefix = `bench${suffix}`;
+  const snapshotBucket = `bench_snap_${suffix}`;
+  const leaseBucket = `bench_lease_${suffix}`;
+  const results: Record<string, number> = {};
+
+  const serviceNc = await connect({ servers: url, maxReconnectAttempts: -1 });
+  const nc: NatsConnection = await connect({ servers: url });
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  let service: PlannerService | undefined;
+  let store: JetStreamEventStore | undefined;
+
+  try {
+    service = await startPlannerService({
+      nc: serviceNc, logger: silentLogger, streamName, subjectPrefix, snapshotBucket, leaseBucket,
+      httpPort: undefined,
+    });
+    await withTimeout('leadership', service.whenLeader, 30_000);
+
+    const sessions = new Map<string, Tracked>();
+    const samples = new Map<string, number[]>();
+    const seen = new Set<string>();
+    let anomalies = 0;
+    let reportErrors = 0;
+
+    service.planner.onCommit((commit) => {
+      if (commit.events.some((e) => e.type === 'SessionCompleted' || e.type === 'SessionFailed' || e.type === 'SessionCancelled')) {
+        sessions.get(commit.sessionId)?.done();
+      }
+    });
+
+    // The executor and observer: core subscription, so delivery is not gated on any consumer.
+    const onExec = (m: Msg) => {
+      const now = performance.now();
+      const task = JSON.parse(m.string()) as { sessionId: string; taskId: string; dispatchId: string };
+      if (seen.has(task.dispatchId)) return; // a republish (recovery): already reported
+      seen.add(task.dispatchId);
+      const s = sessions.get(task.sessionId);
+      if (!s) return;
+      if (s.t0 !== undefined) {
+        (samples.get(s.phase) ?? samples.set(s.phase, []).get(s.phase)!).push(now - s.t0);
+        s.t0 = undefined;
+      } else if (s.inFlight) {
+        s.early = now;
+      }
+      s.inFlight = true;
+      const report = { type: 'TaskCompleted', taskId: task.taskId, dispatchId: task.dispatchId, output: 'ok' };
+      js.publish(`${subjectPrefix}.in.${task.sessionId}`, JSON.stringify(report), { msgID: `report.${task.dispatchId}` }).then(
+        () => {
+          const acked = performance.now();
+          s.inFlight = false;
+          if (s.early !== undefined) {
+            anomalies++;
+            s.early = undefined;
+          } else {
+            s.t0 = acked;
+          }
+        },
+        () => {
+          reportErrors++;
+        },
+      );
+    };
+    const sub = nc.subscribe(`${subjectPrefix}.exec.>`, { callback: (err, m) => void (err ? undefined : onExec(m)) });
+    await nc.flush();
+
+    const submit = (sessionId: string, text: string, n = 0) =>
+      js.publish(`${subjectPrefix}.in.${sessionId}`, JSON.stringify({ type: 'SubmitInput', text }), { msgID: `submit.${sessionId}.${n}` });
+
+    /** Starts `count` sessions of `tasks` tasks at once; resolves when all completed, with the wall time. */
+    const runConcurrent = async (phase: string, count: number, tasks: number): Promise<number> => {
+      const text = textOf(tasks);
+      const list = Array.from({ length: count }, (_, i) => {
+        const id = `${phase}-${i}`;
+        const t = track(phase);
+        sessions.set(id, t);
+        return { id, t };
+      });
+      const t0 = performance.now();
+      await Promise.all(list.map(({ id }) => submit(id, text)));
+      await withTimeout(phase, Promise.all(list.map(({ t }) => t.finished)));
+      return performance.now() - t0;
+    };
+
+    const stepResults = (phase: string, label: string) => {
+      const s = summarize(samples.get(phase) ?? []);
+      results[`step_${label}_p50_ms`] = round(s.p50);
+      results[`step_${label}_p99_ms`] = round(s.p99);
+      results[`step_${label}_max_ms`] = round(s.max);
+      results[`step_${label}_n`] = s.n;
+    };
+
+    // Warm-up (JIT, consumer, connections): not measured.
+    await runConcurrent('warm', 50, TASKS);
+
+    // 1 session at a time.
+    for (let i = 0; i < SEQUENTIAL; i++) {
+      const id = `c1-${i}`;
+      const t = track('c1');
+      sessions.set(id, t);
+      await submit(id, textOf(TASKS));
+      await withTimeout(id, t.finished);
+    }
+    stepResults('c1', 'c1');
+
+    // 100 concurrent sessions.
+    const wall100 = await runConcurrent('c100', 100, TASKS);
+    stepResults('c100', 'c100');
+    results['c100_wall_ms'] = Math.round(wall100);
+
+    // 1,000 concurrent sessions: step latency and persisted events per second.
+    const wall1000 = await runConcurrent('c1000', 1_000, TASKS_1000);
+    stepResults('c1000', 'c1000');
+    const events1000 = await storedEvents(jsm, streamName, subjectPrefix, 'c1000-');
+    const eventsPerSecond = events1000 / (wall1000 / 1000);
+    results['c1000_wall_ms'] = Math.round(wall1000);
+    results['c1000_events'] = events1000;
+    results['c1000_events_per_s'] = Math.round(eventsPerSecond);
+    const rawAppend = raw['pipelined_msgs_per_s'];
+    if (rawAppend) results['events_vs_raw_pipelined_ratio'] = round(eventsPerSecond / rawAppend);
+    results['c1000_tasks_per_s'] = Math.round((1_000 * TASKS_1000) / (wall1000 / 1000));
+
+    // One large session: BIG_INPUTS × 200 tasks, ~3 events per task.
+    {
+      const id = 'big-0';
+      const t = track('big');
+      sessions.set(id, t);
+      const t0 = performance.now();
+      for (let i = 0; i < BIG_INPUTS; i++) await submit(id, textOf(PER_INPUT, i * PER_INPUT), i);
+      await withTimeout(id, t.finished);
+      results['big_run_ms'] = Math.round(performance.now() - t0);
+      stepResults('big', 'big');
+    }
+
+    sub.unsubscribe();
+    results['step_anomalies'] = anomalies;
+    results['report_errors'] = reportErrors;
+
+    // Replay: a fresh store and repository on the bench connection, nothing cached.
+    store = await JetStreamEventStore.create(nc, { streamName, subjectPrefix });
+    const repository = new SessionRepository({ store });
+    {
+      const ids = (await store.listStreams()).filter((id) => id !== 'big-0');
+      let next = 0;
+      let events = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: REPLAY_CONCURRENCY }, async () => {
+          while (next < ids.length) {
+            const { state } = await repository.rebuild(ids[next++]!);
+            events += state.version;
+          }
+        }),
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      results['replay_all_sessions'] = ids.length;
+      results['replay_all_events'] = events;
+      results['replay_all_concurrency'] = REPLAY_CONCURRENCY;
+      results['replay_all_events_per_s'] = Math.round(events / seconds);
+    }
+    {
+      const rates: number[] = [];
+      let events = 0;
+      for (let run = 0; run < 3; run++) {
+        const t0 = performance.now();
+        const { state } = await repository.rebuild('big-0');
+        const elapsed = performance.now() - t0;
+        events = state.version;
+        rates.push((events / elapsed) * 1000);
+      }
+      results['replay_big_events'] = events;
+      results['replay_big_first_events_per_s'] = Math.round(rates[0]!);
+      results['replay_big_events_per_s'] = Math.round(Math.max(...rates));
+      const rawRead = raw['orderedConsumer_msgs_per_s'];
+      if (rawRead) {
+        results['replay_vs_raw_read_ratio'] = round(Math.max(...rates) / rawRead);
+        results['replay_all_vs_raw_read_ratio'] = round(results['replay_all_events_per_s']! / rawRead);
+      }
+    }
+  } finally {
+    await store?.close().catch(() => undefined);
+    await service?.close().catch(() => undefined);
+    for (const name of [streamName, `KV_${snapshotBucket}`, `KV_${leaseBucket}`]) {
+      await jsm.streams.delete(name).catch(() => undefined);
+    }
+    await serviceNc.close().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+  }
+  return results;
+}

@@ -1,0 +1,43 @@
+import type { CliIo } from './io.js';
+import { LineReader } from './lines.js';
+
+/**
+ * Where answers to clarifications come from, in order: the `--answer` flags, then stdin — a line
+ * per answer, with a prompt when stdin is a terminal. `next()` resolves undefined when none is
+ * available, which leaves the session waiting.
+ */
+export class AnswerSource {
+  private readonly queued: string[];
+  private reader: LineReader | undefined;
+  private closed = false;
+
+  /** `useStdin` is false when stdin was already read for the session's text. */
+  constructor(
+    answers: string[],
+    private readonly io: CliIo,
+    private readonly useStdin: boolean,
+  ) {
+    this.queued = [...answers];
+  }
+
+  /** The next answer, or undefined when there is none (or input was closed by an interrupt). */
+  async next(): Promise<string | undefined> {
+    if (this.closed) return undefined;
+    const flag = this.queued.shift();
+    if (flag !== undefined) return flag;
+    if (!this.useStdin) return undefined;
+    this.reader ??= new LineReader(this.io.stdin);
+    for (;;) {
+      if (this.io.isTTY) this.io.stdout('answer> ');
+      const line = await this.reader.next();
+      if (line === undefined || this.closed) return undefined;
+      if (line.trim() !== '') return line.trim();
+    }
+  }
+
+  /** Stops taking input: pending and later `next()` calls resolve undefined. */
+  close(): void {
+    this.closed = true;
+    this.reader?.close();
+  }
+}

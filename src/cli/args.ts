@@ -1,0 +1,126 @@
+import { UsageError } from './cliErrors.js';
+
+/** How a flag takes its value: none, a string, a non-negative integer, or a repeatable string. */
+export type FlagKind = 'boolean' | 'string' | 'number' | 'strings';
+
+/** Flags by name (without the leading `--`). */
+export type FlagSpec = Record<string, FlagKind>;
+
+/** A flag's parsed value, by kind. */
+export type FlagValue = boolean | string | number | string[];
+
+/** The command line after parsing: the command, its positional arguments and its flags. */
+export interface ParsedArgs {
+  command: string | undefined;
+  positionals: string[];
+  flags: Record<string, FlagValue | undefined>;
+}
+
+/** Flags every command takes. */
+export const GLOBAL_FLAGS: FlagSpec = {
+  'data-dir': 'string',
+  verbose: 'boolean',
+  json: 'boolean',
+  help: 'boolean',
+};
+
+/** Whether an argument is a flag (`--name`, `-h`); text such as "- item" is an argument. */
+export const isFlag = (arg: string): boolean => /^--[A-Za-z]/.test(arg) || /^-[A-Za-z]$/.test(arg);
+
+/**
+ * Splits argv into the command name (the first word that is not a flag or a global flag's value)
+ * and the rest, so that the rest can be parsed with the command's own flags.
+ */
+export function splitCommand(argv: string[]): { command: string | undefined; rest: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (!isFlag(arg)) return { command: arg, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+    const kind = GLOBAL_FLAGS[arg.slice(2)];
+    if (kind && kind !== 'boolean') i++;
+  }
+  return { command: undefined, rest: argv };
+}
+
+/**
+ * Strict parsing: `--name value`, `--name=value`, boolean `--name`, `-h` for help, `--` ends
+ * flags. Unknown flags, missing values and bad numbers throw a UsageError.
+ */
+export function parseArgs(command: string | undefined, argv: string[], spec: FlagSpec): ParsedArgs {
+  const parsed: ParsedArgs = { command, positionals: [], flags: {} };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      parsed.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!isFlag(arg)) {
+      parsed.positionals.push(arg);
+      continue;
+    }
+    const [name, inline] = splitFlag(arg === '-h' ? '--help' : arg);
+    const kind = spec[name];
+    if (!kind) throw new UsageError(`unknown flag ${arg.split('=')[0]}`);
+    if (kind === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`--${name} takes no value`);
+      parsed.flags[name] = true;
+      continue;
+    }
+    let value = inline;
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || /^--[A-Za-z]/.test(next)) throw new UsageError(`--${name} needs a value`);
+      value = next;
+      i++;
+    }
+    setValue(parsed, name, kind, value);
+  }
+  return parsed;
+}
+
+function splitFlag(arg: string): [string, string | undefined] {
+  const body = arg.replace(/^--?/, '');
+  const eq = body.indexOf('=');
+  return eq < 0 ? [body, undefined] : [body.slice(0, eq), body.slice(eq + 1)];
+}
+
+function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
+  if (kind === 'number') {
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+      throw new UsageError(`--${name} expects a non-negative integer, got "${value}"`);
+    }
+    parsed.flags[name] = Number(value);
+  } else if (kind === 'strings') {
+    const list = (parsed.flags[name] as string[] | undefined) ?? [];
+    parsed.flags[name] = [...list, value];
+  } else {
+    parsed.flags[name] = value;
+  }
+}
+
+/** A string flag's value, if given. */
+export const stringFlag = (args: ParsedArgs, name: string): string | undefined =>
+  typeof args.flags[name] === 'string' ? (args.flags[name] as string) : undefined;
+
+/** A number flag's value, if given. */
+export const numberFlag = (args: ParsedArgs, name: string): number | undefined =>
+  typeof args.flags[name] === 'number' ? (args.flags[name] as number) : undefined;
+
+/** A repeatable flag's values, in order (empty if never given). */
+export const listFlag = (args: ParsedArgs, name: string): string[] =>
+  Array.isArray(args.flags[name]) ? (args.flags[name] as string[]) : [];
+
+/** Whether a boolean flag was given. */
+export const boolFlag = (args: ParsedArgs, name: string): boolean => args.flags[name] === true;
+
+/** The single positional argument a command takes, or a UsageError naming it. */
+export function onePositional(args: ParsedArgs, what: string): string {
+  if (args.positionals.length === 0) throw new UsageError(`${args.command} needs ${what}`);
+  if (args.positionals.length > 1) throw new UsageError(`unexpected argument ${args.positionals[1]}`);
+  return args.positionals[0]!;
+}
+
+/** Rejects positional arguments for commands that take none. */
+export function noPositionals(args: ParsedArgs): void {
+  if (args.positionals.length > 0) throw new UsageError(`unexpected argument ${args.positionals[0]}`);
+}

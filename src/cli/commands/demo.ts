@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import { planText } from '../../planning/index.js';
+import { PlannerConfig, SessionId } from '../../protocol/domain.js';
+import { listFlag, numberFlag, stringFlag, type ParsedArgs } from '../args.js';
+import { AnswerSource } from '../answers.js';
+import { CliError, UsageError } from '../cliErrors.js';
+import type { CliContext, Command } from '../command.js';
+import { demoDelay } from '../executor.js';
+import { readAll } from '../lines.js';
+import { closeDemoRuntime, driveSession, openDemoRuntime } from '../session.js';
+
+const USAGE = `Usage: jetplan demo ["<text>"] [flags]
+Plans the text into tasks and runs the session with the built-in demo executor.
+Without text, reads it from stdin (when stdin is not a terminal).
+  --session <id>        session id (default: a new one)
+  --answer <text>       answer to the next clarification (repeatable, used in order;
+                        then answers come from stdin lines, or a prompt on a terminal)
+  --config <json>       planner config (PlannerConfig fields)
+  --budget <n>          context token budget
+  --max-attempts <n>    attempts per task before it fails
+  --backoff-ms <n>      base retry delay in milliseconds
+Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each demo execution (demo/testing knob).`;
+
+/** Reads the flags that make up the session's PlannerConfig; invalid ones are usage errors. */
+export function configFromArgs(args: ParsedArgs): Partial<PlannerConfig> {
+  let config: Record<string, unknown> = {};
+  const json = stringFlag(args, 'config');
+  if (json !== undefined) {
+    try {
+      config = JSON.parse(json) as Record<string, unknown>;
+    } catch {
+      throw new UsageError('--config is not valid JSON');
+    }
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new UsageError('--config must be a JSON object');
+  }
+  const budget = numberFlag(args, 'budget');
+  const maxAttempts = numberFlag(args, 'max-attempts');
+  const backoffMs = numberFlag(args, 'backoff-ms');
+  if (budget !== undefined) config.tokenBudget = budget;
+  if (maxAttempts !== undefined) config.maxAttempts = maxAttempts;
+  if (backoffMs !== undefined) config.backoff = { ...(config.backoff as object | undefined), baseMs: backoffMs };
+  const parsed = PlannerConfig.partial().safeParse(config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`invalid config: ${issue?.path.join('.') || 'config'}: ${issue?.message ?? 'bad value'}`);
+  }
+  return parsed.data;
+}
+
+/** The answers given with --answer, which must not be empty. */
+export function answerFlags(args: ParsedArgs): string[] {
+  const answers = listFlag(args, 'answer').map((a) => a.trim());
+  if (answers.some((a) => a === '')) throw new UsageError('--answer needs a non-empty value');
+  return answers;
+}
+
+async function sessionText(args: ParsedArgs, ctx: CliContext): Promise<{ text: string; fromStdin: boolean }> {
+  if (args.positionals.length > 0) return { text: args.positionals.join(' '), fromStdin: false };
+  if (ctx.io.isTTY) throw new UsageError('demo needs the text to plan (an argument, or piped on stdin)');
+  return { text: await readAll(ctx.io.stdin), fromStdin: true };
+}
+
+function sessionIdFrom(args: ParsedArgs): string {
+  const id = stringFlag(args, 'session');
+  if (id === undefined) return `s-${randomUUID().slice(0, 8)}`;
+  const parsed = SessionId.safeParse(id);
+  if (!parsed.success) throw new UsageError(`--session: ${parsed.error.issues[0]?.message ?? 'invalid session id'}`);
+  return id;
+}
+
+/** `jetplan demo`: a whole session, start to finish, on the file store in the data dir. */
+export const demoCommand: Command = {
+  summary: 'plan text into tasks and run them with the demo executor',
+  usage: USAGE,
+  flags: { session: 'string', answer: 'strings', config: 'string', budget: 'number', 'max-attempts': 'number', 'backoff-ms': 'number' },
+  async run(args, ctx) {
+    const config = configFromArgs(args);
+    const answers = answerFlags(args);
+    const delayMs = demoDelay(ctx.io.env);
+    const requested = stringFlag(args, 'session') !== undefined;
+    let sessionId = sessionIdFrom(args);
+    const { text, fromStdin } = await sessionText(args, ctx);
+    planText(text); // unusable text: a ValidationError (exit 2) before any session exists
+    const demo = await openDemoRuntime(ctx, delayMs);
+    try {
+      while ((await demo.runtime.repository.load(sessionId)).version > 0) {
+        if (requested) throw new CliError(`session ${sessionId} already exists (continue it with jetplan resume ${sessionId})`);
+        sessionId = sessionIdFrom(args);
+      }
+    } catch (error) {
+      await closeDemoRuntime(demo);
+      throw error;
+    }
+    if (!ctx.json) ctx.out(`session ${sessionId}`);
+    const source = new AnswerSource(answers, ctx.io, !fromStdin);
+    return driveSession(ctx, demo, sessionId, source, async () => {
+      await demo.runtime.planner.handle(sessionId, { type: 'SubmitInput', text, config }, { correlationId: sessionId });
+    });
+  },
+};

@@ -1,0 +1,87 @@
+/** What every NATS command shares: connection flags, connecting with one-line errors, the client. */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats, NatsConnectError, type NatsConnectionOptions } from '../../../nats/connect.js';
+import { createClient, type JetplanClient } from '../../../nats/client.js';
+import { stringFlag, type FlagSpec, type ParsedArgs } from '../../args.js';
+import { CliError } from '../../cliErrors.js';
+import type { CliContext } from '../../command.js';
+
+/** Connection flags every NATS command takes. */
+export const CONNECTION_FLAGS: FlagSpec = {
+  nats: 'string',
+  user: 'string',
+  pass: 'string',
+  token: 'string',
+  creds: 'string',
+  'tls-ca': 'string',
+  'tls-cert': 'string',
+  'tls-key': 'string',
+  stream: 'string',
+  prefix: 'string',
+};
+
+export const CONNECTION_USAGE = `Connection:
+  --nats <url>       NATS server(s), comma-separated (default $NATS_URL, else nats://127.0.0.1:4222)
+  --user <u> --pass <p> | --token <t> | --creds <file>   authentication
+  --tls-ca <file> --tls-cert <file> --tls-key <file>     TLS
+  --stream <name>    JetStream stream (default JETPLAN)
+  --prefix <p>       subject prefix (default jetplan)`;
+
+/** The connection options the flags (and NATS_URL in the command's environment) ask for. */
+export function connectionOptionsFrom(args: ParsedArgs, ctx: CliContext, name = 'jetplan'): NatsConnectionOptions {
+  const o: NatsConnectionOptions = { name };
+  const url = stringFlag(args, 'nats') ?? ctx.io.env['NATS_URL'];
+  if (url) o.url = url;
+  const user = stringFlag(args, 'user');
+  const pass = stringFlag(args, 'pass');
+  const token = stringFlag(args, 'token');
+  const creds = stringFlag(args, 'creds');
+  if (user !== undefined) o.user = user;
+  if (pass !== undefined) o.pass = pass;
+  if (token !== undefined) o.token = token;
+  if (creds !== undefined) o.credsFile = creds;
+  const caFile = stringFlag(args, 'tls-ca');
+  const certFile = stringFlag(args, 'tls-cert');
+  const keyFile = stringFlag(args, 'tls-key');
+  if (caFile ?? certFile ?? keyFile) {
+    o.tls = {
+      ...(caFile !== undefined ? { caFile } : {}),
+      ...(certFile !== undefined ? { certFile } : {}),
+      ...(keyFile !== undefined ? { keyFile } : {}),
+    };
+  }
+  return o;
+}
+
+/** `--stream` / `--prefix`, when given. */
+export function streamOptionsFrom(args: ParsedArgs): { streamName?: string; subjectPrefix?: string } {
+  const streamName = stringFlag(args, 'stream');
+  const subjectPrefix = stringFlag(args, 'prefix');
+  return { ...(streamName ? { streamName } : {}), ...(subjectPrefix ? { subjectPrefix } : {}) };
+}
+
+/** Connects, turning connection failures into one-line CLI errors. */
+export async function connectFromArgs(args: ParsedArgs, ctx: CliContext, name?: string): Promise<NatsConnection> {
+  try {
+    return await connectNats(connectionOptionsFrom(args, ctx, name));
+  } catch (err) {
+    if (err instanceof NatsConnectError) throw new CliError(err.message, 1);
+    throw err;
+  }
+}
+
+/** Runs `fn` with a client on a fresh connection, then closes both. */
+export async function withClient<T>(
+  args: ParsedArgs,
+  ctx: CliContext,
+  fn: (client: JetplanClient, nc: NatsConnection) => Promise<T>,
+): Promise<T> {
+  const nc = await connectFromArgs(args, ctx);
+  const client = createClient(nc, streamOptionsFrom(args));
+  try {
+    return await fn(client, nc);
+  } finally {
+    await client.close().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+  }
+}

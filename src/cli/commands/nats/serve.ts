@@ -1,0 +1,56 @@
+import { createLogger } from '../../../observability/logger.js';
+import { startPlannerService } from '../../../service/plannerService.js';
+import { noPositionals, numberFlag, stringFlag } from '../../args.js';
+import { UsageError } from '../../cliErrors.js';
+import type { Command } from '../../command.js';
+import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
+import { untilSignalOrClosed } from './lifecycle.js';
+
+const USAGE = `Usage: jetplan serve [--nats <url>] [--http-port <port>] [--stream <name>] [--prefix <p>]
+Runs the planner service on NATS JetStream: consumes inputs, appends events, dispatches tasks.
+Instances run active/standby under a leader lease. SIGTERM/SIGINT stop it cleanly.
+  --http-port <port>   serve /healthz and /metrics on this port (0 = any free port)
+  --instance-id <id>   this instance's name in the leader lease
+  --lease-ttl-ms <ms>  leader lease TTL (default 10000; set when the lease bucket is created)
+  --lease-bucket <b>   KV bucket of the leader lease (default jetplan_leases)
+${CONNECTION_USAGE}`;
+
+/** `jetplan serve`: the planner service. */
+export const serveCommand: Command = {
+  summary: 'run the planner service on NATS',
+  usage: USAGE,
+  flags: { ...CONNECTION_FLAGS, 'http-port': 'number', 'instance-id': 'string', 'lease-ttl-ms': 'number', 'lease-bucket': 'string' },
+  async run(args, ctx) {
+    noPositionals(args);
+    const httpPort = numberFlag(args, 'http-port');
+    const instanceId = stringFlag(args, 'instance-id');
+    const leaseTtlMs = numberFlag(args, 'lease-ttl-ms');
+    const leaseBucket = stringFlag(args, 'lease-bucket');
+    if (leaseTtlMs !== undefined && leaseTtlMs < 300) throw new UsageError('--lease-ttl-ms must be at least 300');
+    const logger = createLogger({ verbose: ctx.verbose, level: 'info' });
+    const nc = await connectFromArgs(args, ctx, 'jetplan-planner');
+    let service;
+    try {
+      service = await startPlannerService({
+        nc,
+        logger,
+        ...streamOptionsFrom(args),
+        ...(httpPort !== undefined ? { httpPort } : {}),
+        ...(instanceId ? { instanceId } : {}),
+        ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+        ...(leaseBucket ? { leaseBucket } : {}),
+      });
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      throw err;
+    }
+    const where = nc.getServer();
+    ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
+    void service.whenLeader.then(() => ctx.out('jetplan serve: leader, consuming inputs'));
+    const why = await untilSignalOrClosed(ctx, nc);
+    ctx.out(`jetplan serve: ${why === 'closed' ? 'connection closed' : `${why}, shutting down`}`);
+    await service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
+    if (!nc.isClosed()) await nc.drain().catch(() => undefined);
+    return why === 'closed' ? 1 : 0;
+  },
+};

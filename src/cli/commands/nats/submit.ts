@@ -1,0 +1,48 @@
+import { readAll } from '../../lines.js';
+import { numberFlag, stringFlag } from '../../args.js';
+import { UsageError } from '../../cliErrors.js';
+import type { Command } from '../../command.js';
+import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
+
+const USAGE = `Usage: jetplan submit [--session <id>] "text"
+Submits text to the planner service (a new session unless --session names one) and prints the
+session id. With no text (or "-"), reads it from stdin.
+  --session <id>       the session (default a new id s-<10 chars>)
+  --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op
+  --max-attempts <n>   attempts per task before the session fails
+  --token-budget <n>   context token budget
+${CONNECTION_USAGE}`;
+
+/** \`jetplan submit\`: publish a SubmitInput. */
+export const submitCommand: Command = {
+  summary: 'submit text to a session on NATS (prints the session id)',
+  usage: USAGE,
+  flags: { ...CONNECTION_FLAGS, session: 'string', 'message-id': 'string', 'max-attempts': 'number', 'token-budget': 'number' },
+  async run(args, ctx) {
+    let text = args.positionals.join(' ');
+    if (text === '' || text === '-') {
+      if (ctx.io.isTTY && text === '') throw new UsageError('submit needs text (or pipe it on stdin)');
+      text = await readAll(ctx.io.stdin);
+    }
+    if (text.trim() === '') throw new UsageError('submit needs non-empty text');
+    const sessionId = stringFlag(args, 'session');
+    const messageId = stringFlag(args, 'message-id');
+    const maxAttempts = numberFlag(args, 'max-attempts');
+    const tokenBudget = numberFlag(args, 'token-budget');
+    if (maxAttempts === 0 || tokenBudget === 0) throw new UsageError('--max-attempts and --token-budget must be at least 1');
+    const config = {
+      ...(maxAttempts !== undefined ? { maxAttempts } : {}),
+      ...(tokenBudget !== undefined ? { tokenBudget } : {}),
+    };
+    const published = await withClient(args, ctx, (client) =>
+      client.submit(text, {
+        ...(sessionId ? { sessionId } : {}),
+        ...(messageId ? { messageId } : {}),
+        ...(Object.keys(config).length > 0 ? { config } : {}),
+      }),
+    );
+    if (ctx.json) ctx.out(JSON.stringify(published));
+    else ctx.out(published.sessionId);
+    return 0;
+  },
+};

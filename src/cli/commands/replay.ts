@@ -1,0 +1,51 @@
+import { SessionRepository } from '../../actors/sessionRepository.js';
+import { SessionNotFoundError } from '../../errors.js';
+import type { EventStore } from '../../persistence/eventStore.js';
+import { SessionId } from '../../protocol/domain.js';
+import { numberFlag, onePositional } from '../args.js';
+import { UsageError } from '../cliErrors.js';
+import type { Command } from '../command.js';
+import { openReadStore } from '../stores.js';
+import { stateLines, stateView, timelineLine } from '../view.js';
+
+const USAGE = `Usage: jetplan replay <session> [--until <seq>] [--json]
+Rebuilds a session from its event log alone and prints its state and the timeline of its events.
+  --until <seq>   stop after event <seq>
+  --json          print {state, events}
+  --nats <url>    read from a NATS deployment instead of the data dir`;
+
+async function rebuild(store: EventStore, sessionId: string, until: number | undefined) {
+  const { state, exists } = await new SessionRepository({ store }).rebuild(sessionId, until);
+  if (!exists) throw new SessionNotFoundError(sessionId);
+  const { events } = await store.readStream(sessionId, until === undefined ? {} : { to: until });
+  return { state: stateView(state), events };
+}
+
+/** `jetplan replay <session>`: the session as its log alone rebuilds it. */
+export const replayCommand: Command = {
+  summary: 'rebuild a session from its log and print its state and timeline',
+  usage: USAGE,
+  flags: { until: 'number', nats: 'string' },
+  async run(args, ctx) {
+    const sessionId = onePositional(args, 'a session id');
+    if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+    const until = numberFlag(args, 'until');
+    if (until === 0) throw new UsageError('--until must be at least 1');
+    const store = await openReadStore(args, ctx);
+    if (!store) throw new SessionNotFoundError(sessionId);
+    let result;
+    try {
+      result = await rebuild(store, sessionId, until);
+    } finally {
+      await store.close();
+    }
+    if (ctx.json) {
+      ctx.out(JSON.stringify({ state: result.state, events: result.events }));
+      return 0;
+    }
+    for (const line of stateLines(result.state)) ctx.out(line);
+    ctx.out(`timeline (${result.events.length} events):`);
+    for (const event of result.events) ctx.out(timelineLine(event));
+    return 0;
+  },
+};

@@ -1,0 +1,61 @@
+import { SessionNotFoundError } from '../../errors.js';
+import { outstanding, statusOf } from '../../machines/sessionQueries.js';
+import { HEADER } from '../../actors/bus.js';
+import { SessionId } from '../../protocol/domain.js';
+import { onePositional } from '../args.js';
+import { AnswerSource } from '../answers.js';
+import { UsageError } from '../cliErrors.js';
+import type { Command } from '../command.js';
+import { demoDelay } from '../executor.js';
+import { closeDemoRuntime, driveSession, openDemoRuntime, printFinished, type DemoRuntime } from '../session.js';
+import { answerFlags } from './demo.js';
+
+const USAGE = `Usage: jetplan resume <session> [--answer <text>]...
+Continues a session after a crash, an interrupt or an unanswered question: work left open is
+published again (executions already recorded are not run again), an open question is asked again.
+  --answer <text>   answer to the next clarification (repeatable; then stdin lines or a prompt)`;
+
+/** Re-asks the session's open question, if any, on the bus, as the planner asked it. */
+async function reask(demo: DemoRuntime, sessionId: string): Promise<void> {
+  const { runtime } = demo;
+  const command = outstanding(await runtime.repository.load(sessionId)).command;
+  if (command?.type !== 'RequestClarification') return;
+  await runtime.bus.publish(runtime.subjects.clarify(sessionId), command, {
+    [HEADER.type]: command.type,
+    [HEADER.messageId]: `reask.${sessionId}.${command.taskId}`,
+    [HEADER.correlationId]: sessionId,
+  });
+}
+
+/** `jetplan resume <session>`: runs an open session to completion, like demo. */
+export const resumeCommand: Command = {
+  summary: 'continue a session (after a crash, Ctrl-C or an unanswered question)',
+  usage: USAGE,
+  flags: { answer: 'strings' },
+  async run(args, ctx) {
+    const sessionId = onePositional(args, 'a session id');
+    if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+    const answers = answerFlags(args);
+    const delayMs = demoDelay(ctx.io.env);
+    const demo = await openDemoRuntime(ctx, delayMs);
+    let state;
+    try {
+      state = await demo.runtime.repository.load(sessionId);
+      if (state.version === 0) throw new SessionNotFoundError(sessionId);
+    } catch (error) {
+      await closeDemoRuntime(demo);
+      throw error;
+    }
+    if (!ctx.json) ctx.out(`session ${sessionId}`);
+    if (statusOf(state) !== 'active') {
+      await closeDemoRuntime(demo);
+      printFinished(ctx, state);
+      return 0;
+    }
+    const source = new AnswerSource(answers, ctx.io, true);
+    return driveSession(ctx, demo, sessionId, source, async () => {
+      await demo.runtime.recover();
+      await reask(demo, sessionId);
+    });
+  },
+};

@@ -1,0 +1,42 @@
+import type { Readable } from 'node:stream';
+
+/** The signals the CLI turns into a clean shutdown. */
+export type CliSignal = 'SIGINT' | 'SIGTERM';
+
+/**
+ * Everything the CLI touches outside itself, injected so tests can run commands in-process:
+ * output writers, stdin, whether stdin is a terminal, the environment and a signal hook.
+ */
+export interface CliIo {
+  /** Writes text to stdout as is (callers add the newline). */
+  stdout(text: string): void;
+  /** Writes text to stderr as is (callers add the newline). */
+  stderr(text: string): void;
+  /** Where answers and piped text come from. */
+  stdin: Readable;
+  /** Whether stdin is an interactive terminal (answers are then asked for with a prompt). */
+  isTTY: boolean;
+  env: Record<string, string | undefined>;
+  /** Calls `handler` on Ctrl-C / SIGTERM until the returned function is called. */
+  onSignal(handler: (signal: CliSignal) => void): () => void;
+}
+
+/** The real process: stdout, stderr, stdin, process.env and SIGINT/SIGTERM. */
+export function processIo(): CliIo {
+  return {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text),
+    stdin: process.stdin,
+    isTTY: process.stdin.isTTY === true,
+    env: process.env,
+    onSignal(handler) {
+      const listener = (signal: NodeJS.Signals) => handler(signal as CliSignal);
+      process.on('SIGINT', listener);
+      process.on('SIGTERM', listener);
+      return () => {
+        process.off('SIGINT', listener);
+        process.off('SIGTERM', listener);
+      };
+    },
+  };
+}

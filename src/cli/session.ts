@@ -1,0 +1,102 @@
+import type { Metrics } from '../observability/metrics.js';
+import { createEmbeddedRuntime, type EmbeddedRuntime } from '../runtime/embeddedRuntime.js';
+import type { SessionState } from '../machines/sessionState.js';
+import type { AnswerSource } from './answers.js';
+import type { CliContext } from './command.js';
+import { DEFAULT_DATA_DIR } from './context.js';
+import { SessionDriver, type Outcome } from './driver.js';
+import { startDemoExecutor } from './executor.js';
+import { stateView, taskCount } from './view.js';
+
+/** An open embedded runtime with the demo executor attached. */
+export interface DemoRuntime {
+  runtime: EmbeddedRuntime;
+  stopExecutor: () => Promise<void>;
+}
+
+/** Opens the file store in the data dir with the demo executor (CorruptLogError, StoreUnavailableError). */
+export async function openDemoRuntime(ctx: CliContext, delayMs: number): Promise<DemoRuntime> {
+  const runtime = await createEmbeddedRuntime({ dataDir: ctx.dataDir, logger: ctx.logger });
+  try {
+    return { runtime, stopExecutor: await startDemoExecutor(runtime, ctx.dataDir, delayMs) };
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
+}
+
+/** Closes what {@link openDemoRuntime} opened: the executor first, so no work is left under way. */
+export async function closeDemoRuntime(demo: DemoRuntime): Promise<void> {
+  await demo.stopExecutor();
+  await demo.runtime.close();
+}
+
+/**
+ * Runs a session in the foreground until it finishes, waits for an answer nobody gave, or is
+ * interrupted (Ctrl-C / SIGTERM); `begin` starts it (submit, or recover). Closes the runtime and
+ * prints the outcome; resolves with the exit code.
+ */
+export async function driveSession(
+  ctx: CliContext,
+  demo: DemoRuntime,
+  sessionId: string,
+  answers: AnswerSource,
+  begin: () => Promise<void>,
+): Promise<number> {
+  const driver = new SessionDriver(demo.runtime, sessionId, ctx);
+  const offSignal = ctx.io.onSignal(() => {
+    driver.interrupt();
+    answers.close();
+  });
+  let outcome: Outcome;
+  try {
+    await begin();
+    outcome = await driver.run(answers);
+  } finally {
+    offSignal();
+    answers.close();
+    driver.dispose();
+    await closeDemoRuntime(demo);
+  }
+  return printOutcome(ctx, sessionId, outcome, demo.runtime.metrics);
+}
+
+/** The command that continues a session, with the data dir when it is not the default. */
+export function resumeHint(ctx: CliContext, sessionId: string): string {
+  const dir = ctx.dataDir === DEFAULT_DATA_DIR ? '' : ` --data-dir ${JSON.stringify(ctx.dataDir)}`;
+  return `jetplan resume ${sessionId}${dir}`;
+}
+
+function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metrics: Metrics): number {
+  if (outcome.kind === 'interrupted') {
+    if (ctx.json) ctx.out(JSON.stringify({ sessionId, outcome: 'interrupted' }));
+    ctx.err(`interrupted; continue with: ${resumeHint(ctx, sessionId)}`);
+    return 130;
+  }
+  if (outcome.kind === 'waiting') {
+    if (ctx.json) {
+      const { taskId, question } = outcome;
+      ctx.out(JSON.stringify({ sessionId, outcome: 'waiting', taskId, question, state: stateView(outcome.state) }));
+    } else {
+      ctx.out(`waiting for an answer to ${outcome.taskId}: ${outcome.question}`);
+      ctx.out(`continue with: ${resumeHint(ctx, sessionId)} --answer "<answer>"`);
+    }
+    return 0;
+  }
+  return printFinished(ctx, outcome.state, metrics);
+}
+
+/** Prints a finished (or already finished) session's summary; exit 0 unless it failed. */
+export function printFinished(ctx: CliContext, state: SessionState, metrics?: Metrics): number {
+  const view = stateView(state);
+  const rates = metrics && { tasksPerSecond: metrics.tasksPerSecond(), completionRate: metrics.completionRate() };
+  if (ctx.json) {
+    ctx.out(JSON.stringify({ sessionId: view.sessionId, outcome: 'finished', status: view.status, state: view, metrics: rates }));
+  } else {
+    const extra = rates
+      ? ` · ${rates.tasksPerSecond.toFixed(2)} tasks/s · completion rate ${Math.round(rates.completionRate * 100)}%`
+      : '';
+    ctx.out(`status ${view.status} · tasks ${taskCount(view)} completed · ${view.version} events${extra}`);
+  }
+  return view.status === 'completed' ? 0 : 1;
+}

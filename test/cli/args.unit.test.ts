@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { GLOBAL_FLAGS, parseArgs, splitCommand } from '../../src/cli/args.js';
+import { processIo } from '../../src/cli/io.js';
+
+describe('argument parsing', () => {
+  it('finds the command after global flags and their values', () => {
+    expect(splitCommand(['--data-dir', 'demo', '--verbose', 'replay', 's1'])).toEqual({
+      command: 'replay',
+      rest: ['--data-dir', 'demo', '--verbose', 's1'],
+    });
+    expect(splitCommand(['--json'])).toEqual({ command: undefined, rest: ['--json'] });
+  });
+
+  it('takes --name=value, repeatable flags, "-" text and everything after --', () => {
+    const spec = { ...GLOBAL_FLAGS, answer: 'strings' as const, budget: 'number' as const };
+    const args = parseArgs('demo', ['--data-dir=/tmp/x', '- a list item', '--answer', 'a', '--answer=b', '--budget', '7', '--', '--json'], spec);
+    expect(args.flags).toEqual({ 'data-dir': '/tmp/x', answer: ['a', 'b'], budget: 7 });
+    expect(args.positionals).toEqual(['- a list item', '--json']);
+  });
+});
+
+describe('processIo', () => {
+  it('wires the real process and adds and removes its signal listeners', () => {
+    const io = processIo();
+    expect(io.env).toBe(process.env);
+    expect(io.stdin).toBe(process.stdin);
+    const before = process.listenerCount('SIGINT');
+    const off = io.onSignal(() => {});
+    expect(process.listenerCount('SIGINT')).toBe(before + 1);
+    expect(process.listenerCount('SIGTERM')).toBeGreaterThan(0);
+    off();
+    expect(process.listenerCount('SIGINT')).toBe(before);
+    io.stdout('');
+    io.stderr('');
+  });
+});

@@ -1,0 +1,140 @@
+import { existsSync } from 'node:fs';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FileEventStore } from '../../src/persistence/fileEventStore.js';
+import { GLOBAL_FLAGS, parseArgs } from '../../src/cli/args.js';
+import { createContext } from '../../src/cli/context.js';
+import { fakeIo, run, tempDir } from './fakeIo.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeEach(async () => ({ dir, cleanup } = await tempDir()));
+afterEach(() => cleanup());
+
+/** Runs argv and expects exactly one stderr line, nothing on stdout, and the exit code. */
+async function expectError(argv: string[], code: number, line: string | RegExp, options: Parameters<typeof run>[1] = {}) {
+  const result = await run(argv, options);
+  expect(result.io.stderrLines).toHaveLength(1);
+  if (typeof line === 'string') expect(result.io.stderrLines[0]).toBe(line);
+  else expect(result.io.stderrLines[0]).toMatch(line);
+  expect(result.code).toBe(code);
+  return result;
+}
+
+describe('usage errors (exit 2)', () => {
+  it.each([
+    [['demo', 'x', '--foo'], 'jetplan: unknown flag --foo (see jetplan help)'],
+    [['demo', 'x', '--foo=1'], 'jetplan: unknown flag --foo (see jetplan help)'],
+    [['demo', 'x', '-q'], 'jetplan: unknown flag -q (see jetplan help)'],
+    [['--foo'], 'jetplan: unknown flag --foo (see jetplan help)'],
+    [['demo', 'x', '--session'], 'jetplan: --session needs a value (see jetplan help)'],
+    [['demo', 'x', '--session', '--json'], 'jetplan: --session needs a value (see jetplan help)'],
+    [['demo', 'x', '--budget', 'abc'], 'jetplan: --budget expects a non-negative integer, got "abc" (see jetplan help)'],
+    [['demo', 'x', '--max-attempts', '-1'], 'jetplan: --max-attempts expects a non-negative integer, got "-1" (see jetplan help)'],
+    [['demo', 'x', '--json=yes'], 'jetplan: --json takes no value (see jetplan help)'],
+    [['demo', 'x', '--max-attempts', '0'], 'jetplan: invalid config: maxAttempts: Too small: expected number to be >0 (see jetplan help)'],
+    [['demo', 'x', '--config', '{nope'], 'jetplan: --config is not valid JSON (see jetplan help)'],
+    [['demo', 'x', '--config', '[1]'], 'jetplan: --config must be a JSON object (see jetplan help)'],
+    [['demo', 'x', '--answer', ' '], 'jetplan: --answer needs a non-empty value (see jetplan help)'],
+    [['demo', 'x', '--session', 'a b'], /^jetplan: --session: session id must be 1-64 characters/],
+    [['frobnicate'], 'jetplan: unknown command frobnicate (see jetplan help)'],
+    [[], 'jetplan: missing command (see jetplan help)'],
+    [['--verbose'], 'jetplan: missing command (see jetplan help)'],
+    [['help', 'nope'], 'jetplan: unknown command nope (see jetplan help)'],
+    [['resume'], 'jetplan: resume needs a session id (see jetplan help)'],
+    [['resume', 'a/b'], 'jetplan: invalid session id a/b (see jetplan help)'],
+    [['replay', 'a', 'b'], 'jetplan: unexpected argument b (see jetplan help)'],
+    [['replay', '../x'], 'jetplan: invalid session id ../x (see jetplan help)'],
+    [['replay', 'a', '--until', '0'], 'jetplan: --until must be at least 1 (see jetplan help)'],
+    [['sessions', 'extra'], 'jetplan: unexpected argument extra (see jetplan help)'],
+  ])('%j', async (argv, line) => {
+    await expectError([...argv, '--data-dir', dir], 2, line);
+  });
+
+  it('rejects unusable text before creating a session', async () => {
+    await expectError(['demo', '--- ... !!!', '--data-dir', dir], 2, /^jetplan: input has no plannable text/);
+    await expectError(['demo', '--data-dir', dir], 2, /^jetplan: input has no plannable text/, { stdin: '   \n' });
+    expect(existsSync(join(dir, 'events.log'))).toBe(false);
+  });
+
+  it('needs text when stdin is a terminal', async () => {
+    await expectError(['demo', '--data-dir', dir], 2, 'jetplan: demo needs the text to plan (an argument, or piped on stdin) (see jetplan help)', {
+      isTTY: true,
+    });
+  });
+
+  it('rejects a bad JETPLAN_DEMO_DELAY_MS', async () => {
+    await expectError(['demo', 'x', '--data-dir', dir], 2, 'jetplan: JETPLAN_DEMO_DELAY_MS must be a non-negative integer, got "soon"', {
+      env: { JETPLAN_DEMO_DELAY_MS: 'soon' },
+    });
+  });
+});
+
+describe('the --nats hook', () => {
+  it('is unavailable in the embedded context (NATS commands provide it)', async () => {
+    const ctx = createContext(parseArgs('replay', [], GLOBAL_FLAGS), fakeIo());
+    await expect(ctx.natsStore('nats://localhost:4222')).rejects.toThrow('--nats is not available in this build');
+  });
+});
+
+describe('failures (exit 1)', () => {
+  it('reports an unknown session', async () => {
+    await expectError(['resume', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');
+    await expectError(['replay', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');
+    await expectError(['replay', 'nope', '--data-dir', join(dir, 'missing')], 1, 'jetplan: unknown session nope');
+  });
+
+  it('refuses to start a session id that exists', async () => {
+    expect((await run(['demo', 'Count the words.', '--session', 'dup', '--data-dir', dir])).code).toBe(0);
+    await expectError(['demo', 'Count more words.', '--session', 'dup', '--data-dir', dir], 1, /^jetplan: session dup already exists/);
+  });
+
+  it('reports a log corrupted in the middle as one line', async () => {
+    const text = '- Count the words.\n- Sort the words\n- Print the list';
+    expect((await run(['demo', text, '--session', 'c1', '--data-dir', dir])).code).toBe(0);
+    const path = join(dir, 'events.log');
+    const bytes = await readFile(path);
+    const middle = Math.floor((await stat(path)).size / 2);
+    bytes[middle] = bytes[middle]! ^ 0xff;
+    await writeFile(path, bytes);
+    const corrupt = /^jetplan: corrupt log: .*events\.log: corrupt record at byte offset \d+/;
+    await expectError(['replay', 'c1', '--data-dir', dir], 1, corrupt);
+    await expectError(['sessions', '--data-dir', dir], 1, corrupt);
+    await expectError(['resume', 'c1', '--data-dir', dir], 1, corrupt);
+    await expectError(['demo', 'Count.', '--data-dir', dir], 1, corrupt);
+  });
+
+  it('reports a data dir in use as one line', async () => {
+    const store = await FileEventStore.open(dir);
+    try {
+      const inUse = /^jetplan: data directory .* is in use by pid \d+$/;
+      await expectError(['demo', 'Count the words.', '--data-dir', dir], 1, inUse);
+      await expectError(['resume', 'x', '--data-dir', dir], 1, inUse);
+      await expectError(['sessions', '--data-dir', dir], 1, inUse);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('help', () => {
+  it('prints usage for help, --help and -h', async () => {
+    for (const argv of [['help'], ['--help'], ['-h']]) {
+      const { code, io } = await run(argv);
+      expect(code).toBe(0);
+      expect(io.stdoutText).toContain('Usage: jetplan <command> [flags]');
+      expect(io.stdoutText).toMatch(/demo +plan text into tasks/);
+      expect(io.err).toEqual([]);
+    }
+  });
+
+  it('prints a command usage for help <command> and <command> --help', async () => {
+    const a = await run(['help', 'replay']);
+    const b = await run(['replay', '--help']);
+    expect(a.code).toBe(0);
+    expect(b.code).toBe(0);
+    expect(a.io.stdoutText).toContain('Usage: jetplan replay <session>');
+    expect(b.io.stdoutText).toBe(a.io.stdoutText);
+  });
+});

@@ -1,0 +1,92 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import type { CliIo, CliSignal } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
+
+/** A CliIo that records output, with a settable stdin and a signal trigger. */
+export interface FakeIo extends CliIo {
+  out: string[];
+  err: string[];
+  /** Sends a signal to the command's handler (as Ctrl-C would). */
+  signal(name?: CliSignal): void;
+  /** Resolves when stdout has received text containing `text`. */
+  waitForOut(text: string): Promise<void>;
+  readonly stdoutText: string;
+  readonly stderrLines: string[];
+}
+
+/** Options of {@link fakeIo}. */
+export interface FakeIoOptions {
+  /** Lines (or whole text) fed to stdin, which then ends; omit for an empty, ended stdin. */
+  stdin?: string | Readable;
+  isTTY?: boolean;
+  env?: Record<string, string | undefined>;
+}
+
+export function fakeIo(options: FakeIoOptions = {}): FakeIo {
+  const out: string[] = [];
+  const err: string[] = [];
+  const watchers: Array<{ text: string; resolve: () => void }> = [];
+  let handler: ((s: CliSignal) => void) | undefined;
+  const stdin =
+    options.stdin instanceof Readable ? options.stdin : Readable.from(options.stdin === undefined ? [] : [options.stdin]);
+  const io: FakeIo = {
+    out,
+    err,
+    stdin,
+    isTTY: options.isTTY ?? false,
+    env: options.env ?? {},
+    stdout(text) {
+      out.push(text);
+      const all = out.join('');
+      for (const w of watchers.splice(0)) {
+        if (all.includes(w.text)) w.resolve();
+        else watchers.push(w);
+      }
+    },
+    stderr: (text) => void err.push(text),
+    onSignal(h) {
+      handler = h;
+      return () => {
+        handler = undefined;
+      };
+    },
+    signal: (name = 'SIGINT') => handler?.(name),
+    waitForOut: (text) =>
+      out.join('').includes(text) ? Promise.resolve() : new Promise((resolve) => watchers.push({ text, resolve })),
+    get stdoutText() {
+      return out.join('');
+    },
+    get stderrLines() {
+      return err.join('').split('\n').filter(Boolean);
+    },
+  };
+  return io;
+}
+
+/** A stdin the test writes to. */
+export const openStdin = (): PassThrough => new PassThrough();
+
+/** Runs the CLI in-process. */
+export async function run(argv: string[], options: FakeIoOptions = {}): Promise<{ code: number; io: FakeIo }> {
+  const io = fakeIo(options);
+  const code = await main(argv, io);
+  return { code, io };
+}
+
+/** A temp data dir, removed by the returned cleanup. */
+export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'jetplan-cli-'));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Five tasks: a URL fetch, a flaky one (fails once), a question, a plain one and a deploy (asks). */
+export const FIVE_TASKS = [
+  '- Fetch https://example.com/data.',
+  '- Summarise the flaky results',
+  '- Which format do you want?',
+  '- Write the summary table',
+  '- Deploy the report',
+].join('\n');
