@@ -1,0 +1,246 @@
+/**
+ * A typed client of a jetplan NATS deployment: publishes inputs into sessions (JetStream publish
+ * with a Nats-Msg-Id, so a retried call is deduplicated) and reads sessions back from the stream,
+ * which is the event store.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { SessionRepository } from '../actors/sessionRepository.js';
+import { SessionNotFoundError, ValidationError } from '../errors.js';
+import { toPlannerState } from '../machines/sessionQueries.js';
+import { evolve, initialSessionState } from '../machines/sessionState.js';
+import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
+import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
+import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
+import { SessionId, type PlannerConfigInput, type PlannerState } from '../protocol/domain.js';
+import type { DomainEvent } from '../protocol/events.js';
+import type { SessionInput } from '../protocol/inputs.js';
+import { decodeEvent } from '../protocol/upcasters.js';
+
+export interface ClientOptions {
+  streamName?: string;
+  subjectPrefix?: string;
+}
+
+export interface PublishOptions {
+  /** Nats-Msg-Id of the input (default a random one); resending with the same id is a no-op. */
+  messageId?: string;
+  /** Jetplan-Correlation-Id (default the session id). */
+  correlationId?: string;
+}
+
+export interface SubmitOptions extends PublishOptions {
+  /** Default: a new random id `s-<10 chars>`. */
+  sessionId?: string;
+  config?: Partial<PlannerConfigInput>;
+}
+
+/** Where a published input landed. */
+export interface Published {
+  sessionId: string;
+  /** Stream sequence of the input message. */
+  seq: number;
+  /** True when the server had already stored a message with this Nats-Msg-Id. */
+  duplicate: boolean;
+}
+
+export interface SessionSummary {
+  sessionId: string;
+  status: PlannerState['status'];
+  phase: PlannerState['phase'];
+  done: number;
+  total: number;
+  version: number;
+  lastEventAt?: number;
+}
+
+export interface WatchOptions {
+  /** Deliver the session's events from its first one (default: only new events). */
+  fromStart?: boolean;
+}
+
+/** Events of one session as they are stored; `close()` (or leaving a for-await loop) stops it. */
+export interface EventWatch extends AsyncIterable<DomainEvent> {
+  /** Resolves once the subscription is in place: events stored from then on will be delivered. */
+  readonly ready: Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface JetplanClient {
+  readonly streamName: string;
+  readonly subjectPrefix: string;
+  submit(text: string, options?: SubmitOptions): Promise<Published>;
+  answer(sessionId: string, taskId: string, answer: string, options?: PublishOptions): Promise<Published>;
+  cancel(sessionId: string, reason?: string, options?: PublishOptions): Promise<Published>;
+  /** Publishes any input (reports included) into a session. */
+  publishInput(sessionId: string, input: SessionInput, options?: PublishOptions): Promise<Published>;
+  /** The session's current read model; SessionNotFoundError if it has no events. */
+  status(sessionId: string): Promise<PlannerState>;
+  /** The session rebuilt from its log alone (up to event `until`), with the events. */
+  replay(sessionId: string, options?: { until?: number }): Promise<{ state: PlannerState; events: DomainEvent[] }>;
+  sessions(): Promise<SessionSummary[]>;
+  watch(sessionId: string, options?: WatchOptions): EventWatch;
+  /** The event store the client reads (opened on first use). */
+  store(): Promise<JetStreamEventStore>;
+  /** Releases the client's store; does not close `nc`. */
+  close(): Promise<void>;
+}
+
+type SubmitConfig = Extract<SessionInput, { type: 'SubmitInput' }>['config'];
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+/** A new session id: `s-` and 10 random characters of [a-z0-9]. */
+export function newSessionId(): string {
+  const bytes = randomBytes(10);
+  let id = 's-';
+  for (const b of bytes) id += ID_ALPHABET[b % ID_ALPHABET.length];
+  return id;
+}
+
+function checkSessionId(sessionId: string): void {
+  if (!SessionId.safeParse(sessionId).success) {
+    throw new ValidationError(`invalid session id ${JSON.stringify(sessionId)} (1-64 characters of [A-Za-z0-9_-])`);
+  }
+}
+
+export function createClient(nc: NatsConnection, options: ClientOptions = {}): JetplanClient {
+  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
+  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  const js: JetStreamClient = jetstream(nc);
+  let storePromise: Promise<JetStreamEventStore> | undefined;
+
+  const store = (): Promise<JetStreamEventStore> => {
+    storePromise ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix });
+    return storePromise;
+  };
+
+  async function publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
+    checkSessionId(sessionId);
+    const h = natsHeaders();
+    h.set(HEADER_EVENT_TYPE, input.type);
+    h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);
+    const ack = await js.publish(`${prefix}.in.${sessionId}`, JSON.stringify(input), {
+      msgID: o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`,
+      headers: h,
+      expect: { streamName },
+    });
+    return { sessionId, seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  async function rebuild(sessionId: string, until?: number) {
+    checkSessionId(sessionId);
+    const s = await store();
+    const { state, exists } = await new SessionRepository({ store: s }).rebuild(sessionId, until);
+    if (!exists) throw new SessionNotFoundError(sessionId);
+    return state;
+  }
+
+  return {
+    streamName,
+    subjectPrefix: prefix,
+    publishInput,
+    store,
+
+    submit(text, o = {}) {
+      const sessionId = o.sessionId ?? newSessionId();
+      const input: SessionInput = { type: 'SubmitInput', text, ...(o.config ? { config: o.config as SubmitConfig } : {}) };
+      return publishInput(sessionId, input, o);
+    },
+
+    answer(sessionId, taskId, answer, o = {}) {
+      return publishInput(sessionId, { type: 'ProvideClarification', taskId, answer }, o);
+    },
+
+    cancel(sessionId, reason, o = {}) {
+      return publishInput(sessionId, { type: 'CancelSession', ...(reason !== undefined ? { reason } : {}) }, o);
+    },
+
+    async status(sessionId) {
+      return toPlannerState(await rebuild(sessionId));
+    },
+
+    async replay(sessionId, o = {}) {
+      const state = await rebuild(sessionId, o.until);
+      // Read exactly the events the state was built from.
+      const { events } = await (await store()).readStream(sessionId, { to: state.version });
+      return { state: toPlannerState(state), events };
+    },
+
+    async sessions() {
+      const s = await store();
+      const out: SessionSummary[] = [];
+      for (const sessionId of await s.listStreams()) {
+        const { events } = await s.readStream(sessionId);
+        const state = events.reduce(evolve, initialSessionState(sessionId));
+        const view = toPlannerState(state);
+        const last = events.at(-1)?.timestamp;
+        out.push({
+          sessionId,
+          status: view.status,
+          phase: view.phase,
+          done: view.tasks.filter((t) => t.status === 'Completed').length,
+          total: view.tasks.length,
+          version: view.version,
+          ...(last !== undefined ? { lastEventAt: last } : {}),
+        });
+      }
+      return out;
+    },
+
+    watch(sessionId, o = {}) {
+      checkSessionId(sessionId);
+      return watchEvents(js, streamName, `${prefix}.ev.${sessionId}`, o);
+    },
+
+    async close() {
+      if (storePromise) await (await storePromise.catch(() => undefined))?.close();
+      storePromise = undefined;
+    },
+  };
+}
+
+function watchEvents(js: JetStreamClient, streamName: string, subject: string, o: WatchOptions): EventWatch {
+  let closed = false;
+  // Subscribe at once, so that events published after watch() returns and `ready` resolves are seen.
+  const started = (async () => {
+    const consumer = await js.consumers.get(streamName, {
+      filter_subjects: subject, // one subject, as nats-server 2.9 needs
+      deliver_policy: o.fromStart ? DeliverPolicy.All : DeliverPolicy.New,
+      inactive_threshold: 30_000,
+    });
+    const messages = await consumer.consume({ max_messages: 256 });
+    return { consumer, messages };
+  })();
+  started.catch(() => undefined); // surfaced by the iterator
+  const stop = async (): Promise<void> => {
+    const s = await started.catch(() => undefined);
+    if (!s) return;
+    // stop(), not close(): close() waits for the iterator to be drained, which never happens
+    // while the generator is suspended at a yield.
+    s.messages.stop();
+    s.consumer.delete().catch(() => undefined);
+  };
+  async function* events(): AsyncGenerator<DomainEvent> {
+    const { messages } = await started;
+    try {
+      if (closed) return;
+      for await (const m of messages) {
+        yield decodeEvent(m.string(), `${streamName} seq ${m.seq}`);
+      }
+    } finally {
+      await stop();
+    }
+  }
+  const iterable = events();
+  return {
+    ready: started.then(() => undefined),
+    [Symbol.asyncIterator]: () => iterable,
+    async close() {
+      closed = true;
+      await stop();
+      await iterable.return(undefined).catch(() => undefined);
+    },
+  };
+}

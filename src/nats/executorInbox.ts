@@ -1,0 +1,75 @@
+/**
+ * The executor's inbox on a JetStream KV bucket: the report of each dispatch id, recorded before
+ * the report is published and the command acked. A redelivered command finds its report here and
+ * is answered without running the handler again, by any executor process.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { SessionInput } from '../protocol/inputs.js';
+import type { Inbox } from '../persistence/inbox.js';
+import type { ExecutorReport } from '../executors/report.js';
+
+export const DEFAULT_EXEC_INBOX_BUCKET = 'jetplan_exec_inbox';
+
+/** KV keys allow [-/_=.a-zA-Z0-9]; dispatch ids (`session.task.attempt`) already fit. */
+const KEY = /^[-/_=.a-zA-Z0-9]+$/;
+
+/** Maps a dispatch id to a valid KV key (ids that fit are used as they are). */
+export function inboxKey(dispatchId: string): string {
+  if (KEY.test(dispatchId) && !dispatchId.startsWith('.') && !dispatchId.endsWith('.') && !dispatchId.includes('..')) {
+    return dispatchId;
+  }
+  return `x.${Buffer.from(dispatchId, 'utf8').toString('base64url')}`;
+}
+
+export interface KvExecutorInboxOptions {
+  bucket?: string;
+  /** Forget reports after this long (ms); default: keep them. */
+  ttlMs?: number;
+  replicas?: number;
+}
+
+export class KvExecutorInbox implements Inbox<ExecutorReport> {
+  private constructor(
+    readonly kv: KV,
+    readonly bucket: string,
+  ) {}
+
+  /** Creates (or opens) the bucket. */
+  static async open(nc: NatsConnection, options: KvExecutorInboxOptions = {}): Promise<KvExecutorInbox> {
+    const bucket = options.bucket ?? DEFAULT_EXEC_INBOX_BUCKET;
+    const kv = await new Kvm(nc).create(bucket, {
+      history: 1,
+      replicas: options.replicas ?? 1,
+      ...(options.ttlMs !== undefined ? { ttl: options.ttlMs } : {}),
+    });
+    return new KvExecutorInbox(kv, bucket);
+  }
+
+  async get(dispatchId: string): Promise<ExecutorReport | undefined> {
+    const entry = await this.kv.get(inboxKey(dispatchId));
+    if (entry === null || entry.operation !== 'PUT' || entry.length === 0) return undefined;
+    let value: unknown;
+    try {
+      value = entry.json<unknown>();
+    } catch {
+      return undefined;
+    }
+    const parsed = SessionInput.safeParse(value);
+    if (!parsed.success) return undefined;
+    const report = parsed.data;
+    if (report.type !== 'TaskCompleted' && report.type !== 'TaskFailed' && report.type !== 'NeedsClarification') return undefined;
+    return report;
+  }
+
+  async put(dispatchId: string, report: ExecutorReport): Promise<void> {
+    await this.kv.put(inboxKey(dispatchId), JSON.stringify(report));
+  }
+
+  /** The dispatch ids (keys) recorded so far. */
+  async keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const key of await this.kv.keys()) out.push(key);
+    return out.sort();
+  }
+}

@@ -1,0 +1,25 @@
+/** Publishing an executor report into its session, idempotently (Nats-Msg-Id `report.<dispatchId>`). */
+import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { ExecuteTask } from '../protocol/commands.js';
+import { HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
+import type { ExecutorReport } from '../executors/report.js';
+
+/** The Nats-Msg-Id of a dispatch's report. */
+export const reportMessageId = (dispatchId: string): string => `report.${dispatchId}`;
+
+export async function publishReport(
+  js: JetStreamClient,
+  prefix: string,
+  task: ExecuteTask,
+  report: ExecutorReport,
+  extraHeaders: Record<string, string> = {},
+): Promise<PubAck> {
+  const h = natsHeaders();
+  h.set(HEADER_EVENT_TYPE, report.type);
+  for (const [k, v] of Object.entries(extraHeaders)) if (v) h.set(k, v.replace(/[\r\n]+/g, ' '));
+  return js.publish(`${prefix}.in.${task.sessionId}`, JSON.stringify(report), {
+    msgID: reportMessageId(task.dispatchId),
+    headers: h,
+  });
+}

@@ -1,0 +1,159 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isSessionNotFoundError, isValidationError } from '../../src/errors.js';
+import { demoHandler } from '../../src/executors/demoExecutor.js';
+import { createClient, newSessionId, type JetplanClient } from '../../src/nats/client.js';
+import { connectionOptions, connectNats, NatsConnectError } from '../../src/nats/connect.js';
+import { createExecutor, type Executor } from '../../src/nats/executor.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import type { DomainEvent } from '../../src/protocol/events.js';
+import { startPlannerService, type PlannerService } from '../../src/service/plannerService.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+
+let server: NatsServerHandle;
+const connections: NatsConnection[] = [];
+const services: PlannerService[] = [];
+const executors: Executor[] = [];
+const clients: JetplanClient[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await Promise.allSettled(executors.map((e) => e.stop()));
+  await Promise.allSettled(services.map((s) => s.close()));
+  await Promise.allSettled(clients.map((c) => c.close()));
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  await server?.cleanup();
+});
+
+async function conn(): Promise<NatsConnection> {
+  const nc = await connectNats({ url: server.url });
+  connections.push(nc);
+  return nc;
+}
+
+/** A running deployment on its own stream: planner service, demo executor and a client. */
+async function deployment() {
+  const streamName = uniqueName('JPC');
+  const subjectPrefix = uniqueName('jpc');
+  const service = await startPlannerService({ nc: await conn(), streamName, subjectPrefix, logger: silentLogger, leaseBucket: uniqueName('lease') });
+  services.push(service);
+  await service.whenLeader;
+  const executor = await createExecutor({
+    nc: await conn(),
+    kinds: ['ToolCall', 'Processing'],
+    handler: demoHandler,
+    streamName,
+    subjectPrefix,
+    inboxBucket: uniqueName('inbox'),
+  });
+  executors.push(executor);
+  const client = createClient(await conn(), { streamName, subjectPrefix });
+  clients.push(client);
+  return { client, service, executor, streamName, subjectPrefix };
+}
+
+const TERMINAL = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
+
+/** Follows a session to its end, answering each question with `answer`. */
+async function followAnswering(client: JetplanClient, sessionId: string, answer: string): Promise<DomainEvent[]> {
+  const seen: DomainEvent[] = [];
+  for await (const event of client.watch(sessionId, { fromStart: true })) {
+    seen.push(event);
+    if (event.type === 'ClarificationRequested') await client.answer(sessionId, event.data.taskId, answer);
+    if (TERMINAL.has(event.type)) break;
+  }
+  return seen;
+}
+
+describe('createClient against a running planner service', () => {
+  it('submits, answers a clarification while watching, then reads status, replay and sessions', async () => {
+    const { client } = await deployment();
+    const { sessionId, seq, duplicate } = await client.submit('Research the market. Then deploy the app to production. Summarise the results.');
+    expect(sessionId).toMatch(/^s-[a-z0-9]{10}$/);
+    expect(seq).toBeGreaterThan(0);
+    expect(duplicate).toBe(false);
+
+    const events = await followAnswering(client, sessionId, 'staging');
+    const types = events.map((e) => e.type);
+    expect(types[0]).toBe('SessionStarted');
+    expect(types).toContain('ClarificationRequested');
+    expect(types).toContain('ClarificationProvided');
+    expect(types.at(-1)).toBe('SessionCompleted');
+    expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
+
+    const status = await client.status(sessionId);
+    expect(status.status).toBe('completed');
+    expect(status.tasks).toHaveLength(3);
+    expect(status.tasks.every((t) => t.status === 'Completed')).toBe(true);
+    expect(status.tasks[1]!.answer).toBe('staging');
+
+    const full = await client.replay(sessionId);
+    expect(full.events).toHaveLength(events.length);
+    expect(full.state).toEqual(status);
+    const early = await client.replay(sessionId, { until: 2 });
+    expect(early.events.map((e) => e.sequence)).toEqual([1, 2]);
+    expect(early.state.version).toBe(2);
+    expect(early.state.status).toBe('active');
+
+    const list = await client.sessions();
+    expect(list).toEqual([
+      expect.objectContaining({ sessionId, status: 'completed', phase: 'done', done: 3, total: 3, version: events.length }),
+    ]);
+  });
+
+  it('deduplicates a resubmission with the same message id', async () => {
+    const { client } = await deployment();
+    const sessionId = newSessionId();
+    const first = await client.submit('Summarise the notes.', { sessionId, messageId: 'submit-1' });
+    const again = await client.submit('Summarise the notes.', { sessionId, messageId: 'submit-1' });
+    expect(again).toEqual({ sessionId, seq: first.seq, duplicate: true });
+    const events = await followAnswering(client, sessionId, 'n/a');
+    expect(events.filter((e) => e.type === 'SessionStarted')).toHaveLength(1);
+    expect(events.at(-1)?.type).toBe('SessionCompleted');
+  });
+
+  it('cancels a session waiting for an answer; watch without fromStart sees only new events', async () => {
+    const { client } = await deployment();
+    const { sessionId } = await client.submit('Deploy the release to production.', { config: { maxAttempts: 2 } });
+    // Wait for the question, then watch only what comes after it.
+    for await (const event of client.watch(sessionId, { fromStart: true })) if (event.type === 'ClarificationRequested') break;
+    const live = client.watch(sessionId);
+    await live.ready;
+    await client.cancel(sessionId, 'changed my mind');
+    const first = await live[Symbol.asyncIterator]().next();
+    expect(first.value).toMatchObject({ type: 'SessionCancelled', data: { reason: 'changed my mind' } });
+    await live.close();
+    expect((await client.status(sessionId)).status).toBe('cancelled');
+  });
+
+  it('rejects bad session ids and reports unknown sessions', async () => {
+    const { client } = await deployment();
+    await expect(client.submit('x', { sessionId: 'no.dots' })).rejects.toSatisfy(isValidationError);
+    await expect(client.status('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
+    await expect(client.replay('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
+    expect(await client.sessions()).toEqual([]);
+  });
+});
+
+describe('connectNats', () => {
+  it('maps flags to nats.js options', () => {
+    const o = connectionOptions({ url: 'nats://a:1, nats://b:2', user: 'u', pass: 'p', token: 't', tls: { caFile: 'ca.pem' }, name: 'x' });
+    expect(o).toMatchObject({ servers: ['nats://a:1', 'nats://b:2'], user: 'u', pass: 'p', token: 't', tls: { caFile: 'ca.pem' }, name: 'x', maxReconnectAttempts: -1 });
+    expect(connectionOptions({}).tls).toBeUndefined();
+  });
+
+  it('fails in one line naming the URL', async () => {
+    const err = await connectNats({ url: 'nats://127.0.0.1:1' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NatsConnectError);
+    expect((err as Error).message).toBe('cannot connect to NATS at nats://127.0.0.1:1: connection refused (is nats-server running?)');
+    expect(() => connectionOptions({ credsFile: '/nonexistent/x.creds' })).toThrow(/cannot read creds file \/nonexistent\/x.creds/);
+  });
+
+  it('connects to a running server', async () => {
+    const nc = await connectNats({ url: server.url, name: 'jetplan-test' });
+    expect(nc.isClosed()).toBe(false);
+    await nc.close();
+  });
+});

@@ -1,0 +1,269 @@
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats } from '../../src/nats/connect.js';
+import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
+import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import type { ExecuteTask } from '../../src/protocol/commands.js';
+import type { HandlerOutcome, TaskHandler } from '../../src/executors/report.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+
+let server: NatsServerHandle;
+const connections: NatsConnection[] = [];
+const executors: Executor[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await Promise.allSettled(executors.map((e) => e.stop()));
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  await server?.cleanup();
+});
+
+async function conn(): Promise<NatsConnection> {
+  const nc = await connectNats({ url: server.url });
+  connections.push(nc);
+  return nc;
+}
+
+/** One isolated world per test: its own stream, prefix, durable names and inbox bucket. */
+async function world() {
+  const nc = await conn();
+  const streamName = uniqueName('JPX');
+  const subjectPrefix = uniqueName('jpx');
+  const inboxBucket = uniqueName('inbox');
+  await ensureStream(nc, { streamName, subjectPrefix });
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+
+  const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
+    const ex = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
+    executors.push(ex);
+    return ex;
+  };
+
+  const task = (n: number, over: Partial<ExecuteTask> = {}): ExecuteTask => ({
+    type: 'ExecuteTask',
+    sessionId: 's1',
+    taskId: `t${n}`,
+    dispatchId: `s1.t${n}.1`,
+    attempt: 1,
+    kind: 'ToolCall',
+    description: `do thing ${n}`,
+    attachments: [],
+    context: '',
+    ...over,
+  });
+
+  const publishTask = async (t: ExecuteTask | object, msgID: string, kind = 'toolcall', session = 's1') => {
+    const h = headers();
+    h.set('Jetplan-Correlation-Id', 'corr-1');
+    await js.publish(`${subjectPrefix}.exec.${kind}.${session}`, JSON.stringify(t), { msgID, headers: h });
+  };
+
+  /** Waits until `n` reports are stored on `<prefix>.in.>` and returns them (reads the stream). */
+  const reports = async (n: number): Promise<Array<{ data: Record<string, unknown>; msg: JsMsg }>> => {
+    const consumer = await js.consumers.get(streamName, { filter_subjects: `${subjectPrefix}.in.>` });
+    const messages = await consumer.consume({ max_messages: 64 });
+    const out: Array<{ data: Record<string, unknown>; msg: JsMsg }> = [];
+    try {
+      for await (const m of messages) {
+        out.push({ data: m.json<Record<string, unknown>>(), msg: m });
+        if (out.length >= n) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return out;
+  };
+
+  const storedReports = async (): Promise<number> => {
+    const info = await jsm.streams.info(streamName, { subjects_filter: `${subjectPrefix}.in.>` });
+    return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+  };
+
+  const consumerInfo = (kind = 'toolcall') => jsm.consumers.info(streamName, `jetplan-exec-${kind}`);
+
+  return { nc, streamName, subjectPrefix, inboxBucket, js, jsm, start, task, publishTask, reports, storedReports, consumerInfo };
+}
+
+/** Polls a condition (broker state has no push notification for "acked"). */
+async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function counting(outcome: (t: ExecuteTask) => HandlerOutcome = (t) => ({ type: 'completed', output: `ran ${t.description}` })) {
+  const calls: ExecuteTask[] = [];
+  const handler: TaskHandler = async (t) => {
+    calls.push(t);
+    return outcome(t);
+  };
+  return { calls, handler };
+}
+
+function latch() {
+  let release!: () => void;
+  const promise = new Promise<void>((r) => (release = r));
+  return { promise, release };
+}
+
+describe('createExecutor', () => {
+  it('runs a command once, records it, reports it into the session and acks', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    const ex = await w.start(handler);
+    await w.publishTask(w.task(1), 'd1');
+
+    const [report] = await w.reports(1);
+    expect(report!.data).toEqual({ type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'ran do thing 1' });
+    expect(report!.msg.subject).toBe(`${w.subjectPrefix}.in.s1`);
+    expect(report!.msg.headers?.get('Nats-Msg-Id')).toBe('report.s1.t1.1');
+    expect(report!.msg.headers?.get('Jetplan-Type')).toBe('TaskCompleted');
+    expect(report!.msg.headers?.get('Jetplan-Correlation-Id')).toBe('corr-1');
+    expect(calls).toHaveLength(1);
+    expect(await ex.inbox.get('s1.t1.1')).toEqual(report!.data);
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the ack');
+    expect(ex.executed).toBe(1);
+  });
+
+  it('routes by kind: a ToolCall-only executor never sees processing work', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    await w.start(handler, { kinds: ['ToolCall'] });
+    await w.publishTask(w.task(1, { kind: 'Processing' }), 'p1', 'processing');
+    await w.publishTask(w.task(2), 't2');
+    await w.reports(1);
+    expect(calls.map((c) => c.taskId)).toEqual(['t2']);
+    const infos = await w.jsm.consumers.list(w.streamName).next();
+    const durables = infos.filter((i) => i.config.durable_name);
+    expect(durables.map((i) => [i.config.durable_name, i.config.filter_subject])).toEqual([
+      ['jetplan-exec-toolcall', `${w.subjectPrefix}.exec.toolcall.>`],
+    ]);
+  });
+
+  it('answers a redelivered (re-published) command from the inbox without calling the handler', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    const ex = await w.start(handler);
+    await w.publishTask(w.task(1), 'first');
+    await w.reports(1);
+    await w.publishTask(w.task(1), 'second'); // same dispatch id, different message id
+    await until(() => ex.replayed === 1, 'the duplicate to be answered');
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'both acks');
+    expect(calls).toHaveLength(1);
+    // The re-sent report carries the same Nats-Msg-Id, so the stream keeps one copy.
+    expect(await w.storedReports()).toBe(1);
+  });
+
+  it('a crash after the report is recorded but before the ack never runs the task again', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    const ncA = await conn();
+    const crashed = latch();
+    const a = await createExecutor({
+      nc: ncA,
+      kinds: ['ToolCall'],
+      handler,
+      streamName: w.streamName,
+      subjectPrefix: w.subjectPrefix,
+      inboxBucket: w.inboxBucket,
+      ackWaitMs: 1_000,
+      // The process "dies" here: its connection goes, so no report is published and no ack sent.
+      afterRecord: async () => {
+        await ncA.close();
+        crashed.release();
+        throw new Error('crash');
+      },
+    });
+    await w.publishTask(w.task(1), 'd1');
+    await crashed.promise;
+    await a.stop();
+    expect(await w.storedReports()).toBe(0);
+
+    const b = await w.start(handler, { kinds: ['ToolCall'], ackWaitMs: 1_000 });
+    const [report] = await w.reports(1); // redelivered after ackWait, answered by b from the inbox
+    expect(report!.data).toMatchObject({ type: 'TaskCompleted', dispatchId: 's1.t1.1' });
+    expect(calls).toHaveLength(1);
+    expect(b.executed).toBe(0);
+    expect(b.replayed).toBe(1);
+  });
+
+  it('keeps a long task leased past ackWait with progress acks', async () => {
+    const w = await world();
+    const gate = latch();
+    let calls = 0;
+    const handler: TaskHandler = async () => {
+      calls++;
+      await gate.promise;
+      return { type: 'completed', output: 'slow done' };
+    };
+    // Two executors on the same durable: a lapsed lease would hand the task to the other one.
+    await w.start(handler, { ackWaitMs: 1_000 });
+    await w.start(handler, { ackWaitMs: 1_000 });
+    await w.publishTask(w.task(1), 'd1');
+    await until(() => calls === 1, 'the handler to start');
+    // The one inherent delay: the task outlives ackWait (1 s) by 2.5x, kept alive only by working().
+    setTimeout(gate.release, 2_500);
+    const [report] = await w.reports(1);
+    expect(report!.data).toMatchObject({ type: 'TaskCompleted', output: 'slow done' });
+    const info = await w.consumerInfo();
+    expect(info.num_redelivered).toBe(0);
+    expect(calls).toBe(1);
+  });
+
+  it('terminates an invalid command without calling the handler', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    await w.start(handler);
+    await w.publishTask({ type: 'ExecuteTask', sessionId: 's1' }, 'bad');
+    await w.publishTask(w.task(2), 'good');
+    await w.reports(1);
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the term');
+    expect(calls.map((c) => c.taskId)).toEqual(['t2']);
+    expect((await w.consumerInfo()).num_redelivered).toBe(0);
+  });
+
+  it('records a throwing handler as a retryable failure and an oversized output as a final one', async () => {
+    const w = await world();
+    const handler: TaskHandler = async (t) => {
+      if (t.taskId === 't1') throw new Error('boom');
+      return { type: 'completed', output: 'x'.repeat(70_000) };
+    };
+    await w.start(handler);
+    await w.publishTask(w.task(1), 'd1');
+    await w.publishTask(w.task(2), 'd2');
+    const got = (await w.reports(2)).map((r) => r.data).sort((a, b) => String(a['taskId']).localeCompare(String(b['taskId'])));
+    expect(got[0]).toMatchObject({ type: 'TaskFailed', taskId: 't1', error: 'executor error: boom', retryable: true });
+    expect(got[1]).toMatchObject({ type: 'TaskFailed', taskId: 't2', retryable: false });
+  });
+
+  it('stop() takes no new work and waits for running handlers to report', async () => {
+    const w = await world();
+    const gate = latch();
+    const started = latch();
+    const handler: TaskHandler = async () => {
+      started.release();
+      await gate.promise;
+      return { type: 'completed', output: 'finished during stop' };
+    };
+    const ex = await w.start(handler);
+    await w.publishTask(w.task(1), 'd1');
+    await started.promise;
+    let stopped = false;
+    const stopping = ex.stop().then(() => (stopped = true));
+    await w.publishTask(w.task(2), 'd2'); // arrives after stop: not taken
+    expect(stopped).toBe(false);
+    gate.release();
+    await stopping;
+    const [report] = await w.reports(1);
+    expect(report!.data).toMatchObject({ taskId: 't1', output: 'finished during stop' });
+    expect(ex.executed).toBe(1);
+    expect(await w.storedReports()).toBe(1);
+    expect((await w.consumerInfo()).num_pending).toBe(1); // t2 waits for the next executor
+  });
+});
