@@ -9,3 +9,4 @@ export type {
 export { SLOT_PRIORITY, MAX_SLOT_PRIORITY } from './compactor.js';
 export type { RelevanceCompactorOptions } from './relevanceCompactor.js';
 export { createRelevanceCompactor, SUMMARY_ID } from './relevanceCompactor.js';
+export { createMemoTokenCounter } from './memoTokenCounter.js';

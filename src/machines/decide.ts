@@ -12,6 +12,8 @@ export interface DecideDeps {
   /** Plans text into tasks whose ids start after `startIndex` tasks; throws ValidationError. */
   plan(text: string, startIndex: number): PlannedTask[];
   compactor: Compactor;
+  /** Counts tokens like the compactor does; lets the decider skip compaction under budget. */
+  countTokens?: (text: string) => number;
 }
 
 /**
@@ -167,6 +169,7 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   // skip the tokenizer on the hot path when it cannot matter.
   const bytes = ctx.items.reduce((n, item) => n + Buffer.byteLength(item.text), 0);
   if (bytes <= budget) return;
+  if (deps.countTokens && ctx.items.reduce((n, item) => n + deps.countTokens!(item.text), 0) <= budget) return;
   const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan[id]!.description);
   const result = deps.compactor.compact({ items: ctx.items, budget, openTasks });
   if (result.folded.length === 0 && result.tokensAfter === result.tokensBefore) return;

@@ -7,7 +7,7 @@ import { OutboxRelay } from '../actors/outboxRelay.js';
 import { Planner } from '../actors/planner.js';
 import { RetryScheduler } from '../actors/retryScheduler.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
-import { createRelevanceCompactor } from '../compaction/index.js';
+import { bpeTokenCounter, createMemoTokenCounter, createRelevanceCompactor } from '../compaction/index.js';
 import { planText } from '../planning/index.js';
 import { FileEventStore } from '../persistence/fileEventStore.js';
 import { FileSnapshotStore } from '../persistence/fileSnapshotStore.js';
@@ -53,7 +53,12 @@ export interface EmbeddedRuntime {
 
 /** The default pure dependencies of the decider: the text planner and the relevance compactor. */
 export function defaultDecideDeps(): DecideDeps {
-  return { plan: (text, startIndex) => planText(text, { startIndex }), compactor: createRelevanceCompactor() };
+  const counter = createMemoTokenCounter(bpeTokenCounter);
+  return {
+    plan: (text, startIndex) => planText(text, { startIndex }),
+    compactor: createRelevanceCompactor({ counter }),
+    countTokens: (text) => counter.count(text),
+  };
 }
 
 /** The composition root of the embedded deployment: builds everything, connects nothing else. */
