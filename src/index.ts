@@ -73,3 +73,15 @@ export type { EmbeddedRuntime, EmbeddedRuntimeOptions } from './runtime/embedded
 export { demoHandler } from './executors/demoExecutor.js';
 export { startBusExecutor } from './executors/busExecutor.js';
 export type { TaskHandler, HandlerOutcome, ExecutorReport } from './executors/report.js';
+export { createShellHandler } from './executors/shellExecutor.js';
+export type { ShellHandlerOptions } from './executors/shellExecutor.js';
+
+// NATS: the planner service, the executor SDK and the client.
+export { startPlannerService } from './service/plannerService.js';
+export type { PlannerService, PlannerServiceOptions } from './service/plannerService.js';
+export { createExecutor } from './nats/executor.js';
+export type { Executor, ExecutorOptions, ExecutorKind } from './nats/executor.js';
+export { createClient, newSessionId } from './nats/client.js';
+export type { JetplanClient, ClientOptions, SubmitOptions, SessionSummary, EventWatch } from './nats/client.js';
+export { connectNats, NatsConnectError } from './nats/connect.js';
+export type { NatsConnectionOptions } from './nats/connect.js';
