@@ -12,6 +12,7 @@ import { realTimers, type Timers } from './timers.js';
 export class RetryScheduler {
   private readonly armed = new Map<string, { key: string; handle: unknown }>();
   private closed = false;
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly planner: Planner,
@@ -19,7 +20,7 @@ export class RetryScheduler {
     private readonly logger: Logger,
     private readonly timers: Timers = realTimers,
   ) {
-    planner.onCommit(({ state }) => this.watch(state));
+    this.unsubscribe = planner.onCommit(({ state }) => this.watch(state));
   }
 
   /** Arms, re-arms or disarms the session's retry timer to match its state. */
@@ -50,6 +51,7 @@ export class RetryScheduler {
 
   close(): void {
     this.closed = true;
+    this.unsubscribe();
     for (const { handle } of this.armed.values()) this.timers.clear(handle);
     this.armed.clear();
   }

@@ -29,7 +29,10 @@ export function commandOf(description: string): string {
   return (span ? span[1]! : description).trim();
 }
 
-export class ShellSyntaxError extends Error {}
+/** A command that uses shell syntax, which the shell executor never interprets. */
+export class ShellSyntaxError extends Error {
+  override readonly name = 'ShellSyntaxError';
+}
 
 /**
  * Splits a command line into argv: whitespace separates, single quotes are literal, double quotes
