@@ -6,19 +6,23 @@ import type { CliContext } from './command.js';
 import { DEFAULT_DATA_DIR } from './context.js';
 import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
+import { startInspector, type InspectorHandle } from './inspector.js';
 import { stateView, taskCount } from './view.js';
 
 /** An open embedded runtime with the demo executor attached. */
 export interface DemoRuntime {
   runtime: EmbeddedRuntime;
   stopExecutor: () => Promise<void>;
+  inspector?: InspectorHandle;
 }
 
 /** Opens the file store in the data dir with the demo executor (CorruptLogError, StoreUnavailableError). */
-export async function openDemoRuntime(ctx: CliContext, delayMs: number): Promise<DemoRuntime> {
+export async function openDemoRuntime(ctx: CliContext, delayMs: number, inspectPort?: number): Promise<DemoRuntime> {
   const runtime = await createEmbeddedRuntime({ dataDir: ctx.dataDir, logger: ctx.logger });
   try {
-    return { runtime, stopExecutor: await startDemoExecutor(runtime, ctx.dataDir, delayMs) };
+    const inspector = inspectPort === undefined ? undefined : await startInspector(runtime.planner, inspectPort);
+    if (inspector) ctx.err(`inspector: open ${inspector.url} to watch the statecharts`);
+    return { runtime, stopExecutor: await startDemoExecutor(runtime, ctx.dataDir, delayMs), ...(inspector ? { inspector } : {}) };
   } catch (error) {
     await runtime.close();
     throw error;
@@ -29,6 +33,7 @@ export async function openDemoRuntime(ctx: CliContext, delayMs: number): Promise
 export async function closeDemoRuntime(demo: DemoRuntime): Promise<void> {
   await demo.stopExecutor();
   await demo.runtime.close();
+  demo.inspector?.stop();
 }
 
 /**

@@ -19,6 +19,7 @@ Without text, reads it from stdin (when stdin is not a terminal).
   --budget <n>          context token budget
   --max-attempts <n>    attempts per task before it fails
   --backoff-ms <n>      base retry delay in milliseconds
+  --inspect <port>      watch the statecharts live in the Stately inspector (http://localhost:<port>)
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each demo execution (demo/testing knob).`;
 
 /** Reads the flags that make up the session's PlannerConfig; invalid ones are usage errors. */
@@ -72,7 +73,7 @@ function sessionIdFrom(args: ParsedArgs): string {
 export const demoCommand: Command = {
   summary: 'plan text into tasks and run them with the demo executor',
   usage: USAGE,
-  flags: { session: 'string', answer: 'strings', config: 'string', budget: 'number', 'max-attempts': 'number', 'backoff-ms': 'number' },
+  flags: { session: 'string', answer: 'strings', config: 'string', budget: 'number', 'max-attempts': 'number', 'backoff-ms': 'number', inspect: 'number' },
   async run(args, ctx) {
     const config = configFromArgs(args);
     const answers = answerFlags(args);
@@ -81,7 +82,7 @@ export const demoCommand: Command = {
     let sessionId = sessionIdFrom(args);
     const { text, fromStdin } = await sessionText(args, ctx);
     planText(text); // unusable text: a ValidationError (exit 2) before any session exists
-    const demo = await openDemoRuntime(ctx, delayMs);
+    const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
     try {
       while ((await demo.runtime.repository.load(sessionId)).version > 0) {
         if (requested) throw new CliError(`session ${sessionId} already exists (continue it with jetplan resume ${sessionId})`);

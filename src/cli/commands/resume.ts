@@ -2,7 +2,7 @@ import { SessionNotFoundError } from '../../errors.js';
 import { outstanding, statusOf } from '../../machines/sessionQueries.js';
 import { HEADER } from '../../actors/bus.js';
 import { SessionId } from '../../protocol/domain.js';
-import { onePositional } from '../args.js';
+import { numberFlag, onePositional } from '../args.js';
 import { AnswerSource } from '../answers.js';
 import { UsageError } from '../cliErrors.js';
 import type { Command } from '../command.js';
@@ -13,7 +13,8 @@ import { answerFlags } from './demo.js';
 const USAGE = `Usage: jetplan resume <session> [--answer <text>]...
 Continues a session after a crash, an interrupt or an unanswered question: work left open is
 published again (executions already recorded are not run again), an open question is asked again.
-  --answer <text>   answer to the next clarification (repeatable; then stdin lines or a prompt)`;
+  --answer <text>   answer to the next clarification (repeatable; then stdin lines or a prompt)
+  --inspect <port>  watch the statecharts live in the Stately inspector (http://localhost:<port>)`;
 
 /** Re-asks the session's open question, if any, on the bus, as the planner asked it. */
 async function reask(demo: DemoRuntime, sessionId: string): Promise<void> {
@@ -31,13 +32,13 @@ async function reask(demo: DemoRuntime, sessionId: string): Promise<void> {
 export const resumeCommand: Command = {
   summary: 'continue a session (after a crash, Ctrl-C or an unanswered question)',
   usage: USAGE,
-  flags: { answer: 'strings' },
+  flags: { answer: 'strings', inspect: 'number' },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
     if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
     const answers = answerFlags(args);
     const delayMs = demoDelay(ctx.io.env);
-    const demo = await openDemoRuntime(ctx, delayMs);
+    const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
     let state;
     try {
       state = await demo.runtime.repository.load(sessionId);

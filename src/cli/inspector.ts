@@ -1,0 +1,42 @@
+import { createServer } from 'node:net';
+import { createWebSocketInspector } from '@statelyai/inspect';
+import { createInspectorServer } from '@statelyai/inspect/server';
+import { LiveMirror } from '../actors/liveMirror.js';
+import type { Planner } from '../actors/planner.js';
+import { CliError } from './cliErrors.js';
+
+/** A running inspector bridge; `stop()` disconnects and closes its server. */
+export interface InspectorHandle {
+  url: string;
+  stop(): void;
+}
+
+/**
+ * `--inspect <port>`: serves the Stately inspector bridge on localhost:<port> and mirrors every
+ * session the planner commits as a live xstate actor connected to it, so the statecharts and their
+ * task actors can be watched as they move. Open the printed URL in a browser.
+ */
+export async function startInspector(planner: Planner, port: number): Promise<InspectorHandle> {
+  await assertPortFree(port);
+  const server = createInspectorServer({ port, autoOpen: false });
+  const inspector = createWebSocketInspector({ url: `ws://localhost:${port}` });
+  const mirror = new LiveMirror(planner, inspector.inspect);
+  return {
+    url: `http://localhost:${port}`,
+    stop() {
+      mirror.stop();
+      inspector.stop();
+      server.stop();
+    },
+  };
+}
+
+// The inspector's server reports a busy port as an unhandled 'error' event; check first so the
+// user gets one line instead of a crash.
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', () => reject(new CliError(`--inspect: port ${port} is in use`)));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+  });
+}
