@@ -1,0 +1,491 @@
+/**
+ * The NATS commands of the CLI run in-process through `main(argv, io)` against a real nats-server:
+ * `serve` and `executor` run until the fake IO's signal, while `submit`, `answer`, `status`,
+ * `cancel`, `watch`, `replay --nats` and `sessions --nats` drive and read sessions. Each test has
+ * its own stream and subject prefix.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CliSignal } from '../../src/cli/io.js';
+import { main } from '../../src/cli/main.js';
+import { connectNats } from '../../src/nats/connect.js';
+import { ensureStream } from '../../src/persistence/jetstream/streamConfig.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { fakeIo, openStdin, run, type FakeIo, type FakeIoOptions } from './fakeIo.js';
+
+const UNREACHABLE = 'nats://127.0.0.1:1';
+const REFUSED = `jetplan: cannot connect to NATS at ${UNREACHABLE}: connection refused (is nats-server running?)`;
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+
+/** A command that runs until signalled (serve, executor, watch). */
+interface Running {
+  io: FakeIo;
+  done: Promise<number>;
+  /** Resolves when stdout contains `text`; rejects if the command exits first. */
+  started(text: string): Promise<void>;
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: CliSignal): Promise<number>;
+}
+
+const running = new Set<Running>();
+
+function start(argv: string[], options: FakeIoOptions = {}): Running {
+  const io = fakeIo(options);
+  let exited = false;
+  const done = main(argv, io).finally(() => {
+    exited = true;
+    running.delete(r);
+  });
+  const r: Running = {
+    io,
+    done,
+    started: (text) =>
+      Promise.race([
+        io.waitForOut(text),
+        done.then((code) => {
+          if (!io.stdoutText.includes(text)) {
+            throw new Error(`${argv[0]} exited ${code} before printing "${text}": ${io.stdoutText}${io.err.join('')}`);
+          }
+        }),
+      ]),
+    async stop(signal = 'SIGTERM') {
+      if (!exited) io.signal(signal);
+      return done;
+    },
+  };
+  running.add(r);
+  return r;
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connectNats({ url: server.url });
+});
+afterAll(async () => {
+  await Promise.allSettled([...running].map((r) => r.stop()));
+  await nc?.close();
+  await server?.cleanup();
+});
+
+/** Connection flags of a fresh, isolated deployment (its stream is created on first use). */
+function isolated(): { conn: string[]; streamName: string; subjectPrefix: string } {
+  const streamName = uniqueName('JPCLI');
+  const subjectPrefix = uniqueName('jpcli');
+  return { conn: ['--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix], streamName, subjectPrefix };
+}
+
+/** `jetplan serve` on an isolated stream, once it leads. */
+async function serve(conn: string[]): Promise<Running> {
+  const s = start(['serve', ...conn, '--http-port', '0', '--lease-ttl-ms', '1000', '--lease-bucket', uniqueName('lease')]);
+  await s.started('jetplan serve: leader, consuming inputs');
+  return s;
+}
+
+/** `jetplan executor <args>` once it takes tasks. */
+async function executor(conn: string[], args: string[], env: Record<string, string> = {}): Promise<Running> {
+  const e = start(['executor', ...args, ...conn, '--inbox-bucket', uniqueName('inbox')], { env });
+  await e.started('taking');
+  return e;
+}
+
+/** The single stderr line of a failed command, and its exit code. */
+async function fails(argv: string[], options: FakeIoOptions = {}): Promise<{ code: number; line: string }> {
+  const { code, io } = await run(argv, options);
+  expect(io.stderrLines).toHaveLength(1);
+  expect(io.stdoutText).toBe('');
+  return { code, line: io.stderrLines[0]! };
+}
+
+const lines = (io: FakeIo): string[] => io.stdoutText.trimEnd().split('\n');
+
+interface StatusJson {
+  sessionId: string;
+  status: string;
+  version: number;
+  tasks: Array<{ id: string; status: string; kind: string; result?: string; answer?: string; question?: string }>;
+  context: { tokens: number };
+}
+
+async function statusJson(conn: string[], sessionId: string): Promise<StatusJson> {
+  const { code, io } = await run(['status', sessionId, ...conn, '--json']);
+  expect(io.err).toEqual([]);
+  expect(code).toBe(0);
+  return JSON.parse(io.stdoutText) as StatusJson;
+}
+
+describe('serve + executor echo + the client commands', () => {
+  it('runs a session end to end, reads it back, and shuts both down on signals', async () => {
+    const { conn } = isolated();
+    const s = await serve(conn);
+    expect(s.io.out[0]).toMatch(/^jetplan serve: connected to 127\.0\.0\.1:\d+, http on :(\d+)\n$/);
+    const httpPort = Number(/http on :(\d+)/.exec(s.io.out[0]!)![1]);
+    expect((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status).toBe(200);
+
+    const e = await executor(
+      conn,
+      ['echo', '--kinds', 'toolcall, processing,toolcall', '--concurrency', '2', '--ack-wait-ms', '5000', '--durable-prefix', uniqueName('dur')],
+      { JETPLAN_DEMO_DELAY_MS: '1' },
+    );
+    expect(e.io.stdoutText).toMatch(/^jetplan executor: echo taking ToolCall, Processing tasks from 127\.0\.0\.1:\d+\n$/);
+
+    const sessionId = uniqueName('s');
+    const submitted = await run(['submit', ...conn, '--session', sessionId, 'Research the market. Then deploy the app to production. Summarise the results.']);
+    expect(submitted.io.err).toEqual([]);
+    expect(submitted.code).toBe(0);
+    expect(submitted.io.stdoutText).toBe(`${sessionId}\n`);
+
+    const watched = await run(['watch', sessionId, ...conn, '--answer', 'staging']);
+    expect(watched.io.err).toEqual([]);
+    expect(watched.code).toBe(0);
+    const timeline = lines(watched.io);
+    expect(timeline[0]).toMatch(/^\s+1 {2}\S+ {2}SessionStarted {10}budget \d+, max attempts 3$/);
+    expect(timeline.some((l) => /ClarificationProvided\s+t2-\w+: staging/.test(l))).toBe(true);
+    expect(timeline.at(-1)).toMatch(/SessionCompleted\s+3 tasks$/);
+
+    const text = await run(['status', sessionId, ...conn]);
+    expect(text.code).toBe(0);
+    expect(lines(text.io)[0]).toBe(`session ${sessionId}  status completed  phase done  version ${timeline.length}`);
+    expect(text.io.stdoutText).toContain('tasks (3/3 completed):');
+    expect(text.io.stdoutText).toContain('(answer: staging)');
+    const status = await statusJson(conn, sessionId);
+    expect(status).toMatchObject({ sessionId, status: 'completed', version: timeline.length });
+    expect(status.context.tokens).toBeGreaterThan(0);
+
+    const replay = await run(['replay', sessionId, ...conn]);
+    expect(replay.code).toBe(0);
+    expect(replay.io.stdoutText).toContain(`timeline (${timeline.length} events):`);
+    const early = await run(['replay', sessionId, ...conn, '--until', '2', '--json']);
+    expect(early.code).toBe(0);
+    const earlyJson = JSON.parse(early.io.stdoutText) as { state: { version: number; status: string }; events: unknown[] };
+    expect(earlyJson.events).toHaveLength(2);
+    expect(earlyJson.state).toMatchObject({ version: 2, status: 'active' });
+
+    const list = await run(['sessions', ...conn]);
+    expect(list.code).toBe(0);
+    expect(list.io.stdoutText).toMatch(new RegExp(`^${sessionId} {2}completed {2}3/3 tasks {2}\\d{4}-\\d\\d-\\d\\dT.*Z\\n$`));
+    const listJson = await run(['sessions', ...conn, '--json']);
+    expect(JSON.parse(listJson.io.stdoutText)).toEqual([expect.objectContaining({ sessionId, status: 'completed', done: 3, total: 3 })]);
+
+    expect(await e.stop('SIGTERM')).toBe(0);
+    expect(e.io.stdoutText).toContain('jetplan executor: SIGTERM, finishing running tasks\n');
+    // 3 tasks + the deploy task again after its answer.
+    expect(e.io.stdoutText).toContain('jetplan executor: stopped after 4 executions\n');
+    expect(e.io.err).toEqual([]);
+
+    expect(await s.stop('SIGINT')).toBe(0);
+    expect(s.io.stdoutText).toContain('jetplan serve: SIGINT, shutting down\n');
+    expect(s.io.err).toEqual([]);
+    await expect(fetch(`http://127.0.0.1:${httpPort}/healthz`)).rejects.toThrow();
+  });
+
+  it('watch exits 1 when the session fails, and --max-attempts reaches the session config', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    await executor(conn, ['echo']);
+    const submitted = await run(['submit', ...conn, '--max-attempts', '1', '--token-budget', '5000', 'Retry the flaky upload']);
+    expect(submitted.code).toBe(0);
+    const sessionId = submitted.io.stdoutText.trim();
+    expect(sessionId).toMatch(/^s-[a-z0-9]{10}$/);
+    const watched = await run(['watch', sessionId, ...conn]);
+    expect(watched.code).toBe(1);
+    expect(lines(watched.io).at(-1)).toMatch(/SessionFailed/);
+    expect(watched.io.stdoutText).toMatch(/SessionStarted\s+budget 5000, max attempts 1/);
+    expect((await statusJson(conn, sessionId)).status).toBe('failed');
+  });
+
+  it('executor shell --allow echo runs a ToolCall command and reports its output', async () => {
+    const { conn } = isolated();
+    const s = await serve(conn);
+    const e = await executor(conn, ['shell', '--allow', 'echo, ', '--timeout-ms', '5000', '--max-output-bytes', '1000', '--kinds', 'toolcall']);
+    expect(e.io.stdoutText).toMatch(/^jetplan executor: shell \(allow: echo\) taking ToolCall tasks from /);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Run `echo hello-shell`.'])).code).toBe(0);
+    const watched = await run(['watch', sessionId, ...conn]);
+    expect(watched.code).toBe(0);
+    const status = await statusJson(conn, sessionId);
+    expect(status.tasks).toEqual([expect.objectContaining({ kind: 'ToolCall', status: 'Completed', result: expect.stringContaining('hello-shell') })]);
+    expect(await e.stop('SIGINT')).toBe(0);
+    expect(e.io.stdoutText).toContain('jetplan executor: SIGINT, finishing running tasks\n');
+    expect(e.io.stdoutText).toContain('jetplan executor: stopped after 1 executions\n');
+    expect(await s.stop()).toBe(0);
+    expect(s.io.stdoutText).toContain('jetplan serve: SIGTERM, shutting down\n');
+  });
+});
+
+describe('questions, answers and cancelling (planner only)', () => {
+  it('watch on a terminal asks the open question and publishes the typed answer', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    const stdin = openStdin();
+    const w = start(['watch', sessionId, ...conn], { stdin, isTTY: true });
+    await w.started('answer> ');
+    expect(w.io.stdoutText).toMatch(/\n\? t1-\w+: Which format do you want\?\nanswer> $/);
+    stdin.write('\n   \ncsv\n');
+    expect(await w.done).toBe(0);
+    expect(w.io.err).toEqual([]);
+    expect(w.io.stdoutText).toMatch(/ClarificationProvided\s+t1-\w+: csv/);
+    expect(lines(w.io).at(-1)).toMatch(/SessionCompleted/);
+    expect((await statusJson(conn, sessionId)).tasks[0]).toMatchObject({ status: 'Completed', answer: 'csv' });
+
+    // Watching a finished session replays it and exits at once, asking nothing.
+    const again = await run(['watch', sessionId, ...conn, '--answer', 'unused', '--json']);
+    expect(again.code).toBe(0);
+    const events = lines(again.io).map((l) => JSON.parse(l) as { type: string; sequence: number });
+    expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
+    expect(events.filter((e) => e.type === 'ClarificationProvided')).toHaveLength(1);
+    expect(events.at(-1)?.type).toBe('SessionCompleted');
+  });
+
+  it('watch started before the session exists waits for it and answers from --answer (--json)', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    const w = start(['watch', sessionId, ...conn, '--answer', 'yaml', '--json']);
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    expect(await w.done).toBe(0);
+    expect(w.io.err).toEqual([]);
+    const events = lines(w.io).map((l) => JSON.parse(l) as { type: string; data: { answer?: string } });
+    expect(events[0]?.type).toBe('SessionStarted');
+    expect(events.find((e) => e.type === 'ClarificationProvided')?.data.answer).toBe('yaml');
+    expect(events.at(-1)?.type).toBe('SessionCompleted');
+  });
+
+  it('answer publishes a ProvideClarification (text and --json with --message-id)', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, '- Which format do you want?\n- Which colour do you want?'])).code).toBe(0);
+    const w = start(['watch', sessionId, ...conn]); // no answers, not a terminal: only follows
+    await w.started('ClarificationRequested');
+    const [first, second] = (await statusJson(conn, sessionId)).tasks;
+    const answered = await run(['answer', sessionId, first!.id, 'comma', 'separated', ...conn]);
+    expect(answered.io.err).toEqual([]);
+    expect(answered.code).toBe(0);
+    expect(answered.io.stdoutText).toBe(`answered ${first!.id} in ${sessionId}\n`);
+    await w.io.waitForOut(`${second!.id}: Which colour`);
+    const args = ['answer', sessionId, second!.id, 'blue', ...conn, '--message-id', 'answer-2', '--json'];
+    const json = await run(args);
+    expect(json.code).toBe(0);
+    const published = JSON.parse(json.io.stdoutText) as { sessionId: string; seq: number; duplicate: boolean };
+    expect(published).toMatchObject({ sessionId, duplicate: false });
+    expect(JSON.parse((await run(args)).io.stdoutText)).toEqual({ ...published, duplicate: true });
+    expect(await w.done).toBe(0);
+    expect(w.io.stdoutText).toMatch(/ClarificationProvided\s+t1-\w+: comma separated/);
+    const tasks = (await statusJson(conn, sessionId)).tasks;
+    expect(tasks.map((t) => t.answer)).toEqual(['comma separated', 'blue']);
+  });
+
+  it('cancel ends a waiting session; watch then exits 1', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    const w = start(['watch', sessionId, ...conn]);
+    await w.started('ClarificationRequested');
+    const cancelled = await run(['cancel', sessionId, ...conn, '--reason', 'changed my mind']);
+    expect(cancelled.io.err).toEqual([]);
+    expect(cancelled.code).toBe(0);
+    expect(cancelled.io.stdoutText).toBe(`cancel requested for ${sessionId}\n`);
+    expect(await w.done).toBe(1);
+    expect(lines(w.io).at(-1)).toMatch(/SessionCancelled\s+changed my mind$/);
+    expect((await statusJson(conn, sessionId)).status).toBe('cancelled');
+
+    const json = await run(['cancel', sessionId, ...conn, '--json']);
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.io.stdoutText)).toMatchObject({ sessionId, duplicate: false });
+  });
+
+  it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+
+    const quiet = start(['watch', sessionId, ...conn]);
+    await quiet.started('ClarificationRequested');
+    expect(await quiet.stop('SIGINT')).toBe(130);
+    expect(quiet.io.err).toEqual([]);
+
+    const asking = start(['watch', sessionId, ...conn], { stdin: openStdin(), isTTY: true });
+    await asking.started('answer> ');
+    expect(await asking.stop('SIGTERM')).toBe(130);
+    expect(asking.io.err).toEqual([]);
+    const status = await statusJson(conn, sessionId);
+    expect(status.status).toBe('active');
+    expect(status.tasks[0]?.answer).toBeUndefined();
+  });
+});
+
+describe('submit', () => {
+  it('reads the text from stdin, prints JSON with --json and deduplicates by --message-id', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix });
+    const sessionId = uniqueName('s');
+    const args = ['submit', ...conn, '--session', sessionId, '--message-id', 'submit-1', '--json'];
+    const first = await run(args, { stdin: 'Summarise the notes.\n' });
+    expect(first.io.err).toEqual([]);
+    expect(first.code).toBe(0);
+    const published = JSON.parse(first.io.stdoutText) as { sessionId: string; seq: number; duplicate: boolean };
+    expect(published).toEqual({ sessionId, seq: expect.any(Number), duplicate: false });
+    const again = await run([...args, '-'], { stdin: 'Summarise the notes.\n', isTTY: true });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.io.stdoutText)).toEqual({ ...published, duplicate: true });
+  });
+
+  it('rejects missing or empty text, zero limits and bad session ids', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix });
+    expect(await fails(['submit', ...conn], { isTTY: true })).toEqual({ code: 2, line: 'jetplan: submit needs text (or pipe it on stdin) (see jetplan help)' });
+    expect(await fails(['submit', ...conn], { stdin: '  \n' })).toEqual({ code: 2, line: 'jetplan: submit needs non-empty text (see jetplan help)' });
+    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({
+      code: 2,
+      line: 'jetplan: --max-attempts and --token-budget must be at least 1 (see jetplan help)',
+    });
+    expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toMatchObject({ code: 2 });
+    expect(await fails(['submit', ...conn, 'x', '--max-attempts', 'many'])).toEqual({
+      code: 2,
+      line: 'jetplan: --max-attempts expects a non-negative integer, got "many" (see jetplan help)',
+    });
+    const bad = await fails(['submit', ...conn, 'x', '--session', 'no.dots']);
+    expect(bad.code).toBe(2);
+    expect(bad.line).toMatch(/^jetplan: invalid session id "no\.dots"/);
+  });
+});
+
+describe('read commands and their errors', () => {
+  it('status, replay, watch, cancel and answer report an unknown or invalid session in one line', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix });
+    expect(await fails(['status', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect(await fails(['replay', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect(await fails(['status', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
+    expect(await fails(['watch', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
+    expect(await fails(['cancel', 'bad.id', ...conn])).toMatchObject({ code: 2 });
+    expect(await fails(['answer', 'bad.id', 't1', 'yes', ...conn])).toMatchObject({ code: 2 });
+    expect(await fails(['replay', 's-nope', ...conn, '--until', '0'])).toEqual({ code: 2, line: 'jetplan: --until must be at least 1 (see jetplan help)' });
+  });
+
+  it('sessions --nats lists nothing on an empty stream; NATS_URL or any connection flag selects NATS', async () => {
+    const { streamName, subjectPrefix } = isolated();
+    const empty = await run(['sessions', '--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix]);
+    expect(empty.code).toBe(0);
+    expect(empty.io.stdoutText).toBe('no sessions\n');
+    const viaEnv = await run(['sessions', '--stream', streamName, '--prefix', subjectPrefix, '--json'], { env: { NATS_URL: server.url } });
+    expect(viaEnv.io.err).toEqual([]);
+    expect(viaEnv.code).toBe(0);
+    expect(viaEnv.io.stdoutText).toBe('[]\n');
+    // Without connection flags the data dir is read, as before.
+    const local = await run(['sessions', '--data-dir', `/nonexistent/${uniqueName('d')}`]);
+    expect(local.io.stdoutText).toBe('no sessions\n');
+  });
+
+  it('sessions --nats fails in one line when the stream cannot be opened', async () => {
+    const r = await fails(['sessions', '--nats', server.url, '--stream', 'bad.name']);
+    expect(r.code).toBe(2);
+    expect(r.line).toMatch(/^jetplan: streamName must be a single NATS subject token/);
+  });
+});
+
+describe('usage errors', () => {
+  const conn = (): string[] => ['--nats', server.url];
+  it.each([
+    [['answer'], 'answer needs <session> <taskId> "answer"'],
+    [['answer', 's1', 't1'], 'answer needs <session> <taskId> "answer"'],
+    [['answer', 's1', 't1', '  '], 'answer needs <session> <taskId> "answer"'],
+    [['status'], 'status needs a session id'],
+    [['status', 'a', 'b'], 'unexpected argument b'],
+    [['cancel'], 'cancel needs a session id'],
+    [['cancel', 's1', '--reason'], '--reason needs a value'],
+    [['watch'], 'watch needs a session id'],
+    [['watch', 's1', '--bogus'], 'unknown flag --bogus'],
+    [['serve', 'extra'], 'unexpected argument extra'],
+    [['serve', '--lease-ttl-ms', '100'], '--lease-ttl-ms must be at least 300'],
+    [['serve', '--http-port', 'eighty'], '--http-port expects a non-negative integer, got "eighty"'],
+    [['executor'], 'executor needs a type: echo or shell'],
+    [['executor', 'echo', 'shell'], 'unexpected argument shell'],
+    [['executor', 'python'], 'unknown executor python (expected echo or shell)'],
+    [['executor', 'echo', '--allow', 'ls'], '--allow only applies to the shell executor'],
+    [['executor', 'echo', '--timeout-ms', '5'], '--timeout-ms only applies to the shell executor'],
+    [['executor', 'shell'], 'the shell executor needs --allow <prog,prog>'],
+    [['executor', 'shell', '--allow', ' , '], 'the shell executor needs --allow <prog,prog>'],
+    [['executor', 'shell', '--allow', 'echo', '--timeout-ms', '0'], '--timeout-ms must be at least 1'],
+    [['executor', 'shell', '--allow', 'echo', '--max-output-bytes', '0'], '--max-output-bytes must be at least 1'],
+    [['executor', 'echo', '--kinds', ' , '], '--kinds needs at least one of toolcall, processing'],
+    [['executor', 'echo', '--kinds', 'toolcall,clarification'], 'unknown kind clarification (expected toolcall or processing)'],
+    [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms must be at least 100'],
+    [['executor', 'echo', '--concurrency', '0'], '--concurrency must be at least 1'],
+  ])('%j → exit 2: %s', async (argv, message) => {
+    expect(await fails([...argv, ...conn()])).toEqual({ code: 2, line: `jetplan: ${message} (see jetplan help)` });
+  });
+
+  it('a bad JETPLAN_DEMO_DELAY_MS is a usage error of executor echo', async () => {
+    expect(await fails(['executor', 'echo', ...conn()], { env: { JETPLAN_DEMO_DELAY_MS: 'soon' } })).toEqual({
+      code: 2,
+      line: 'jetplan: JETPLAN_DEMO_DELAY_MS must be a non-negative integer, got "soon"',
+    });
+  });
+
+  it('--help prints the usage of each NATS command', async () => {
+    for (const command of ['serve', 'executor', 'submit', 'answer', 'status', 'watch', 'cancel']) {
+      const { code, io } = await run([command, '--help']);
+      expect(code).toBe(0);
+      expect(io.stdoutText).toMatch(new RegExp(`^Usage: jetplan ${command}`));
+      expect(io.stdoutText).toContain('--stream <name>');
+    }
+    const replay = await run(['replay', '--help']);
+    expect(replay.io.stdoutText).toContain('With --nats (or any connection flag), reads the NATS deployment instead');
+  });
+});
+
+describe('connection failures', () => {
+  it.each([
+    [['serve']],
+    [['executor', 'echo']],
+    [['executor', 'shell', '--allow', 'echo']],
+    [['submit', 'hello']],
+    [['answer', 's1', 't1', 'yes']],
+    [['status', 's1']],
+    [['cancel', 's1']],
+    [['watch', 's1']],
+    [['replay', 's1']],
+    [['sessions']],
+  ])('%j with NATS unreachable → one line, exit 1', async (argv) => {
+    expect(await fails([...argv, '--nats', UNREACHABLE])).toEqual({ code: 1, line: REFUSED });
+  });
+
+  it('takes the URL from NATS_URL when --nats is not given', async () => {
+    expect(await fails(['status', 's1'], { env: { NATS_URL: UNREACHABLE } })).toEqual({ code: 1, line: REFUSED });
+  });
+
+  it('reports an unreadable --creds file in one line', async () => {
+    const creds = `/nonexistent/${uniqueName('c')}.creds`;
+    const r = await fails(['status', 's1', '--nats', server.url, '--creds', creds]);
+    expect(r.code).toBe(1);
+    expect(r.line).toMatch(new RegExp(`^jetplan: cannot read creds file ${creds.replace(/\./g, '\\.')}: `));
+  });
+
+  it('reports TLS asked of a server without TLS in one line', async () => {
+    const r = await fails(['status', 's1', '--nats', server.url, '--tls-ca', '/nonexistent/ca.pem', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem']);
+    expect(r.code).toBe(1);
+    expect(r.line).toMatch(new RegExp(`^jetplan: cannot connect to NATS at ${server.url.replace(/\./g, '\\.')}: `));
+  });
+
+  it('passes --user/--pass and --token to the server (which has no auth, so they are accepted)', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix });
+    expect(await fails(['status', 's-nope', ...conn, '--user', 'u', '--pass', 'p'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect(await fails(['status', 's-nope', ...conn, '--token', 't'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+  });
+
+  it('serve and executor close the connection and fail in one line when they cannot start', async () => {
+    const serveFailed = await fails(['serve', '--nats', server.url, '--stream', 'bad.name']);
+    expect(serveFailed.code).toBe(2);
+    expect(serveFailed.line).toMatch(/^jetplan: streamName must be a single NATS subject token/);
+    const execFailed = await fails(['executor', 'echo', '--nats', server.url, '--stream', uniqueName('JPCLI'), '--inbox-bucket', 'bad.bucket']);
+    expect(execFailed).toEqual({ code: 1, line: 'jetplan: invalid bucket name: bad.bucket' });
+  });
+});
