@@ -172,11 +172,14 @@ describe('serve + executor echo + the client commands', () => {
     expect(e.io.stdoutText).toContain('jetplan executor: SIGTERM, finishing running tasks\n');
     // 3 tasks + the deploy task again after its answer.
     expect(e.io.stdoutText).toContain('jetplan executor: stopped after 4 executions\n');
-    expect(e.io.err).toEqual([]);
+    // Its logs (info by default) go to the CLI's stderr as JSON lines, one per execution.
+    const executed = e.io.err.map((line) => JSON.parse(line) as { msg: string; dispatchId?: string }).filter((l) => l.msg === 'task executed');
+    expect(executed).toHaveLength(4);
+    expect(new Set(executed.map((l) => l.dispatchId)).size).toBe(4);
 
     expect(await s.stop('SIGINT')).toBe(0);
     expect(s.io.stdoutText).toContain('jetplan serve: SIGINT, shutting down\n');
-    expect(s.io.err).toEqual([]);
+    expect(s.io.err.map((line) => (JSON.parse(line) as { level: number }).level).every((level) => level <= 30)).toBe(true);
     await expect(fetch(`http://127.0.0.1:${httpPort}/healthz`)).rejects.toThrow();
   });
 

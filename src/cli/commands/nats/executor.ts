@@ -3,7 +3,6 @@ import { demoHandler } from '../../../executors/demoExecutor.js';
 import type { TaskHandler } from '../../../executors/report.js';
 import { createShellHandler } from '../../../executors/shellExecutor.js';
 import { createExecutor, type ExecutorKind } from '../../../nats/executor.js';
-import { createLogger } from '../../../observability/logger.js';
 import { numberFlag, stringFlag, type ParsedArgs } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command, CliContext } from '../../command.js';
@@ -99,7 +98,8 @@ export const executorCommand: Command = {
     if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
     const inboxBucket = stringFlag(args, 'inbox-bucket');
     const durablePrefix = stringFlag(args, 'durable-prefix');
-    const logger = createLogger({ verbose: ctx.verbose, level: 'info' });
+    // A service logs at info by default (debug with --verbose), through the CLI's stderr.
+    const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-executor');
     let executor;
     try {

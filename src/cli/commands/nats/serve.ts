@@ -1,4 +1,3 @@
-import { createLogger } from '../../../observability/logger.js';
 import { startPlannerService } from '../../../service/plannerService.js';
 import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
@@ -27,7 +26,8 @@ export const serveCommand: Command = {
     const leaseTtlMs = numberFlag(args, 'lease-ttl-ms');
     const leaseBucket = stringFlag(args, 'lease-bucket');
     if (leaseTtlMs !== undefined && leaseTtlMs < 300) throw new UsageError('--lease-ttl-ms must be at least 300');
-    const logger = createLogger({ verbose: ctx.verbose, level: 'info' });
+    // A service logs at info by default (debug with --verbose), through the CLI's stderr.
+    const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-planner');
     let service;
     try {
