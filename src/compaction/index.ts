@@ -8,5 +8,6 @@ export type {
 } from './compactor.js';
 export { SLOT_PRIORITY, MAX_SLOT_PRIORITY } from './compactor.js';
 export type { RelevanceCompactorOptions } from './relevanceCompactor.js';
-export { createRelevanceCompactor, SUMMARY_ID } from './relevanceCompactor.js';
+export { createRelevanceCompactor } from './relevanceCompactor.js';
+export { SUMMARY_ID } from './summary.js';
 export { createMemoTokenCounter } from './memoTokenCounter.js';

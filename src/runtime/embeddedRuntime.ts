@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { InProcessBus } from '../actors/inProcessBus.js';
 import { HEADER, type Bus } from '../actors/bus.js';

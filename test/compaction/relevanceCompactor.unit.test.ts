@@ -7,7 +7,8 @@ import {
   type CompactionRequest,
   type TokenCounter,
 } from '../../src/compaction/index.js';
-import { chunkText, SUMMARY_ID } from '../../src/compaction/relevanceCompactor.js';
+import { chunkText } from '../../src/compaction/chunker.js';
+import { SUMMARY_ID } from '../../src/compaction/summary.js';
 import type { ContextItem } from '../../src/protocol/domain.js';
 
 const item = (id: string, slot: ContextItem['slot'], text: string, pinned = false): ContextItem => ({ id, slot, text, pinned });

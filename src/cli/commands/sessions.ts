@@ -3,7 +3,7 @@ import type { EventStore } from '../../persistence/eventStore.js';
 import { noPositionals } from '../args.js';
 import type { Command } from '../command.js';
 import { openReadStore } from '../stores.js';
-import { iso, stateView, taskCount } from '../view.js';
+import { iso, stateView } from '../view.js';
 
 const USAGE = `Usage: jetplan sessions [--json]
 Lists the sessions in the data dir: id, status, tasks done/total, time of the last event.
