@@ -17,6 +17,7 @@
  */
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { connectionOptions } from '../src/nats/connect.js';
 import { performance } from 'node:perf_hooks';
 import { SessionRepository } from '../src/actors/sessionRepository.js';
 import { silentLogger } from '../src/observability/logger.js';
@@ -90,7 +91,8 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
   const leaseBucket = `bench_lease_${suffix}`;
   const results: Record<string, number> = {};
 
-  const serviceNc = await connect({ servers: url, maxReconnectAttempts: -1 });
+  // The service connects as `jetplan serve` does.
+  const serviceNc = await connect(connectionOptions({ url }));
   const nc: NatsConnection = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);

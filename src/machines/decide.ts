@@ -12,8 +12,8 @@ export interface DecideDeps {
   /** Plans text into tasks whose ids start after `startIndex` tasks; throws ValidationError. */
   plan(text: string, startIndex: number): PlannedTask[];
   compactor: Compactor;
-  /** Counts tokens like the compactor does; lets the decider skip compaction under budget. */
-  countTokens?: (text: string) => number;
+  /** Counts tokens as the compactor does (summed per item); decides whether to compact. */
+  countTokens(text: string): number;
 }
 
 /**
@@ -162,6 +162,12 @@ export function backoffDelay(config: PlannerConfig, attempt: number): number {
   return Math.min(maxMs, Math.round(baseMs * factor ** (attempt - 1)));
 }
 
+/**
+ * Once over budget, compaction brings the context down to this share of it, so it runs every few
+ * completed tasks rather than after each one once the context is full.
+ */
+export const COMPACTION_TARGET = 0.75;
+
 function compact(rec: Recorder, deps: DecideDeps): void {
   const ctx = rec.state.snapshot.context;
   const budget = ctx.config!.tokenBudget;
@@ -169,11 +175,11 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   // skip the tokenizer on the hot path when it cannot matter.
   const bytes = ctx.items.reduce((n, item) => n + Buffer.byteLength(item.text), 0);
   if (bytes <= budget) return;
-  if (deps.countTokens && ctx.items.reduce((n, item) => n + deps.countTokens!(item.text), 0) <= budget) return;
+  if (ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0) <= budget) return;
+  const target = Math.floor(budget * COMPACTION_TARGET);
   const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan[id]!.description);
-  const result = deps.compactor.compact({ items: ctx.items, budget, openTasks });
-  if (result.folded.length === 0 && result.tokensAfter === result.tokensBefore) return;
-  rec.emit('ContextCompacted', { budget, ...result });
+  const result = deps.compactor.compact({ items: ctx.items, budget: target, openTasks });
+  rec.emit('ContextCompacted', { budget, target, ...result });
 }
 
 const MAX_AUTOMATIC_STEPS = 4;

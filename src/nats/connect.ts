@@ -43,6 +43,9 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
     servers,
     name: options.name ?? 'jetplan',
     maxReconnectAttempts: -1,
+    // nats.js otherwise builds an Error (with a captured stack) for every request and PubAck,
+    // only to improve the trace of a timeout: 10-15% of the planner's CPU under load.
+    noAsyncTraces: true,
   };
   if (options.timeoutMs !== undefined) opts.timeout = options.timeoutMs;
   if (options.user !== undefined) opts.user = options.user;

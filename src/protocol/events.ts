@@ -24,6 +24,8 @@ export const EventData = {
   ClarificationProvided: z.object({ ...taskRef, answer: z.string(), question: z.string().optional() }),
   ContextCompacted: z.object({
     budget: z.number().int(),
+    /** What compaction aimed for: a share of the budget, leaving room for the next results. */
+    target: z.number().int().optional(),
     tokensBefore: z.number().int(),
     tokensAfter: z.number().int(),
     folded: z.array(z.string()),

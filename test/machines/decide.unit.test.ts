@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay } from '../../src/machines/decide.js';
+import { backoffDelay, decide } from '../../src/machines/decide.js';
 import { currentTask, statusOf, taskView, toPlannerState } from '../../src/machines/sessionQueries.js';
 import { PlannerConfig } from '../../src/protocol/domain.js';
 import { bpeTokenCounter, countItemTokens } from '../../src/compaction/index.js';
@@ -8,11 +8,13 @@ import {
   answer,
   cancel,
   completed,
+  deps,
   dispatch,
   failed,
   given,
   history,
   invalid,
+  metaOf,
   needs,
   retryDue,
   run,
@@ -307,8 +309,10 @@ describe('decide: context compaction', () => {
       .then([{ type: 'TaskCompleted' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
     const compacted = d.events[1] as EventOf<'ContextCompacted'>;
     expect(compacted.data.budget).toBe(budget);
+    // Compacted to 75% of the budget, leaving room for the next results.
+    expect(compacted.data.target).toBe(225);
     expect(compacted.data.tokensBefore).toBeGreaterThan(budget);
-    expect(compacted.data.tokensAfter).toBeLessThanOrEqual(budget);
+    expect(compacted.data.tokensAfter).toBeLessThanOrEqual(compacted.data.target!);
     expect(countItemTokens(compacted.data.items, bpeTokenCounter)).toBeLessThanOrEqual(budget);
     expect(compacted.data.folded).toContain(`result-${DEPLOY}`);
     const ids = compacted.data.items.map((i) => i.id);
@@ -322,6 +326,20 @@ describe('decide: context compaction', () => {
     // The state holds the compacted context, and the next executor receives it.
     expect(d.state.snapshot.context.items).toEqual(compacted.data.items);
     expect(d.commands[0]).toMatchObject({ type: 'ExecuteTask', context: expect.stringContaining('A: eu-west-1') });
+  });
+
+  it('compacts to a share of the budget, and not again while the context stays under the budget', () => {
+    const budget = 300;
+    const asked: number[] = [];
+    const spy = { ...deps, compactor: { compact: (r: Parameters<typeof deps.compactor.compact>[0]) => (asked.push(r.budget), deps.compactor.compact(r)) } };
+    let state = given(history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, 'eu-west-1'))).state;
+    let d = decide(state, completed(DEPLOY, dispatch(DEPLOY, 1), longResult), metaOf(), spy);
+    expect(asked).toEqual([225]); // 75% of the budget
+    state = d.state;
+    const next = currentTask(state)!;
+    d = decide(state, completed(next.id, next.dispatchId!, 'Summary: two stages retried.'), metaOf(), spy);
+    expect(d.events.map((e) => e.type)).toEqual(['TaskCompleted', 'SessionCompleted']);
+    expect(asked).toHaveLength(1);
   });
 
   it('does not compact a context that fits the budget', () => {

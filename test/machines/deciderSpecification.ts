@@ -11,7 +11,7 @@
  * id, `id = messageId/sequence`, causation, correlation and timestamp from the input's meta.
  */
 import { expect } from 'vitest';
-import { createRelevanceCompactor } from '../../src/compaction/index.js';
+import { bpeTokenCounter, createRelevanceCompactor } from '../../src/compaction/index.js';
 import { decide, type DecideDeps, type Decision, type PlannerInput } from '../../src/machines/decide.js';
 import { evolve, initialSessionState, type SessionState } from '../../src/machines/sessionState.js';
 import { planText } from '../../src/planning/index.js';
@@ -25,6 +25,7 @@ export const T0 = 1_000_000;
 export const deps: DecideDeps = {
   plan: (text, startIndex) => planText(text, { startIndex }),
   compactor: createRelevanceCompactor(),
+  countTokens: (text) => bpeTokenCounter.count(text),
 };
 
 /** A type and its matching data, e.g. `{ type: 'SessionCompleted', data: { tasks: 2 } }`. */

@@ -140,7 +140,7 @@ describe('createClient against a running planner service', () => {
 describe('connectNats', () => {
   it('maps flags to nats.js options', () => {
     const o = connectionOptions({ url: 'nats://a:1, nats://b:2', user: 'u', pass: 'p', token: 't', tls: { caFile: 'ca.pem' }, name: 'x' });
-    expect(o).toMatchObject({ servers: ['nats://a:1', 'nats://b:2'], user: 'u', pass: 'p', token: 't', tls: { caFile: 'ca.pem' }, name: 'x', maxReconnectAttempts: -1 });
+    expect(o).toMatchObject({ servers: ['nats://a:1', 'nats://b:2'], user: 'u', pass: 'p', token: 't', tls: { caFile: 'ca.pem' }, name: 'x', maxReconnectAttempts: -1, noAsyncTraces: true });
     expect(connectionOptions({}).tls).toBeUndefined();
   });
 
