@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
-import { isConcurrencyError } from '../errors.js';
+import { ValidationError, isConcurrencyError } from '../errors.js';
+import { SessionId } from '../protocol/domain.js';
 import type { EventStore } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
 import type { OutboxCommand, PlannerCommand } from '../protocol/commands.js';
 import type { InputMeta } from '../protocol/inputs.js';
 import { decide, type DecideDeps, type PlannerInput } from '../machines/decide.js';
 import type { SessionState } from '../machines/sessionState.js';
+import { outstanding } from '../machines/sessionQueries.js';
 import { KeyedQueue } from './keyedQueue.js';
 import type { SessionRepository } from './sessionRepository.js';
 
@@ -51,6 +53,10 @@ export class Planner {
 
   /** Applies one input to a session and resolves with the events it appended (possibly none). */
   handle(sessionId: string, input: PlannerInput, meta: Partial<InputMeta> = {}): Promise<Commit> {
+    // Session ids become subject tokens and file names: refuse one that cannot be routed.
+    if (!SessionId.safeParse(sessionId).success) {
+      return Promise.reject(new ValidationError(`invalid session id ${JSON.stringify(sessionId)}: 1-64 characters of [A-Za-z0-9_-]`));
+    }
     // Defaults last: a key present but undefined (e.g. a missing header) must not erase them.
     const full: InputMeta = { ...meta, messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock() };
     return this.queue.run(sessionId, () => this.apply(sessionId, input, full));
@@ -76,7 +82,10 @@ export class Planner {
       const decision = decide(state, input, meta, this.o.decideDeps);
       const commands = toOutbox(decision.commands, decision.state, meta);
       const commit: Commit = { sessionId, events: decision.events, commands, state: decision.state };
-      if (decision.events.length === 0) return commit;
+      if (decision.events.length === 0) {
+        if (state.recentInputs.includes(meta.messageId)) this.reissue(state, meta);
+        return commit;
+      }
       // 3. append at the expected version, commands in the same append (the outbox)
       try {
         await this.o.store.appendToStream(sessionId, decision.events, { expectedVersion: state.version, commands });
@@ -96,6 +105,16 @@ export class Planner {
       for (const listener of this.listeners) listener(commit);
       return commit;
     }
+  }
+
+  /**
+   * A redelivered input that changes nothing may be the retry of an append that landed although
+   * it reported an error: its commands were never performed. The work the session waits on is
+   * derived from state and performed again; its dispatch id makes a second delivery harmless.
+   */
+  private reissue(state: SessionState, meta: InputMeta): void {
+    const command = outstanding(state).command;
+    if (command?.type === 'ExecuteTask') this.o.effects.perform(toOutbox([command], state, meta));
   }
 
   private log(commit: Commit, meta: InputMeta): void {

@@ -4,6 +4,9 @@ import type { SessionState } from '../machines/sessionState.js';
 import type { Planner } from './planner.js';
 import { realTimers, type Timers } from './timers.js';
 
+/** How long to wait before sending a RetryDue again after the planner failed to apply it. */
+const RETRY_AGAIN_MS = 1_000;
+
 /**
  * Turns TaskRetryScheduled into a RetryDue input when it falls due. The due time is in the log,
  * not in an xstate delay, so a restarted runtime re-arms it from state (`watch`) and a timer that
@@ -42,9 +45,11 @@ export class RetryScheduler {
       if (this.clock() < retry.dueAt) return this.arm(sessionId, key, retry);
       this.armed.delete(sessionId);
       const input = { type: 'RetryDue' as const, taskId: retry.taskId, attempt: retry.attempt };
-      this.planner
-        .handle(sessionId, input, { messageId: `retry.${sessionId}.${key}` })
-        .catch((err: unknown) => this.logger.error({ sessionId, err }, 'retry failed'));
+      this.planner.handle(sessionId, input, { messageId: `retry.${sessionId}.${key}` }).catch((err: unknown) => {
+        // The store may be briefly unavailable: try again rather than leave the session in backoff.
+        this.logger.error({ sessionId, err }, 'retry failed; trying again');
+        if (!this.closed) this.arm(sessionId, key, { ...retry, dueAt: this.clock() + RETRY_AGAIN_MS });
+      });
     });
     this.armed.set(sessionId, { key, handle });
   }

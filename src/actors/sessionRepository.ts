@@ -51,7 +51,7 @@ export class SessionRepository {
 
   /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
   async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
-    const { events, exists } = await this.options.store.readStream(sessionId, until === undefined ? {} : { to: until });
+    const { events, exists } = await this.read(sessionId, until === undefined ? {} : { to: until });
     let state = initialSessionState(sessionId);
     for (const event of events) state = evolve(state, event);
     return { state, exists };
@@ -84,7 +84,8 @@ export class SessionRepository {
   }
 
   private async fromSnapshot(sessionId: string): Promise<SessionState | undefined> {
-    const snap = await this.options.snapshots?.load(sessionId);
+    // A snapshot that cannot be read (permissions, a bucket gone) is a cache miss, not a failure.
+    const snap = await this.options.snapshots?.load(sessionId).catch(() => undefined);
     if (!snap || snap.schema !== STATE_SCHEMA) return undefined;
     const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
     // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events.
@@ -93,6 +94,9 @@ export class SessionRepository {
   }
 
   private remember(state: SessionState): void {
+    // A load outside the session's queue can finish after a newer commit: never go back.
+    const cached = this.cache.get(state.sessionId);
+    if (cached && cached.version > state.version) return;
     this.cache.delete(state.sessionId);
     this.cache.set(state.sessionId, state);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);

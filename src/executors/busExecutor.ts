@@ -3,7 +3,7 @@ import { ExecuteTask } from '../protocol/commands.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { Inbox } from '../persistence/inbox.js';
 import { HEADER, type Bus, type BusMessage } from '../actors/bus.js';
-import { toReport, type ExecutorReport, type TaskHandler } from './report.js';
+import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from './report.js';
 
 /** Options of {@link startBusExecutor}. */
 export interface BusExecutorOptions {
@@ -24,23 +24,25 @@ export interface BusExecutorOptions {
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   const running = new Set<Promise<void>>();
+  const track = (work: Promise<void>) => {
+    running.add(work);
+    // Not `void work.finally(...)`: that promise rejects with the work and would go unhandled.
+    const done = () => running.delete(work);
+    work.then(done, done);
+    return work;
+  };
   /** Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one. */
   const producing = new Map<string, Promise<ExecutorReport>>();
   const controller = new AbortController();
   const kinds = o.kinds ?? ['ToolCall', 'Processing'];
   const unsubscribe = kinds.map((kind) =>
-    o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => {
-      const work = handle(o, message, controller.signal, producing);
-      running.add(work);
-      // Not `void work.finally(...)`: that promise rejects with the work and would go unhandled.
-      const done = () => running.delete(work);
-      work.then(done, done);
-      return work;
-    }),
+    o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, controller.signal, producing, track))),
   );
   return async () => {
     for (const off of unsubscribe) off();
     controller.abort();
+    // Twice: work under way may still hand its report to the bus.
+    await Promise.allSettled(running);
     await Promise.allSettled(running);
   };
 }
@@ -50,6 +52,7 @@ async function handle(
   message: BusMessage,
   signal: AbortSignal,
   producing: Map<string, Promise<ExecutorReport>>,
+  track: (work: Promise<void>) => Promise<void>,
 ): Promise<void> {
   const task = ExecuteTask.parse(message.data);
   let work = producing.get(task.dispatchId);
@@ -61,15 +64,16 @@ async function handle(
   }
   const report = await work;
   // Delivered in the background: the command is taken once its report is recorded, and the
-  // report's own delivery must not hold up the bus that delivered the command.
-  void o.bus
+  // report's own delivery must not hold up the bus that delivered the command. Tracked, so
+  // stopping the executor waits for it.
+  void track(o.bus
     .publish(o.subjects.input(task.sessionId), report, {
       [HEADER.type]: report.type,
       [HEADER.messageId]: `report.${task.dispatchId}`,
       [HEADER.causationId]: message.headers[HEADER.messageId] ?? task.dispatchId,
       [HEADER.correlationId]: message.headers[HEADER.correlationId] ?? task.sessionId,
     })
-    .catch((err: unknown) => o.logger.error({ err, dispatchId: task.dispatchId }, 'report not delivered'));
+    .catch((err: unknown) => o.logger.error({ err, dispatchId: task.dispatchId }, 'report not delivered')));
 }
 
 /** The dispatch's report: recorded in the inbox, or produced by the handler once and recorded. */
@@ -79,8 +83,8 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'duplicate command; re-sending the recorded report');
     return recorded;
   }
-  const outcome = await o.handler(task, { signal, idempotencyKey: task.dispatchId });
-  const report = toReport(task, outcome);
+  const outcome = await runHandler(o.handler, task, signal);
+  const report = checkedReport(task, outcome);
   await o.inbox.put(task.dispatchId, report);
   return report;
 }

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { NeedsClarificationReport, TaskCompletedReport, TaskFailedReport } from '../protocol/inputs.js';
+import { SessionInput, type NeedsClarificationReport, type TaskCompletedReport, type TaskFailedReport } from '../protocol/inputs.js';
 import type { ExecuteTask } from '../protocol/commands.js';
 
 /** What an executor reports back for one dispatch. */
@@ -25,4 +25,30 @@ export function toReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorRe
     return { type: 'TaskFailed', ...ids, error: outcome.error, ...(outcome.retryable === undefined ? {} : { retryable: outcome.retryable }) };
   }
   return { type: 'NeedsClarification', ...ids, question: outcome.question };
+}
+
+/** Runs a handler; a handler that throws has failed its attempt (retryable), it is not re-run. */
+export async function runHandler(handler: TaskHandler, task: ExecuteTask, signal: AbortSignal): Promise<HandlerOutcome> {
+  try {
+    return await handler(task, { signal, idempotencyKey: task.dispatchId });
+  } catch (err) {
+    return { type: 'failed', error: `executor error: ${err instanceof Error ? err.message : String(err)}`, retryable: true };
+  }
+}
+
+/**
+ * The report for an outcome, or a non-retryable failure when the planner would reject that report
+ * (an output over the size limit, an empty question): a rejected report would leave the task
+ * running forever, since its message id is then known and every resend is dropped.
+ */
+export function checkedReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorReport {
+  const report = toReport(task, outcome);
+  const ok = SessionInput.safeParse(report);
+  if (ok.success) return report;
+  const issue = ok.error.issues[0];
+  return toReport(task, {
+    type: 'failed',
+    error: `executor produced an invalid report (${issue?.path.join('.')}: ${issue?.message})`,
+    retryable: false,
+  });
 }

@@ -19,11 +19,10 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { ExecuteTask } from '../protocol/commands.js';
-import { SessionInput } from '../protocol/inputs.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { silentLogger } from '../observability/logger.js';
-import { toReport, type ExecutorReport, type HandlerOutcome, type TaskHandler } from '../executors/report.js';
+import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from '../executors/report.js';
 import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
 import { publishReport } from './executorPublish.js';
 
@@ -193,27 +192,6 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       while (running.size > 0) await Promise.allSettled([...running]);
     },
   };
-}
-
-async function runHandler(handler: TaskHandler, task: ExecuteTask, signal: AbortSignal): Promise<HandlerOutcome> {
-  try {
-    return await handler(task, { signal, idempotencyKey: task.dispatchId });
-  } catch (err) {
-    return { type: 'failed', error: `executor error: ${err instanceof Error ? err.message : String(err)}`, retryable: true };
-  }
-}
-
-/** The report for an outcome, or a non-retryable failure if the outcome would not be accepted. */
-function checkedReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorReport {
-  const report = toReport(task, outcome);
-  const ok = SessionInput.safeParse(report);
-  if (ok.success) return report;
-  const issue = ok.error.issues[0];
-  return toReport(task, {
-    type: 'failed',
-    error: `executor produced an invalid report (${issue?.path.join('.')}: ${issue?.message})`,
-    retryable: false,
-  });
 }
 
 async function ensureConsumer(

@@ -89,7 +89,12 @@ export class InputConsumer {
         const consumer = await this.o.js.consumers.get(this.o.streamName, this.o.durableName);
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         this.messages = messages;
-        if (this.stopped) await messages.close();
+        // Stopped while starting: stop() found no iterator to close. close() would wait for an
+        // iteration that never begins, so stop it and leave.
+        if (this.stopped) {
+          messages.stop();
+          break;
+        }
         void this.watch(messages);
         failures = 0;
         for await (const m of messages) this.accept(m);
@@ -123,6 +128,11 @@ export class InputConsumer {
   }
 
   private async process(sessionId: string, m: JsMsg, received: number): Promise<void> {
+    if (this.stopped) {
+      // Stepping down or closing: leave what has not started to whoever leads next.
+      m.nak();
+      return;
+    }
     const deferred = this.deferred.get(sessionId) ?? new Set<number>();
     if ([...deferred].some((seq) => seq < m.seq)) {
       deferred.add(m.seq);

@@ -104,7 +104,7 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
     retries = new RetryScheduler(planner, clock, logger);
     for (let attempt = 0; !closing && lease.isLeader(); attempt++) {
       try {
-        recovery = await recoverSessions({ store, repository, effects, retries, clock });
+        recovery = await recoverSessions({ store, repository, effects, retries, clock, logger });
         logger.info({ ...recovery, streamName }, 'leader: recovered sessions');
         consumer.start();
         return elected();

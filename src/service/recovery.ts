@@ -11,6 +11,7 @@ import type { RetryScheduler } from '../actors/retryScheduler.js';
 import type { SessionRepository } from '../actors/sessionRepository.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
 import type { EventStore } from '../persistence/eventStore.js';
+import type { Logger } from 'pino';
 
 /** What a recovery found. */
 export interface RecoveryResult {
@@ -20,6 +21,8 @@ export interface RecoveryResult {
   republished: number;
   /** Retry timers armed. */
   timers: number;
+  /** Sessions that could not be loaded (a corrupt log); each is logged and skipped. */
+  failed: number;
 }
 
 /** Options of {@link recoverSessions}. */
@@ -29,17 +32,26 @@ export interface RecoveryOptions {
   effects: Effects;
   retries: RetryScheduler;
   clock: () => number;
+  logger: Logger;
   /** Sessions loaded at once (default 16). */
   concurrency?: number;
 }
 
 /** Re-issues the outstanding commands and timers of every active session. */
 export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
-  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0 };
+  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0 };
   const ids = await o.store.listStreams();
   const width = o.concurrency ?? 16;
   for (let i = 0; i < ids.length; i += width) {
-    await Promise.all(ids.slice(i, i + width).map((id) => recoverOne(o, id, result)));
+    await Promise.all(
+      ids.slice(i, i + width).map((id) =>
+        // One unreadable session must not keep the service from taking input for all the others.
+        recoverOne(o, id, result).catch((err: unknown) => {
+          result.failed++;
+          o.logger.error({ err, sessionId: id }, 'session not recovered; skipped');
+        }),
+      ),
+    );
   }
   return result;
 }

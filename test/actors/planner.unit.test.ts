@@ -258,18 +258,31 @@ describe('Planner', () => {
     expect(other).toHaveBeenCalledTimes(2);
   });
 
-  it('a duplicate message id appends nothing and acts on nothing', async () => {
+  it('a duplicate message id appends nothing, and performs again only the work the session waits on', async () => {
     const { store, planner, effects } = setup();
     const listener = vi.fn();
     planner.onCommit(listener);
-    await planner.handle('s1', submit, { messageId: 'm1' });
+    const first = await planner.handle('s1', submit, { messageId: 'm1' });
     const again = await planner.handle('s1', submit, { messageId: 'm1' });
     expect(again.events).toEqual([]);
     expect(again.commands).toEqual([]);
     expect(again.state.version).toBe(3);
     expect(store.appends).toHaveLength(1);
-    expect(effects.perform).toHaveBeenCalledTimes(1);
     expect(listener).toHaveBeenCalledTimes(1);
+    // The redelivery may be the retry of an append that landed but reported an error, whose
+    // ExecuteTask was then never sent: it is sent again, with the same dispatch id.
+    expect(effects.perform).toHaveBeenCalledTimes(2);
+    const [resent] = effects.perform.mock.calls[1]![0] as Array<{ id: string; command: { type: string } }>;
+    expect(resent!.id).toBe(first.commands[0]!.id);
+    expect(resent!.command.type).toBe('ExecuteTask');
+  });
+
+  it('a new input that changes nothing performs nothing', async () => {
+    const { planner, effects } = setup();
+    const first = await planner.handle('s1', submit, { messageId: 'm1' });
+    const task = first.commands[0]!.command as { taskId: string };
+    await planner.handle('s1', { type: 'RetryDue', taskId: task.taskId, attempt: 2 }, { messageId: 'r1' });
+    expect(effects.perform).toHaveBeenCalledTimes(1);
   });
 
   it('fills in a message id and time when the meta leaves them out (even as explicit undefined)', async () => {

@@ -154,12 +154,15 @@ describe('RetryScheduler', () => {
     expect(w.timers.pending.size).toBe(0);
   });
 
-  it('logs a RetryDue the planner could not apply', async () => {
+  it('logs a RetryDue the planner could not apply and tries again a second later', async () => {
     const w = setup();
     await w.intoBackoff();
     await w.store.close();
     w.advance(250);
     w.timers.fireAll();
-    await vi.waitFor(() => expect(w.logger.error).toHaveBeenCalledWith(expect.objectContaining({ sessionId: 's1' }), 'retry failed'));
+    await vi.waitFor(() =>
+      expect(w.logger.error).toHaveBeenCalledWith(expect.objectContaining({ sessionId: 's1' }), 'retry failed; trying again'),
+    );
+    expect(w.timers.delays()).toEqual([1_000]);
   });
 });

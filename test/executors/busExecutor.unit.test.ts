@@ -117,18 +117,23 @@ describe('startBusExecutor', () => {
     await w.stop();
   });
 
-  it('a handler that throws records nothing, so a redelivery runs it again', async () => {
+  it('a handler that throws has failed its attempt: reported as a retryable failure, never run again', async () => {
     let calls = 0;
     const w = setup(async () => {
       calls++;
-      if (calls === 1) throw new Error('crashed');
-      return { type: 'completed', output: 'ok' };
+      throw new Error('crashed');
     });
-    await expect(publishTask(w.bus, task())).rejects.toThrow('crashed');
-    expect(await w.inbox.get('s1.t1.1')).toBeUndefined();
     await publishTask(w.bus, task());
-    expect(calls).toBe(2);
-    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskCompleted' });
+    expect(await w.inbox.get('s1.t1.1')).toEqual({ type: 'TaskFailed', taskId: 't1', dispatchId: 's1.t1.1', error: 'executor error: crashed', retryable: true });
+    await publishTask(w.bus, task());
+    expect(calls).toBe(1);
+    await w.stop();
+  });
+
+  it('turns a report the planner would reject into a non-retryable failure', async () => {
+    const w = setup(async () => ({ type: 'completed', output: 'x'.repeat(70_000) }));
+    await publishTask(w.bus, task());
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: false, error: expect.stringMatching(/^executor produced an invalid report \(output: /) });
     await w.stop();
   });
 

@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
 import {
@@ -28,6 +29,26 @@ afterAll(async () => {
 const dataOf = <T>(e: DomainEvent) => e.data as T;
 
 describe('planner service: crashes, standbys and timers', () => {
+  it('closes at once right after becoming leader', async () => {
+    const service = await env.service(isolation());
+    await service.whenLeader;
+    await service.close(); // used to hang while the consumer was still starting
+    expect(service.isLeader()).toBe(false);
+  });
+
+  it('a session whose log cannot be read is skipped by recovery; the others go on', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const store = await env.store(iso); // creates the stream
+    await jetstream(nc).publish(`${iso.subjectPrefix}.ev.broken`, 'not json');
+    const service = await env.service(iso);
+    await service.whenLeader;
+    expect(service.lastRecovery()).toMatchObject({ failed: 1 });
+    await publishInput(nc, iso, 'fine', { type: 'SubmitInput', text: 'Which colour?' }, 'submit-fine');
+    await waitForEvents(store, 'fine', has('ClarificationRequested'));
+  });
+
+
   it('a new instance after a crash republishes the running task; each dispatch runs once', async () => {
     const iso = isolation();
     const ncA = await env.connect();
@@ -48,7 +69,7 @@ describe('planner service: crashes, standbys and timers', () => {
 
     const second = await env.service(iso, { leaseTtlMs: 1_500, instanceId: 'B' });
     await second.whenLeader; // after the crashed leader's lease expired
-    expect(second.lastRecovery()).toEqual({ sessions: 1, republished: 1, timers: 0 });
+    expect(second.lastRecovery()).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0 });
     hold.open();
     const events = await waitForEvents(store, 'crash', has('SessionCompleted'));
 
@@ -57,7 +78,8 @@ describe('planner service: crashes, standbys and timers', () => {
     const exec = await execMessages(nc, iso);
     expect(exec).toHaveLength(2);
     expect([...dispatchCounts(exec).values()]).toEqual([1, 1]);
-    expect(first.isLeader()).toBe(false);
+    // The crashed instance cannot renew: it steps down once a whole lease TTL passed without renewal.
+    await vi.waitFor(() => expect(first.isLeader()).toBe(false), { timeout: 5_000 });
   });
 
   it('two instances: one leader, inputs applied in order, no dispatch twice; the standby takes over', async () => {
