@@ -4,7 +4,7 @@
  * and spawned directly, only if the program is on the allow-list, with a timeout and an output cap.
  */
 import { spawn } from 'node:child_process';
-import { basename } from 'node:path';
+import { isAbsolute, normalize } from 'node:path';
 import type { ExecuteTask } from '../protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from './report.js';
 
@@ -79,6 +79,17 @@ export function parseArgv(command: string): string[] {
   return argv;
 }
 
+/**
+ * Whether argv[0] may run. A bare name is looked up on PATH and must be on the list; a name with a
+ * slash must be on the list exactly as written (an absolute path the operator allowed). Matching
+ * the basename of a path would let `/tmp/x/echo` or `./echo` run any file called `echo`.
+ * The list should not hold programs that run other programs (env, xargs, sh, find).
+ */
+export function isAllowed(program: string, allow: ReadonlySet<string>): boolean {
+  if (!program.includes('/')) return allow.has(program);
+  return isAbsolute(program) && normalize(program) === program && allow.has(program);
+}
+
 export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
   const allow = new Set(options.allow.map((p) => p.trim()).filter((p) => p.length > 0));
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -98,10 +109,9 @@ export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
     }
     if (argv.length === 0) return { type: 'failed', error: 'empty command', retryable: false };
     const program = argv[0]!;
-    const name = basename(program);
-    if (!allow.has(name)) {
+    if (!isAllowed(program, allow)) {
       const list = [...allow].sort().join(', ') || '(empty)';
-      return { type: 'failed', error: `program "${name}" is not allowed (allowed: ${list})`, retryable: false };
+      return { type: 'failed', error: `program "${program}" is not allowed (allowed: ${list})`, retryable: false };
     }
     return run(argv, { timeoutMs, maxOutputBytes, signal: tools.signal, ...(options.cwd ? { cwd: options.cwd } : {}) });
   };

@@ -44,9 +44,13 @@ describe('createShellHandler', () => {
     const out = await h(task('rm -rf /tmp/nothing'), tools());
     expect(out).toMatchObject({ type: 'failed', retryable: false });
     expect(out.type === 'failed' && out.error).toMatch(/"rm" is not allowed \(allowed: echo, ls\)/);
-    // the basename counts, so a path does not get around the list
-    expect(await h(task('/bin/rm x'), tools())).toMatchObject({ type: 'failed', retryable: false });
-    expect(await h(task('/bin/echo ok'), tools())).toEqual({ type: 'completed', output: 'ok\n' });
+    // a path runs only when it is on the list exactly: any file called `echo` is not `echo`
+    for (const path of ['/bin/rm x', '/bin/echo ok', './echo ok', '/tmp/x/echo ok', '/bin/../bin/echo ok']) {
+      expect(await h(task(path), tools()), path).toMatchObject({ type: 'failed', retryable: false });
+    }
+    const exact = createShellHandler({ allow: ['/bin/echo'] });
+    expect(await exact(task('/bin/echo ok'), tools())).toEqual({ type: 'completed', output: 'ok\n' });
+    expect(await exact(task('echo ok'), tools())).toMatchObject({ type: 'failed', retryable: false });
   });
 
   it('rejects shell syntax as a non-retryable failure', async () => {

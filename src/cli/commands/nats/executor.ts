@@ -15,7 +15,8 @@ Runs an executor on NATS JetStream: takes ExecuteTask commands, runs each dispat
 in a KV inbox) and reports back into the session. SIGTERM/SIGINT finish running tasks, then exit.
   echo                        the demo executor (asks before deploy/publish/delete…, fails flaky tasks once)
   shell                       runs a ToolCall's \`command\` without a shell, if its program is allowed
-  --allow <prog,prog>         programs the shell executor may run (required for shell)
+  --allow <prog,prog>         programs the shell executor may run, by name (found on PATH) or exact
+                              absolute path (required for shell); never list env, xargs, sh or find
   --timeout-ms <ms>           shell: kill a command after this long (default 10000)
   --max-output-bytes <n>      shell: keep at most this much stdout+stderr (default 65536)
   --kinds <toolcall,processing>  which task kinds to take (default both)
