@@ -112,7 +112,7 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
   let storePromise: Promise<JetStreamEventStore> | undefined;
 
   const store = (): Promise<JetStreamEventStore> => {
-    storePromise ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix });
+    storePromise ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix, ensureStream: false });
     return storePromise;
   };
 

@@ -374,6 +374,12 @@ describe('read commands and their errors', () => {
 
   it('sessions --nats lists nothing on an empty stream; NATS_URL or any connection flag selects NATS', async () => {
     const { streamName, subjectPrefix } = isolated();
+    // Reading commands never create or change the stream: before `serve` made it, a clear error.
+    const missing = await fails(['sessions', '--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix]);
+    expect(missing).toEqual({ code: 1, line: `jetplan: stream ${streamName} does not exist (start jetplan serve first)` });
+    const nc = await connectNats({ url: server.url });
+    await ensureStream(nc, { streamName, subjectPrefix });
+    await nc.close();
     const empty = await run(['sessions', '--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix]);
     expect(empty.code).toBe(0);
     expect(empty.io.stdoutText).toBe('no sessions\n');

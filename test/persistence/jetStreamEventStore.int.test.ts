@@ -115,6 +115,30 @@ describe('ensureStream', () => {
     await jsm.streams.delete(opts.streamName);
   });
 
+  it('only widens an operator-tuned stream: longer window, extra subjects and replicas are kept', async () => {
+    const nc = await connectTo();
+    const opts = isolation();
+    const jsm = await jetstreamManager(nc);
+    await ensureStream(nc, { ...opts, duplicateWindowMs: 3_600_000 });
+    await jsm.streams.update(opts.streamName, { subjects: [`${opts.subjectPrefix}.in.>`, `${opts.subjectPrefix}.ev.>`, `${opts.subjectPrefix}.exec.>`, `${opts.subjectPrefix}.audit.>`] });
+    await ensureStream(nc, opts); // defaults: a 2-minute window, no replica count asked for
+    const info = await jsm.streams.info(opts.streamName);
+    expect(info.config.duplicate_window).toBe(3_600_000 * 1_000_000);
+    expect(info.config.subjects).toContain(`${opts.subjectPrefix}.audit.>`);
+    expect(info.config.num_replicas).toBe(1);
+    await jsm.streams.delete(opts.streamName);
+  });
+
+  it('a store that must not change the stream refuses a missing one in one clear error', async () => {
+    const nc = await connectTo();
+    const opts = isolation();
+    await expect(JetStreamEventStore.create(nc, { ...opts, ensureStream: false })).rejects.toThrow(
+      `stream ${opts.streamName} does not exist (start jetplan serve first)`,
+    );
+    const jsm = await jetstreamManager(nc);
+    await expect(jsm.streams.info(opts.streamName)).rejects.toThrow();
+  });
+
   it('rejects a duplicate window under two minutes', async () => {
     const nc = await connectTo();
     await expect(ensureStream(nc, { ...isolation(), duplicateWindowMs: 1_000 })).rejects.toSatisfy(isValidationError);

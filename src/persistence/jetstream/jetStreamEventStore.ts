@@ -37,6 +37,7 @@ import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult }
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
 import {
   ensureStream,
+  resolveStreamOptions,
   subjects,
   type JetplanStreamOptions,
   type ResolvedStreamOptions,
@@ -56,6 +57,11 @@ export interface JetStreamEventStoreStats {
 }
 
 export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
+  /**
+   * Create or update the stream (default true: what the planner service does). Clients pass false:
+   * they only read and publish, and must not change an operator's stream.
+   */
+  ensureStream?: boolean;
   /** PubAck / API timeout per request, ms (default 5000). */
   requestTimeoutMs?: number;
   /** How long to keep retrying a request that timed out or found no responder, ms (default 15000). */
@@ -96,6 +102,20 @@ function isTransient(err: unknown): boolean {
   }
 }
 
+/** The options of a stream that must already exist; a missing one is a clear error. */
+async function existingStream(jsm: JetStreamManager, options: JetplanStreamOptions): Promise<ResolvedStreamOptions> {
+  const resolved = resolveStreamOptions(options);
+  try {
+    await jsm.streams.info(resolved.streamName);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+      throw new StoreUnavailableError(`stream ${resolved.streamName} does not exist (start jetplan serve first)`, { cause: err });
+    }
+    throw err;
+  }
+  return resolved;
+}
+
 export class JetStreamEventStore implements EventStore {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
@@ -133,8 +153,8 @@ export class JetStreamEventStore implements EventStore {
   /** Ensures the stream exists, then returns a store on it. The caller keeps owning `nc`. */
   static async create(nc: NatsConnection, options: JetStreamEventStoreOptions = {}): Promise<JetStreamEventStore> {
     const timeout = options.requestTimeoutMs ?? 5_000;
-    const resolved = await ensureStream(nc, options);
     const jsm = await jetstreamManager(nc, { timeout });
+    const resolved = options.ensureStream === false ? await existingStream(jsm, options) : await ensureStream(nc, options);
     const js = jetstream(nc, { timeout });
     return new JetStreamEventStore(nc, js, jsm, resolved, timeout, options.retryForMs ?? 15_000);
   }

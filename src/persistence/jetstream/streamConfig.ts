@@ -130,27 +130,20 @@ export async function ensureStream(
   const reconcile = async (): Promise<void> => {
     const info = await jsm.streams.info(resolved.streamName);
     const current = info.config;
-    const subjectsMatch =
-      current.subjects.length === wanted.subjects.length &&
-      wanted.subjects.every((subject) => current.subjects.includes(subject));
+    const subjectsMatch = wanted.subjects.every((subject) => current.subjects.includes(subject));
     // Storage and retention cannot be changed on an existing stream.
     if (current.storage !== wanted.storage || current.retention !== wanted.retention) {
       throw new ValidationError(
         `stream ${resolved.streamName} exists with ${current.storage} storage and ${current.retention} retention; jetplan needs file storage and limits retention`,
       );
     }
-    if (
-      subjectsMatch &&
-      current.duplicate_window === wanted.duplicate_window &&
-      current.num_replicas === wanted.num_replicas
-    ) {
-      return;
-    }
-    await jsm.streams.update(resolved.streamName, {
-      subjects: wanted.subjects,
-      duplicate_window: wanted.duplicate_window,
-      num_replicas: wanted.num_replicas,
-    });
+    // Only ever widen: keep subjects the operator added, a longer duplicate window, and the
+    // replica count unless one was asked for.
+    const update: Partial<StreamConfig> = {};
+    if (!subjectsMatch) update.subjects = [...new Set([...current.subjects, ...wanted.subjects])];
+    if (current.duplicate_window < wanted.duplicate_window) update.duplicate_window = wanted.duplicate_window;
+    if (options.replicas !== undefined && current.num_replicas !== wanted.num_replicas) update.num_replicas = wanted.num_replicas;
+    if (Object.keys(update).length > 0) await jsm.streams.update(resolved.streamName, update);
   };
 
   try {
