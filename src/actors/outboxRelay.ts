@@ -16,6 +16,11 @@ export interface OutboxRelayOptions {
   backoff?: Backoff;
   timers?: Timers;
   logger: Logger;
+  /**
+   * Whether a command no longer needs delivering (its session was cancelled or ended meanwhile);
+   * such a command is marked delivered and dropped instead of being published or retried.
+   */
+  isObsolete?: (entry: OutboxCommand) => Promise<boolean>;
 }
 
 /**
@@ -69,7 +74,11 @@ export class OutboxRelay implements Effects {
       [HEADER.messageId]: entry.id,
     };
     try {
-      await this.o.bus.publish(commandSubject(this.o.subjects, entry), entry.command, headers);
+      if (await this.o.isObsolete?.(entry)) {
+        this.o.logger.debug({ commandId: entry.id, sessionId: entry.sessionId }, 'command obsolete; dropped');
+      } else {
+        await this.o.bus.publish(commandSubject(this.o.subjects, entry), entry.command, headers);
+      }
       await this.o.outbox?.markDelivered([entry.id]);
     } catch (error) {
       if (this.closed) return;

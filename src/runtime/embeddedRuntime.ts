@@ -72,7 +72,14 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   const bus = new InProcessBus();
   const subjects = subjectsFor();
   const repository = new SessionRepository({ store, snapshots, snapshotEvery: options.snapshotEvery ?? 100 });
-  const relay = new OutboxRelay({ bus, subjects, outbox: store, logger });
+  const relay = new OutboxRelay({
+    bus,
+    subjects,
+    outbox: store,
+    logger,
+    // Work of a session that was cancelled (or ended) before its command got through is not sent.
+    isObsolete: async (entry) => statusOf(await repository.load(entry.sessionId)) !== 'active',
+  });
   const planner = new Planner({ store, repository, decideDeps: defaultDecideDeps(), effects: relay, clock, newId, logger });
   const retries = new RetryScheduler(planner, clock, logger);
   const metrics = new Metrics(clock);

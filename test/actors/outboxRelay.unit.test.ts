@@ -186,6 +186,25 @@ describe('OutboxRelay', () => {
     await relay.close();
   });
 
+  it('drops (and marks delivered) a command whose session no longer needs it, e.g. after a cancel', async () => {
+    const bus = new InProcessBus();
+    const got: string[] = [];
+    bus.subscribe('jetplan.>', (m) => void got.push(m.headers[HEADER.messageId]!));
+    const store = await storeWith([execute('cancelled'), execute('live')]);
+    const relay = new OutboxRelay({
+      bus,
+      subjects,
+      outbox: store,
+      logger: silentLogger,
+      timers: new FakeTimers(),
+      isObsolete: async (entry) => entry.sessionId === 'cancelled',
+    });
+    expect(await relay.recover()).toBe(2);
+    await vi.waitFor(async () => expect(await store.pendingCommands()).toEqual([]));
+    expect(got).toEqual(['live.t1.1']);
+    await relay.close();
+  });
+
   it('close() stops retrying, keeps the command pending and waits for publishes under way', async () => {
     const bus = new InProcessBus();
     const timers = new FakeTimers();
