@@ -16,6 +16,8 @@ import {
   type ConsumerMessages,
   type JsMsg,
 } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { ExecuteTask } from '../protocol/commands.js';
@@ -24,6 +26,7 @@ import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID } from '../persistence/jetst
 import { silentLogger } from '../observability/logger.js';
 import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from '../executors/report.js';
 import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
+import { DEFAULT_EXEC_CLAIMS_BUCKET, KvClaims } from './executorClaims.js';
 import { publishReport } from './executorPublish.js';
 
 export type ExecutorKind = 'ToolCall' | 'Processing';
@@ -38,6 +41,8 @@ export interface ExecutorOptions {
   durablePrefix?: string;
   /** KV bucket of recorded reports (default 'jetplan_exec_inbox'). */
   inboxBucket?: string;
+  /** KV bucket of claims on running dispatches (default `<inboxBucket>_claims`, or 'jetplan_exec_claims'). */
+  claimsBucket?: string;
   /** Consumer ack wait, ms (default 30_000); progress acks go out every ackWait/3. */
   ackWaitMs?: number;
   /** Handlers running at once per kind in this process (default 4). */
@@ -83,6 +88,12 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     await ensureStream(nc, { streamName, subjectPrefix: prefix });
   }
   const inbox = await KvExecutorInbox.open(nc, { bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET });
+  // A claim outlives a few missed refreshes (one per ackWait/3), not a dead executor.
+  const claims = await KvClaims.open(nc, {
+    bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : DEFAULT_EXEC_CLAIMS_BUCKET),
+    ttlMs: Math.max(3 * ackWaitMs, 10_000),
+  });
+  const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const js = jetstream(nc);
 
   const state = { executed: 0, replayed: 0, stopping: false };
@@ -103,13 +114,19 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     loops.push(
       (async () => {
         for await (const m of messages) {
+          // Progress acks from receipt: a message waiting for a free slot must not be redelivered.
+          const keepAlive = setInterval(() => m.working(), Math.max(50, Math.floor(ackWaitMs / 3)));
           await slots.acquire();
           if (state.stopping) {
+            clearInterval(keepAlive);
             slots.release();
             m.nak(); // let another executor take it now rather than after ackWait
             continue;
           }
-          const work = processMessage(m).finally(() => slots.release());
+          const work = processMessage(m).finally(() => {
+            clearInterval(keepAlive);
+            slots.release();
+          });
           running.add(work);
           void work.finally(() => running.delete(work));
         }
@@ -145,31 +162,58 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
 
   async function handleTask(m: JsMsg, task: ExecuteTask): Promise<void> {
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
-    const keepAlive = setInterval(() => m.working(), Math.max(50, Math.floor(ackWaitMs / 3)));
     try {
-      let report = await inbox.get(task.dispatchId);
-      if (report) {
-        state.replayed++;
-        logger.info(log, 'command already executed; re-sending the recorded report');
-      } else {
-        const controller = new AbortController();
-        const outcome = await runHandler(handler, task, controller.signal);
-        state.executed++;
-        report = checkedReport(task, outcome);
-        await inbox.put(task.dispatchId, report);
-        if (options.afterRecord) await options.afterRecord(task, report);
-        logger.info({ ...log, report: report.type }, 'task executed');
+      const report = (await recorded(task, log)) ?? (await execute(task, log));
+      if (!report) {
+        // Another executor process is running this dispatch: come back for its report.
+        m.nak(Math.min(ackWaitMs, 5_000));
+        return;
       }
       await publishReport(js, prefix, task, report, {
         [HEADER_CORRELATION_ID]: m.headers?.get(HEADER_CORRELATION_ID) || task.sessionId,
         [HEADER_CAUSATION_ID]: m.headers?.get('Nats-Msg-Id') || task.dispatchId,
       });
-      clearInterval(keepAlive);
       await m.ackAck().catch(() => m.ack());
     } catch (err) {
-      clearInterval(keepAlive);
       logger.error({ ...log, err }, 'command not completed; it will be redelivered');
       if (!nc.isClosed()) m.nak(Math.min(ackWaitMs, 1_000));
+    }
+  }
+
+  /** The report recorded for this dispatch by any executor, if there is one. */
+  async function recorded(task: ExecuteTask, log: object): Promise<ExecutorReport | undefined> {
+    const report = await inbox.get(task.dispatchId);
+    if (report) {
+      state.replayed++;
+      logger.info(log, 'command already executed; re-sending the recorded report');
+    }
+    return report;
+  }
+
+  /** Runs the handler under the dispatch's claim; undefined when another process holds it. */
+  async function execute(task: ExecuteTask, log: object): Promise<ExecutorReport | undefined> {
+    const claim = await claims.take(task.dispatchId, owner);
+    if (!claim) {
+      logger.info(log, 'dispatch claimed by another executor; waiting for its report');
+      return undefined;
+    }
+    const refresh = setInterval(() => {
+      claim.refresh().catch((err: unknown) => logger.warn({ ...log, err }, 'claim not refreshed'));
+    }, Math.max(50, Math.floor(ackWaitMs / 3)));
+    try {
+      // The holder of a claim released just now may have recorded the report meanwhile.
+      const earlier = await recorded(task, log);
+      if (earlier) return earlier;
+      const outcome = await runHandler(handler, task, new AbortController().signal);
+      state.executed++;
+      const report = checkedReport(task, outcome);
+      await inbox.put(task.dispatchId, report);
+      if (options.afterRecord) await options.afterRecord(task, report);
+      logger.info({ ...log, report: report.type }, 'task executed');
+      return report;
+    } finally {
+      clearInterval(refresh);
+      await claim.release().catch(() => undefined);
     }
   }
 

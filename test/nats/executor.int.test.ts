@@ -1,5 +1,6 @@
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectNats } from '../../src/nats/connect.js';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
@@ -191,6 +192,26 @@ describe('createExecutor', () => {
     expect(calls).toHaveLength(1);
     expect(b.executed).toBe(0);
     expect(b.replayed).toBe(1);
+  });
+
+  it('never runs a dispatch another executor process has claimed; answers it from that one\'s report', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    // Another process is running s1.t1.1: it holds the claim.
+    const claims = await new Kvm(w.nc).create(`${w.inboxBucket}_claims`, { history: 1, ttl: 60_000 });
+    const revision = await claims.create('s1.t1.1', 'other-process');
+    const ex = await w.start(handler, { ackWaitMs: 1_000 });
+    await w.publishTask(w.task(1), 'm1');
+    await until(async () => (await w.consumerInfo()).num_redelivered > 0, 'the claimed dispatch to be handed back');
+    expect(calls.length).toBe(0);
+    // The other process records its report and releases the claim: the redelivery replays it.
+    const inbox = await new Kvm(w.nc).open(w.inboxBucket);
+    await inbox.put('s1.t1.1', JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'by the other' }));
+    await claims.delete('s1.t1.1', { previousSeq: revision });
+    const [report] = await w.reports(1);
+    expect(report!.data).toMatchObject({ type: 'TaskCompleted', output: 'by the other' });
+    expect(calls.length).toBe(0);
+    expect(ex.replayed).toBe(1);
   });
 
   it('keeps a long task leased past ackWait with progress acks', async () => {
