@@ -88,7 +88,8 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
 
   async function recover() {
     // What the outbox still holds is published by the relay; re-issuing it from state as well
-    // would send the same dispatch twice at once.
+    // would send the same dispatch twice. (Sessions moving on while this loop runs can still
+    // meet a re-issue of their new dispatch: the executor runs a dispatch id once.)
     const pending = new Set((await store.pendingCommands()).map((c) => c.id));
     const commands = await relay.recover();
     const ids = await store.listStreams();
@@ -99,7 +100,9 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
       sessions++;
       const open = outstanding(state);
       // Work a crash left open is issued again; executors answer a known dispatch id from their inbox.
-      if (open.command?.type === 'ExecuteTask' && !pending.has(open.command.dispatchId)) relay.perform(toOutbox([open.command], state, { messageId: `recover.${id}`, now: clock() }));
+      if (open.command?.type === 'ExecuteTask' && !pending.has(open.command.dispatchId)) {
+        relay.perform(toOutbox([open.command], state, { messageId: `recover.${id}`, now: clock() }));
+      }
       retries.watch(state);
     }
     return { sessions, commands };
