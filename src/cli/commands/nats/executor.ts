@@ -121,7 +121,9 @@ export const executorCommand: Command = {
     }
     ctx.out(`jetplan executor: ${name} taking ${kinds.join(', ')} tasks from ${nc.getServer()}`);
     const why = await untilSignalOrClosed(ctx, nc);
-    ctx.out(`jetplan executor: ${why === 'closed' ? 'connection closed' : `${why}, finishing running tasks`}`);
+    // An unexpected close is an error: one line on stderr, exit 1.
+    if (why === 'closed') ctx.err(`jetplan executor: the NATS connection closed`);
+    else ctx.out(`jetplan executor: ${why}, finishing running tasks`);
     await executor.stop();
     if (!nc.isClosed()) await nc.drain().catch(() => undefined);
     ctx.out(`jetplan executor: stopped after ${executor.executed} executions`);

@@ -48,7 +48,9 @@ export const serveCommand: Command = {
     ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
     void service.whenLeader.then(() => ctx.out('jetplan serve: leader, consuming inputs'));
     const why = await untilSignalOrClosed(ctx, nc);
-    ctx.out(`jetplan serve: ${why === 'closed' ? 'connection closed' : `${why}, shutting down`}`);
+    // An unexpected close is an error: one line on stderr, exit 1.
+    if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
+    else ctx.out(`jetplan serve: ${why}, shutting down`);
     await service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
     if (!nc.isClosed()) await nc.drain().catch(() => undefined);
     return why === 'closed' ? 1 : 0;
