@@ -57,6 +57,23 @@ export class SessionRepository {
     return { state, exists };
   }
 
+  /**
+   * Rebuilds every session from the log alone in one pass over it (readAll), e.g. to list or audit
+   * them: one read of the log instead of one per session. Each state comes with its last event's
+   * timestamp.
+   */
+  async rebuildAll(): Promise<Map<string, { state: SessionState; lastTimestamp: number }>> {
+    const all = new Map<string, { state: SessionState; lastTimestamp: number }>();
+    for await (const stored of this.options.store.readAll()) {
+      const event = toCurrentEvent(stored, `session ${stored.sessionId}`);
+      const entry = all.get(event.sessionId) ?? { state: initialSessionState(event.sessionId), lastTimestamp: 0 };
+      entry.state = evolve(entry.state, event);
+      entry.lastTimestamp = event.timestamp;
+      all.set(event.sessionId, entry);
+    }
+    return all;
+  }
+
   /** Reads a session's events, upcast to the current schema. */
   async read(sessionId: string, options: ReadOptions = {}): Promise<{ events: DomainEvent[]; exists: boolean; currentVersion: number }> {
     const result = await this.options.store.readStream(sessionId, options);

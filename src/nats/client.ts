@@ -9,7 +9,6 @@ import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { SessionNotFoundError, ValidationError } from '../errors.js';
 import { toPlannerState } from '../machines/sessionQueries.js';
-import { evolve, initialSessionState } from '../machines/sessionState.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
@@ -169,24 +168,22 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     },
 
     async sessions() {
-      const s = await store();
-      const out: SessionSummary[] = [];
-      for (const sessionId of await s.listStreams()) {
-        const { events } = await s.readStream(sessionId);
-        const state = events.reduce(evolve, initialSessionState(sessionId));
-        const view = toPlannerState(state);
-        const last = events.at(-1)?.timestamp;
-        out.push({
-          sessionId,
-          status: view.status,
-          phase: view.phase,
-          done: view.tasks.filter((t) => t.status === 'Completed').length,
-          total: view.tasks.length,
-          version: view.version,
-          ...(last !== undefined ? { lastEventAt: last } : {}),
+      // One pass over the whole log, not one read per session.
+      const all = await new SessionRepository({ store: await store() }).rebuildAll();
+      return [...all.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([sessionId, { state, lastTimestamp }]) => {
+          const view = toPlannerState(state);
+          return {
+            sessionId,
+            status: view.status,
+            phase: view.phase,
+            done: view.tasks.filter((t) => t.status === 'Completed').length,
+            total: view.tasks.length,
+            version: view.version,
+            lastEventAt: lastTimestamp,
+          };
         });
-      }
-      return out;
     },
 
     watch(sessionId, o = {}) {

@@ -53,6 +53,11 @@ export interface EventStore {
   readStream(streamId: string, options?: ReadOptions): Promise<ReadResult>;
   /** Ids of every stream that has at least one event. */
   listStreams(): Promise<string[]>;
+  /**
+   * Every event of every stream, in one pass: each stream's events in order, streams possibly
+   * interleaved. Rebuilding many sessions this way reads the log once instead of once per session.
+   */
+  readAll(): AsyncIterable<DomainEvent>;
   close(): Promise<void>;
 }
 

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
+import type { DomainEvent } from '../protocol/events.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
 import { acquireDirLock } from './dirLock.js';
@@ -141,6 +142,11 @@ export class FileEventStore implements EventStore, OutboxStore {
   async listStreams(): Promise<string[]> {
     this.assertOpen();
     return this.index.list();
+  }
+
+  async *readAll(): AsyncIterable<DomainEvent> {
+    this.assertOpen();
+    for (const streamId of this.index.list()) yield* this.index.read(streamId).events;
   }
 
   /** Durable commands not yet marked delivered, oldest append first. */

@@ -1,4 +1,5 @@
 import { StoreUnavailableError } from '../errors.js';
+import type { DomainEvent } from '../protocol/events.js';
 import type { NewEvent } from '../protocol/events.js';
 import type {
   AppendOptions,
@@ -42,6 +43,11 @@ export class MemoryEventStore implements EventStore, OutboxStore {
   async listStreams(): Promise<string[]> {
     this.assertOpen();
     return this.index.list();
+  }
+
+  async *readAll(): AsyncIterable<DomainEvent> {
+    this.assertOpen();
+    for (const streamId of this.index.list()) yield* this.index.read(streamId).events;
   }
 
   /** Commands not yet marked delivered, oldest append first. */

@@ -5,6 +5,7 @@ import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { ConcurrencyError, isConcurrencyError } from '../../src/errors.js';
 import { decide } from '../../src/machines/decide.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import type { DomainEvent } from '../../src/protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult } from '../../src/persistence/eventStore.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import { MemorySnapshotStore } from '../../src/persistence/memorySnapshotStore.js';
@@ -37,6 +38,9 @@ class WrappedStore implements EventStore {
   }
   listStreams(): Promise<string[]> {
     return this.inner.listStreams();
+  }
+  readAll(): AsyncIterable<DomainEvent> {
+    return this.inner.readAll();
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -176,4 +176,20 @@ describe('SessionRepository', () => {
     expect(missing.exists).toBe(false);
     expect(missing.state.version).toBe(0);
   });
+
+  it('rebuildAll folds every session in one pass over the log, equal to rebuilding each', async () => {
+    const { write, repository, store, reads } = setup();
+    await write('a', 2);
+    await write('b', 4);
+    await write('a', 1);
+    reads.length = 0;
+    const all = await repository.rebuildAll();
+    expect(reads).toEqual([]); // no per-session reads
+    expect([...all.keys()].sort()).toEqual(['a', 'b']);
+    for (const id of ['a', 'b']) {
+      expect(serializeState(all.get(id)!.state)).toEqual(serializeState((await repository.rebuild(id)).state));
+      const { events } = await store.readStream(id);
+      expect(all.get(id)!.lastTimestamp).toBe(events.at(-1)!.timestamp);
+    }
+  });
 });

@@ -156,6 +156,22 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(listed).toEqual(expect.arrayContaining(ids));
     });
 
+    it('reads every stream in one pass, each in order', async () => {
+      const a = uniqueStream('all');
+      const b = uniqueStream('all');
+      await store().appendToStream(a, makeEvents(a, 2), { expectedVersion: 0 });
+      await store().appendToStream(b, makeEvents(b, 3), { expectedVersion: 0 });
+      await store().appendToStream(a, makeEvents(a, 1), { expectedVersion: 2 });
+      const seen = new Map<string, number[]>();
+      for await (const e of store().readAll()) seen.set(e.sessionId, [...(seen.get(e.sessionId) ?? []), e.sequence]);
+      expect(seen.get(a)).toEqual([1, 2, 3]);
+      expect(seen.get(b)).toEqual([1, 2, 3]);
+      const again = (await store().readStream(a)).events;
+      const all: string[] = [];
+      for await (const e of store().readAll()) if (e.sessionId === a) all.push(e.id);
+      expect(all).toEqual(again.map((e) => e.id));
+    });
+
     it('lists appended streams and not missing ones', async () => {
       const a = uniqueStream('list');
       const b = uniqueStream('list');

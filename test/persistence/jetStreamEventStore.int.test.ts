@@ -129,6 +129,14 @@ describe('ensureStream', () => {
     await jsm.streams.delete(opts.streamName);
   });
 
+  it('readAll of a stream without events ends at once', async () => {
+    const nc = await connectTo();
+    const store = await JetStreamEventStore.create(nc, isolation());
+    const seen: unknown[] = [];
+    for await (const e of store.readAll()) seen.push(e);
+    expect(seen).toEqual([]);
+  });
+
   it('a store that must not change the stream refuses a missing one in one clear error', async () => {
     const nc = await connectTo();
     const opts = isolation();

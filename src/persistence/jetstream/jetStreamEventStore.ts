@@ -269,6 +269,35 @@ export class JetStreamEventStore implements EventStore {
     }
   }
 
+  /**
+   * Every event of every session through one ordered consumer on `<prefix>.ev.>`, up to the
+   * stream's last event at the start of the read (events appended meanwhile may or may not be
+   * included). One consumer for the whole log instead of one per session.
+   */
+  async *readAll(): AsyncIterable<DomainEvent> {
+    this.#assertOpen();
+    await this.#gate.ready(this.#retryFor);
+    const consumer = await this.#js.consumers.get(this.#options.streamName, {
+      filter_subjects: this.#subjects.allEvents,
+      deliver_policy: DeliverPolicy.All,
+      inactive_threshold: 30_000,
+    });
+    try {
+      if ((await consumer.info(true)).num_pending === 0) return;
+      const messages = await consumer.consume({ max_messages: 4_096 });
+      try {
+        for await (const m of messages) {
+          yield this.#decode(m.data, m.seq) as unknown as DomainEvent;
+          if (m.info.pending === 0) break;
+        }
+      } finally {
+        await messages.close().catch(() => undefined);
+      }
+    } finally {
+      consumer.delete().catch(() => undefined);
+    }
+  }
+
   /** Forgets cached positions. Does not close the connection (the caller owns it). */
   async close(): Promise<void> {
     if (this.#closed) return;

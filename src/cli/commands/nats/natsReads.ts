@@ -31,6 +31,7 @@ export function withNatsReads(command: Command): Command {
             appendToStream: store.appendToStream.bind(store),
             readStream: store.readStream.bind(store),
             listStreams: store.listStreams.bind(store),
+            readAll: store.readAll.bind(store),
             async close() {
               await client.close().catch(() => undefined);
               await nc.close().catch(() => undefined);
