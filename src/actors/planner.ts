@@ -8,7 +8,7 @@ import type { InputMeta } from '../protocol/inputs.js';
 import { decide, type DecideDeps, type PlannerInput } from '../machines/decide.js';
 import type { SessionState } from '../machines/sessionState.js';
 import { outstanding } from '../machines/sessionQueries.js';
-import { KeyedQueue } from './keyedQueue.js';
+import { KeyedQueue } from '../shared/keyedQueue.js';
 import type { SessionRepository } from './sessionRepository.js';
 
 /** Performs the commands of an acknowledged append (the act step): a relay or a publisher. */

@@ -7,7 +7,7 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { KeyedQueue } from '../actors/keyedQueue.js';
+import { KeyedQueue } from '../shared/keyedQueue.js';
 import type { Planner } from '../actors/planner.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { InputMeta } from '../protocol/inputs.js';

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { hostname } from 'node:os';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { Planner } from '../actors/planner.js';
@@ -69,6 +69,49 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /** Builds the service and starts campaigning for leadership. */
 export async function startPlannerService(options: PlannerServiceOptions): Promise<PlannerService> {
+  const parts = await buildComponents(options);
+  const { streamName, jsm, consumer, metrics, planner } = parts;
+  const leadership = await campaign(options, parts);
+  const connected = watchConnection(options.nc);
+  const http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
+    natsConnected: connected,
+    checkStream: async () => void (await jsm.streams.info(streamName)),
+    isLeader: () => leadership.isLeader(),
+    consumerPending: () => consumer.pending(),
+    metrics, logger: options.logger,
+  });
+
+  let closed = false;
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    await shutdown(parts, leadership, http?.server as Server | undefined);
+  }
+
+  return {
+    close, whenLeader: leadership.whenLeader, metrics, planner,
+    isLeader: () => leadership.isLeader(),
+    lastRecovery: () => leadership.lastRecovery(),
+    ...(http ? { httpPort: http.port } : {}),
+  };
+}
+
+/** What a service is made of, built before it campaigns. */
+interface Components {
+  streamName: string;
+  clock: () => number;
+  store: JetStreamEventStore;
+  snapshots: KvSnapshotStore;
+  jsm: JetStreamManager;
+  effects: JetStreamEffects;
+  repository: SessionRepository;
+  planner: Planner;
+  metrics: Metrics;
+  consumer: InputConsumer;
+}
+
+/** Opens the stores and wires the planner, its effects, metrics and the (not yet started) input consumer. */
+async function buildComponents(options: PlannerServiceOptions): Promise<Components> {
   const { nc, logger } = options;
   const clock = options.clock ?? Date.now;
   const streamName = options.streamName ?? 'JETPLAN';
@@ -91,7 +134,24 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
     js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
     maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
   });
+  return { streamName, clock, store, snapshots, jsm, effects, repository, planner, metrics, consumer };
+}
 
+/** This instance's side of the leader lease. */
+interface Leadership {
+  whenLeader: Promise<void>;
+  isLeader(): boolean;
+  lastRecovery(): RecoveryResult | undefined;
+  /** Ignores later elections, waits for the change under way, then stops consuming and retrying. */
+  resign(): Promise<void>;
+  /** Releases the lease; shutdown calls it only once the planner has drained. */
+  release(): Promise<void>;
+}
+
+/** Joins the lease: on election recover then consume, on losing it stop consuming. Changes run in order. */
+async function campaign(options: PlannerServiceOptions, parts: Components): Promise<Leadership> {
+  const { nc, logger } = options;
+  const { streamName, consumer } = parts;
   let retries: RetryScheduler | undefined;
   let recovery: RecoveryResult | undefined;
   let closing = false;
@@ -99,20 +159,10 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
   let elected!: () => void;
   const whenLeader = new Promise<void>((resolve) => (elected = resolve));
 
-  /** Recovers (retrying while it fails), then consumes input. */
   const lead = async () => {
-    retries = new RetryScheduler(planner, clock, logger);
-    for (let attempt = 0; !closing && lease.isLeader(); attempt++) {
-      try {
-        recovery = await recoverSessions({ store, repository, effects, retries, clock, logger });
-        logger.info({ ...recovery, streamName }, 'leader: recovered sessions');
-        consumer.start();
-        return elected();
-      } catch (err) {
-        logger.error({ err }, 'recovery failed; retrying');
-        await sleep(Math.min(5_000, 200 * 2 ** attempt));
-      }
-    }
+    retries = new RetryScheduler(parts.planner, parts.clock, logger);
+    const stillLeading = () => !closing && lease.isLeader();
+    if (await recoverThenConsume(parts, retries, logger, stillLeading, (result) => (recovery = result))) elected();
   };
   const stepDown = async () => {
     await consumer.stop();
@@ -128,35 +178,53 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
     },
   });
 
-  const connected = watchConnection(nc);
-  const http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
-    natsConnected: connected,
-    checkStream: async () => void (await jsm.streams.info(streamName)),
-    isLeader: () => lease.isLeader(),
-    consumerPending: () => consumer.pending(),
-    metrics, logger,
-  });
-
-  async function close(): Promise<void> {
-    if (closing) return;
-    closing = true;
-    await transitions;
-    await consumer.stop();
-    retries?.close();
-    await planner.drain();
-    await effects.close();
-    await lease.close();
-    if (http) await stopHttpServer(http.server as Server);
-    await store.close();
-    await snapshots.close();
-  }
-
   return {
-    close, whenLeader, metrics, planner,
-    isLeader: () => lease.isLeader(),
-    lastRecovery: () => recovery,
-    ...(http ? { httpPort: http.port } : {}),
+    whenLeader, isLeader: () => lease.isLeader(), lastRecovery: () => recovery,
+    resign: async () => {
+      closing = true;
+      await transitions;
+      await consumer.stop();
+      retries?.close();
+    },
+    release: () => lease.close(),
   };
+}
+/**
+ * Recovers (retrying with backoff while it fails and this instance still leads), then starts the
+ * input consumer. True once consuming; false if leadership was lost or the service is closing.
+ */
+async function recoverThenConsume(
+  parts: Components,
+  retries: RetryScheduler,
+  logger: Logger,
+  stillLeading: () => boolean,
+  onRecovered: (result: RecoveryResult) => void,
+): Promise<boolean> {
+  const { store, repository, effects, clock, streamName, consumer } = parts;
+  for (let attempt = 0; stillLeading(); attempt++) {
+    try {
+      const recovery = await recoverSessions({ store, repository, effects, retries, clock, logger });
+      onRecovered(recovery);
+      logger.info({ ...recovery, streamName }, 'leader: recovered sessions');
+      consumer.start();
+      return true;
+    } catch (err) {
+      logger.error({ err }, 'recovery failed; retrying');
+      await sleep(Math.min(5_000, 200 * 2 ** attempt));
+    }
+  }
+  return false;
+}
+
+/** Closes in dependency order: stop taking input, drain the planner, then release the lease and stores. */
+async function shutdown(parts: Components, leadership: Leadership, http: Server | undefined): Promise<void> {
+  await leadership.resign();
+  await parts.planner.drain();
+  await parts.effects.close();
+  await leadership.release();
+  if (http) await stopHttpServer(http);
+  await parts.store.close();
+  await parts.snapshots.close();
 }
 
 /** Tracks whether the connection is up: false between a disconnect and the reconnect, or once closed. */

@@ -10,34 +10,19 @@
  *
  * Not an outbox store: on JetStream the stream itself is the outbox (see OutboxStore).
  */
-import {
-  DeliverPolicy,
-  jetstream,
-  jetstreamManager,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type JetStreamClient,
-  type JetStreamManager,
-  type PubAck,
-  type StoredMsg,
-} from '@nats-io/jetstream';
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import {
-  ConcurrencyError,
-  CorruptLogError,
-  isConcurrencyError,
-  isCorruptLogError,
-  isStoreUnavailableError,
-  isValidationError,
-  StoreUnavailableError,
-  ValidationError,
-} from '../../errors.js';
-import { RawEnvelope, type DomainEvent, type NewEvent } from '../../protocol/events.js';
+import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
+import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult } from '../eventStore.js';
-import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
+import { ConnectionGate } from './connectionGate.js';
+import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, type Position } from './jetStreamAppends.js';
+import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
+import { decodeEnvelope, readAllEvents, readRange, type ReadContext } from './jetStreamReads.js';
+import { KeyedQueue } from '../../shared/keyedQueue.js';
 import {
   ensureStream,
-  resolveStreamOptions,
+  existingStream,
   subjects,
   type JetplanStreamOptions,
   type ResolvedStreamOptions,
@@ -56,6 +41,7 @@ export interface JetStreamEventStoreStats {
   serverConflicts: number;
 }
 
+/** Options of {@link JetStreamEventStore.create}. */
 export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
   /**
    * Create or update the stream (default true: what the planner service does). Clients pass false:
@@ -68,95 +54,42 @@ export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
   retryForMs?: number;
 }
 
-/** A session's tip: its version (last event `sequence`) and that message's stream sequence. */
-interface Position {
-  version: number;
-  seq: number;
-  /** The id of the event at `version`, when known. */
-  lastId?: string;
-}
-
-const WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence; // 10071
-const decoder = new TextDecoder();
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Headers are informational (the body is the truth): keep them on one line. */
-const headerValue = (value: string): string => value.replace(/[\r\n]+/g, ' ');
-
-function isWrongLastSequence(err: unknown): boolean {
-  return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
-}
-
-/** A request that may succeed if simply sent again (same msg id, same expectation). */
-function isTransient(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  switch (err.name) {
-    case 'TimeoutError':
-    case 'NoRespondersError':
-    case 'JetStreamNotEnabled': // a 503 while the server is (re)starting JetStream
-      return true;
-    case 'RequestError':
-      return (err as Error & { isNoResponders?: () => boolean }).isNoResponders?.() === true;
-    default:
-      return false;
-  }
-}
-
-/** The options of a stream that must already exist; a missing one is a clear error. */
-async function existingStream(jsm: JetStreamManager, options: JetplanStreamOptions): Promise<ResolvedStreamOptions> {
-  const resolved = resolveStreamOptions(options);
-  try {
-    await jsm.streams.info(resolved.streamName);
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
-      throw new StoreUnavailableError(`stream ${resolved.streamName} does not exist (start jetplan serve first)`, { cause: err });
-    }
-    throw err;
-  }
-  return resolved;
-}
-
+/** The {@link EventStore} port on a JetStream stream shared by all sessions. */
 export class JetStreamEventStore implements EventStore {
   readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
-  readonly #jsm: JetStreamManager;
+  /** Everything the read and append helpers need; one object so they take it explicitly. */
+  readonly #ctx: AppendContext & ReadContext;
   readonly #options: ResolvedStreamOptions;
   readonly #subjects: Subjects;
-  readonly #timeout: number;
-  readonly #retryFor: number;
   /** Positions of sessions this store has appended to or looked up. A hint, never the guard. */
   readonly #positions = new Map<string, Position>();
-  /** Tail of each session's queue of appends in this store. */
-  readonly #locks = new Map<string, Promise<void>>();
-  readonly #gate: ConnectionGate;
+  /**
+   * Appends to one session run one at a time within this store, so this process never interleaves
+   * two multi-event appends (which 'any' would otherwise allow) and a loser fails on its cache
+   * check. Other sessions' appends run concurrently; other processes are guarded by the server.
+   */
+  readonly #queues = new KeyedQueue();
   readonly #stats: JetStreamEventStoreStats = { lookups: 0, cacheHits: 0, duplicates: 0, serverConflicts: 0 };
   #closed = false;
 
-  private constructor(
-    nc: NatsConnection,
-    js: JetStreamClient,
-    jsm: JetStreamManager,
-    options: ResolvedStreamOptions,
-    timeout: number,
-    retryFor: number,
-  ) {
+  private constructor(nc: NatsConnection, ctx: AppendContext & ReadContext, options: ResolvedStreamOptions) {
     this.#nc = nc;
-    this.#js = js;
-    this.#jsm = jsm;
+    this.#ctx = ctx;
     this.#options = options;
     this.#subjects = subjects(options.subjectPrefix);
-    this.#timeout = timeout;
-    this.#retryFor = retryFor;
-    this.#gate = new ConnectionGate(nc);
   }
 
   /** Ensures the stream exists, then returns a store on it. The caller keeps owning `nc`. */
   static async create(nc: NatsConnection, options: JetStreamEventStoreOptions = {}): Promise<JetStreamEventStore> {
-    const timeout = options.requestTimeoutMs ?? 5_000;
-    const jsm = await jetstreamManager(nc, { timeout });
+    const timeoutMs = options.requestTimeoutMs ?? 5_000;
+    const jsm = await jetstreamManager(nc, { timeout: timeoutMs });
     const resolved = options.ensureStream === false ? await existingStream(jsm, options) : await ensureStream(nc, options);
-    const js = jetstream(nc, { timeout });
-    return new JetStreamEventStore(nc, js, jsm, resolved, timeout, options.retryForMs ?? 15_000);
+    const js = jetstream(nc, { timeout: timeoutMs });
+    const ctx = {
+      js, jsm, timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
+      retryForMs: options.retryForMs ?? 15_000, isClosed: () => nc.isClosed(),
+    };
+    return new JetStreamEventStore(nc, ctx, resolved);
   }
 
   get streamName(): string {
@@ -181,23 +114,77 @@ export class JetStreamEventStore implements EventStore {
       );
     }
     // `options.commands` are not stored: on JetStream the stream itself is the outbox.
-    return this.#serialized(streamId, () => this.#append(streamId, subject, events, expectedVersion));
+    return this.#queues.run(streamId, () => this.#append(streamId, subject, events, expectedVersion));
   }
 
-  async #append(
-    streamId: string,
-    subject: string,
-    events: NewEvent[],
-    expectedVersion: number | 'any',
-  ): Promise<AppendResult> {
+  async readStream(streamId: string, options: ReadOptions = {}): Promise<ReadResult> {
+    this.#assertOpen();
+    const subject = this.#subjects.events(streamId);
+    try {
+      const last = await retryTransient(this.#ctx, () =>
+        this.#ctx.jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }),
+      );
+      if (last === null) return { events: [], currentVersion: 0, exists: false };
+      const lastEnvelope = decodeEnvelope(this.#options.streamName, last.data, last.seq);
+      const currentVersion = lastEnvelope.sequence;
+      const from = Math.max(1, options.from ?? 1);
+      const to = Math.min(currentVersion, options.to ?? currentVersion);
+      if (from > to) return { events: [], currentVersion, exists: true };
+      if (from === currentVersion) {
+        // Only the tip is wanted and we already have it.
+        return { events: [lastEnvelope as unknown as DomainEvent], currentVersion, exists: true };
+      }
+      const events = await readRange(this.#ctx, subject, last.seq, from, to);
+      return { events, currentVersion, exists: true };
+    } catch (err) {
+      throw translateStoreError(err, this.#options.streamName, streamId, undefined);
+    }
+  }
+
+  async listStreams(): Promise<string[]> {
+    this.#assertOpen();
+    try {
+      const info = await retryTransient(this.#ctx, () =>
+        this.#ctx.jsm.streams.info(this.#options.streamName, { subjects_filter: this.#subjects.allEvents }),
+      );
+      const found = info.state.subjects ?? {};
+      return Object.keys(found)
+        .filter((subject) => (found[subject] ?? 0) > 0)
+        .map((subject) => this.#subjects.sessionOf(subject))
+        .sort();
+    } catch (err) {
+      throw translateStoreError(err, this.#options.streamName, undefined, undefined);
+    }
+  }
+
+  /**
+   * Every event of every session through one ordered consumer on `<prefix>.ev.>`, up to the
+   * stream's last event at the start of the read (events appended meanwhile may or may not be
+   * included). One consumer for the whole log instead of one per session.
+   */
+  async *readAll(): AsyncIterable<DomainEvent> {
+    this.#assertOpen();
+    yield* readAllEvents(this.#ctx, this.#subjects.allEvents);
+  }
+
+  /** Forgets cached positions. Does not close the connection (the caller owns it). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#ctx.gate.stop();
+    this.#positions.clear();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async #append(streamId: string, subject: string, events: NewEvent[], expectedVersion: number | 'any'): Promise<AppendResult> {
     try {
       if (expectedVersion === 'any') return await this.#appendAny(streamId, subject, events);
-
-      // Hot path: the cached tip is at the expected version, so publish without a lookup. The
-      // server's expected-last-subject-sequence check is what decides.
       let serverRejection: unknown;
       const cached = this.#positions.get(streamId);
       if (cached !== undefined && cached.version === expectedVersion) {
+        // Hot path: the cached tip is at the expected version, so publish without a lookup. The
+        // server's expected-last-subject-sequence check is what decides.
         this.#stats.cacheHits++;
         try {
           const tip = await this.#publishChain(streamId, subject, events, cached, expectedVersion);
@@ -211,14 +198,10 @@ export class JetStreamEventStore implements EventStore {
       }
       const position = await this.#lookup(streamId, subject);
       if (position.version !== expectedVersion) {
-        const landed = this.#alreadyLanded(position, expectedVersion, events);
+        const landed = alreadyLanded(position, expectedVersion, events);
         if (landed === 0) {
-          throw new ConcurrencyError(
-            streamId,
-            expectedVersion,
-            position.version,
-            serverRejection === undefined ? undefined : { cause: serverRejection },
-          );
+          const cause = serverRejection === undefined ? undefined : { cause: serverRejection };
+          throw new ConcurrencyError(streamId, expectedVersion, position.version, cause);
         }
         // A retry of an append whose acks were lost: the first `landed` events are stored at
         // exactly the positions this append would have given them. Carry on after them.
@@ -227,104 +210,7 @@ export class JetStreamEventStore implements EventStore {
       const tip = await this.#publishChain(streamId, subject, events, position, expectedVersion);
       return { nextExpectedVersion: tip.version };
     } catch (err) {
-      throw this.#translate(err, streamId, expectedVersion);
-    }
-  }
-
-  async readStream(streamId: string, options: ReadOptions = {}): Promise<ReadResult> {
-    this.#assertOpen();
-    const subject = this.#subjects.events(streamId);
-    try {
-      const last = await this.#retrying(() => this.#jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }));
-      if (last === null) return { events: [], currentVersion: 0, exists: false };
-      const lastEnvelope = this.#decode(last.data, last.seq);
-      const currentVersion = lastEnvelope.sequence;
-      const from = Math.max(1, options.from ?? 1);
-      const to = Math.min(currentVersion, options.to ?? currentVersion);
-      if (from > to) return { events: [], currentVersion, exists: true };
-      if (from === currentVersion) {
-        // Only the tip is wanted and we already have it.
-        return { events: [lastEnvelope as unknown as DomainEvent], currentVersion, exists: true };
-      }
-      const events = await this.#readRange(subject, last.seq, from, to);
-      return { events, currentVersion, exists: true };
-    } catch (err) {
-      throw this.#translate(err, streamId, undefined);
-    }
-  }
-
-  async listStreams(): Promise<string[]> {
-    this.#assertOpen();
-    try {
-      const info = await this.#retrying(() =>
-        this.#jsm.streams.info(this.#options.streamName, { subjects_filter: this.#subjects.allEvents }),
-      );
-      const found = info.state.subjects ?? {};
-      return Object.keys(found)
-        .filter((subject) => (found[subject] ?? 0) > 0)
-        .map((subject) => this.#subjects.sessionOf(subject))
-        .sort();
-    } catch (err) {
-      throw this.#translate(err, undefined, undefined);
-    }
-  }
-
-  /**
-   * Every event of every session through one ordered consumer on `<prefix>.ev.>`, up to the
-   * stream's last event at the start of the read (events appended meanwhile may or may not be
-   * included). One consumer for the whole log instead of one per session.
-   */
-  async *readAll(): AsyncIterable<DomainEvent> {
-    this.#assertOpen();
-    await this.#gate.ready(this.#retryFor);
-    const consumer = await this.#js.consumers.get(this.#options.streamName, {
-      filter_subjects: this.#subjects.allEvents,
-      deliver_policy: DeliverPolicy.All,
-      inactive_threshold: 30_000,
-    });
-    try {
-      if ((await consumer.info(true)).num_pending === 0) return;
-      const messages = await consumer.consume({ max_messages: 4_096 });
-      try {
-        for await (const m of messages) {
-          yield this.#decode(m.data, m.seq) as unknown as DomainEvent;
-          if (m.info.pending === 0) break;
-        }
-      } finally {
-        await messages.close().catch(() => undefined);
-      }
-    } finally {
-      consumer.delete().catch(() => undefined);
-    }
-  }
-
-  /** Forgets cached positions. Does not close the connection (the caller owns it). */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#gate.stop();
-    this.#positions.clear();
-  }
-
-  // ---------------------------------------------------------------------------------------------
-
-  /**
-   * Runs appends to one session one at a time within this store, so this process never interleaves
-   * two multi-event appends (which 'any' would otherwise allow) and a loser fails on its cache
-   * check. Other sessions' appends run concurrently; other processes are guarded by the server.
-   */
-  async #serialized<T>(streamId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.#locks.get(streamId) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#locks.set(streamId, tail);
-    try {
-      return await run;
-    } finally {
-      if (this.#locks.get(streamId) === tail) this.#locks.delete(streamId);
+      throw translateStoreError(err, this.#options.streamName, streamId, expectedVersion);
     }
   }
 
@@ -343,17 +229,6 @@ export class JetStreamEventStore implements EventStore {
     }
   }
 
-  /**
-   * How many leading `events` are already stored right after `expectedVersion` (a retry after a
-   * lost ack). Only the tip's id is known without reading, so it matches when the stored tip is
-   * one of `events` at the position this append would have given it.
-   */
-  #alreadyLanded(position: Position, expectedVersion: number, events: NewEvent[]): number {
-    const landed = position.version - expectedVersion;
-    if (landed < 1 || landed > events.length || position.lastId === undefined) return 0;
-    return events[landed - 1]?.id === position.lastId ? landed : 0;
-  }
-
   /** Publishes `events` one by one, each expecting the previous one's stream sequence. */
   async #publishChain(
     streamId: string,
@@ -366,29 +241,16 @@ export class JetStreamEventStore implements EventStore {
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       const version = tip.version + 1;
-      const body = JSON.stringify({ ...event, sequence: version });
-      const h = natsHeaders();
-      h.set(HEADER_EVENT_TYPE, headerValue(event.type));
-      h.set(HEADER_CORRELATION_ID, headerValue(event.correlationId));
-      h.set(HEADER_CAUSATION_ID, headerValue(event.causationId));
       let ack: PubAck;
       try {
-        ack = await this.#retrying(() =>
-          this.#js.publish(subject, body, {
-            msgID: event.id,
-            expect: { lastSubjectSequence: tip.seq },
-            headers: h,
-            timeout: this.#timeout,
-          }),
-        );
+        ack = await publishEvent(this.#ctx, subject, event, version, tip.seq);
       } catch (err) {
-        if (isWrongLastSequence(err)) {
-          this.#positions.delete(streamId);
-          this.#stats.serverConflicts++;
-          const conflict = new ConcurrencyError(streamId, expectedVersion, undefined, { cause: err });
-          throw i === 0 ? new FirstEventConflict(conflict) : conflict;
-        }
-        throw err;
+        if (!isWrongLastSequence(err)) throw err;
+        this.#positions.delete(streamId);
+        this.#stats.serverConflicts++;
+        const conflict = new ConcurrencyError(streamId, expectedVersion, undefined, { cause: err });
+        // Only a rejected first event means nothing of this append was written.
+        throw i === 0 ? new FirstEventConflict(conflict) : conflict;
       }
       if (ack.duplicate) await this.#verifyDuplicate(streamId, subject, event.id, version, ack.seq, expectedVersion);
       tip = { version, seq: ack.seq, lastId: event.id };
@@ -406,9 +268,7 @@ export class JetStreamEventStore implements EventStore {
     seq: number,
     expectedVersion: number,
   ): Promise<void> {
-    const stored = await this.#retrying(() => this.#jsm.streams.getMessage(this.#options.streamName, { seq }));
-    const envelope = stored === null ? undefined : this.#decode(stored.data, seq);
-    if (stored?.subject !== subject || envelope?.id !== eventId || envelope.sequence !== version) {
+    if (!(await isStoredAs(this.#ctx, subject, eventId, version, seq))) {
       this.#positions.delete(streamId);
       throw new ConcurrencyError(streamId, expectedVersion, undefined, {
         cause: new Error(`event ${eventId} is already stored at stream sequence ${seq}, not as version ${version}`),
@@ -417,161 +277,20 @@ export class JetStreamEventStore implements EventStore {
     this.#stats.duplicates++;
   }
 
-  /** The session's tip from the server (`last_by_subj`). */
+  /** The session's tip from the server (`last_by_subj`), refreshing the cache. */
   async #lookup(streamId: string, subject: string): Promise<Position> {
     this.#stats.lookups++;
-    const last: StoredMsg | null = await this.#retrying(() =>
-      this.#jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }),
-    );
-    if (last === null) {
+    const position = await fetchTip(this.#ctx, subject);
+    if (position === undefined) {
       this.#positions.delete(streamId);
       return { version: 0, seq: 0 };
     }
-    const envelope = this.#decode(last.data, last.seq);
-    const position = { version: envelope.sequence, seq: last.seq, lastId: envelope.id };
     this.#positions.set(streamId, position);
     return position;
-  }
-
-  /** Reads the session's events `from..to` with an ordered consumer, up to stream seq `lastSeq`. */
-  async #readRange(subject: string, lastSeq: number, from: number, to: number): Promise<DomainEvent[]> {
-    await this.#gate.ready(this.#retryFor);
-    const consumer = await this.#js.consumers.get(this.#options.streamName, {
-      filter_subjects: subject, // a string: a single filter_subject, which 2.9 understands
-      deliver_policy: DeliverPolicy.All,
-      inactive_threshold: 30_000,
-    });
-    const wanted = to - from + 1;
-    const events: DomainEvent[] = [];
-    const messages = await consumer.consume({ max_messages: Math.min(Math.max(to, 64), 4_096) });
-    let expected = 1;
-    try {
-      for await (const m of messages) {
-        const envelope = this.#decode(m.data, m.seq);
-        if (envelope.sequence !== expected) {
-          throw new CorruptLogError(
-            `session subject ${subject}: expected event ${expected} at stream sequence ${m.seq}, found ${envelope.sequence}`,
-          );
-        }
-        expected++;
-        if (envelope.sequence >= from) events.push(envelope as unknown as DomainEvent);
-        if (envelope.sequence >= to || m.seq >= lastSeq) break;
-      }
-    } finally {
-      await messages.close().catch(() => undefined);
-      consumer.delete().catch(() => undefined);
-    }
-    if (events.length !== wanted) {
-      throw new CorruptLogError(`session subject ${subject}: read ${events.length} events, expected ${wanted}`);
-    }
-    return events;
-  }
-
-  #decode(data: Uint8Array, seq: number): RawEnvelope {
-    let json: unknown;
-    try {
-      json = JSON.parse(decoder.decode(data));
-    } catch (err) {
-      throw new CorruptLogError(`stream ${this.#options.streamName} seq ${seq}: not JSON`, { cause: err });
-    }
-    const parsed = RawEnvelope.safeParse(json);
-    if (!parsed.success) {
-      throw new CorruptLogError(`stream ${this.#options.streamName} seq ${seq}: not an event envelope`, {
-        cause: parsed.error,
-      });
-    }
-    return parsed.data;
-  }
-
-  /** Runs a request, resending it while it times out or finds no responder (server restarting). */
-  async #retrying<T>(request: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + this.#retryFor;
-    for (let attempt = 0; ; attempt++) {
-      await this.#gate.ready(Math.max(0, deadline - Date.now()));
-      try {
-        return await request();
-      } catch (err) {
-        if (!isTransient(err) || Date.now() >= deadline || this.#nc.isClosed()) throw err;
-        await sleep(Math.min(25 * 2 ** attempt, 500));
-      }
-    }
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new StoreUnavailableError('JetStream event store is closed');
     if (this.#nc.isClosed()) throw new StoreUnavailableError('NATS connection is closed');
-  }
-
-  #translate(err: unknown, streamId: string | undefined, expectedVersion: number | 'any' | undefined): Error {
-    if (err instanceof FirstEventConflict) return err.conflict;
-    if (isConcurrencyError(err) || isValidationError(err) || isCorruptLogError(err)) return err;
-    if (isStoreUnavailableError(err)) return err;
-    if (isWrongLastSequence(err) && streamId !== undefined && typeof expectedVersion === 'number') {
-      return new ConcurrencyError(streamId, expectedVersion, undefined, { cause: err });
-    }
-    const message = err instanceof Error ? err.message : String(err);
-    return new StoreUnavailableError(
-      `JetStream ${this.#options.streamName}${streamId === undefined ? '' : ` (session ${streamId})`}: ${message}`,
-      { cause: err },
-    );
-  }
-}
-
-/**
- * Tracks whether the connection is up. nats.js drops what is published between a disconnect and
- * the reconnect (the pending buffer is reset), so a request sent in that window only fails by
- * timing out; waiting for the reconnect first avoids that.
- */
-class ConnectionGate {
-  #up = true;
-  #waiters: Array<() => void> = [];
-  readonly #iterator: AsyncIterator<{ type: string }>;
-
-  constructor(nc: NatsConnection) {
-    this.#iterator = nc.status()[Symbol.asyncIterator]();
-    void this.#watch();
-  }
-
-  async #watch(): Promise<void> {
-    try {
-      for (;;) {
-        const next = await this.#iterator.next();
-        if (next.done) break;
-        if (next.value.type === 'disconnect') this.#up = false;
-        else if (next.value.type === 'reconnect') this.#open();
-      }
-    } catch {
-      /* the connection closed */
-    }
-    this.#open();
-  }
-
-  #open(): void {
-    this.#up = true;
-    for (const wake of this.#waiters.splice(0)) wake();
-  }
-
-  /** Resolves when connected (at once if it is), or after `ms` at the latest. */
-  async ready(ms: number): Promise<void> {
-    if (this.#up) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#waiters.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  stop(): void {
-    void this.#iterator.return?.();
-    this.#open();
-  }
-}
-
-/** Internal: the server rejected the first event of an append (nothing was written). */
-class FirstEventConflict extends Error {
-  constructor(readonly conflict: ConcurrencyError) {
-    super(conflict.message, { cause: conflict });
   }
 }

@@ -8,10 +8,11 @@ import {
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
+  type JetStreamManager,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ValidationError } from '../../errors.js';
+import { StoreUnavailableError, ValidationError } from '../../errors.js';
 
 export interface JetplanStreamOptions {
   /** Default 'JETPLAN'. */
@@ -157,6 +158,23 @@ export async function ensureStream(
       if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
       await reconcile();
     }
+  }
+  return resolved;
+}
+
+/**
+ * The options of a stream that must already exist (clients must not create or change it); a
+ * missing one is a clear error rather than a timeout later.
+ */
+export async function existingStream(jsm: JetStreamManager, options: JetplanStreamOptions): Promise<ResolvedStreamOptions> {
+  const resolved = resolveStreamOptions(options);
+  try {
+    await jsm.streams.info(resolved.streamName);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) {
+      throw new StoreUnavailableError(`stream ${resolved.streamName} does not exist (start jetplan serve first)`, { cause: err });
+    }
+    throw err;
   }
   return resolved;
 }

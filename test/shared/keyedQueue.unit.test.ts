@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { KeyedQueue } from '../../src/actors/keyedQueue.js';
+import { KeyedQueue } from '../../src/shared/keyedQueue.js';
 
 /** A promise with its resolve and reject exposed. */
 function deferred<T = void>() {
