@@ -41,6 +41,11 @@ export interface ExecutorOptions {
   durablePrefix?: string;
   /** KV bucket of recorded reports (default 'jetplan_exec_inbox'). */
   inboxBucket?: string;
+  /**
+   * Forget recorded reports after this long (ms), when this executor creates the inbox bucket.
+   * Default: keep them. Keep them longer than a session can wait on a command (its retries).
+   */
+  inboxTtlMs?: number;
   /** KV bucket of claims on running dispatches (default `<inboxBucket>_claims`, or 'jetplan_exec_claims'). */
   claimsBucket?: string;
   /** Consumer ack wait, ms (default 30_000); progress acks go out every ackWait/3. */
@@ -87,7 +92,10 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     // Started before the planner: create the stream as the planner would.
     await ensureStream(nc, { streamName, subjectPrefix: prefix });
   }
-  const inbox = await KvExecutorInbox.open(nc, { bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET });
+  const inbox = await KvExecutorInbox.open(nc, {
+    bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET,
+    ...(options.inboxTtlMs !== undefined ? { ttlMs: options.inboxTtlMs } : {}),
+  });
   // A claim outlives a few missed refreshes (one per ackWait/3), not a dead executor.
   const claims = await KvClaims.open(nc, {
     bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : DEFAULT_EXEC_CLAIMS_BUCKET),

@@ -427,6 +427,7 @@ describe('usage errors', () => {
     [['executor', 'echo', '--kinds', 'toolcall,clarification'], 'unknown kind clarification (expected toolcall or processing)'],
     [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms must be at least 100'],
     [['executor', 'echo', '--concurrency', '0'], '--concurrency must be at least 1'],
+    [['executor', 'echo', '--inbox-ttl-ms', '1000'], '--inbox-ttl-ms must be at least 60000'],
   ])('%j → exit 2: %s', async (argv, message) => {
     expect(await fails([...argv, ...conn()])).toEqual({ code: 2, line: `jetplan: ${message} (see jetplan help)` });
   });

@@ -214,6 +214,13 @@ describe('createExecutor', () => {
     expect(ex.replayed).toBe(1);
   });
 
+  it('creates the inbox with the TTL asked for', async () => {
+    const w = await world();
+    const { handler } = counting();
+    await w.start(handler, { inboxTtlMs: 3_600_000 });
+    expect((await (await new Kvm(w.nc).open(w.inboxBucket)).status()).ttl).toBe(3_600_000);
+  });
+
   it('keeps a long task leased past ackWait with progress acks', async () => {
     const w = await world();
     const gate = latch();

@@ -23,6 +23,8 @@ in a KV inbox) and reports back into the session. SIGTERM/SIGINT finish running 
   --ack-wait-ms <ms>          consumer ack wait; progress acks every third of it (default 30000)
   --concurrency <n>           tasks at once per kind (default 4)
   --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox)
+  --inbox-ttl-ms <ms>         forget recorded reports after this long (when the bucket is created;
+                              default: keep them)
   --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec)
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each echo execution (demo/testing knob).
 ${CONNECTION_USAGE}`;
@@ -88,6 +90,7 @@ export const executorCommand: Command = {
     'ack-wait-ms': 'number',
     concurrency: 'number',
     'inbox-bucket': 'string',
+    'inbox-ttl-ms': 'number',
     'durable-prefix': 'string',
   },
   async run(args, ctx) {
@@ -98,6 +101,8 @@ export const executorCommand: Command = {
     if (ackWaitMs !== undefined && ackWaitMs < 100) throw new UsageError('--ack-wait-ms must be at least 100');
     if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
     const inboxBucket = stringFlag(args, 'inbox-bucket');
+    const inboxTtlMs = numberFlag(args, 'inbox-ttl-ms');
+    if (inboxTtlMs !== undefined && inboxTtlMs < 60_000) throw new UsageError('--inbox-ttl-ms must be at least 60000');
     const durablePrefix = stringFlag(args, 'durable-prefix');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
@@ -113,6 +118,7 @@ export const executorCommand: Command = {
         ...(ackWaitMs !== undefined ? { ackWaitMs } : {}),
         ...(concurrency !== undefined ? { concurrency } : {}),
         ...(inboxBucket ? { inboxBucket } : {}),
+        ...(inboxTtlMs !== undefined ? { inboxTtlMs } : {}),
         ...(durablePrefix ? { durablePrefix } : {}),
       });
     } catch (err) {
