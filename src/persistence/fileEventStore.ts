@@ -2,7 +2,6 @@ import { constants } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
-import type { DomainEvent } from '../protocol/events.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
 import { acquireDirLock } from './dirLock.js';
@@ -11,13 +10,11 @@ import type {
   AppendResult,
   EventStore,
   OutboxStore,
-  PendingCommand,
-  ReadOptions,
-  ReadResult,
 } from './eventStore.js';
 import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
+import { IndexedEventStore } from './indexedEventStore.js';
 import { checkExpectedVersion, StreamIndex } from './streamIndex.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -49,7 +46,7 @@ async function syncDir(dir: string): Promise<void> {
  * entries. Concurrency checks run in memory in call order against `reserved` versions (which
  * include appends queued but not yet durable); reads only ever see durable events.
  */
-export class FileEventStore implements EventStore, OutboxStore {
+export class FileEventStore extends IndexedEventStore implements EventStore, OutboxStore {
   /** Stream versions including queued appends; absent when equal to the durable version. */
   private readonly reserved = new Map<string, number>();
   private appends = 0;
@@ -58,11 +55,13 @@ export class FileEventStore implements EventStore, OutboxStore {
   private constructor(
     private readonly dir: string,
     private readonly log: GroupCommitLog,
-    private readonly index: StreamIndex,
+    protected readonly index: StreamIndex,
     private readonly releaseLock: () => Promise<void>,
     /** Bytes of torn tail cut from the log when it was opened (0 after a clean shutdown). */
     readonly recoveredTailBytes: number,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Opens (creating if needed) the store in `dir`: takes the directory lock, scans and verifies the
@@ -133,28 +132,6 @@ export class FileEventStore implements EventStore, OutboxStore {
     return { nextExpectedVersion: next };
   }
 
-  /** Reads a copy of the stream's durable events between the inclusive bounds of `options`. */
-  async readStream(streamId: string, options?: ReadOptions): Promise<ReadResult> {
-    this.assertOpen();
-    return this.index.read(streamId, options);
-  }
-
-  async listStreams(): Promise<string[]> {
-    this.assertOpen();
-    return this.index.list();
-  }
-
-  async *readAll(): AsyncIterable<DomainEvent> {
-    this.assertOpen();
-    for (const streamId of this.index.list()) yield* this.index.read(streamId).events;
-  }
-
-  /** Durable commands not yet marked delivered, oldest append first. */
-  async pendingCommands(): Promise<PendingCommand[]> {
-    this.assertOpen();
-    return this.index.pendingCommands();
-  }
-
   /** Durably marks commands delivered; ids not pending are ignored, so nothing is written for them. */
   async markDelivered(commandIds: string[]): Promise<void> {
     this.assertOpen();
@@ -177,7 +154,7 @@ export class FileEventStore implements EventStore, OutboxStore {
     return this.closing;
   }
 
-  private assertOpen(): void {
+  protected assertOpen(): void {
     if (this.closing) throw new StoreUnavailableError(`event store in ${this.dir} is closed`);
   }
 }

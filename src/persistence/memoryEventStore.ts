@@ -1,15 +1,12 @@
 import { StoreUnavailableError } from '../errors.js';
-import type { DomainEvent } from '../protocol/events.js';
 import type { NewEvent } from '../protocol/events.js';
 import type {
   AppendOptions,
   AppendResult,
   EventStore,
   OutboxStore,
-  PendingCommand,
-  ReadOptions,
-  ReadResult,
 } from './eventStore.js';
+import { IndexedEventStore } from './indexedEventStore.js';
 import { checkExpectedVersion, sequenceEvents, StreamIndex } from './streamIndex.js';
 
 /**
@@ -18,8 +15,8 @@ import { checkExpectedVersion, sequenceEvents, StreamIndex } from './streamIndex
  * of two appends at the same expected version exactly one wins. Events and commands are deep
  * copied on the way in and out, so callers can never mutate stored history.
  */
-export class MemoryEventStore implements EventStore, OutboxStore {
-  private readonly index = new StreamIndex();
+export class MemoryEventStore extends IndexedEventStore implements EventStore, OutboxStore {
+  protected readonly index = new StreamIndex();
   private closed = false;
 
   /** Appends `events` (and `options.commands`) atomically at `options.expectedVersion`. */
@@ -34,28 +31,6 @@ export class MemoryEventStore implements EventStore, OutboxStore {
     return { nextExpectedVersion };
   }
 
-  /** Reads a copy of the stream's events between the inclusive bounds of `options`. */
-  async readStream(streamId: string, options?: ReadOptions): Promise<ReadResult> {
-    this.assertOpen();
-    return this.index.read(streamId, options);
-  }
-
-  async listStreams(): Promise<string[]> {
-    this.assertOpen();
-    return this.index.list();
-  }
-
-  async *readAll(): AsyncIterable<DomainEvent> {
-    this.assertOpen();
-    for (const streamId of this.index.list()) yield* this.index.read(streamId).events;
-  }
-
-  /** Commands not yet marked delivered, oldest append first. */
-  async pendingCommands(): Promise<PendingCommand[]> {
-    this.assertOpen();
-    return this.index.pendingCommands();
-  }
-
   /** Removes the commands from the outbox; unknown or already delivered ids are ignored. */
   async markDelivered(commandIds: string[]): Promise<void> {
     this.assertOpen();
@@ -67,7 +42,7 @@ export class MemoryEventStore implements EventStore, OutboxStore {
     this.closed = true;
   }
 
-  private assertOpen(): void {
+  protected assertOpen(): void {
     if (this.closed) throw new StoreUnavailableError('memory event store is closed');
   }
 }
