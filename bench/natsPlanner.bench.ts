@@ -19,12 +19,13 @@
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { connectionOptions } from '../src/nats/connect.js';
+import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { SessionRepository } from '../src/actors/sessionRepository.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
 import { planText } from '../src/planning/index.js';
-import { startPlannerService, type PlannerService } from '../src/service/plannerService.js';
+import { startPlannerService } from '../src/service/plannerService.js';
 import { round, summarize } from './stats.js';
 
 /** Steps of the 1-session run: SEQUENTIAL sessions of TASKS tasks, one after another. */
@@ -88,24 +89,20 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
   const suffix = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
   const streamName = `BENCH_${suffix}`;
   const subjectPrefix = `bench${suffix}`;
-  const snapshotBucket = `bench_snap_${suffix}`;
+  // The name `jetplan serve` derives for a stream other than JETPLAN, so both modes use (and delete) it.
+  const snapshotBucket = `jetplan_snapshots_${streamName}`;
   const leaseBucket = `bench_lease_${suffix}`;
   const results: Record<string, number> = {};
 
-  // The service connects as `jetplan serve` does.
-  const serviceNc = await connect(connectionOptions({ url }));
   const nc: NatsConnection = await connect({ servers: url });
   const jsm = await jetstreamManager(nc);
   const js = jetstream(nc);
-  let service: PlannerService | undefined;
+  let service: ServiceHandle | undefined;
   let store: JetStreamEventStore | undefined;
 
   try {
-    service = await startPlannerService({
-      nc: serviceNc, logger: silentLogger, streamName, subjectPrefix, snapshotBucket, leaseBucket,
-      httpPort: undefined,
-    });
-    await withTimeout('leadership', service.whenLeader, 30_000);
+    service = await startService({ url, streamName, subjectPrefix, snapshotBucket, leaseBucket });
+    results['service_in_own_process'] = service.ownProcess ? 1 : 0;
 
     const sessions = new Map<string, Tracked>();
     const samples = new Map<string, number[]>();
@@ -113,10 +110,13 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     let anomalies = 0;
     let reportErrors = 0;
 
-    service.planner.onCommit((commit) => {
-      if (commit.events.some((e) => e.type === 'SessionCompleted' || e.type === 'SessionFailed' || e.type === 'SessionCancelled')) {
-        sessions.get(commit.sessionId)?.done();
-      }
+    // A session is finished when its terminal event is stored (seen by type header, any process).
+    const finished = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
+    const evSub = nc.subscribe(`${subjectPrefix}.ev.>`, {
+      callback: (err, m) => {
+        if (err || !finished.has(m.headers?.get('Jetplan-Type') ?? '')) return;
+        sessions.get(m.subject.slice(m.subject.lastIndexOf('.') + 1))?.done();
+      },
     });
 
     // The executor and observer: core subscription, so delivery is not gated on any consumer.
@@ -223,6 +223,7 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     }
 
     sub.unsubscribe();
+    evSub.unsubscribe();
     results['step_anomalies'] = anomalies;
     results['report_errors'] = reportErrors;
 
@@ -285,8 +286,60 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     for (const name of [streamName, `KV_${snapshotBucket}`, `KV_${leaseBucket}`]) {
       await jsm.streams.delete(name).catch(() => undefined);
     }
-    await serviceNc.close().catch(() => undefined);
     await nc.close().catch(() => undefined);
   }
   return results;
+}
+
+/** The planner service under test: in this process (default) or in its own, as deployed. */
+interface ServiceHandle {
+  ownProcess: boolean;
+  close(): Promise<void>;
+}
+
+interface ServiceSpec {
+  url: string;
+  streamName: string;
+  subjectPrefix: string;
+  snapshotBucket: string;
+  leaseBucket: string;
+}
+
+/**
+ * Starts the service in-process, or with JETPLAN_BENCH_SERVICE=process as `node bin/jetplan.js
+ * serve` in a child process (needs `npm run build`). Resolves once it leads. On a 2-core machine
+ * the in-process service measures faster: a third busy process (beside nats-server and the bench)
+ * costs more in scheduling than it gains in CPU (step p50 at 100 sessions ~130 ms vs ~45 ms).
+ */
+async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
+  if (process.env.JETPLAN_BENCH_SERVICE !== 'process') {
+    const serviceNc = await connect(connectionOptions({ url: spec.url }));
+    const service = await startPlannerService({
+      nc: serviceNc, logger: silentLogger, streamName: spec.streamName, subjectPrefix: spec.subjectPrefix,
+      snapshotBucket: spec.snapshotBucket, leaseBucket: spec.leaseBucket,
+    });
+    await withTimeout('leadership', service.whenLeader, 30_000);
+    return { ownProcess: false, close: async () => { await service.close(); await serviceNc.close(); } };
+  }
+  const child = spawn(process.execPath, [
+    'bin/jetplan.js', 'serve', '--nats', spec.url, '--stream', spec.streamName, '--prefix', spec.subjectPrefix,
+    '--lease-bucket', spec.leaseBucket,
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const leading = new Promise<void>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('leader, consuming inputs')) resolve();
+    });
+    void exited.then(() => reject(new Error(`jetplan serve exited: ${out.trim() || '(no output; run npm run build)'}`)));
+  });
+  await withTimeout('leadership', leading, 30_000);
+  return {
+    ownProcess: true,
+    close: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
 }
