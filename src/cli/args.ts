@@ -1,3 +1,4 @@
+import { SessionId } from '../protocol/domain.js';
 import { UsageError } from './cliErrors.js';
 
 /** How a flag takes its value: none, a string, a non-negative integer, or a repeatable string. */
@@ -118,6 +119,13 @@ export function onePositional(args: ParsedArgs, what: string): string {
   if (args.positionals.length === 0) throw new UsageError(`${args.command} needs ${what}`);
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument ${args.positionals[1]}`);
   return args.positionals[0]!;
+}
+
+/** The one positional argument, a session id; an invalid one is a usage error. */
+export function sessionIdArg(args: ParsedArgs): string {
+  const sessionId = onePositional(args, 'a session id');
+  if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+  return sessionId;
 }
 
 /** Rejects positional arguments for commands that take none. */

@@ -23,11 +23,8 @@ export function taskView(state: SessionState, taskId: string): Task | undefined 
   const snap = taskSnapshot(state, taskId);
   if (!snap) return undefined;
   const { id, description, kind, attachments, attempts, ...rest } = snap.context;
-  return { id, description, kind, attachments, attempts, status: snap.value as TaskStatus, ...definedOnly(rest) };
-}
-
-function definedOnly<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+  // Task contexts never hold undefined values (step() drops them), so `rest` is what is set.
+  return { id, description, kind, attachments, attempts, status: snap.value as TaskStatus, ...rest };
 }
 
 /** The task at the cursor (the next one to run), if any. */

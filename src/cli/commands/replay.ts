@@ -1,8 +1,7 @@
 import { SessionRepository } from '../../actors/sessionRepository.js';
 import { SessionNotFoundError } from '../../errors.js';
 import type { EventStore } from '../../persistence/eventStore.js';
-import { SessionId } from '../../protocol/domain.js';
-import { numberFlag, onePositional } from '../args.js';
+import { numberFlag, sessionIdArg } from '../args.js';
 import { UsageError } from '../cliErrors.js';
 import type { Command } from '../command.js';
 import { openReadStore } from '../stores.js';
@@ -27,8 +26,7 @@ export const replayCommand: Command = {
   usage: USAGE,
   flags: { until: 'number', nats: 'string' },
   async run(args, ctx) {
-    const sessionId = onePositional(args, 'a session id');
-    if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+    const sessionId = sessionIdArg(args);
     const until = numberFlag(args, 'until');
     if (until === 0) throw new UsageError('--until must be at least 1');
     const store = await openReadStore(args, ctx);

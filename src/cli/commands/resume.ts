@@ -1,10 +1,8 @@
 import { SessionNotFoundError } from '../../errors.js';
 import { outstanding, statusOf } from '../../machines/sessionQueries.js';
 import { HEADER } from '../../actors/bus.js';
-import { SessionId } from '../../protocol/domain.js';
-import { numberFlag, onePositional } from '../args.js';
+import { numberFlag, sessionIdArg } from '../args.js';
 import { AnswerSource } from '../answers.js';
-import { UsageError } from '../cliErrors.js';
 import type { Command } from '../command.js';
 import { demoDelay } from '../executor.js';
 import { closeDemoRuntime, driveSession, openDemoRuntime, printFinished, type DemoRuntime } from '../session.js';
@@ -34,8 +32,7 @@ export const resumeCommand: Command = {
   usage: USAGE,
   flags: { answer: 'strings', inspect: 'number' },
   async run(args, ctx) {
-    const sessionId = onePositional(args, 'a session id');
-    if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+    const sessionId = sessionIdArg(args);
     const answers = answerFlags(args);
     const delayMs = demoDelay(ctx.io.env);
     const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
