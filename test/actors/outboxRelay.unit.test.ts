@@ -1,38 +1,14 @@
+import type { Timers } from '../../src/actors/timers.js';
+import { FakeTimers } from '../support/fakeTimers.js';
 import { describe, expect, it, vi } from 'vitest';
 import { HEADER, type BusMessage } from '../../src/actors/bus.js';
 import { InProcessBus, NoRouteError } from '../../src/actors/inProcessBus.js';
 import { OutboxRelay } from '../../src/actors/outboxRelay.js';
-import type { Timers } from '../../src/actors/timers.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import { subjectsFor } from '../../src/protocol/subjects.js';
 import { makeEvents } from '../persistence/fixtures.js';
-
-/** Timers that only fire when the test says so. */
-class FakeTimers implements Timers {
-  private nextId = 0;
-  readonly pending = new Map<number, { ms: number; fn: () => void }>();
-  readonly history: number[] = [];
-  set(ms: number, fn: () => void): unknown {
-    const id = ++this.nextId;
-    this.pending.set(id, { ms, fn });
-    this.history.push(ms);
-    return id;
-  }
-  clear(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  /** Fires every pending timer once. */
-  fireAll(): void {
-    const due = [...this.pending];
-    this.pending.clear();
-    for (const [, t] of due) t.fn();
-  }
-  delays(): number[] {
-    return [...this.pending.values()].map((t) => t.ms);
-  }
-}
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;

@@ -1,39 +1,14 @@
+import { FakeTimers } from '../support/fakeTimers.js';
 import { describe, expect, it, vi } from 'vitest';
 import { Planner } from '../../src/actors/planner.js';
 import { RetryScheduler } from '../../src/actors/retryScheduler.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
-import type { Timers } from '../../src/actors/timers.js';
 import { outstanding } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
-
-class FakeTimers implements Timers {
-  private nextId = 0;
-  readonly pending = new Map<number, { ms: number; fn: () => void }>();
-  readonly history: number[] = [];
-  readonly cleared: unknown[] = [];
-  set(ms: number, fn: () => void): unknown {
-    const id = ++this.nextId;
-    this.pending.set(id, { ms, fn });
-    this.history.push(ms);
-    return id;
-  }
-  clear(handle: unknown): void {
-    this.cleared.push(handle);
-    this.pending.delete(handle as number);
-  }
-  fireAll(): void {
-    const due = [...this.pending.values()];
-    this.pending.clear();
-    for (const t of due) t.fn();
-  }
-  delays(): number[] {
-    return [...this.pending.values()].map((t) => t.ms);
-  }
-}
 
 function setup() {
   let now = 1_000;

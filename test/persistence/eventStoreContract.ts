@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConcurrencyError, isConcurrencyError } from '../../src/errors.js';
+import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError } from '../../src/errors.js';
 import type { EventStore, OutboxStore } from '../../src/persistence/eventStore.js';
 import { makeCommand, makeEvent, makeEvents, sequenced, uniqueStream } from './fixtures.js';
 
@@ -172,6 +172,21 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(all).toEqual(again.map((e) => e.id));
     });
 
+    it('refuses every operation once closed, with StoreUnavailableError; closing twice is fine', async () => {
+      const id = uniqueStream('closed');
+      await store().close();
+      const calls: Array<() => Promise<unknown>> = [
+        () => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 }),
+        () => store().readStream(id),
+        () => store().listStreams(),
+        async () => {
+          for await (const e of store().readAll()) void e;
+        },
+      ];
+      for (const call of calls) expect(isStoreUnavailableError(await rejection(call))).toBe(true);
+      await store().close();
+    });
+
     it('lists appended streams and not missing ones', async () => {
       const a = uniqueStream('list');
       const b = uniqueStream('list');
@@ -231,6 +246,12 @@ export function runOutboxContract(name: string, factory: StoreFactory<EventStore
     const store = useStore(factory);
     const pendingOf = async (ids: string[]) =>
       (await store().pendingCommands()).filter((c) => ids.includes(c.id));
+
+    it('refuses outbox operations once closed, with StoreUnavailableError', async () => {
+      await store().close();
+      expect(isStoreUnavailableError(await rejection(() => store().pendingCommands()))).toBe(true);
+      expect(isStoreUnavailableError(await rejection(() => store().markDelivered(['x'])))).toBe(true);
+    });
 
     it('stores the commands of an append with its version', async () => {
       const id = uniqueStream();

@@ -126,20 +126,6 @@ describe('FileEventStore persistence', () => {
     expect((await reopened.listStreams()).sort()).toEqual([...ids].sort());
   });
 
-  it('throws StoreUnavailableError after close', async () => {
-    const store = await FileEventStore.open(await tempDir());
-    await store.close();
-    const id = uniqueStream();
-    const calls = [
-      () => store.appendToStream(id, makeEvents(id, 1), { expectedVersion: 0 }),
-      () => store.readStream(id),
-      () => store.listStreams(),
-      () => store.pendingCommands(),
-      () => store.markDelivered(['x']),
-    ];
-    for (const call of calls) expect(isStoreUnavailableError(await call().catch((e: unknown) => e))).toBe(true);
-    await store.close();
-  });
 });
 
 describe('FileEventStore recovery', () => {
