@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { decide, type DecideDeps } from '../src/machines/decide.js';
-import { evolve, initialSessionState, type SessionState } from '../src/machines/sessionState.js';
+import { fold, initialSessionState, type SessionState } from '../src/machines/sessionState.js';
 import { currentTask } from '../src/machines/sessionQueries.js';
 import type { DomainEvent } from '../src/protocol/events.js';
 import { defaultDecideDeps } from '../src/runtime/embeddedRuntime.js';
@@ -37,14 +37,13 @@ export async function benchInProcess(): Promise<Record<string, number>> {
   for (let i = 0; i < 1_000; i++) runSession(deps, `s${i}`, samples, events);
   const step = summarize(samples);
 
-  // Replay: fold every stored event of every session from scratch.
+  // Replay: fold every stored event of every session from scratch, as the repository does.
   const bySession = new Map<string, DomainEvent[]>();
   for (const e of events) (bySession.get(e.sessionId) ?? bySession.set(e.sessionId, []).get(e.sessionId)!).push(e);
   const t0 = performance.now();
   let folded = 0;
   for (const [id, list] of bySession) {
-    let state = initialSessionState(id);
-    for (const e of list) state = evolve(state, e);
+    fold(initialSessionState(id), list);
     folded += list.length;
   }
   const seconds = (performance.now() - t0) / 1000;

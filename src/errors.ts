@@ -63,3 +63,13 @@ export class StoreUnavailableError extends Error {
 }
 export const isStoreUnavailableError = (e: unknown): e is StoreUnavailableError =>
   e instanceof Error && e.name === 'StoreUnavailableError';
+
+/** A machine definition uses a feature the compiled transition does not implement (a programming error). */
+export class UnsupportedMachineError extends Error {
+  override readonly name = 'UnsupportedMachineError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+export const isUnsupportedMachineError = (e: unknown): e is UnsupportedMachineError =>
+  e instanceof Error && e.name === 'UnsupportedMachineError';

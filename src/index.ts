@@ -36,8 +36,11 @@ export { taskMachine } from './machines/taskMachine.js';
 export { sessionMachine } from './machines/sessionMachine.js';
 export { decide, backoffDelay } from './machines/decide.js';
 export type { DecideDeps, Decision, PlannerInput } from './machines/decide.js';
-export { evolve, step, initialSessionState, serializeState, restoreState } from './machines/sessionState.js';
-export type { SessionState } from './machines/sessionState.js';
+export { evolve, fold, step, SessionFold, initialSessionState, serializeState, restoreState } from './machines/sessionState.js';
+export type { SessionState, SessionSnapshot, TaskSnapshot } from './machines/sessionState.js';
+export { compileMachine } from './machines/compiledMachine.js';
+export type { CompiledMachine, EmittedAction, PlainState } from './machines/compiledMachine.js';
+export { toPersistedSnapshot } from './machines/xstateSnapshot.js';
 export { toPlannerState, outstanding, statusOf } from './machines/sessionQueries.js';
 
 // Planning and compaction.

@@ -1,6 +1,7 @@
 import { createActor, type Actor, type InspectionEvent, type Observer } from 'xstate';
 import { sessionMachine } from '../machines/sessionMachine.js';
-import { serializeState } from '../machines/sessionState.js';
+import type { SessionState } from '../machines/sessionState.js';
+import { toPersistedSnapshot } from '../machines/xstateSnapshot.js';
 import type { Planner } from './planner.js';
 
 type SessionActor = Actor<typeof sessionMachine>;
@@ -23,7 +24,7 @@ export class LiveMirror {
       const actor = this.actors.get(sessionId);
       if (!actor) {
         // First sight of a session (new, or loaded after a restart): start from its state.
-        this.start(sessionId, serializeState(state));
+        this.start(sessionId, state);
         return;
       }
       for (const event of events) actor.send(event);
@@ -41,8 +42,8 @@ export class LiveMirror {
     this.actors.clear();
   }
 
-  private start(sessionId: string, serialized: unknown): void {
-    const { snapshot } = serialized as { snapshot: ReturnType<typeof sessionMachine.getPersistedSnapshot> };
+  private start(sessionId: string, state: SessionState): void {
+    const snapshot = toPersistedSnapshot(state.snapshot) as ReturnType<typeof sessionMachine.getPersistedSnapshot>;
     const actor = createActor(sessionMachine, { id: sessionId, input: { sessionId }, snapshot, inspect: this.inspect });
     actor.start();
     this.actors.set(sessionId, actor);

@@ -4,7 +4,8 @@ import { toCurrentEvent } from '../protocol/upcasters.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import {
   STATE_SCHEMA,
-  evolve,
+  SessionFold,
+  fold,
   initialSessionState,
   restoreState,
   serializeState,
@@ -42,9 +43,9 @@ export class SessionRepository {
       this.remember(cached); // most recently used: evicted last
       return cached;
     }
-    let state = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
-    const { events } = await this.read(sessionId, { from: state.version + 1 });
-    for (const event of events) state = evolve(state, event);
+    const start = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
+    const { events } = await this.read(sessionId, { from: start.version + 1 });
+    const state = fold(start, events);
     this.remember(state);
     return state;
   }
@@ -52,9 +53,7 @@ export class SessionRepository {
   /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
   async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
     const { events, exists } = await this.read(sessionId, until === undefined ? {} : { to: until });
-    let state = initialSessionState(sessionId);
-    for (const event of events) state = evolve(state, event);
-    return { state, exists };
+    return { state: fold(initialSessionState(sessionId), events), exists };
   }
 
   /**
@@ -63,14 +62,19 @@ export class SessionRepository {
    * timestamp.
    */
   async rebuildAll(): Promise<Map<string, { state: SessionState; lastTimestamp: number }>> {
-    const all = new Map<string, { state: SessionState; lastTimestamp: number }>();
+    const folds = new Map<string, { fold: SessionFold; lastTimestamp: number }>();
     for await (const stored of this.options.store.readAll()) {
       const event = toCurrentEvent(stored, `session ${stored.sessionId}`);
-      const entry = all.get(event.sessionId) ?? { state: initialSessionState(event.sessionId), lastTimestamp: 0 };
-      entry.state = evolve(entry.state, event);
+      let entry = folds.get(event.sessionId);
+      if (!entry) {
+        entry = { fold: new SessionFold(initialSessionState(event.sessionId)), lastTimestamp: 0 };
+        folds.set(event.sessionId, entry);
+      }
+      entry.fold.add(event);
       entry.lastTimestamp = event.timestamp;
-      all.set(event.sessionId, entry);
     }
+    const all = new Map<string, { state: SessionState; lastTimestamp: number }>();
+    for (const [id, { fold: f, lastTimestamp }] of folds) all.set(id, { state: f.state, lastTimestamp });
     return all;
   }
 
@@ -107,7 +111,11 @@ export class SessionRepository {
     const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
     // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events.
     if (head.currentVersion < snap.version) return undefined;
-    return restoreState(snap.state);
+    try {
+      return restoreState(snap.state);
+    } catch {
+      return undefined; // a snapshot of an unexpected shape is a miss too: the log rebuilds it
+    }
   }
 
   private remember(state: SessionState): void {

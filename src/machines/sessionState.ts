@@ -1,20 +1,22 @@
-import { createActor, type SnapshotFrom } from 'xstate';
 import type { DomainEvent } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
-import { sessionMachine } from './sessionMachine.js';
-import { taskMachine, type TaskEvent } from './taskMachine.js';
-import { pureInitial, pureTransition, type PendingAction } from './pureTransition.js';
+import { sessionMachine, type SessionContext } from './sessionMachine.js';
+import type { TaskContext } from './taskMachine.js';
+import { compileMachine, type PlainState } from './compiledMachine.js';
 
-export type SessionSnapshot = SnapshotFrom<typeof sessionMachine>;
-export type TaskSnapshot = SnapshotFrom<typeof taskMachine>;
+/** The session statechart's state as plain data; its `children` are the task actors' states. */
+export type SessionSnapshot = PlainState<SessionContext>;
+/** A task actor's state: its status is the state value. */
+export type TaskSnapshot = PlainState<TaskContext>;
 
 /** How many recent input ids a session remembers to drop redelivered messages (its inbox). */
 export const INBOX_WINDOW = 1024;
 
 /**
- * A session's state as event sourcing sees it: the statechart snapshot (with its task actors),
+ * A session's state as event sourcing sees it: the statechart's state (with its task actors),
  * the stream version it was folded up to, and the ids of the inputs it has processed (the inbox;
- * derived from the events' causation ids, so it is exactly as durable as the log).
+ * derived from the events' causation ids, so it is exactly as durable as the log). Plain data:
+ * JSON round trips it exactly.
  */
 export interface SessionState {
   sessionId: string;
@@ -23,10 +25,11 @@ export interface SessionState {
   recentInputs: string[];
 }
 
+const session = compileMachine<SessionContext>(sessionMachine);
+
 /** The state of a session that has no events yet. */
 export function initialSessionState(sessionId: string): SessionState {
-  const [snapshot] = pureInitial(sessionMachine, { sessionId });
-  return { sessionId, snapshot, version: 0, recentInputs: [] };
+  return { sessionId, snapshot: session.initial({ sessionId }), version: 0, recentInputs: [] };
 }
 
 /** evolve: folds one stored event into the state, dropping the commands it carries. */
@@ -36,20 +39,15 @@ export function evolve(state: SessionState, event: DomainEvent): SessionState {
 
 /**
  * One transition of the session statechart on one event, with the task actors' transitions it
- * causes, all pure. Returns the commands the transition emitted, which the runtime performs only
- * after the event is appended. xstate's pure transition returns `sendTo` to a child as an action
- * rather than delivering it; we deliver it here by transitioning the child's logic.
+ * causes, all pure (the machines compiled by {@link compileMachine}). Returns the commands the
+ * transition emitted, which the runtime performs only after the event is appended.
  */
 export function step(state: SessionState, event: DomainEvent): { state: SessionState; commands: PlannerCommand[] } {
-  if (event.sequence !== state.version + 1) {
-    throw new Error(`session ${state.sessionId}: event ${event.sequence} does not follow version ${state.version}`);
-  }
-  const [next, actions] = pureTransition(sessionMachine, state.snapshot, event);
-  let snapshot = next;
+  assertFollows(state, event);
+  const [snapshot, actions] = session.transition(state.snapshot, event);
   const commands: PlannerCommand[] = [];
   for (const action of actions) {
-    if (action.type === 'xstate.sendTo') snapshot = deliverToTask(snapshot, action);
-    else if (action.type === 'executeTask' || action.type === 'requestClarification') {
+    if (action.type === 'executeTask' || action.type === 'requestClarification') {
       commands.push(action.params as PlannerCommand);
     }
   }
@@ -57,40 +55,50 @@ export function step(state: SessionState, event: DomainEvent): { state: SessionS
   return { state: { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs }, commands };
 }
 
-function deliverToTask(snapshot: SessionSnapshot, action: PendingAction): SessionSnapshot {
-  const { targetId, event } = action.params as { targetId: string; event: TaskEvent };
-  const child = snapshot.children[targetId];
-  if (!child) return snapshot;
-  const [transitioned] = pureTransition(taskMachine, child.getSnapshot() as TaskSnapshot, event);
-  // assign() cannot delete a key, so clearing a field (`retryAt` on dispatch) leaves it undefined.
-  // JSON drops such keys, and a restored state would then order its keys differently from the live
-  // one once the field is set again; without them, snapshot + tail serializes like a full replay.
-  const childNext = Object.values(transitioned.context).includes(undefined)
-    ? ({ ...transitioned, context: definedOnly(transitioned.context) } as TaskSnapshot)
-    : transitioned;
-  const ref = new TaskRef(targetId, childNext) as unknown as (typeof snapshot.children)[string];
-  return { ...snapshot, children: { ...snapshot.children, [targetId]: ref } } as SessionSnapshot;
+/**
+ * Folds many events at once (replay, snapshot plus tail): the same transitions as {@link evolve},
+ * but the intermediate states are never seen, so the task map and the inbox are copied once and
+ * then updated in place rather than copied per event. `state` itself is not modified.
+ */
+export function fold(state: SessionState, events: Iterable<DomainEvent>): SessionState {
+  const folding = new SessionFold(state);
+  for (const event of events) folding.add(event);
+  return folding.state;
 }
 
-/**
- * Holds a task actor's next snapshot in the session snapshot's `children`, where xstate keeps
- * actor refs. A full (never started) Actor per task transition cost more than the transition
- * itself; a pure fold only ever reads a child's snapshot and persists it, which is all this offers.
- * A restored snapshot (restoreState) has real actors again, as a live actor needs.
- */
-class TaskRef {
-  readonly src = 'task';
-  readonly systemId = undefined;
-  readonly _syncSnapshot = false;
-  constructor(
-    readonly id: string,
-    private readonly snapshot: TaskSnapshot,
-  ) {}
-  getSnapshot(): TaskSnapshot {
-    return this.snapshot;
+/** A fold in progress, for events that arrive one at a time (a pass over many sessions' events). */
+export class SessionFold {
+  private snapshot: SessionSnapshot;
+  private version: number;
+  private readonly inputs: string[];
+  constructor(private readonly start: SessionState) {
+    this.snapshot = { ...start.snapshot, children: { ...start.snapshot.children } };
+    this.version = start.version;
+    this.inputs = start.recentInputs.slice();
   }
-  getPersistedSnapshot(): unknown {
-    return taskMachine.getPersistedSnapshot(this.snapshot);
+
+  add(event: DomainEvent): void {
+    assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
+    this.snapshot = session.transition(this.snapshot, event, true)[0];
+    this.version = event.sequence;
+    if (this.inputs[this.inputs.length - 1] !== event.causationId) {
+      this.inputs.push(event.causationId);
+      // Trimmed now and then, not per event: amortized O(1).
+      if (this.inputs.length >= 2 * INBOX_WINDOW) this.inputs.splice(0, this.inputs.length - INBOX_WINDOW);
+    }
+  }
+
+  /** The state so far, detached: later events do not change it. */
+  get state(): SessionState {
+    const recentInputs = this.inputs.slice(Math.max(0, this.inputs.length - INBOX_WINDOW));
+    const snapshot = { ...this.snapshot, children: { ...this.snapshot.children } };
+    return { sessionId: this.start.sessionId, snapshot, version: this.version, recentInputs };
+  }
+}
+
+function assertFollows(state: { sessionId: string; version: number }, event: DomainEvent): void {
+  if (event.sequence !== state.version + 1) {
+    throw new Error(`session ${state.sessionId}: event ${event.sequence} does not follow version ${state.version}`);
   }
 }
 
@@ -101,37 +109,30 @@ function rememberInput(recent: string[], id: string): string[] {
   return next;
 }
 
-/** The task actor snapshot of `taskId`, if the session has planned it. */
+/** The task actor state of `taskId`, if the session has planned it. */
 export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot | undefined {
-  return state.snapshot.children[taskId]?.getSnapshot() as TaskSnapshot | undefined;
+  return state.snapshot.children[taskId] as TaskSnapshot | undefined;
 }
 
 /** The schema of serialized session state; bump it when the machines change shape. */
-export const STATE_SCHEMA = 1;
+export const STATE_SCHEMA = 2;
 
-/** A JSON-safe form of the state (xstate's persisted snapshot, children included). */
+/** A JSON-safe form of the state: it is plain data already. */
 export function serializeState(state: SessionState): unknown {
-  return {
-    sessionId: state.sessionId,
-    version: state.version,
-    recentInputs: state.recentInputs,
-    snapshot: sessionMachine.getPersistedSnapshot(state.snapshot),
-  };
+  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot: state.snapshot };
 }
 
-/** Restores a state from {@link serializeState}'s output; the task actors are restored too. */
+/** Restores a state from {@link serializeState}'s output (after a JSON round trip). */
 export function restoreState(json: unknown): SessionState {
-  const { sessionId, version, recentInputs, snapshot } = json as {
-    sessionId: string;
-    version: number;
-    recentInputs: string[];
-    snapshot: SessionSnapshot;
-  };
-  // An actor that is never started only restores the snapshot; nothing runs.
-  const restored = createActor(sessionMachine, { snapshot, input: { sessionId } }).getSnapshot();
-  return { sessionId, version, recentInputs, snapshot: restored };
-}
-
-function definedOnly<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+  const { sessionId, version, recentInputs, snapshot } = json as Partial<SessionState>;
+  if (
+    typeof sessionId !== 'string' ||
+    typeof version !== 'number' ||
+    !Array.isArray(recentInputs) ||
+    typeof snapshot?.context !== 'object' ||
+    typeof snapshot.children !== 'object'
+  ) {
+    throw new Error('not a serialized session state');
+  }
+  return { sessionId, version, recentInputs, snapshot };
 }

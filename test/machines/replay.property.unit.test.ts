@@ -4,12 +4,15 @@
  * ids; answers; failures; retry timers at random times; cancels; redelivered message ids; invalid
  * inputs) are driven through decide, and after every event the state rebuilt from the log — from
  * scratch, and from a JSON snapshot taken at a random earlier point plus the tail — must equal the
- * live state, byte for byte once serialized.
+ * live state, byte for byte once serialized. The compiled machines agree with xstate's own
+ * transition (the reference) on every event: state, task actors and commands.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decide, type PlannerInput } from '../../src/machines/decide.js';
-import { evolve, initialSessionState, restoreState, serializeState, type SessionState } from '../../src/machines/sessionState.js';
+import { evolve, fold, initialSessionState, restoreState, serializeState, step as stepOf, type SessionState } from '../../src/machines/sessionState.js';
+import { toPersistedSnapshot } from '../../src/machines/xstateSnapshot.js';
+import { referenceInitial, referencePersisted, referenceStep } from '../support/xstateReference.js';
 import { currentTask, dispatchIdFor, statusOf, taskView } from '../../src/machines/sessionQueries.js';
 import { PlannerCommand } from '../../src/protocol/commands.js';
 import { DomainEvent, EVENT_TYPES } from '../../src/protocol/events.js';
@@ -138,6 +141,7 @@ describe('replay (property)', () => {
           const foldedStates: SessionState[] = [live];
           const issued: string[] = [];
           const sent: Sent[] = [];
+          let reference = referenceInitial(SID);
           let now = 1_000_000;
           actions.forEach((a, n) => {
             now += step;
@@ -157,7 +161,11 @@ describe('replay (property)', () => {
                 expect(issued).not.toContain(event.data.dispatchId); // never issued twice
                 issued.push(event.data.dispatchId);
               }
-              const state = evolve(foldedStates.at(-1)!, event);
+              const { state, commands } = stepOf(foldedStates.at(-1)!, event);
+              const ref = referenceStep(reference, event);
+              reference = ref.snapshot;
+              expect(toPersistedSnapshot(state.snapshot)).toEqual(referencePersisted(reference));
+              expect(commands).toEqual(ref.commands);
               foldedStates.push(state);
               folded.push(json(state));
               // At most one task runs at a time.
@@ -169,11 +177,13 @@ describe('replay (property)', () => {
               const restored = restoreState(JSON.parse(folded[j]!));
               const resumed = log.slice(j, k).reduce(evolve, restored);
               expect(json(resumed)).toBe(folded[k]);
+              expect(json(fold(restored, log.slice(j, k)))).toBe(folded[k]);
             }
             for (const command of decision.commands) expect(PlannerCommand.parse(command)).toEqual(command);
             // The live state is the fold of the log from scratch.
             const rebuilt = log.reduce(evolve, initialSessionState(SID));
             expect(json(rebuilt)).toBe(json(decision.state));
+            expect(json(fold(initialSessionState(SID), log))).toBe(json(decision.state));
             expect(json(decision.state)).toBe(folded.at(-1));
             live = decision.state;
           });

@@ -6,13 +6,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createTestModel } from 'xstate/graph';
-import { pureInitial, pureTransition } from '../../src/machines/pureTransition.js';
+import { pureInitial, pureTransition } from '../support/pureTransition.js';
 import { dispatchIdFor } from '../../src/machines/sessionQueries.js';
-import { taskMachine, type TaskEvent } from '../../src/machines/taskMachine.js';
-import type { TaskSnapshot } from '../../src/machines/sessionState.js';
+import { taskMachine, type TaskContext, type TaskEvent } from '../../src/machines/taskMachine.js';
+import type { SnapshotFrom } from 'xstate';
+import { compileMachine } from '../../src/machines/compiledMachine.js';
 import { DomainEvent } from '../../src/protocol/events.js';
 import type { PlannedTask } from '../../src/protocol/domain.js';
 import { activeStates, definedStates, definedTransitions, domainEvent, takenTransitions } from './modelSupport.js';
+
+type TaskSnapshot = SnapshotFrom<typeof taskMachine>;
+const compiledTask = compileMachine<TaskContext>(taskMachine, true);
 
 const PROCESSING: PlannedTask = { id: 't1-aaaa', description: 'Summarize the logs.', kind: 'Processing', attachments: [] };
 const TOOL: PlannedTask = {
@@ -99,6 +103,8 @@ function replayAll(task: PlannedTask) {
   expect(paths.length).toBeGreaterThan(0); // prefixes of longer paths are dropped
   for (const path of paths) {
     let [snapshot] = pureInitial(taskMachine, task) as [TaskSnapshot, unknown];
+    let compiled = compiledTask.initial(task);
+    expect(compiled).toEqual({ value: snapshot.value, context: snapshot.context, children: {} });
     checkInvariants(snapshot, task);
     activeStates('task', snapshot.value).forEach((id) => states.add(id));
     for (const step of path.steps) {
@@ -107,7 +113,11 @@ function replayAll(task: PlannedTask) {
       expect(DomainEvent.parse(event)).toEqual(event);
       takenTransitions(taskMachine, snapshot, event).forEach((t) => transitions.add(t));
       [snapshot] = pureTransition(taskMachine, snapshot, event);
+      [compiled] = compiledTask.transition(compiled, event);
       expect(snapshot.value, path.description).toEqual(step.state.value);
+      // The compiled machine agrees with xstate on state and context (toEqual: an undefined
+      // field in xstate's context is a field the compiled one removed).
+      expect({ value: compiled.value, context: compiled.context }, path.description).toEqual({ value: snapshot.value, context: snapshot.context });
       checkInvariants(snapshot, task);
       activeStates('task', snapshot.value).forEach((id) => states.add(id));
     }

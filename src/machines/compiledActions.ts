@@ -1,0 +1,140 @@
+import type { AnyStateMachine, EventObject } from 'xstate';
+import { UnsupportedMachineError } from '../errors.js';
+
+/** What guards, assignments and action params are called with. */
+export interface Args {
+  context: Record<string, unknown>;
+  event: EventObject;
+}
+
+/** A compiled guard: is the transition enabled for these arguments? */
+export type Guard = (args: Args) => boolean;
+
+/** The effects one transition's actions can have, applied by the compiled machine. */
+export interface ActionRun {
+  readonly context: Record<string, unknown>;
+  readonly event: EventObject;
+  assign(partial: Record<string, unknown>): void;
+  emit(type: string, params: unknown): void;
+  spawn(src: string, id: string, input: unknown): void;
+  send(to: string, event: EventObject): void;
+}
+
+/** A compiled action: applies itself to the run, reading the context as it is at that point. */
+export type CompiledAction = (run: ActionRun) => void;
+
+// xstate's built-in action creators return functions tagged with these fields.
+interface Builtin {
+  type: string;
+  assignment?: unknown;
+  to?: unknown;
+  event?: unknown;
+  delay?: unknown;
+  collect?: (args: unknown, params: unknown) => void;
+  id?: unknown;
+  src?: unknown;
+  input?: unknown;
+}
+
+type Fn = (args: Args, params?: unknown) => unknown;
+const resolve = (value: unknown, args: Args, params?: unknown): unknown =>
+  typeof value === 'function' ? (value as Fn)(args, params) : value;
+const argsOf = (run: ActionRun): Args => ({ context: run.context, event: run.event });
+
+/**
+ * Compiles one entry of a transition's `actions`: a name or `{ type, params }` resolved through the
+ * machine's implementations, or an inline built-in. A named action that is not built in is an
+ * effect: emitted with its resolved params for the runtime to perform. A child machine may not
+ * have effects: they would be its own actor's to run, and a fold has no actor.
+ */
+export function compileAction(machine: AnyStateMachine, entry: unknown, asChild: boolean): CompiledAction {
+  if (typeof entry === 'function') return fromBuiltin(machine, entry as unknown as Builtin, undefined);
+  const { type, params } = typeof entry === 'string' ? { type: entry, params: undefined } : (entry as { type: string; params?: unknown });
+  const impl = (machine.implementations.actions as Record<string, unknown>)[type];
+  if (typeof impl !== 'function') throw new UnsupportedMachineError(`${machine.id}: action "${type}" has no implementation`);
+  if (isBuiltin(impl)) return fromBuiltin(machine, impl as unknown as Builtin, params);
+  if (asChild) throw new UnsupportedMachineError(`${machine.id}: a spawned machine may not emit the effect "${type}"`);
+  return (run) => run.emit(type, resolve(params, argsOf(run)));
+}
+
+const isBuiltin = (fn: object): boolean => typeof (fn as Builtin).type === 'string' && (fn as Builtin).type.startsWith('xstate.');
+
+function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown): CompiledAction {
+  const refuse = (): never => {
+    throw new UnsupportedMachineError(`${machine.id}: the action ${fn.type ?? 'inline function'} is not supported`);
+  };
+  const paramsOf = (run: ActionRun) => resolve(params, argsOf(run));
+  switch (fn.type) {
+    case 'xstate.assign': {
+      const assignment = fn.assignment;
+      if (typeof assignment === 'function') {
+        return (run) => run.assign((assignment as Fn)(argsOf(run), paramsOf(run)) as Record<string, unknown>);
+      }
+      const entries = Object.entries(assignment as Record<string, unknown>);
+      return (run) => {
+        const args = argsOf(run);
+        const p = paramsOf(run);
+        const partial: Record<string, unknown> = {};
+        for (const [key, value] of entries) partial[key] = resolve(value, args, p);
+        run.assign(partial);
+      };
+    }
+    case 'xstate.sendTo': {
+      if (fn.delay !== undefined) refuse();
+      const { to, event } = fn;
+      if (typeof to !== 'string' && typeof to !== 'function') refuse();
+      return (run) => {
+        const args = argsOf(run);
+        run.send(resolve(to, args, paramsOf(run)) as string, resolve(event, args, paramsOf(run)) as EventObject);
+      };
+    }
+    case 'xstate.spawnChild': {
+      const { src, id, input } = fn;
+      if (typeof src !== 'string') refuse();
+      return (run) => run.spawn(src as string, resolve(id, argsOf(run)) as string, resolve(input, argsOf(run)));
+    }
+    case 'xstate.enqueueActions': {
+      const collect = fn.collect!;
+      return (run) => collect({ context: run.context, event: run.event, enqueue: enqueuer(machine, run) }, paramsOf(run));
+    }
+    default:
+      return refuse();
+  }
+}
+
+/** The `enqueue` of enqueueActions, for the built-ins the compiled machine supports. */
+function enqueuer(machine: AnyStateMachine, run: ActionRun) {
+  const enqueue = (action: unknown) => compileAction(machine, action, false)(run);
+  const unsupported = (name: string) => () => {
+    throw new UnsupportedMachineError(`${machine.id}: enqueue.${name} is not supported`);
+  };
+  return Object.assign(enqueue, {
+    assign: (assignment: unknown) => fromBuiltin(machine, { type: 'xstate.assign', assignment }, undefined)(run),
+    sendTo: (to: unknown, event: unknown) => fromBuiltin(machine, { type: 'xstate.sendTo', to, event }, undefined)(run),
+    spawnChild: (src: string, options: { id?: unknown; input?: unknown } = {}) =>
+      run.spawn(src, resolve(options.id ?? src, argsOf(run)) as string, resolve(options.input, argsOf(run))),
+    raise: unsupported('raise'),
+    cancel: unsupported('cancel'),
+    emit: unsupported('emit'),
+    sendParent: unsupported('sendParent'),
+    stopChild: unsupported('stopChild'),
+  });
+}
+
+/**
+ * Compiles a transition guard: a name or `{ type, params }` resolved through the machine's
+ * implementations, or an inline predicate. Higher-order guards (and/or/not) are not supported.
+ */
+export function compileGuard(machine: AnyStateMachine, guard: unknown): Guard {
+  const { fn, params } =
+    typeof guard === 'function'
+      ? { fn: guard, params: undefined }
+      : (() => {
+          const { type, params } = typeof guard === 'string' ? { type: guard, params: undefined } : (guard as { type: string; params?: unknown });
+          return { fn: (machine.implementations.guards as Record<string, unknown>)[type], params };
+        })();
+  if (typeof fn !== 'function' || 'check' in fn) {
+    throw new UnsupportedMachineError(`${machine.id}: the guard ${JSON.stringify(guard)} is not supported`);
+  }
+  return (args) => Boolean((fn as Fn)(args, resolve(params, args)));
+}

@@ -1,0 +1,241 @@
+import type { AnyStateMachine, AnyStateNode, EventObject, StateValue } from 'xstate';
+import { UnsupportedMachineError } from '../errors.js';
+import { compileAction, compileGuard, type ActionRun, type Args, type CompiledAction, type Guard } from './compiledActions.js';
+
+/**
+ * A machine's state as plain, JSON-safe data: what a compiled transition reads and returns.
+ * Context values are never `undefined`: an assignment of `undefined` removes the key, so a state
+ * restored from JSON is identical to the live one.
+ */
+export interface PlainState<C extends object = Record<string, unknown>> {
+  value: StateValue;
+  context: C;
+  /** Spawned child actors by id. */
+  children: Record<string, PlainState>;
+  /** A child's actor source (the key in the parent's `actors`); absent on the root. */
+  src?: string;
+}
+
+/** A named (custom) action a transition emits instead of executing: its type and resolved params. */
+export interface EmittedAction {
+  type: string;
+  params?: unknown;
+}
+
+/** A machine definition compiled to a pure transition function over {@link PlainState}. */
+export interface CompiledMachine<C extends object> {
+  readonly id: string;
+  /** The initial state for `input`. */
+  initial(input: unknown): PlainState<C>;
+  /**
+   * The next state and the named actions a transition emits. `owned` says the caller owns
+   * `state.children` exclusively (a fold over many events), so a child is updated in place
+   * instead of copying the map: O(1) instead of O(children) per event.
+   */
+  transition(state: PlainState<C>, event: EventObject, owned?: boolean): [PlainState<C>, EmittedAction[]];
+}
+
+interface Node {
+  readonly parent: Node | undefined;
+  readonly transitions: Map<string, CompiledTransition[]>;
+}
+interface Leaf {
+  readonly value: StateValue;
+  readonly node: Node;
+}
+interface CompiledTransition {
+  guard?: Guard;
+  target?: Leaf;
+  actions: CompiledAction[];
+}
+
+const NONE: EmittedAction[] = [];
+
+/**
+ * Compiles an xstate v5 machine definition into a plain transition function with the same
+ * semantics for the subset our machines use: compound states, event transitions chosen deepest
+ * first by guard, assign, sendTo a child, spawnChild (also from enqueueActions) and named actions.
+ * Anything else (entry/exit, always, after, invoke, parallel, history, final states, wildcards) is
+ * refused when compiling, so a machine cannot silently outgrow it. Why: an xstate transition costs
+ * about 8 µs here and a task event takes two; replay and decide need far less. The xstate machine
+ * stays the specification: tests check this against xstate's own transition on every model path
+ * and on random sessions, and live actors (the inspector) still run on xstate.
+ */
+export function compileMachine<C extends object>(machine: AnyStateMachine, asChild = false): CompiledMachine<C> {
+  const children = new Map<string, CompiledMachine<Record<string, unknown>>>();
+  const childLogic = (src: string): CompiledMachine<Record<string, unknown>> => {
+    let compiled = children.get(src);
+    if (!compiled) {
+      const logic = (machine.implementations.actors as Record<string, unknown>)[src];
+      if (!logic || typeof (logic as AnyStateMachine).root !== 'object') {
+        throw new UnsupportedMachineError(`${machine.id}: actor "${src}" is not a state machine`);
+      }
+      compiled = compileMachine(logic as AnyStateMachine, true);
+      children.set(src, compiled);
+    }
+    return compiled;
+  };
+  const leafById = new Map<string, Leaf>();
+  // By the value's string (a top-level state) or JSON (a nested one), for states restored from JSON.
+  const leafByValue = new Map<string, Leaf>();
+  // Live states carry the leaf's own value object: found by identity, with no JSON per event.
+  const leafByObject = new WeakMap<object, Leaf>();
+  const build = (stateNode: AnyStateNode, parent: Node | undefined): Node => {
+    assertSupported(machine, stateNode);
+    const node: Node = { parent, transitions: new Map() };
+    pending.push([stateNode, node]);
+    if (stateNode.type === 'atomic') {
+      const leaf = { value: valueOf(stateNode.path), node };
+      leafById.set(stateNode.id, leaf);
+      leafByValue.set(valueKey(leaf.value), leaf);
+      if (typeof leaf.value === 'object') leafByObject.set(leaf.value, leaf);
+    }
+    for (const child of Object.values(stateNode.states) as AnyStateNode[]) build(child, node);
+    return node;
+  };
+  const pending: [AnyStateNode, Node][] = [];
+  build(machine.root, undefined);
+  // Transitions are compiled after every leaf exists, since a target may come later in the tree.
+  for (const [stateNode, node] of pending) {
+    for (const [eventType, candidates] of stateNode.transitions) {
+      node.transitions.set(
+        eventType,
+        candidates.map((t) => ({
+          ...(t.guard === undefined ? {} : { guard: compileGuard(machine, t.guard) }),
+          ...(t.target?.length ? { target: leafFor(t.target[0]!) } : {}),
+          actions: t.actions.map((a) => compileAction(machine, a, asChild)),
+        })),
+      );
+    }
+  }
+  function leafFor(stateNode: AnyStateNode): Leaf {
+    let n = stateNode;
+    while (n.type === 'compound') n = n.initial.target[0]!;
+    return leafById.get(n.id)!;
+  }
+  const leafOf = (value: StateValue): Leaf => {
+    if (typeof value === 'object') {
+      const hit = leafByObject.get(value);
+      if (hit) return hit;
+    }
+    const leaf = leafByValue.get(valueKey(value));
+    if (!leaf) throw new UnsupportedMachineError(`${machine.id}: no state ${JSON.stringify(value)}`);
+    if (typeof value === 'object') leafByObject.set(value, leaf);
+    return leaf;
+  };
+  const initialLeaf = leafFor(machine.root);
+  const contextConfig = machine.config.context as unknown;
+
+  return {
+    id: machine.id,
+    initial(input) {
+      const context =
+        typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
+      return { value: initialLeaf.value, context: context as C, children: {} };
+    },
+    transition(state, event, owned = false) {
+      const leaf = leafOf(state.value);
+      const chosen = select(leaf.node, { context: state.context as Record<string, unknown>, event });
+      if (!chosen) return [state, NONE];
+      const run = new Run(state.context as Record<string, unknown>, state.children, event, owned, childLogic);
+      run.actions(chosen.actions);
+      run.deliver();
+      const value = chosen.target ? chosen.target.value : state.value;
+      const next: PlainState<C> = { value, context: run.context as C, children: run.children };
+      if (state.src !== undefined) next.src = state.src;
+      return [next, run.emitted];
+    },
+  };
+}
+
+/** The first enabled transition for the event, from the active leaf up to the root. */
+function select(node: Node | undefined, args: Args): CompiledTransition | undefined {
+  for (; node; node = node.parent) {
+    const candidates = node.transitions.get(args.event.type);
+    if (!candidates) continue;
+    for (const t of candidates) if (!t.guard || t.guard(args)) return t;
+  }
+  return undefined;
+}
+
+/** One transition's effects on context and children, applied in order as xstate applies them. */
+class Run implements ActionRun {
+  readonly emitted: EmittedAction[] = [];
+  private readonly sends: { to: string; event: EventObject }[] = [];
+  constructor(
+    public context: Record<string, unknown>,
+    public children: PlainState['children'],
+    readonly event: EventObject,
+    private owned: boolean,
+    private readonly childLogic: (src: string) => CompiledMachine<Record<string, unknown>>,
+  ) {}
+
+  actions(list: readonly CompiledAction[]): void {
+    for (const action of list) action(this);
+  }
+  assign(partial: Record<string, unknown>): void {
+    this.context = merge(this.context, partial);
+  }
+  emit(type: string, params: unknown): void {
+    this.emitted.push(params === undefined ? { type } : { type, params });
+  }
+  spawn(src: string, id: string, input: unknown): void {
+    this.writableChildren()[id] = { ...this.childLogic(src).initial(input), src };
+  }
+  send(to: string, event: EventObject): void {
+    this.sends.push({ to, event });
+  }
+  /** Sends to children are delivered after the transition, as xstate defers them. */
+  deliver(): void {
+    for (const { to, event } of this.sends) {
+      const child = this.children[to];
+      // As xstate: sending to an actor that does not exist is an error, not a silent no-op.
+      if (!child) throw new Error(`unable to send ${event.type} to unknown actor "${to}"`);
+      const [next] = this.childLogic(child.src!).transition(child, event);
+      if (next !== child) this.writableChildren()[to] = next;
+    }
+  }
+  private writableChildren(): PlainState['children'] {
+    if (!this.owned) {
+      this.children = { ...this.children };
+      this.owned = true;
+    }
+    return this.children;
+  }
+}
+
+/** xstate's `{ ...context, ...partial }`, except that an `undefined` value removes the key. */
+function merge(context: Record<string, unknown>, partial: Record<string, unknown>): Record<string, unknown> {
+  let clears = false;
+  for (const key in partial) if (partial[key] === undefined) clears = true;
+  if (!clears) return Object.assign({}, context, partial);
+  const next: Record<string, unknown> = {};
+  for (const key in context) if (!(key in partial)) next[key] = context[key];
+  for (const key in partial) if (partial[key] !== undefined) next[key] = partial[key];
+  return next;
+}
+
+const valueKey = (value: StateValue): string => (typeof value === 'string' ? value : JSON.stringify(value));
+
+function valueOf(path: readonly string[]): StateValue {
+  let value: StateValue = path[path.length - 1]!;
+  for (let i = path.length - 2; i >= 0; i--) value = { [path[i]!]: value };
+  return value;
+}
+
+function assertSupported(machine: AnyStateMachine, node: AnyStateNode): void {
+  const where = `${machine.id}: state ${node.id}`;
+  const refuse = (what: string) => {
+    throw new UnsupportedMachineError(`${where} uses ${what}, which compiled machines do not support`);
+  };
+  if (node.type !== 'atomic' && node.type !== 'compound') refuse(`a ${node.type} state`);
+  // `after` and `invoke` come first: xstate implements them with entry actions of their own.
+  if (node.config.after) refuse('delayed (after) transitions');
+  if (node.invoke.length) refuse('invoke');
+  if (node.always?.length) refuse('eventless (always) transitions');
+  if (node.entry.length || node.exit.length) refuse('entry/exit actions');
+  for (const [eventType, candidates] of node.transitions) {
+    if (eventType.includes('*')) refuse(`the wildcard "${eventType}"`);
+    for (const t of candidates) if ((t.target?.length ?? 0) > 1) refuse('multiple targets');
+  }
+}

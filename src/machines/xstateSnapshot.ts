@@ -1,0 +1,13 @@
+import type { PlainState } from './compiledMachine.js';
+
+/**
+ * A plain machine state in xstate's persisted-snapshot form, so a live xstate actor (the inspector's
+ * mirror) can start from the state a fold produced: `createActor(machine, { snapshot })`.
+ */
+export function toPersistedSnapshot(state: PlainState<object>): Record<string, unknown> {
+  const children: Record<string, unknown> = {};
+  for (const [id, child] of Object.entries(state.children)) {
+    children[id] = { snapshot: toPersistedSnapshot(child), src: child.src, syncSnapshot: false };
+  }
+  return { status: 'active', value: state.value, historyValue: {}, context: state.context, children };
+}
