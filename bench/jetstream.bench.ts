@@ -48,7 +48,8 @@ function body(sessionId: string, sequence: number): string {
 }
 
 export async function benchJetStreamRaw(url: string): Promise<Record<string, number>> {
-  const nc = await connect({ servers: url });
+  // As the service's connections: no async stack trace captured per request (see src/nats/connect.ts).
+  const nc = await connect({ servers: url, noAsyncTraces: true });
   const suffix = `${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
   const streamName = `JPBENCH_${suffix}`;
   const subjectPrefix = `jpbench_${suffix}`;
