@@ -4,16 +4,17 @@
  * attempt published twice within the stream's duplicate window is stored once. Questions publish
  * nothing: over NATS the ClarificationRequested event on `<prefix>.ev.<sessionId>` is the question.
  */
-import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Effects } from '../actors/planner.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
+import type { PubAckMux } from '../persistence/jetstream/pubAckMux.js';
 
 /** Options of {@link JetStreamEffects}. */
 export interface JetStreamEffectsOptions {
-  js: JetStreamClient;
+  /** Publishes with a PubAck (the service's {@link PubAckMux}); closed by its owner, not here. */
+  publisher: Pick<PubAckMux, 'publish'>;
   /** Whether the connection is closed for good (then retrying is pointless). */
   isClosed: () => boolean;
   subjectPrefix: string;
@@ -76,7 +77,7 @@ export class JetStreamEffects implements Effects {
         h.set(HEADER_EVENT_TYPE, entry.command.type);
         h.set(HEADER_CORRELATION_ID, HEADER_LINE(entry.correlationId));
         h.set(HEADER_CAUSATION_ID, HEADER_LINE(entry.causationId));
-        const ack = await this.o.js.publish(subject, body, { msgID: entry.id, headers: h, timeout: this.o.timeoutMs ?? 5_000 });
+        const ack = await this.o.publisher.publish(subject, body, { msgID: entry.id, headers: h, timeout: this.o.timeoutMs ?? 5_000 });
         this.published++;
         this.o.logger.debug({ dispatchId: entry.id, seq: ack.seq, duplicate: ack.duplicate }, 'ExecuteTask published');
         return;

@@ -14,7 +14,7 @@ import { Planner } from '../actors/planner.js';
 import { RetryScheduler } from '../actors/retryScheduler.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { Metrics } from '../observability/metrics.js';
-import { JetStreamEventStore, KvSnapshotStore } from '../persistence/jetstream/index.js';
+import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
 import { startHttpServer, stopHttpServer } from './httpServer.js';
@@ -103,6 +103,7 @@ interface Components {
   store: JetStreamEventStore;
   snapshots: KvSnapshotStore;
   jsm: JetStreamManager;
+  publisher: PubAckMux;
   effects: JetStreamEffects;
   repository: SessionRepository;
   planner: Planner;
@@ -122,7 +123,8 @@ async function buildComponents(options: PlannerServiceOptions): Promise<Componen
   });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc, { timeout: 3_000 });
-  const effects = new JetStreamEffects({ js, isClosed: () => nc.isClosed(), subjectPrefix, logger });
+  const publisher = new PubAckMux(nc);
+  const effects = new JetStreamEffects({ publisher, isClosed: () => nc.isClosed(), subjectPrefix, logger });
   const repository = new SessionRepository({ store, snapshots });
   const planner = new Planner({
     store, repository, decideDeps: defaultDecideDeps(), effects, clock, newId: options.newId ?? randomUUID, logger,
@@ -134,7 +136,7 @@ async function buildComponents(options: PlannerServiceOptions): Promise<Componen
     js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
     maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
   });
-  return { streamName, clock, store, snapshots, jsm, effects, repository, planner, metrics, consumer };
+  return { streamName, clock, store, snapshots, jsm, publisher, effects, repository, planner, metrics, consumer };
 }
 
 /** This instance's side of the leader lease. */
@@ -221,6 +223,7 @@ async function shutdown(parts: Components, leadership: Leadership, http: Server 
   await leadership.resign();
   await parts.planner.drain();
   await parts.effects.close();
+  parts.publisher.close();
   await leadership.release();
   if (http) await stopHttpServer(http);
   await parts.store.close();

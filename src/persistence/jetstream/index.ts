@@ -17,3 +17,4 @@ export {
   type JetStreamEventStoreStats,
 } from './jetStreamEventStore.js';
 export { DEFAULT_SNAPSHOT_BUCKET, KvSnapshotStore, type KvSnapshotStoreOptions } from './kvSnapshotStore.js';
+export { PubAckMux, type PublishOptions } from './pubAckMux.js';

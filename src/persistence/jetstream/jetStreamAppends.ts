@@ -3,7 +3,8 @@
  * expectation, and looking up or verifying what a session's subject already holds. The store
  * keeps the cache and counters; these helpers only talk to the server.
  */
-import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
+import type { JetStreamManager, PubAck } from '@nats-io/jetstream';
+import type { PubAckMux } from './pubAckMux.js';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { NewEvent } from '../../protocol/events.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
@@ -20,7 +21,7 @@ export interface Position {
 
 /** What the append helpers need from the store that runs them. */
 export interface AppendContext extends RetryContext {
-  js: JetStreamClient;
+  publisher: PubAckMux;
   jsm: JetStreamManager;
   streamName: string;
   /** PubAck timeout, ms. */
@@ -48,7 +49,7 @@ export async function publishEvent(
   h.set(HEADER_CORRELATION_ID, headerValue(event.correlationId));
   h.set(HEADER_CAUSATION_ID, headerValue(event.causationId));
   return retryTransient(ctx, () =>
-    ctx.js.publish(subject, body, {
+    ctx.publisher.publish(subject, body, {
       msgID: event.id,
       expect: { lastSubjectSequence: tipSeq },
       headers: h,

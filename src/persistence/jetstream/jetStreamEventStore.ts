@@ -16,6 +16,7 @@ import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
+import { PubAckMux } from './pubAckMux.js';
 import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, type Position } from './jetStreamAppends.js';
 import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
 import { decodeEnvelope, readAllEvents, readRange, type ReadContext } from './jetStreamReads.js';
@@ -86,7 +87,7 @@ export class JetStreamEventStore implements EventStore {
     const resolved = options.ensureStream === false ? await existingStream(jsm, options) : await ensureStream(nc, options);
     const js = jetstream(nc, { timeout: timeoutMs });
     const ctx = {
-      js, jsm, timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
+      js, jsm, publisher: new PubAckMux(nc), timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
       retryForMs: options.retryForMs ?? 15_000, isClosed: () => nc.isClosed(),
     };
     return new JetStreamEventStore(nc, ctx, resolved);
@@ -172,6 +173,7 @@ export class JetStreamEventStore implements EventStore {
     if (this.#closed) return;
     this.#closed = true;
     this.#ctx.gate.stop();
+    this.#ctx.publisher.close();
     this.#positions.clear();
   }
 
