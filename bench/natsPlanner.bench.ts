@@ -2,7 +2,7 @@
  * The planner service on NATS, end to end, against a running server (2.9+), in the same run as the
  * raw JetStream numbers it is compared with (`raw` = the result of benchJetStreamRaw).
  *
- * The service runs in-process (its own connection, silent logger, no HTTP server) on a unique
+ * The service runs on a worker thread (its own connection, silent logger, no HTTP server) on a unique
  * stream, subject prefix and KV buckets, all deleted at the end. The bench is the executor and the
  * observer on a second connection: a plain core subscription on `<prefix>.exec.>` sees every
  * ExecuteTask the service publishes; for each new dispatch the bench at once publishes
@@ -20,7 +20,8 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { connectionOptions } from '../src/nats/connect.js';
 import { spawn } from 'node:child_process';
-import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { SessionRepository } from '../src/actors/sessionRepository.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
@@ -103,7 +104,8 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
 
   try {
     service = await startService({ url, streamName, subjectPrefix, snapshotBucket, leaseBucket });
-    results['service_in_own_process'] = service.ownProcess ? 1 : 0;
+    // 0: on a worker thread of this process, 1: its own process, 2: this thread.
+    results['service_mode'] = { worker: 0, process: 1, inline: 2 }[service.mode];
 
     const sessions = new Map<string, Tracked>();
     const samples = new Map<string, number[]>();
@@ -199,8 +201,13 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     stepResults('c100', 'c100');
     results['c100_wall_ms'] = Math.round(wall100);
 
-    // 1,000 concurrent sessions: step latency and persisted events per second.
+    // 1,000 concurrent sessions: step latency and persisted events per second. Event-loop
+    // utilization of the bench and service threads says which one (if either) is saturated.
+    const benchElu = performance.eventLoopUtilization();
+    const serviceElu = service.elu?.();
     const wall1000 = await runConcurrent('c1000', 1_000, TASKS_1000);
+    results['c1000_bench_elu'] = round(performance.eventLoopUtilization(benchElu).utilization, 2);
+    if (serviceElu) results['c1000_service_elu'] = round(service.elu!(serviceElu).utilization, 2);
     stepResults('c1000', 'c1000');
     const events1000 = await storedEvents(jsm, streamName, subjectPrefix, 'c1000-');
     const eventsPerSecond = events1000 / (wall1000 / 1000);
@@ -294,7 +301,9 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
 
 /** The planner service under test: in this process (default) or in its own, as deployed. */
 interface ServiceHandle {
-  ownProcess: boolean;
+  mode: 'worker' | 'inline' | 'process';
+  /** The service thread's event-loop utilization (worker mode), as `performance.eventLoopUtilization`. */
+  elu?: (previous?: EventLoopUtilization) => EventLoopUtilization;
   close(): Promise<void>;
 }
 
@@ -307,20 +316,47 @@ interface ServiceSpec {
 }
 
 /**
- * Starts the service in-process, or with JETPLAN_BENCH_SERVICE=process as `node bin/jetplan.js
- * serve` in a child process (needs `npm run build`). Resolves once it leads. On a 2-core machine
- * the in-process service measures faster: a third busy process (beside nats-server and the bench)
- * costs more in scheduling than it gains in CPU (step p50 at 100 sessions ~130 ms vs ~45 ms).
+ * Starts the service on a worker thread (default: its own event loop and connection, as deployed,
+ * so the bench's load generator does not share its thread), in this thread
+ * (JETPLAN_BENCH_SERVICE=inline), or with JETPLAN_BENCH_SERVICE=process as `node bin/jetplan.js
+ * serve` in a child process (needs `npm run build`). Resolves once it leads.
  */
 async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
-  if (process.env.JETPLAN_BENCH_SERVICE !== 'process') {
+  const mode = process.env.JETPLAN_BENCH_SERVICE ?? 'worker';
+  if (mode === 'worker') {
+    // A young generation of 96 MB (32 MB semi-spaces), as docs/deployment.md runs the service
+    // (NODE_OPTIONS=--max-semi-space-size=32): fewer scavenges per step.
+    const young = Number(process.env.JETPLAN_BENCH_YOUNG_MB ?? 96);
+    const worker = new Worker(new URL('./serviceWorker.mjs', import.meta.url), {
+      workerData: spec,
+      ...(young > 0 ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}),
+    });
+    const message = (want: string) =>
+      new Promise<void>((resolve, reject) => {
+        worker.on('message', (m) => m === want && resolve());
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`service worker exited with ${code}`)));
+      });
+    await withTimeout('leadership', message('leader'), 30_000);
+    return {
+      mode: 'worker',
+      elu: (previous) => worker.performance.eventLoopUtilization(previous),
+      close: async () => {
+        const closed = message('closed');
+        worker.postMessage('close');
+        await closed;
+        await worker.terminate();
+      },
+    };
+  }
+  if (mode === 'inline') {
     const serviceNc = await connect(connectionOptions({ url: spec.url }));
     const service = await startPlannerService({
       nc: serviceNc, logger: silentLogger, streamName: spec.streamName, subjectPrefix: spec.subjectPrefix,
       snapshotBucket: spec.snapshotBucket, leaseBucket: spec.leaseBucket,
     });
     await withTimeout('leadership', service.whenLeader, 30_000);
-    return { ownProcess: false, close: async () => { await service.close(); await serviceNc.close(); } };
+    return { mode: 'inline', close: async () => { await service.close(); await serviceNc.close(); } };
   }
   const child = spawn(process.execPath, [
     'bin/jetplan.js', 'serve', '--nats', spec.url, '--stream', spec.streamName, '--prefix', spec.subjectPrefix,
@@ -337,7 +373,7 @@ async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
   });
   await withTimeout('leadership', leading, 30_000);
   return {
-    ownProcess: true,
+    mode: 'process',
     close: async () => {
       child.kill('SIGTERM');
       await exited;
