@@ -9,7 +9,9 @@
  * TaskCompleted (msg id `report.<dispatchId>`).
  *
  *  - step latency: PubAck of the report (t0) → the session's next ExecuteTask received (t1), at
- *    1 (sessions one after another), 100 and 1,000 concurrent sessions;
+ *    1 (sessions one after another), 100 and 1,000 concurrent sessions whose executor reports at
+ *    once (saturation: latency is then queueing, concurrency / throughput), and at 100 sessions
+ *    whose executor takes 50–150 ms per task (busy, not saturated);
  *  - persisted events/s: events appended during the 1,000-session run (stream subject counts)
  *    over its wall time (first SubmitInput published → last SessionCompleted committed);
  *  - replay: SessionRepository.rebuild of every session from the stream (one read each, and all in
@@ -37,6 +39,18 @@ const TASKS_1000 = 5;
 const BIG_INPUTS = 3;
 const PER_INPUT = 200;
 const REPLAY_CONCURRENCY = 64;
+/** Per phase, how long the bench's executor works on a task before reporting, ms (mean). */
+const THINK_MS: Record<string, number> = { c100think: 100 };
+/** A seeded generator (mulberry32), so every run draws the same think times. */
+const random = (() => {
+  let a = 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+})();
 const PHASE_TIMEOUT_MS = 120_000;
 
 const textOf = (tasks: number, offset = 0) =>
@@ -138,6 +152,12 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
       }
       s.inFlight = true;
       const report = { type: 'TaskCompleted', taskId: task.taskId, dispatchId: task.dispatchId, output: 'ok' };
+      const think = THINK_MS[s.phase];
+      // Uniform in [think/2, 3·think/2): executors finishing in lockstep would report in bursts.
+      if (think) setTimeout(() => publishReport(s, task, report), think * (0.5 + random()));
+      else publishReport(s, task, report);
+    };
+    const publishReport = (s: Tracked, task: { sessionId: string; dispatchId: string }, report: object) => {
       js.publish(`${subjectPrefix}.in.${task.sessionId}`, JSON.stringify(report), { msgID: `report.${task.dispatchId}` }).then(
         () => {
           const acked = performance.now();
@@ -200,6 +220,11 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     const wall100 = await runConcurrent('c100', 100, TASKS);
     stepResults('c100', 'c100');
     results['c100_wall_ms'] = Math.round(wall100);
+
+    // 100 concurrent sessions whose executor takes ~THINK_MS to do a task, as real executors do:
+    // the step latency of a service that is busy but not saturated.
+    await runConcurrent('c100think', 100, TASKS);
+    stepResults('c100think', 'c100_think100');
 
     // 1,000 concurrent sessions: step latency and persisted events per second. Event-loop
     // utilization of the bench and service threads says which one (if either) is saturated.
