@@ -13,6 +13,8 @@ import type { Metrics } from '../observability/metrics.js';
 import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
+import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError } from '../errors.js';
+import type { PlannerInput } from '../machines/decide.js';
 
 /** Options of {@link InputConsumer}. */
 export interface InputConsumerOptions {
@@ -30,6 +32,9 @@ export interface InputConsumerOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** Redelivery delay of a failed (or blocked) input: grows with its delivery count, capped at 30 s. */
+/** Failures of one input (other than the store's) after which it is rejected instead of retried. */
+export const POISON_AFTER = 3;
+
 const nakDelay = (m: JsMsg) => Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount - 1));
 
 /** Creates the durable consumer if missing (idempotent), or updates it to jetplan's settings. */
@@ -56,6 +61,8 @@ export class InputConsumer {
   private readonly queue = new KeyedQueue();
   /** Stream sequences of inputs nak'd per session: a session is blocked behind its lowest one. */
   private readonly deferred = new Map<string, Set<number>>();
+  /** Failures of an input (by stream sequence) that were not the store's: see rejectPoison. */
+  private readonly failures = new Map<number, number>();
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopped = true;
@@ -139,19 +146,52 @@ export class InputConsumer {
       m.nak(nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
+    const input = decodeInput(m.data, this.o.maxInputBytes);
     try {
-      const commit = await this.o.planner.handle(sessionId, decodeInput(m.data, this.o.maxInputBytes), this.metaOf(m));
+      const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m));
       m.ack();
       deferred.delete(m.seq);
+      this.failures.delete(m.seq);
       if (commit.events.length > 0) this.o.metrics.observeStep(performance.now() - received);
     } catch (err) {
-      deferred.add(m.seq);
-      const delay = nakDelay(m);
-      this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
-      m.nak(delay);
+      if (await this.rejectPoison(sessionId, m, input, err)) {
+        m.ack();
+        deferred.delete(m.seq);
+      } else {
+        deferred.add(m.seq);
+        const delay = nakDelay(m);
+        this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
+        m.nak(delay);
+      }
     }
     if (deferred.size > 0) this.deferred.set(sessionId, deferred);
     else this.deferred.delete(sessionId);
+  }
+
+  /**
+   * An input that keeps failing for a reason of its own (a bug its content triggers, a planner
+   * that throws on it) would block its session forever: after
+   * {@link POISON_AFTER} such failures it is recorded as InputRejected, naming the error and its
+   * stream sequence, and acked, so the inputs after it are applied. True if it was rejected.
+   */
+  private async rejectPoison(sessionId: string, m: JsMsg, input: PlannerInput, err: unknown): Promise<boolean> {
+    // Not the input's fault: the store is down, a conflict outlasted the retries, or the session's
+    // log is unreadable (then nothing can be recorded on it either). These wait, however long.
+    if (isStoreUnavailableError(err) || isConcurrencyError(err) || isCorruptLogError(err)) return false;
+    const failures = (this.failures.get(m.seq) ?? 0) + 1;
+    this.failures.set(m.seq, failures);
+    if (failures < POISON_AFTER) return false;
+    const reason = `not applied after ${failures} attempts: ${err instanceof Error ? err.message : String(err)}`;
+    const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
+    try {
+      await this.o.planner.handle(sessionId, { type: 'InvalidInput', reason, ...(inputType ? { inputType } : {}) }, this.metaOf(m));
+    } catch (rejectErr) {
+      this.o.logger.error({ err: rejectErr, sessionId, seq: m.seq }, 'a failing input could not be rejected either');
+      return false;
+    }
+    this.failures.delete(m.seq);
+    this.o.logger.error({ err, sessionId, seq: m.seq, failures }, 'input rejected after repeated failures');
+    return true;
   }
 
   private metaOf(m: JsMsg): InputMeta {

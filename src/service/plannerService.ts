@@ -16,6 +16,7 @@ import { SessionRepository } from '../actors/sessionRepository.js';
 import { Metrics } from '../observability/metrics.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
+import type { DecideDeps } from '../machines/decide.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
 import { startHttpServer, stopHttpServer } from './httpServer.js';
 import { InputConsumer } from './inputConsumer.js';
@@ -48,6 +49,12 @@ export interface PlannerServiceOptions {
   maxInputBytes?: number;
   /** Durable name of the input consumer (default 'jetplan-planner'). */
   durableName?: string;
+  /**
+   * The decider's planning, compaction and token counting (default: the built-in text planner,
+   * relevance compactor and cl100k tokenizer). Plug in your own `plan`, e.g. one backed by a model;
+   * it must stay deterministic for a given text, since replay never calls it.
+   */
+  decideDeps?: DecideDeps;
 }
 
 /** A running planner service. */
@@ -127,7 +134,7 @@ async function buildComponents(options: PlannerServiceOptions): Promise<Componen
   const effects = new JetStreamEffects({ publisher, isClosed: () => nc.isClosed(), subjectPrefix, logger });
   const repository = new SessionRepository({ store, snapshots });
   const planner = new Planner({
-    store, repository, decideDeps: defaultDecideDeps(), effects, clock, newId: options.newId ?? randomUUID, logger,
+    store, repository, decideDeps: options.decideDeps ?? defaultDecideDeps(), effects, clock, newId: options.newId ?? randomUUID, logger,
   });
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));

@@ -1,6 +1,8 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
+import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
+import { POISON_AFTER } from '../../src/service/inputConsumer.js';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
 import {
   Env,
@@ -158,6 +160,42 @@ describe('planner service: sessions over JetStream', () => {
     const events = await waitForEvents(store, 'blk', (evs) => evs.filter((e) => e.type === 'TasksPlanned').length === 3);
     expect(events.filter((e) => e.type === 'TasksPlanned').map((e) => e.causationId)).toEqual(['blk-1', 'blk-2', 'blk-3']);
     expect(rejected(events)).toEqual([]);
+  });
+
+  it('rejects an input that keeps failing (after POISON_AFTER attempts) and applies the inputs after it', async () => {
+    const iso = isolation();
+    const builtIn = defaultDecideDeps();
+    // A bug some executor output triggers: token counting (run after each completed task) throws.
+    const decideDeps = { ...builtIn, countTokens: (text: string) => {
+      if (text.includes('POISON')) throw new Error('tokenizer crashed on this text');
+      return builtIn.countTokens(text);
+    } };
+    const service = await env.service(iso, { decideDeps });
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    await publishInput(nc, iso, 'psn', { type: 'SubmitInput', text: 'Summarise the report.' }, 'psn-1');
+    const dispatched = await waitForEvents(store, 'psn', has('TaskDispatched'));
+    const { taskId, dispatchId } = dispatched.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+    // Over the token budget in bytes, so the tokenizer runs on it.
+    const poison = `POISON ${'word '.repeat(1_000)}`;
+    const bad = await publishInput(nc, iso, 'psn', { type: 'TaskCompleted', taskId, dispatchId, output: poison }, 'psn-2');
+    await publishInput(nc, iso, 'psn', { type: 'TaskCompleted', taskId, dispatchId, output: 'summarised' }, 'psn-3');
+
+    const events = await waitForEvents(store, 'psn', has('SessionCompleted'));
+    expect(rejected(events)).toEqual([
+      expect.objectContaining({
+        causationId: 'psn-2',
+        data: {
+          reason: `not applied after ${POISON_AFTER} attempts: tokenizer crashed on this text`,
+          inputType: 'TaskCompleted', messageId: 'psn-2', streamSequence: bad.seq,
+        },
+      }),
+    ]);
+    // Order kept: the rejection comes before the next input's events, which complete the task.
+    const at = (id: string) => events.findIndex((e) => e.causationId === id);
+    expect(at('psn-2')).toBeLessThan(at('psn-3'));
+    expect(events.find((e) => e.type === 'TaskCompleted')).toMatchObject({ causationId: 'psn-3', data: { output: 'summarised' } });
   });
 
   it('serves /healthz and /metrics', async () => {
