@@ -1,10 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, unlink, link, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isCorruptLogError, isStoreUnavailableError } from '../../src/errors.js';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
+import { acquireDirLock } from '../../src/persistence/dirLock.js';
 import { encodeFrame, FRAME_HEADER_BYTES } from '../../src/persistence/fileLog.js';
 import { runEventStoreContract, runOutboxContract } from './eventStoreContract.js';
 import type { NewEvent } from '../../src/protocol/events.js';
@@ -281,6 +282,27 @@ describe('FileEventStore directory lock', () => {
     await mkdir(join(dir, 'LOCK'));
     await expect(FileEventStore.open(dir)).rejects.toMatchObject({ code: 'EISDIR' });
     expect(await readdir(dir)).toEqual(['LOCK']);
+  });
+
+  it('two processes taking over one stale lock: the one that loses the race fails and leaves the winner its lock', async () => {
+    const dir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']);
+    await writeFile(join(dir, 'LOCK'), `${dead.pid}\n`);
+    // Between our finding LOCK stale and taking it over, another process (our parent: alive)
+    // takes it over first, as acquireDirLock does: its temp file, the stale one removed, a link.
+    const winner = process.ppid;
+    const err = await acquireDirLock(dir, {
+      beforeTakeover: async () => {
+        await writeFile(join(dir, 'winner.tmp'), `${winner}\n`);
+        await unlink(join(dir, 'LOCK'));
+        await link(join(dir, 'winner.tmp'), join(dir, 'LOCK'));
+        await unlink(join(dir, 'winner.tmp'));
+      },
+    }).catch((e: unknown) => e);
+    expect(isStoreUnavailableError(err)).toBe(true);
+    expect((err as Error).message).toContain('being locked concurrently');
+    expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(winner));
+    expect(await readdir(dir)).toEqual(['LOCK']); // nothing aside left behind
   });
 
   it('takes over an unreadable lock file', async () => {
