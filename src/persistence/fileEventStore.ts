@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 import type { OutboxCommand } from '../protocol/commands.js';
@@ -30,6 +30,9 @@ export interface FileEventStoreStats {
   bytes: number;
 }
 
+/** Where the bytes cut from the log's end at `offset` are kept: `events.log.tail-<offset>-<time>`. */
+export const tailFileName = (offset: number): string => `events.log.tail-${offset}-${Date.now()}`;
+
 /** fsyncs a directory so a file created (or truncated) in it survives a crash. */
 async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
@@ -57,7 +60,10 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     private readonly log: GroupCommitLog,
     protected readonly index: StreamIndex,
     private readonly releaseLock: () => Promise<void>,
-    /** Bytes of torn tail cut from the log when it was opened (0 after a clean shutdown). */
+    /**
+     * Bytes of torn tail cut from the log when it was opened (0 after a clean shutdown); they are
+     * kept in `events.log.tail-<offset>-<time>` in the data directory.
+     */
     readonly recoveredTailBytes: number,
   ) {
     super();
@@ -75,10 +81,14 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     try {
       const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
       try {
-        const { frames, validEnd } = scanLog(await fh.readFile(), path);
-        const size = (await fh.stat()).size;
+        const bytes = await fh.readFile();
+        const { frames, validEnd } = scanLog(bytes, path);
+        const size = bytes.length;
         if (validEnd < size) {
-          // The only truncation ever done: a tail that was never acknowledged.
+          // The only truncation ever done: a tail that fails its checks. A crash mid-write leaves
+          // one, but so could damage to the last acknowledged record: keep the bytes beside the
+          // log (tailFileName) before cutting, so nothing is destroyed, only set aside.
+          await writeFile(join(dir, tailFileName(validEnd)), bytes.subarray(validEnd), { flush: true });
           await fh.truncate(validEnd);
           await fh.datasync();
         }

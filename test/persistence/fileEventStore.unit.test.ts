@@ -133,9 +133,14 @@ describe('FileEventStore recovery', () => {
   it('cuts a torn tail, keeps complete records and accepts appends that survive another reopen', async () => {
     const { dir, id, ends } = await dirWithRecords(3);
     await truncate(logPath(dir), (ends[2] as number) - 5);
+    const before = await readFile(logPath(dir));
     const store = await FileEventStore.open(dir);
     expect(store.recoveredTailBytes).toBe((ends[2] as number) - 5 - (ends[1] as number));
     expect((await stat(logPath(dir))).size).toBe(ends[1]);
+    // The cut bytes are set aside, not destroyed.
+    const kept = (await readdir(dir)).filter((f) => f.startsWith(`events.log.tail-${ends[1]}-`));
+    expect(kept).toHaveLength(1);
+    expect(await readFile(join(dir, kept[0]!))).toEqual(before.subarray(ends[1] as number));
     expect((await store.readStream(id)).currentVersion).toBe(2);
     const next = makeEvent(id);
     expect(await store.appendToStream(id, [next], { expectedVersion: 2 })).toEqual({ nextExpectedVersion: 3 });
