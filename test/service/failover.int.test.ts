@@ -1,9 +1,8 @@
 import { jetstream } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
 import {
-  Env,
+  serverEnv,
   dispatchCounts,
   execMessages,
   gate,
@@ -14,17 +13,7 @@ import {
   waitForEvents,
 } from './harness.js';
 
-let server: NatsServerHandle;
-const env = new Env(() => server);
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  await env.cleanup();
-  await server?.cleanup();
-});
+const { env } = serverEnv();
 
 const dataOf = <T>(e: DomainEvent) => e.data as T;
 

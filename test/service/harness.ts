@@ -4,13 +4,13 @@
  */
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { vi } from 'vitest';
+import { afterAll, beforeAll, vi } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
 import { JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
 import { ExecuteTask } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { startPlannerService, type PlannerService, type PlannerServiceOptions } from '../../src/service/plannerService.js';
-import { uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 
 export interface Isolation {
   streamName: string;
@@ -49,6 +49,27 @@ export class Env {
     for (const s of this.services) await s.close().catch(() => undefined);
     await Promise.all(this.connections.map((nc) => nc.close().catch(() => undefined)));
   }
+}
+
+/**
+ * A nats-server of this test file's own and an {@link Env} on it: started before the file's tests,
+ * and everything they opened cleaned up after them. `server()` is the running server (to restart).
+ */
+export function serverEnv(): { env: Env; server: () => NatsServerHandle } {
+  let server: NatsServerHandle | undefined;
+  const current = () => {
+    if (!server) throw new Error('the nats-server is not started yet (use it inside a test)');
+    return server;
+  };
+  const env = new Env(current);
+  beforeAll(async () => {
+    server = await startNatsServer();
+  });
+  afterAll(async () => {
+    await env.cleanup();
+    await server?.cleanup();
+  });
+  return { env, server: current };
 }
 
 /** Publishes an input body (object → JSON, string/bytes as is), retrying while the server restarts. */

@@ -1,18 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
-import { Env, dispatchCounts, execMessages, gate, has, isolation, publishInput, startTestExecutor, waitForEvents } from './harness.js';
+import { describe, expect, it } from 'vitest';
+import { serverEnv, dispatchCounts, execMessages, gate, has, isolation, publishInput, startTestExecutor, waitForEvents } from './harness.js';
 
-let server: NatsServerHandle;
-const env = new Env(() => server);
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  await env.cleanup();
-  await server?.cleanup();
-});
+const { env, server } = serverEnv();
 
 describe('planner service: nats-server restart', () => {
   it('resumes after a restart mid-session: the session completes, nothing lost or duplicated', async () => {
@@ -31,7 +20,7 @@ describe('planner service: nats-server restart', () => {
     await publishInput(nc, iso, 'r1', { type: 'SubmitInput', text: 'Run `npm test`.\nSummarise the results.' }, 'r1-in-1');
     await waitForEvents(store, 'r1', has('TaskDispatched'));
 
-    await server.restart();
+    await server().restart();
     await publishInput(nc, iso, 'r1', { type: 'SubmitInput', text: 'Write the release notes.' }, 'r1-in-2');
     await publishInput(nc, iso, 'r2', { type: 'SubmitInput', text: 'Summarise the changelog.' }, 'r2-in-1');
     hold.open();

@@ -1,11 +1,10 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
 import { POISON_AFTER } from '../../src/service/inputConsumer.js';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
 import {
-  Env,
+  serverEnv,
   dispatchCounts,
   execMessages,
   has,
@@ -15,17 +14,7 @@ import {
   waitForEvents,
 } from './harness.js';
 
-let server: NatsServerHandle;
-const env = new Env(() => server);
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-
-afterAll(async () => {
-  await env.cleanup();
-  await server?.cleanup();
-});
+const { env } = serverEnv();
 
 const TEXT = 'Run `npm test`.\nWhich database should we use?\nSummarise the results.';
 const rejected = (events: DomainEvent[]) => events.filter((e) => e.type === 'InputRejected');
