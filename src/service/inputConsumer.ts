@@ -13,6 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
+import { inputMessageId, readInputBacklog, type BacklogInput } from './inputBacklog.js';
 import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
 
@@ -28,13 +29,21 @@ export interface InputConsumerOptions {
   clock: () => number;
   logger: Logger;
   maxInputBytes: number;
+  /**
+   * The ids of the inputs a session has applied (its inbox window). With it, a new leader holds a
+   * session's later inputs until the earlier ones a previous leader left unapplied are applied.
+   */
+  appliedInputs?: (sessionId: string) => Promise<readonly string[]>;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-/** Redelivery delay of a failed (or blocked) input: grows with its delivery count, capped at 30 s. */
 /** Failures of one input (other than the store's) after which it is rejected instead of retried. */
 export const POISON_AFTER = 3;
 
+/** How long inputs left by a previous leader hold their sessions at most: 2 × (ack wait + max nak delay). */
+const BACKLOG_HOLD_MS = 120_000;
+
+/** Redelivery delay of a failed (or blocked) input: grows with its delivery count, capped at 30 s. */
 const nakDelay = (m: JsMsg) => Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount - 1));
 
 /** Creates the durable consumer if missing (idempotent), or updates it to jetplan's settings. */
@@ -93,6 +102,7 @@ export class InputConsumer {
     for (let failures = 0; !this.stopped; failures++) {
       try {
         await ensureInputConsumer(this.o.jsm, this.o);
+        await this.holdBacklog();
         const consumer = await this.o.js.consumers.get(this.o.streamName, this.o.durableName);
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         this.messages = messages;
@@ -120,6 +130,41 @@ export class InputConsumer {
         await messages.close().catch(() => undefined);
       }
     }
+  }
+
+  /**
+   * Seeds `deferred` with the inputs above the consumer's ack floor that their sessions have not
+   * applied (inputBacklog.ts), so each session's inputs are applied in stream order across a leader
+   * change too. An input counted as unapplied that was in fact acked (applied so long ago that it
+   * left the session's inbox window) is never redelivered: after BACKLOG_HOLD_MS, by when every
+   * unacked one has come back, nothing is held for it any more.
+   */
+  private async holdBacklog(): Promise<void> {
+    if (!this.o.appliedInputs) return;
+    let backlog: Map<string, BacklogInput[]>;
+    try {
+      backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
+    } catch (err) {
+      this.o.logger.warn({ err }, 'input backlog not read: inputs left by a previous leader may be applied out of order');
+      return;
+    }
+    const held: Array<[string, number]> = [];
+    for (const [sessionId, inputs] of backlog) {
+      const applied = new Set(await this.o.appliedInputs(sessionId).catch(() => inputs.map((i) => i.messageId)));
+      const waiting = inputs.filter((i) => !applied.has(i.messageId));
+      if (waiting.length === 0) continue;
+      const deferred = this.deferred.get(sessionId) ?? new Set<number>();
+      for (const { seq } of waiting) {
+        deferred.add(seq);
+        held.push([sessionId, seq]);
+      }
+      this.deferred.set(sessionId, deferred);
+    }
+    if (held.length === 0) return;
+    this.o.logger.info({ inputs: held.length }, 'holding sessions behind inputs a previous leader left unapplied');
+    setTimeout(() => {
+      for (const [sessionId, seq] of held) this.deferred.get(sessionId)?.delete(seq);
+    }, BACKLOG_HOLD_MS).unref();
   }
 
   private accept(m: JsMsg): void {
@@ -197,7 +242,7 @@ export class InputConsumer {
   private metaOf(m: JsMsg): InputMeta {
     const correlationId = m.headers?.get(HEADER_CORRELATION_ID);
     return {
-      messageId: m.headers?.get('Nats-Msg-Id') || `in.${m.seq}`,
+      messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq),
       now: this.o.clock(),
       streamSequence: m.seq,
       ...(correlationId ? { correlationId } : {}),

@@ -1,4 +1,6 @@
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import { ensureInputConsumer } from '../../src/service/inputConsumer.js';
 import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import {
@@ -146,5 +148,31 @@ describe('planner service: crashes, standbys and timers', () => {
     expect(retried.causationId).toMatch(/^retry\.retry\./);
     expect(retried.timestamp).toBeGreaterThanOrEqual(due);
     expect([...executor.executions.values()]).toEqual([1, 1]);
+  });
+
+  it("a new leader applies a session's inputs in order although the previous one left them with different nak delays", async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    // The stream and the input consumer as a service makes them, and a previous leader by hand.
+    await ensureStream(nc, iso);
+    const durableName = 'jetplan-planner';
+    await ensureInputConsumer(jsm, { ...iso, durableName });
+    for (let k = 1; k <= 3; k++) await publishInput(nc, iso, 'ord', { type: 'SubmitInput', text: `Summarise part ${k}.` }, `ord-${k}`);
+    const batch = await (await jetstream(nc).consumers.get(iso.streamName, durableName)).fetch({ max_messages: 3, expires: 5_000 });
+    const delivered = [];
+    for await (const m of batch) delivered.push(m);
+    expect(delivered.map((m) => m.headers?.get('Nats-Msg-Id'))).toEqual(['ord-1', 'ord-2', 'ord-3']);
+    // Its first input failed and waits out a nak delay; the two after it were held and nak'd at once,
+    // so the consumer redelivers them first.
+    delivered[0]!.nak(1_500);
+    delivered[1]!.nak();
+    delivered[2]!.nak();
+    await nc.flush();
+
+    const service = await env.service(iso, { durableName });
+    await service.whenLeader;
+    const events = await waitForEvents(await env.store(iso), 'ord', (evs) => evs.filter((e) => e.type === 'TasksPlanned').length === 3);
+    expect(events.filter((e) => e.type === 'TasksPlanned').map((e) => e.causationId)).toEqual(['ord-1', 'ord-2', 'ord-3']);
   });
 });

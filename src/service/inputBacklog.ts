@@ -1,0 +1,58 @@
+/**
+ * The inputs a previous leader may have left unapplied: delivered by the durable consumer, not
+ * acked, and waiting out a nak delay. A new leader has no memory of which session was blocked
+ * behind which of them, and the consumer redelivers them by their own delays, so a session's later
+ * input could come back first. Reading them at start lets the consumer hold each session's later
+ * inputs until the earlier ones are applied, as one leader does.
+ */
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { isSessionId } from './decodeInput.js';
+
+/** One input above the consumer's ack floor: its stream sequence and message id. */
+export interface BacklogInput {
+  seq: number;
+  messageId: string;
+}
+
+/** The message id an input is known by: its `Nats-Msg-Id`, else its stream sequence. */
+export const inputMessageId = (msgId: string | undefined, seq: number): string => msgId || `in.${seq}`;
+
+/**
+ * The inputs between the durable consumer's ack floor and the last message it delivered, by
+ * session, in stream order. Some of them may be acked already (acks above the floor are not
+ * listed by the server); the caller tells those by the session's applied input ids.
+ */
+export async function readInputBacklog(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  o: { streamName: string; subjectPrefix: string; durableName: string },
+): Promise<Map<string, BacklogInput[]>> {
+  const backlog = new Map<string, BacklogInput[]>();
+  const info = await jsm.consumers.info(o.streamName, o.durableName);
+  const floor = info.ack_floor.stream_seq;
+  const last = info.delivered.stream_seq;
+  if (last <= floor) return backlog;
+  const consumer = await js.consumers.get(o.streamName, {
+    filter_subjects: `${o.subjectPrefix}.in.>`, // one filter subject: nats-server 2.9
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: floor + 1,
+  });
+  try {
+    if ((await consumer.info(true)).num_pending === 0) return backlog; // purged meanwhile
+    const messages = await consumer.consume({ max_messages: 1_024 });
+    for await (const m of messages) {
+      if (m.seq > last) break;
+      const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+      if (isSessionId(sessionId)) {
+        const list = backlog.get(sessionId) ?? [];
+        list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
+        backlog.set(sessionId, list);
+      }
+      if (m.seq >= last || m.info.pending === 0) break;
+    }
+    await messages.close().catch(() => undefined);
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  return backlog;
+}
