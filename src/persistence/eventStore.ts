@@ -23,6 +23,11 @@ export interface AppendResult {
 export interface ReadOptions {
   from?: number;
   to?: number;
+  /**
+   * Only the last `last` events of the range (e.g. `{ last: 1 }`: the stream's latest event, which
+   * says whether a session ended without folding it). A store may answer it without a scan.
+   */
+  last?: number;
 }
 
 /** A stream's events in order; `currentVersion` is the last sequence (0 for none). */

@@ -71,8 +71,8 @@ export class StreamIndex {
   read(streamId: string, options: ReadOptions = {}): ReadResult {
     const stream = this.streams.get(streamId);
     if (!stream) return { events: [], currentVersion: 0, exists: false };
-    const from = Math.max(1, options.from ?? 1);
     const to = Math.min(stream.length, options.to ?? stream.length);
+    const from = Math.max(1, options.from ?? 1, options.last === undefined ? 1 : to - options.last + 1);
     const events = from > to ? [] : stream.slice(from - 1, to).map(copyOut);
     return { events, currentVersion: stream.length, exists: true };
   }

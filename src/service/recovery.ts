@@ -23,7 +23,12 @@ export interface RecoveryResult {
   timers: number;
   /** Sessions that could not be loaded (a corrupt log); each is logged and skipped. */
   failed: number;
+  /** Sessions skipped without a fold: their latest event ended them. */
+  ended: number;
 }
+
+/** Events after which a session takes no work (only rejections and ignored reports follow). */
+const ENDING = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
 
 /** Options of {@link recoverSessions}. */
 export interface RecoveryOptions {
@@ -39,7 +44,7 @@ export interface RecoveryOptions {
 
 /** Re-issues the outstanding commands and timers of every active session. */
 export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
-  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0 };
+  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0, ended: 0 };
   const ids = await o.store.listStreams();
   const width = o.concurrency ?? 16;
   for (let i = 0; i < ids.length; i += width) {
@@ -57,6 +62,13 @@ export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResul
 }
 
 async function recoverOne(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
+  // Most sessions of a long-lived stream have ended: one read of the latest event (no scan on
+  // JetStream) tells, instead of folding each session's whole log.
+  const latest = (await o.repository.read(sessionId, { last: 1 })).events[0];
+  if (latest && ENDING.has(latest.type)) {
+    result.ended++;
+    return;
+  }
   // Another instance may have advanced the session while this one was standby: read the log.
   o.repository.forget(sessionId);
   const state = await o.repository.load(sessionId);

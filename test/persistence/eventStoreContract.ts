@@ -72,6 +72,11 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect((await store().readStream(id, { from: 3, to: 3 })).events).toEqual([all[2]]);
       const beyond = await store().readStream(id, { from: 6 });
       expect(beyond).toEqual({ events: [], currentVersion: 5, exists: true });
+      // `last`: the last N of the range.
+      expect(await store().readStream(id, { last: 1 })).toEqual({ events: [all[4]], currentVersion: 5, exists: true });
+      expect((await store().readStream(id, { last: 2, to: 3 })).events).toEqual(all.slice(1, 3));
+      expect((await store().readStream(id, { last: 9, from: 2 })).events).toEqual(all.slice(1));
+      expect((await store().readStream(id, { last: 0 })).events).toEqual([]);
     });
 
     it('reports a missing stream as not existing at version 0', async () => {

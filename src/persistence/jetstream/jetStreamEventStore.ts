@@ -128,8 +128,8 @@ export class JetStreamEventStore implements EventStore {
       if (last === null) return { events: [], currentVersion: 0, exists: false };
       const lastEnvelope = decodeEnvelope(this.#options.streamName, last.data, last.seq);
       const currentVersion = lastEnvelope.sequence;
-      const from = Math.max(1, options.from ?? 1);
       const to = Math.min(currentVersion, options.to ?? currentVersion);
+      const from = Math.max(1, options.from ?? 1, options.last === undefined ? 1 : to - options.last + 1);
       if (from > to) return { events: [], currentVersion, exists: true };
       if (from === currentVersion) {
         // Only the tip is wanted and we already have it.
