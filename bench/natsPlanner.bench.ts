@@ -14,6 +14,7 @@
  *    whose executor takes 50–150 ms per task (busy, not saturated);
  *  - persisted events/s: events appended during the 1,000-session run (stream subject counts)
  *    over its wall time (first SubmitInput published → last SessionCompleted committed);
+ *  - recovery: what a new leader does before taking input, over all the bench's sessions;
  *  - replay: SessionRepository.rebuild of every session from the stream (one read each, and all in
  *    one pass with rebuildAll), and of one ~1,800-event
  *    session, against the raw ordered-consumer read rate.
@@ -24,7 +25,9 @@ import { connectionOptions } from '../src/nats/connect.js';
 import { spawn } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
+import type { RetryScheduler } from '../src/actors/retryScheduler.js';
 import { SessionRepository } from '../src/actors/sessionRepository.js';
+import { recoverSessions } from '../src/service/recovery.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
 import { planText } from '../src/planning/index.js';
@@ -281,6 +284,18 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
       results['replay_all_events'] = events;
       results['replay_all_concurrency'] = REPLAY_CONCURRENCY;
       results['replay_all_events_per_s'] = Math.round(events / seconds);
+    }
+    {
+      // What a new leader does first: recover every session (all ended here, so each is one
+      // read of its latest event rather than a fold of its log).
+      const t0 = performance.now();
+      const recovered = await recoverSessions({
+        store, repository: new SessionRepository({ store }), clock: Date.now, logger: silentLogger,
+        effects: { perform: () => {} },
+        retries: { watch: () => {} } as unknown as RetryScheduler,
+      });
+      results['recovery_sessions'] = recovered.ended + recovered.sessions;
+      results['recovery_ms'] = Math.round(performance.now() - t0);
     }
     {
       // The same sessions (and the big one) rebuilt in one pass over the log.
