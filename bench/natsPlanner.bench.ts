@@ -14,24 +14,15 @@
  *    whose executor takes 50–150 ms per task (busy, not saturated);
  *  - persisted events/s: events appended during the 1,000-session run (stream subject counts)
  *    over its wall time (first SubmitInput published → last SessionCompleted committed);
- *  - recovery: what a new leader does before taking input, over all the bench's sessions;
- *  - replay: SessionRepository.rebuild of every session from the stream (one read each, and all in
- *    one pass with rebuildAll), and of one ~1,800-event
- *    session, against the raw ordered-consumer read rate.
+ *  - recovery and replay from the stream: natsReplay.bench.ts.
  */
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { connect, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { connectionOptions } from '../src/nats/connect.js';
-import { spawn } from 'node:child_process';
-import { Worker } from 'node:worker_threads';
-import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import type { RetryScheduler } from '../src/actors/retryScheduler.js';
-import { SessionRepository } from '../src/actors/sessionRepository.js';
-import { recoverSessions } from '../src/service/recovery.js';
-import { silentLogger } from '../src/observability/logger.js';
+import { performance } from 'node:perf_hooks';
 import { JetStreamEventStore } from '../src/persistence/jetstream/index.js';
 import { planText } from '../src/planning/index.js';
-import { startPlannerService } from '../src/service/plannerService.js';
+import { startService, withTimeout, type ServiceHandle } from './benchService.js';
+import { benchNatsReplay } from './natsReplay.bench.js';
 import { round, summarize } from './stats.js';
 
 /** Steps of the 1-session run: SEQUENTIAL sessions of TASKS tasks, one after another. */
@@ -41,7 +32,6 @@ const TASKS_1000 = 5;
 /** The large session: BIG_INPUTS SubmitInputs of 200 tasks (planText's per-input limit). */
 const BIG_INPUTS = 3;
 const PER_INPUT = 200;
-const REPLAY_CONCURRENCY = 64;
 /** Per phase, how long the bench's executor works on a task before reporting, ms (mean). */
 const THINK_MS: Record<string, number> = { c100think: 100 };
 /** A seeded generator (mulberry32), so every run draws the same think times. */
@@ -54,7 +44,6 @@ const random = (() => {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 })();
-const PHASE_TIMEOUT_MS = 120_000;
 
 const textOf = (tasks: number, offset = 0) =>
   Array.from({ length: tasks }, (_, i) => `Process item ${offset + i + 1}.`).join(' ');
@@ -76,18 +65,6 @@ function track(phase: string): Tracked {
   let done!: () => void;
   const finished = new Promise<void>((resolve) => (done = resolve));
   return { phase, t0: undefined, inFlight: false, early: undefined, done, finished };
-}
-
-async function withTimeout<T>(what: string, work: Promise<T>, ms = PHASE_TIMEOUT_MS): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Events stored on `<prefix>.ev.<session>` for the sessions whose id starts with `idPrefix`. */
@@ -263,71 +240,9 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     results['step_anomalies'] = anomalies;
     results['report_errors'] = reportErrors;
 
-    // Replay: a fresh store and repository on the bench connection, nothing cached.
+    // Replay and recovery: a fresh store on the bench connection, nothing cached.
     store = await JetStreamEventStore.create(nc, { streamName, subjectPrefix });
-    const repository = new SessionRepository({ store });
-    {
-      const ids = (await store.listStreams()).filter((id) => id !== 'big-0');
-      let next = 0;
-      let events = 0;
-      const t0 = performance.now();
-      await Promise.all(
-        Array.from({ length: REPLAY_CONCURRENCY }, async () => {
-          while (next < ids.length) {
-            const { state } = await repository.rebuild(ids[next++]!);
-            events += state.version;
-          }
-        }),
-      );
-      const seconds = (performance.now() - t0) / 1000;
-      results['replay_all_sessions'] = ids.length;
-      results['replay_all_events'] = events;
-      results['replay_all_concurrency'] = REPLAY_CONCURRENCY;
-      results['replay_all_events_per_s'] = Math.round(events / seconds);
-    }
-    {
-      // What a new leader does first: recover every session (all ended here, so each is one
-      // read of its latest event rather than a fold of its log).
-      const t0 = performance.now();
-      const recovered = await recoverSessions({
-        store, repository: new SessionRepository({ store }), clock: Date.now, logger: silentLogger,
-        effects: { perform: () => {} },
-        retries: { watch: () => {} } as unknown as RetryScheduler,
-      });
-      results['recovery_sessions'] = recovered.ended + recovered.sessions;
-      results['recovery_ms'] = Math.round(performance.now() - t0);
-    }
-    {
-      // The same sessions (and the big one) rebuilt in one pass over the log.
-      const t0 = performance.now();
-      const all = await repository.rebuildAll();
-      const seconds = (performance.now() - t0) / 1000;
-      let events = 0;
-      for (const { state } of all.values()) events += state.version;
-      results['replay_bulk_sessions'] = all.size;
-      results['replay_bulk_events'] = events;
-      results['replay_bulk_events_per_s'] = Math.round(events / seconds);
-    }
-    {
-      const rates: number[] = [];
-      let events = 0;
-      for (let run = 0; run < 3; run++) {
-        const t0 = performance.now();
-        const { state } = await repository.rebuild('big-0');
-        const elapsed = performance.now() - t0;
-        events = state.version;
-        rates.push((events / elapsed) * 1000);
-      }
-      results['replay_big_events'] = events;
-      results['replay_big_first_events_per_s'] = Math.round(rates[0]!);
-      results['replay_big_events_per_s'] = Math.round(Math.max(...rates));
-      const rawRead = raw['orderedConsumer_msgs_per_s'];
-      if (rawRead) {
-        results['replay_vs_raw_read_ratio'] = round(Math.max(...rates) / rawRead);
-        results['replay_all_vs_raw_read_ratio'] = round(results['replay_all_events_per_s']! / rawRead);
-        results['replay_bulk_vs_raw_read_ratio'] = round(results['replay_bulk_events_per_s']! / rawRead);
-      }
-    }
+    Object.assign(results, await benchNatsReplay(store, raw));
   } finally {
     await store?.close().catch(() => undefined);
     await service?.close().catch(() => undefined);
@@ -337,86 +252,4 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     await nc.close().catch(() => undefined);
   }
   return results;
-}
-
-/** The planner service under test: in this process (default) or in its own, as deployed. */
-interface ServiceHandle {
-  mode: 'worker' | 'inline' | 'process';
-  /** The service thread's event-loop utilization (worker mode), as `performance.eventLoopUtilization`. */
-  elu?: (previous?: EventLoopUtilization) => EventLoopUtilization;
-  close(): Promise<void>;
-}
-
-interface ServiceSpec {
-  url: string;
-  streamName: string;
-  subjectPrefix: string;
-  snapshotBucket: string;
-  leaseBucket: string;
-}
-
-/**
- * Starts the service on a worker thread (default: its own event loop and connection, as deployed,
- * so the bench's load generator does not share its thread), in this thread
- * (JETPLAN_BENCH_SERVICE=inline), or with JETPLAN_BENCH_SERVICE=process as `node bin/jetplan.js
- * serve` in a child process (needs `npm run build`). Resolves once it leads.
- */
-async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
-  const mode = process.env.JETPLAN_BENCH_SERVICE ?? 'worker';
-  if (mode === 'worker') {
-    // A young generation of 96 MB (32 MB semi-spaces), as docs/deployment.md runs the service
-    // (NODE_OPTIONS=--max-semi-space-size=32): fewer scavenges per step.
-    const young = Number(process.env.JETPLAN_BENCH_YOUNG_MB ?? 96);
-    const worker = new Worker(new URL('./serviceWorker.mjs', import.meta.url), {
-      workerData: spec,
-      ...(young > 0 ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}),
-    });
-    const message = (want: string) =>
-      new Promise<void>((resolve, reject) => {
-        worker.on('message', (m) => m === want && resolve());
-        worker.once('error', reject);
-        worker.once('exit', (code) => reject(new Error(`service worker exited with ${code}`)));
-      });
-    await withTimeout('leadership', message('leader'), 30_000);
-    return {
-      mode: 'worker',
-      elu: (previous) => worker.performance.eventLoopUtilization(previous),
-      close: async () => {
-        const closed = message('closed');
-        worker.postMessage('close');
-        await closed;
-        await worker.terminate();
-      },
-    };
-  }
-  if (mode === 'inline') {
-    const serviceNc = await connect(connectionOptions({ url: spec.url }));
-    const service = await startPlannerService({
-      nc: serviceNc, logger: silentLogger, streamName: spec.streamName, subjectPrefix: spec.subjectPrefix,
-      snapshotBucket: spec.snapshotBucket, leaseBucket: spec.leaseBucket,
-    });
-    await withTimeout('leadership', service.whenLeader, 30_000);
-    return { mode: 'inline', close: async () => { await service.close(); await serviceNc.close(); } };
-  }
-  const child = spawn(process.execPath, [
-    'bin/jetplan.js', 'serve', '--nats', spec.url, '--stream', spec.streamName, '--prefix', spec.subjectPrefix,
-    '--lease-bucket', spec.leaseBucket,
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const leading = new Promise<void>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('leader, consuming inputs')) resolve();
-    });
-    void exited.then(() => reject(new Error(`jetplan serve exited: ${out.trim() || '(no output; run npm run build)'}`)));
-  });
-  await withTimeout('leadership', leading, 30_000);
-  return {
-    mode: 'process',
-    close: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
