@@ -40,19 +40,27 @@ export async function benchInProcess(): Promise<Record<string, number>> {
   // Replay: fold every stored event of every session from scratch, as the repository does.
   const bySession = new Map<string, DomainEvent[]>();
   for (const e of events) (bySession.get(e.sessionId) ?? bySession.set(e.sessionId, []).get(e.sessionId)!).push(e);
-  const t0 = performance.now();
+  // Five passes (a pass is ~0.1 s, short enough for one GC or a busy neighbour to skew it): the
+  // median is the figure, the slowest is kept beside it.
   let folded = 0;
-  for (const [id, list] of bySession) {
-    fold(initialSessionState(id), list);
-    folded += list.length;
+  const rates: number[] = [];
+  for (let pass = 0; pass < 5; pass++) {
+    const t0 = performance.now();
+    folded = 0;
+    for (const [id, list] of bySession) {
+      fold(initialSessionState(id), list);
+      folded += list.length;
+    }
+    rates.push(folded / ((performance.now() - t0) / 1000));
   }
-  const seconds = (performance.now() - t0) / 1000;
+  rates.sort((a, b) => a - b);
   return {
     step_p50_ms: round(step.p50, 4),
     step_p99_ms: round(step.p99, 4),
     step_max_ms: round(step.max, 3),
     step_samples: step.n,
     replay_events: folded,
-    replay_events_per_s: Math.round(folded / seconds),
+    replay_events_per_s: Math.round(rates[2]!),
+    replay_slowest_pass_events_per_s: Math.round(rates[0]!),
   };
 }

@@ -1,17 +1,18 @@
 import type { AnyStateMachine, AnyStateNode, EventObject, StateValue } from 'xstate';
 import { UnsupportedMachineError } from '../errors.js';
+import { Children } from './children.js';
 import { compileAction, compileGuard, type ActionRun, type Args, type CompiledAction, type Guard } from './compiledActions.js';
 
 /**
- * A machine's state as plain, JSON-safe data: what a compiled transition reads and returns.
- * Context values are never `undefined`: an assignment of `undefined` removes the key, so a state
- * restored from JSON is identical to the live one.
+ * A machine's state as immutable data: what a compiled transition reads and returns. JSON-safe
+ * (`children` serializes as a record). Context values are never `undefined`: an assignment of
+ * `undefined` removes the key, so a state restored from JSON is identical to the live one.
  */
 export interface PlainState<C extends object = Record<string, unknown>> {
   value: StateValue;
   context: C;
   /** Spawned child actors by id. */
-  children: Record<string, PlainState>;
+  children: Children<PlainState>;
   /** A child's actor source (the key in the parent's `actors`); absent on the root. */
   src?: string;
 }
@@ -27,12 +28,8 @@ export interface CompiledMachine<C extends object> {
   readonly id: string;
   /** The initial state for `input`. */
   initial(input: unknown): PlainState<C>;
-  /**
-   * The next state and the named actions a transition emits. `owned` says the caller owns
-   * `state.children` exclusively (a fold over many events), so a child is updated in place
-   * instead of copying the map: O(1) instead of O(children) per event.
-   */
-  transition(state: PlainState<C>, event: EventObject, owned?: boolean): [PlainState<C>, EmittedAction[]];
+  /** The next state and the named actions the transition emits; `state` is unchanged. */
+  transition(state: PlainState<C>, event: EventObject): [PlainState<C>, EmittedAction[]];
 }
 
 interface Node {
@@ -131,13 +128,13 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
     initial(input) {
       const context =
         typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
-      return { value: initialLeaf.value, context: context as C, children: {} };
+      return { value: initialLeaf.value, context: context as C, children: Children.empty() };
     },
-    transition(state, event, owned = false) {
+    transition(state, event) {
       const leaf = leafOf(state.value);
       const chosen = select(leaf.node, { context: state.context as Record<string, unknown>, event });
       if (!chosen) return [state, NONE];
-      const run = new Run(state.context as Record<string, unknown>, state.children, event, owned, childLogic);
+      const run = new Run(state.context as Record<string, unknown>, state.children, event, childLogic);
       run.actions(chosen.actions);
       run.deliver();
       const value = chosen.target ? chosen.target.value : state.value;
@@ -166,7 +163,6 @@ class Run implements ActionRun {
     public context: Record<string, unknown>,
     public children: PlainState['children'],
     readonly event: EventObject,
-    private owned: boolean,
     private readonly childLogic: (src: string) => CompiledMachine<Record<string, unknown>>,
   ) {}
 
@@ -180,7 +176,7 @@ class Run implements ActionRun {
     this.emitted.push(params === undefined ? { type } : { type, params });
   }
   spawn(src: string, id: string, input: unknown): void {
-    this.writableChildren()[id] = { ...this.childLogic(src).initial(input), src };
+    this.children = this.children.set(id, { ...this.childLogic(src).initial(input), src });
   }
   send(to: string, event: EventObject): void {
     this.sends.push({ to, event });
@@ -188,19 +184,12 @@ class Run implements ActionRun {
   /** Sends to children are delivered after the transition, as xstate defers them. */
   deliver(): void {
     for (const { to, event } of this.sends) {
-      const child = this.children[to];
+      const child = this.children.get(to);
       // As xstate: sending to an actor that does not exist is an error, not a silent no-op.
       if (!child) throw new Error(`unable to send ${event.type} to unknown actor "${to}"`);
       const [next] = this.childLogic(child.src!).transition(child, event);
-      if (next !== child) this.writableChildren()[to] = next;
+      if (next !== child) this.children = this.children.set(to, next);
     }
-  }
-  private writableChildren(): PlainState['children'] {
-    if (!this.owned) {
-      this.children = { ...this.children };
-      this.owned = true;
-    }
-    return this.children;
   }
 }
 

@@ -2,6 +2,7 @@ import type { DomainEvent } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
 import { sessionMachine, type SessionContext } from './sessionMachine.js';
 import type { TaskContext } from './taskMachine.js';
+import { Children } from './children.js';
 import { compileMachine, type PlainState } from './compiledMachine.js';
 
 /** The session statechart's state as plain data; its `children` are the task actors' states. */
@@ -57,8 +58,8 @@ export function step(state: SessionState, event: DomainEvent): { state: SessionS
 
 /**
  * Folds many events at once (replay, snapshot plus tail): the same transitions as {@link evolve},
- * but the intermediate states are never seen, so the task map and the inbox are copied once and
- * then updated in place rather than copied per event. `state` itself is not modified.
+ * but the inbox is copied once and then updated in place rather than copied per new input.
+ * `state` itself is not modified.
  */
 export function fold(state: SessionState, events: Iterable<DomainEvent>): SessionState {
   const folding = new SessionFold(state);
@@ -72,14 +73,14 @@ export class SessionFold {
   private version: number;
   private readonly inputs: string[];
   constructor(private readonly start: SessionState) {
-    this.snapshot = { ...start.snapshot, children: { ...start.snapshot.children } };
+    this.snapshot = start.snapshot;
     this.version = start.version;
     this.inputs = start.recentInputs.slice();
   }
 
   add(event: DomainEvent): void {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
-    this.snapshot = session.transition(this.snapshot, event, true)[0];
+    this.snapshot = session.transition(this.snapshot, event)[0];
     this.version = event.sequence;
     if (this.inputs[this.inputs.length - 1] !== event.causationId) {
       this.inputs.push(event.causationId);
@@ -91,8 +92,7 @@ export class SessionFold {
   /** The state so far, detached: later events do not change it. */
   get state(): SessionState {
     const recentInputs = this.inputs.slice(Math.max(0, this.inputs.length - INBOX_WINDOW));
-    const snapshot = { ...this.snapshot, children: { ...this.snapshot.children } };
-    return { sessionId: this.start.sessionId, snapshot, version: this.version, recentInputs };
+    return { sessionId: this.start.sessionId, snapshot: this.snapshot, version: this.version, recentInputs };
   }
 }
 
@@ -111,20 +111,22 @@ function rememberInput(recent: string[], id: string): string[] {
 
 /** The task actor state of `taskId`, if the session has planned it. */
 export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot | undefined {
-  return state.snapshot.children[taskId] as TaskSnapshot | undefined;
+  return state.snapshot.children.get(taskId) as TaskSnapshot | undefined;
 }
 
 /** The schema of serialized session state; bump it when the machines change shape. */
 export const STATE_SCHEMA = 2;
 
-/** A JSON-safe form of the state: it is plain data already. */
+/** A JSON-safe form of the state: plain records all the way down (a snapshot store's input). */
 export function serializeState(state: SessionState): unknown {
-  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot: state.snapshot };
+  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot: plain(state.snapshot) };
 }
 
 /** Restores a state from {@link serializeState}'s output (after a JSON round trip). */
 export function restoreState(json: unknown): SessionState {
-  const { sessionId, version, recentInputs, snapshot } = json as Partial<SessionState>;
+  const { sessionId, version, recentInputs, snapshot } = json as Partial<{ [K in keyof SessionState]: unknown }> & {
+    snapshot?: PlainJson;
+  };
   if (
     typeof sessionId !== 'string' ||
     typeof version !== 'number' ||
@@ -134,5 +136,25 @@ export function restoreState(json: unknown): SessionState {
   ) {
     throw new Error('not a serialized session state');
   }
-  return { sessionId, version, recentInputs, snapshot };
+  return { sessionId, version, recentInputs: recentInputs as string[], snapshot: revive(snapshot) as SessionSnapshot };
+}
+
+/** A machine state as JSON data: `children` a record of states. */
+interface PlainJson {
+  value: PlainState['value'];
+  context: object;
+  children: Record<string, PlainJson>;
+  src?: string;
+}
+
+function plain(state: PlainState<object>): PlainJson {
+  const children: Record<string, PlainJson> = {};
+  for (const [id, child] of state.children.entries()) children[id] = plain(child);
+  return { ...state, children };
+}
+
+function revive(json: PlainJson): PlainState<object> {
+  const children: Record<string, PlainState> = {};
+  for (const [id, child] of Object.entries(json.children)) children[id] = revive(child) as PlainState;
+  return { ...json, children: Children.from(children) };
 }

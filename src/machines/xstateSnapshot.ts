@@ -6,7 +6,7 @@ import type { PlainState } from './compiledMachine.js';
  */
 export function toPersistedSnapshot(state: PlainState<object>): Record<string, unknown> {
   const children: Record<string, unknown> = {};
-  for (const [id, child] of Object.entries(state.children)) {
+  for (const [id, child] of state.children.entries()) {
     children[id] = { snapshot: toPersistedSnapshot(child), src: child.src, syncSnapshot: false };
   }
   return { status: 'active', value: state.value, historyValue: {}, context: state.context, children };

@@ -128,7 +128,7 @@ function checkInvariants(state: SessionState, events: number): void {
   const tasks = ctx.order.map((id) => taskView(state, id)!);
   expect(state.version).toBe(events);
   expect(ctx.cursor).toBeLessThanOrEqual(ctx.order.length);
-  expect(Object.keys(state.snapshot.children).sort()).toEqual([...ctx.order].sort());
+  expect(state.snapshot.children.keys().sort()).toEqual([...ctx.order].sort());
   tasks.slice(0, ctx.cursor).forEach((t) => expect(t.status).toBe('Completed'));
   tasks.slice(ctx.cursor + 1).forEach((t) => expect(t).toMatchObject({ status: 'Planned', attempts: 0 }));
   expect(tasks.filter((t) => t.status === 'Running').length).toBeLessThanOrEqual(1);
