@@ -14,6 +14,8 @@ export type Guard = (args: Args) => boolean;
 export interface ActionRun {
   readonly context: Record<string, unknown>;
   readonly event: EventObject;
+  /** Whether named effects are wanted: a fold drops them, so their params are never computed. */
+  readonly effects: boolean;
   assign(partial: Record<string, unknown>): void;
   emit(type: string, params: unknown): void;
   spawn(src: string, id: string, input: unknown): void;
@@ -54,7 +56,9 @@ export function compileAction(machine: AnyStateMachine, entry: unknown, asChild:
   if (typeof impl !== 'function') throw new UnsupportedMachineError(`${machine.id}: action "${type}" has no implementation`);
   if (isBuiltin(impl)) return fromBuiltin(machine, impl as unknown as Builtin, params);
   if (asChild) throw new UnsupportedMachineError(`${machine.id}: a spawned machine may not emit the effect "${type}"`);
-  return (run) => run.emit(type, resolve(params, argsOf(run)));
+  return (run) => {
+    if (run.effects) run.emit(type, resolve(params, argsOf(run)));
+  };
 }
 
 const isBuiltin = (fn: object): boolean => typeof (fn as Builtin).type === 'string' && (fn as Builtin).type.startsWith('xstate.');

@@ -28,8 +28,11 @@ export interface CompiledMachine<C extends object> {
   readonly id: string;
   /** The initial state for `input`. */
   initial(input: unknown): PlainState<C>;
-  /** The next state and the named actions the transition emits; `state` is unchanged. */
-  transition(state: PlainState<C>, event: EventObject): [PlainState<C>, EmittedAction[]];
+  /**
+   * The next state and the named actions the transition emits; `state` is unchanged. With
+   * `effects: false` (a fold, which drops them) no action is emitted and no params are computed.
+   */
+  transition(state: PlainState<C>, event: EventObject, options?: { effects?: boolean }): [PlainState<C>, EmittedAction[]];
 }
 
 interface Node {
@@ -130,11 +133,11 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
         typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
       return { value: initialLeaf.value, context: context as C, children: Children.empty() };
     },
-    transition(state, event) {
+    transition(state, event, options) {
       const leaf = leafOf(state.value);
       const chosen = select(leaf.node, { context: state.context as Record<string, unknown>, event });
       if (!chosen) return [state, NONE];
-      const run = new Run(state.context as Record<string, unknown>, state.children, event, childLogic);
+      const run = new Run(state.context as Record<string, unknown>, state.children, event, options?.effects ?? true, childLogic);
       run.actions(chosen.actions);
       run.deliver();
       const value = chosen.target ? chosen.target.value : state.value;
@@ -163,6 +166,7 @@ class Run implements ActionRun {
     public context: Record<string, unknown>,
     public children: PlainState['children'],
     readonly event: EventObject,
+    readonly effects: boolean,
     private readonly childLogic: (src: string) => CompiledMachine<Record<string, unknown>>,
   ) {}
 

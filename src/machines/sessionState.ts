@@ -35,8 +35,14 @@ export function initialSessionState(sessionId: string): SessionState {
 
 /** evolve: folds one stored event into the state, dropping the commands it carries. */
 export function evolve(state: SessionState, event: DomainEvent): SessionState {
-  return step(state, event).state;
+  assertFollows(state, event);
+  const [snapshot] = session.transition(state.snapshot, event, NO_EFFECTS);
+  const recentInputs = rememberInput(state.recentInputs, event.causationId);
+  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs };
 }
+
+/** Folds drop the commands events carry: their params (e.g. the rendered context) are not built. */
+const NO_EFFECTS = { effects: false };
 
 /**
  * One transition of the session statechart on one event, with the task actors' transitions it
@@ -80,7 +86,7 @@ export class SessionFold {
 
   add(event: DomainEvent): void {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
-    this.snapshot = session.transition(this.snapshot, event)[0];
+    this.snapshot = session.transition(this.snapshot, event, NO_EFFECTS)[0];
     this.version = event.sequence;
     if (this.inputs[this.inputs.length - 1] !== event.causationId) {
       this.inputs.push(event.causationId);
