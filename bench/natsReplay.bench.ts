@@ -72,7 +72,7 @@ export async function benchNatsReplay(store: JetStreamEventStore, raw: Record<st
     results['replay_big_events_per_s'] = Math.round(Math.max(...rates));
     const rawRead = raw['orderedConsumer_msgs_per_s'];
     if (rawRead) {
-      results['replay_vs_raw_read_ratio'] = round(Math.max(...rates) / rawRead);
+      results['replay_big_vs_raw_read_ratio'] = round(Math.max(...rates) / rawRead);
       results['replay_all_vs_raw_read_ratio'] = round(results['replay_all_events_per_s']! / rawRead);
       results['replay_bulk_vs_raw_read_ratio'] = round(results['replay_bulk_events_per_s']! / rawRead);
     }
