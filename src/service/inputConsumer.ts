@@ -72,6 +72,8 @@ export class InputConsumer {
   private readonly deferred = new Map<string, Set<number>>();
   /** Failures of an input (by stream sequence) that were not the store's: see rejectPoison. */
   private readonly failures = new Map<number, number>();
+  /** Backlog inputs held for (holdBacklog) that have not been delivered to this leader yet. */
+  private readonly unseen = new Set<number>();
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopped = true;
@@ -90,6 +92,8 @@ export class InputConsumer {
     await this.loop;
     await this.queue.drain();
     this.deferred.clear();
+    this.failures.clear();
+    this.unseen.clear();
   }
 
   /** Messages not yet delivered plus delivered and not acked (0 when the consumer is missing). */
@@ -137,7 +141,7 @@ export class InputConsumer {
    * applied (inputBacklog.ts), so each session's inputs are applied in stream order across a leader
    * change too. An input counted as unapplied that was in fact acked (applied so long ago that it
    * left the session's inbox window) is never redelivered: after BACKLOG_HOLD_MS, by when every
-   * unacked one has come back, nothing is held for it any more.
+   * unacked one has come back, nothing is held for it any more (unless it did come back).
    */
   private async holdBacklog(): Promise<void> {
     if (!this.o.appliedInputs) return;
@@ -162,8 +166,10 @@ export class InputConsumer {
     }
     if (held.length === 0) return;
     this.o.logger.info({ inputs: held.length }, 'holding sessions behind inputs a previous leader left unapplied');
+    for (const [, seq] of held) this.unseen.add(seq);
     setTimeout(() => {
-      for (const [sessionId, seq] of held) this.deferred.get(sessionId)?.delete(seq);
+      // Only inputs never redelivered: one that came back and keeps failing still holds its session.
+      for (const [sessionId, seq] of held) if (this.unseen.delete(seq)) this.deferred.get(sessionId)?.delete(seq);
     }, BACKLOG_HOLD_MS).unref();
   }
 
@@ -185,6 +191,7 @@ export class InputConsumer {
       m.nak();
       return;
     }
+    this.unseen.delete(m.seq);
     const deferred = this.deferred.get(sessionId) ?? new Set<number>();
     if ([...deferred].some((seq) => seq < m.seq)) {
       deferred.add(m.seq);
