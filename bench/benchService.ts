@@ -63,7 +63,10 @@ export async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
         worker.once('error', reject);
         worker.once('exit', (code) => reject(new Error(`service worker exited with ${code}`)));
       });
-    await withTimeout('leadership', message('leader'), 30_000);
+    await withTimeout('leadership', message('leader'), 30_000).catch(async (err: unknown) => {
+      await worker.terminate();
+      throw err;
+    });
     return {
       mode: 'worker',
       elu: (previous) => worker.performance.eventLoopUtilization(previous),

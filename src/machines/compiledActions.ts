@@ -50,11 +50,11 @@ const argsOf = (run: ActionRun): Args => ({ context: run.context, event: run.eve
  * have effects: they would be its own actor's to run, and a fold has no actor.
  */
 export function compileAction(machine: AnyStateMachine, entry: unknown, asChild: boolean): CompiledAction {
-  if (typeof entry === 'function') return fromBuiltin(machine, entry as unknown as Builtin, undefined);
+  if (typeof entry === 'function') return fromBuiltin(machine, entry as unknown as Builtin, undefined, asChild);
   const { type, params } = typeof entry === 'string' ? { type: entry, params: undefined } : (entry as { type: string; params?: unknown });
   const impl = (machine.implementations.actions as Record<string, unknown>)[type];
   if (typeof impl !== 'function') throw new UnsupportedMachineError(`${machine.id}: action "${type}" has no implementation`);
-  if (isBuiltin(impl)) return fromBuiltin(machine, impl as unknown as Builtin, params);
+  if (isBuiltin(impl)) return fromBuiltin(machine, impl as unknown as Builtin, params, asChild);
   if (asChild) throw new UnsupportedMachineError(`${machine.id}: a spawned machine may not emit the effect "${type}"`);
   return (run) => {
     if (run.effects) run.emit(type, resolve(params, argsOf(run)));
@@ -63,7 +63,7 @@ export function compileAction(machine: AnyStateMachine, entry: unknown, asChild:
 
 const isBuiltin = (fn: object): boolean => typeof (fn as Builtin).type === 'string' && (fn as Builtin).type.startsWith('xstate.');
 
-function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown): CompiledAction {
+function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown, asChild: boolean): CompiledAction {
   const refuse = (): never => {
     throw new UnsupportedMachineError(`${machine.id}: the action ${fn.type ?? 'inline function'} is not supported`);
   };
@@ -94,12 +94,22 @@ function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown): Co
     }
     case 'xstate.spawnChild': {
       const { src, id, input } = fn;
-      if (typeof src !== 'string') refuse();
+      // A child is found by its id: one must be given (xstate would key it "undefined").
+      if (typeof src !== 'string' || id === undefined) refuse();
       return (run) => run.spawn(src as string, resolve(id, argsOf(run)) as string, resolve(input, argsOf(run)));
     }
     case 'xstate.enqueueActions': {
       const collect = fn.collect!;
-      return (run) => collect({ context: run.context, event: run.event, enqueue: enqueuer(machine, run) }, paramsOf(run));
+      return (run) =>
+        collect(
+          {
+            context: run.context,
+            event: run.event,
+            enqueue: enqueuer(machine, run, asChild),
+            check: () => refuse(), // guards inside enqueueActions: not supported
+          },
+          paramsOf(run),
+        );
     }
     default:
       return refuse();
@@ -107,16 +117,16 @@ function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown): Co
 }
 
 /** The `enqueue` of enqueueActions, for the built-ins the compiled machine supports. */
-function enqueuer(machine: AnyStateMachine, run: ActionRun) {
-  const enqueue = (action: unknown) => compileAction(machine, action, false)(run);
+function enqueuer(machine: AnyStateMachine, run: ActionRun, asChild: boolean) {
+  const enqueue = (action: unknown) => compileAction(machine, action, asChild)(run);
   const unsupported = (name: string) => () => {
     throw new UnsupportedMachineError(`${machine.id}: enqueue.${name} is not supported`);
   };
   return Object.assign(enqueue, {
-    assign: (assignment: unknown) => fromBuiltin(machine, { type: 'xstate.assign', assignment }, undefined)(run),
-    sendTo: (to: unknown, event: unknown) => fromBuiltin(machine, { type: 'xstate.sendTo', to, event }, undefined)(run),
+    assign: (assignment: unknown) => fromBuiltin(machine, { type: 'xstate.assign', assignment }, undefined, asChild)(run),
+    sendTo: (to: unknown, event: unknown) => fromBuiltin(machine, { type: 'xstate.sendTo', to, event }, undefined, asChild)(run),
     spawnChild: (src: string, options: { id?: unknown; input?: unknown } = {}) =>
-      run.spawn(src, resolve(options.id ?? src, argsOf(run)) as string, resolve(options.input, argsOf(run))),
+      fromBuiltin(machine, { type: 'xstate.spawnChild', src, id: options.id, input: options.input }, undefined, asChild)(run),
     raise: unsupported('raise'),
     cancel: unsupported('cancel'),
     emit: unsupported('emit'),

@@ -28,6 +28,8 @@ export interface CompiledMachine<C extends object> {
   readonly id: string;
   /** The initial state for `input`. */
   initial(input: unknown): PlainState<C>;
+  /** Whether `value` is a state of this machine, or with `src`, of that spawned child machine. */
+  isState(value: unknown, src?: string): boolean;
   /**
    * The next state and the named actions the transition emits; `state` is unchanged. With
    * `effects: false` (a fold, which drops them) no action is emitted and no params are computed.
@@ -49,7 +51,8 @@ interface CompiledTransition {
   actions: CompiledAction[];
 }
 
-const NONE: EmittedAction[] = [];
+/** What a transition that matches nothing emits: shared, so frozen. */
+const NONE = Object.freeze([]) as unknown as EmittedAction[];
 
 /**
  * Compiles an xstate v5 machine definition into a plain transition function with the same
@@ -85,7 +88,8 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
     const node: Node = { parent, transitions: new Map() };
     pending.push([stateNode, node]);
     if (stateNode.type === 'atomic') {
-      const leaf = { value: valueOf(stateNode.path), node };
+      // Shared by every state in this leaf and a WeakMap key: frozen.
+      const leaf = { value: deepFreeze(valueOf(stateNode.path)), node };
       leafById.set(stateNode.id, leaf);
       leafByValue.set(valueKey(leaf.value), leaf);
       if (typeof leaf.value === 'object') leafByObject.set(leaf.value, leaf);
@@ -128,6 +132,11 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
 
   return {
     id: machine.id,
+    isState(value, src) {
+      if (src !== undefined) return childLogic(src).isState(value);
+      if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) return false;
+      return leafByValue.has(valueKey(value as StateValue));
+    },
     initial(input) {
       const context =
         typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
@@ -206,6 +215,11 @@ function merge(context: Record<string, unknown>, partial: Record<string, unknown
   for (const key in context) if (!(key in partial)) next[key] = context[key];
   for (const key in partial) if (partial[key] !== undefined) next[key] = partial[key];
   return next;
+}
+
+function deepFreeze(value: StateValue): StateValue {
+  if (typeof value === 'object') for (const v of Object.values(value)) deepFreeze(v as StateValue);
+  return Object.freeze(value);
 }
 
 const valueKey = (value: StateValue): string => (typeof value === 'string' ? value : JSON.stringify(value));

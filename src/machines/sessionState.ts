@@ -138,9 +138,11 @@ export function restoreState(json: unknown): SessionState {
     typeof version !== 'number' ||
     !Array.isArray(recentInputs) ||
     typeof snapshot?.context !== 'object' ||
-    typeof snapshot.children !== 'object'
+    typeof snapshot.children !== 'object' ||
+    !session.isState(snapshot.value) ||
+    !Object.values(snapshot.children).every((child) => session.isState(child.value, child.src))
   ) {
-    throw new Error('not a serialized session state');
+    throw new Error('not a serialized session state of these machines');
   }
   return { sessionId, version, recentInputs: recentInputs as string[], snapshot: revive(snapshot) as SessionSnapshot };
 }

@@ -89,6 +89,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
           // one, but so could damage to the last acknowledged record: keep the bytes beside the
           // log (tailFileName) before cutting, so nothing is destroyed, only set aside.
           await writeFile(join(dir, tailFileName(validEnd)), bytes.subarray(validEnd), { flush: true });
+          await syncDir(dir); // the kept bytes are durable before the log loses them
           await fh.truncate(validEnd);
           await fh.datasync();
         }

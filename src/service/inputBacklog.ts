@@ -14,6 +14,21 @@ export interface BacklogInput {
   messageId: string;
 }
 
+/** How long reading the backlog may take before it is cut short, ms. */
+const READ_TIMEOUT_MS = 10_000;
+
+/**
+ * A retry timer's input may be applied without a trace in the log (not due yet, session ended), so
+ * it cannot be told apart from one never applied: it holds nothing.
+ */
+function isRetryDue(data: Uint8Array): boolean {
+  try {
+    return (JSON.parse(new TextDecoder().decode(data)) as { type?: unknown }).type === 'RetryDue';
+  } catch {
+    return false;
+  }
+}
+
 /** The message id an input is known by: its `Nats-Msg-Id`, else its stream sequence. */
 export const inputMessageId = (msgId: string | undefined, seq: number): string => msgId || `in.${seq}`;
 
@@ -40,16 +55,19 @@ export async function readInputBacklog(
   try {
     if ((await consumer.info(true)).num_pending === 0) return backlog; // purged meanwhile
     const messages = await consumer.consume({ max_messages: 1_024 });
+    // Messages purged between the info and the read would leave the loop waiting: bounded.
+    const deadline = setTimeout(() => void messages.close().catch(() => undefined), READ_TIMEOUT_MS);
     for await (const m of messages) {
       if (m.seq > last) break;
       const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
-      if (isSessionId(sessionId)) {
+      if (isSessionId(sessionId) && !isRetryDue(m.data)) {
         const list = backlog.get(sessionId) ?? [];
         list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
         backlog.set(sessionId, list);
       }
       if (m.seq >= last || m.info.pending === 0) break;
     }
+    clearTimeout(deadline);
     await messages.close().catch(() => undefined);
   } finally {
     await consumer.delete().catch(() => undefined);

@@ -74,6 +74,8 @@ export class InputConsumer {
   private readonly failures = new Map<number, number>();
   /** Backlog inputs held for (holdBacklog) that have not been delivered to this leader yet. */
   private readonly unseen = new Set<number>();
+  /** Which holdBacklog is current: an older one's timer must not release a newer hold. */
+  private holdGeneration = 0;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopped = true;
@@ -94,6 +96,7 @@ export class InputConsumer {
     this.deferred.clear();
     this.failures.clear();
     this.unseen.clear();
+    this.holdGeneration++;
   }
 
   /** Messages not yet delivered plus delivered and not acked (0 when the consumer is missing). */
@@ -152,22 +155,32 @@ export class InputConsumer {
       this.o.logger.warn({ err }, 'input backlog not read: inputs left by a previous leader may be applied out of order');
       return;
     }
+    const generation = ++this.holdGeneration;
     const held: Array<[string, number]> = [];
-    for (const [sessionId, inputs] of backlog) {
-      const applied = new Set(await this.o.appliedInputs(sessionId).catch(() => inputs.map((i) => i.messageId)));
-      const waiting = inputs.filter((i) => !applied.has(i.messageId));
-      if (waiting.length === 0) continue;
-      const deferred = this.deferred.get(sessionId) ?? new Set<number>();
-      for (const { seq } of waiting) {
-        deferred.add(seq);
-        held.push([sessionId, seq]);
-      }
-      this.deferred.set(sessionId, deferred);
-    }
+    const sessions = [...backlog];
+    // A few sessions at a time: each is a load (snapshot plus tail) before consuming can start.
+    await Promise.all(
+      Array.from({ length: Math.min(16, sessions.length) }, async () => {
+        for (let next = sessions.pop(); next; next = sessions.pop()) {
+          const [sessionId, inputs] = next;
+          const applied = new Set(await this.o.appliedInputs!(sessionId).catch(() => inputs.map((i) => i.messageId)));
+          const waiting = inputs.filter((i) => !applied.has(i.messageId));
+          if (waiting.length === 0) continue;
+          const deferred = this.deferred.get(sessionId) ?? new Set<number>();
+          for (const { seq } of waiting) {
+            deferred.add(seq);
+            held.push([sessionId, seq]);
+          }
+          this.deferred.set(sessionId, deferred);
+        }
+      }),
+    );
     if (held.length === 0) return;
     this.o.logger.info({ inputs: held.length }, 'holding sessions behind inputs a previous leader left unapplied');
     for (const [, seq] of held) this.unseen.add(seq);
     setTimeout(() => {
+      // A newer hold (or a stop) replaced this one: its own timer decides.
+      if (generation !== this.holdGeneration) return;
       // Only inputs never redelivered: one that came back and keeps failing still holds its session.
       for (const [sessionId, seq] of held) if (this.unseen.delete(seq)) this.deferred.get(sessionId)?.delete(seq);
     }, BACKLOG_HOLD_MS).unref();

@@ -64,13 +64,13 @@ export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResul
 async function recoverOne(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
   // Most sessions of a long-lived stream have ended: one read of the latest event (no scan on
   // JetStream) tells, instead of folding each session's whole log.
+  // Another instance may have advanced the session while this one was standby: read the log.
+  o.repository.forget(sessionId);
   const latest = (await o.repository.read(sessionId, { last: 1 })).events[0];
   if (latest && ENDING.has(latest.type)) {
     result.ended++;
     return;
   }
-  // Another instance may have advanced the session while this one was standby: read the log.
-  o.repository.forget(sessionId);
   const state = await o.repository.load(sessionId);
   if (statusOf(state) !== 'active') return;
   result.sessions++;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assign, enqueueActions, raise, sendTo, setup, createMachine } from 'xstate';
+import { assign, enqueueActions, raise, sendTo, setup, spawnChild, createMachine } from 'xstate';
 import { compileMachine } from '../../src/machines/compiledMachine.js';
 import { isUnsupportedMachineError } from '../../src/errors.js';
 
@@ -86,6 +86,19 @@ describe('compileMachine', () => {
     expect(again.value).toEqual({ outer: 'other' });
   });
 
+  it('knows its states, and those of its spawned machines', () => {
+    expect(compiled.isState({ outer: 'inner' })).toBe(true);
+    expect(compiled.isState(JSON.parse('{"outer":"other"}'))).toBe(true);
+    expect(compiled.isState('done')).toBe(true);
+    expect(compiled.isState('inner')).toBe(false);
+    expect(compiled.isState({ outer: 'nowhere' })).toBe(false);
+    expect(compiled.isState(null)).toBe(false);
+    expect(compiled.isState('b', 'child')).toBe(true);
+    expect(compiled.isState('done', 'child')).toBe(false);
+    // what matches nothing is a shared, frozen result
+    expect(Object.isFrozen(compiled.transition(compiled.initial(undefined), { type: 'nothing' } as never)[1])).toBe(true);
+  });
+
   it('a send to an actor that does not exist fails, as in xstate', () => {
     expect(() => compiled.transition(compiled.initial(undefined), { type: 'bump' })).toThrow(/unknown actor "c1"/);
   });
@@ -100,6 +113,7 @@ describe('compileMachine', () => {
     expect(refused(() => compileMachine(createMachine({ id: 'm', initial: 'a', states: { a: { on: { '*': 'a' } } } })))).toMatch(/wildcard/);
     expect(refused(() => compileMachine(createMachine({ id: 'm', initial: 'a', states: { a: { on: { x: { actions: raise({ type: 'y' }) } } } } })))).toMatch(/xstate.raise/);
     expect(refused(() => compileMachine(createMachine({ id: 'm', initial: 'a', states: { a: { on: { x: { actions: 'nope' } } } } })))).toMatch(/no implementation/);
+    expect(refused(() => compileMachine(setup({ actors: { child } }).createMachine({ id: 'm', initial: 'a', states: { a: { on: { x: { actions: spawnChild('child', { input: { n: 1 } }) } } } } })))).toMatch(/xstate.spawnChild/);
     const effectInChild = setup({ actions: { boom: () => {} } }).createMachine({ id: 'kid', initial: 'a', states: { a: { on: { x: { actions: 'boom' } } } } });
     expect(refused(() => compileMachine(effectInChild, true))).toMatch(/spawned machine/);
   });

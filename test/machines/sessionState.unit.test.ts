@@ -147,6 +147,17 @@ describe('session state snapshots', () => {
     }
   });
 
+  it('refuses a serialized state its machines do not know (a cache miss for the repository)', () => {
+    const json = JSON.parse(JSON.stringify(serializeState(fold(run([submit(TEXT)]).events)))) as {
+      snapshot: { value: unknown; children: Record<string, { value: unknown }> };
+    };
+    expect(() => restoreState({ ...json, snapshot: { ...json.snapshot, value: { active: 'sleeping' } } })).toThrow(/not a serialized session state/);
+    const [id] = Object.keys(json.snapshot.children);
+    const children = { ...json.snapshot.children, [id!]: { ...json.snapshot.children[id!], value: 'Dreaming' } };
+    expect(() => restoreState({ ...json, snapshot: { ...json.snapshot, children } })).toThrow(/not a serialized session state/);
+    expect(() => restoreState({ nope: true })).toThrow(/not a serialized session state/);
+  });
+
   it('a task that was never planned has no snapshot', () => {
     expect(taskSnapshot(states[1]!, 't9-none')).toBeUndefined();
   });

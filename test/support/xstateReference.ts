@@ -32,8 +32,8 @@ export const referencePersisted = (snapshot: XSessionSnapshot): unknown => sessi
 
 function deliverToTask(snapshot: XSessionSnapshot, action: PendingAction): XSessionSnapshot {
   const { targetId, event } = action.params as { targetId: string; event: TaskEvent };
-  const child = snapshot.children[targetId];
-  if (!child) return snapshot;
+  // xstate's transition already threw for a target that does not exist.
+  const child = snapshot.children[targetId]!;
   const [transitioned] = pureTransition(taskMachine, child.getSnapshot() as XTaskSnapshot, event);
   const ref = new TaskRef(targetId, transitioned) as unknown as (typeof snapshot.children)[string];
   return { ...snapshot, children: { ...snapshot.children, [targetId]: ref } } as XSessionSnapshot;

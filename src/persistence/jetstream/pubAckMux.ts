@@ -51,7 +51,8 @@ export class PubAckMux {
     this.#nc = nc;
     this.#prefix = `${createInbox()}.`;
     this.#sub = nc.subscribe(`${this.#prefix}*`, {
-      callback: (err, msg) => (err ? this.#failAll(err) : this.#onReply(msg)),
+      // A failed subscription gets no more replies: fail what waits and refuse further publishes.
+      callback: (err, msg) => (err ? this.close(err) : this.#onReply(msg)),
     });
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
     this.#sweeper.unref();
@@ -78,13 +79,13 @@ export class PubAckMux {
     });
   }
 
-  /** Fails every publish still waiting and stops listening. */
-  close(): void {
+  /** Fails every publish still waiting (with `reason`) and stops listening. */
+  close(reason: Error = new errors.ClosedConnectionError()): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweeper);
     this.#sub.unsubscribe();
-    this.#failAll(new errors.ClosedConnectionError());
+    this.#failAll(reason);
   }
 
   #onReply(msg: Msg): void {
