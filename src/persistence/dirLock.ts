@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, open, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, open, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 
@@ -52,10 +52,11 @@ export interface DirLockOptions {
  * Makes this process the single owner of `dir` via `<dir>/LOCK`, which holds the owner's pid.
  * The lock is created by hard-linking a fully written temp file, which fails with EEXIST exactly
  * like an `O_CREAT|O_EXCL` ("wx") open but can never leave an empty LOCK behind after a crash.
- * A lock whose pid is dead (or unreadable) is stale and taken over: renamed aside (atomic), and
- * removed only if the file renamed is the very one found stale (same inode, mtime, size). Otherwise another
- * process took it over first; its lock is put back and this one fails, so two processes starting
- * on a crashed directory at the same instant cannot both own it. Returns the release function.
+ * A lock whose pid is dead (or unreadable) is stale and taken over, under a second lock,
+ * `LOCK.takeover`, made the same way: of processes finding LOCK stale at the same instant only one
+ * removes it, after checking it is still the very file found stale (inode, mtime, size); the
+ * others fail. Nobody else removes a LOCK, so two processes never both own the directory.
+ * Returns the release function.
  */
 export async function acquireDirLock(dir: string, options: DirLockOptions = {}): Promise<() => Promise<void>> {
   const lockPath = join(dir, 'LOCK');
@@ -72,12 +73,15 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
         if (attempt >= 2) throw new StoreUnavailableError(`data directory ${dir} is being locked concurrently`);
       }
       const found = await readLock(lockPath);
-      if (found?.pid !== undefined && isPidAlive(found.pid)) {
-        throw new StoreUnavailableError(`data directory ${dir} is in use by pid ${found.pid}`);
-      }
+      assertNotLive(dir, found);
       if (found) {
         await options.beforeTakeover?.();
-        await removeStale(dir, lockPath, found.id);
+        await underTakeoverLock(dir, tmpPath, async () => {
+          const now = await readLock(lockPath);
+          assertNotLive(dir, now);
+          // Still the file found stale: nobody can have replaced it, since only a takeover removes one.
+          if (now?.id === found.id) await unlinkIfPresent(lockPath);
+        });
       }
     }
   } finally {
@@ -89,24 +93,29 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
   };
 }
 
-/** Removes the stale lock `id`; puts back (and fails on) a lock that replaced it. */
-async function removeStale(dir: string, lockPath: string, id: string): Promise<void> {
-  const aside = join(dir, `LOCK.${process.pid}.${randomUUID().slice(0, 8)}.stale`);
+function assertNotLive(dir: string, lock: { pid: number | undefined } | undefined): void {
+  if (lock?.pid !== undefined && isPidAlive(lock.pid)) {
+    throw new StoreUnavailableError(`data directory ${dir} is in use by pid ${lock.pid}`);
+  }
+}
+
+/**
+ * Runs `work` holding `<dir>/LOCK.takeover` (linked from `tmpPath`, which holds our pid). A
+ * takeover lock left by a dead process is removed; one held by a live process fails this one.
+ */
+async function underTakeoverLock(dir: string, tmpPath: string, work: () => Promise<void>): Promise<void> {
+  const takeoverPath = join(dir, 'LOCK.takeover');
   try {
-    await rename(lockPath, aside);
+    await link(tmpPath, takeoverPath);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // someone removed it: try again
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const holder = await readLock(takeoverPath);
+    if (holder?.pid === undefined || !isPidAlive(holder.pid)) await unlinkIfPresent(takeoverPath);
+    throw new StoreUnavailableError(`data directory ${dir} is being locked concurrently`);
   }
-  if (fileId(await stat(aside)) === id) {
-    await unlinkIfPresent(aside);
-    return;
+  try {
+    await work();
+  } finally {
+    await unlinkIfPresent(takeoverPath);
   }
-  // Not the lock found stale: another process's fresh one. Restore it (unless yet another lock
-  // appeared meanwhile) and leave the directory to it.
-  await link(aside, lockPath).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
-  await unlinkIfPresent(aside);
-  throw new StoreUnavailableError(`data directory ${dir} is being locked concurrently`);
 }

@@ -305,9 +305,26 @@ describe('FileEventStore directory lock', () => {
       },
     }).catch((e: unknown) => e);
     expect(isStoreUnavailableError(err)).toBe(true);
-    expect((err as Error).message).toContain('being locked concurrently');
+    expect((err as Error).message).toContain(`in use by pid ${winner}`);
     expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(winner));
-    expect(await readdir(dir)).toEqual(['LOCK']); // nothing aside left behind
+    expect(await readdir(dir)).toEqual(['LOCK']); // no takeover or temp file left behind
+  });
+
+  it('a takeover under way in a live process fails this one; one left by a dead process is cleared', async () => {
+    const dir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']);
+    await writeFile(join(dir, 'LOCK'), `${dead.pid}\n`);
+    await writeFile(join(dir, 'LOCK.takeover'), `${process.ppid}\n`);
+    const busy = await acquireDirLock(dir).catch((e: unknown) => e);
+    expect((busy as Error).message).toContain('being locked concurrently');
+    expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(dead.pid)); // untouched
+
+    await writeFile(join(dir, 'LOCK.takeover'), `${dead.pid}\n`);
+    await expect(acquireDirLock(dir)).rejects.toThrow(/being locked concurrently/); // clears it
+    const release = await acquireDirLock(dir);
+    expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
+    await release();
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('takes over an unreadable lock file', async () => {
