@@ -7,6 +7,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SessionInput } from '../protocol/inputs.js';
 import type { Inbox } from '../persistence/inbox.js';
+import { readKvJson } from '../persistence/jetstream/kvJson.js';
 import type { ExecutorReport } from '../executors/report.js';
 
 export const DEFAULT_EXEC_INBOX_BUCKET = 'jetplan_exec_inbox';
@@ -47,15 +48,7 @@ export class KvExecutorInbox implements Inbox<ExecutorReport> {
   }
 
   async get(dispatchId: string): Promise<ExecutorReport | undefined> {
-    const entry = await this.kv.get(inboxKey(dispatchId));
-    if (entry === null || entry.operation !== 'PUT' || entry.length === 0) return undefined;
-    let value: unknown;
-    try {
-      value = entry.json<unknown>();
-    } catch {
-      return undefined;
-    }
-    const parsed = SessionInput.safeParse(value);
+    const parsed = SessionInput.safeParse(await readKvJson(this.kv, inboxKey(dispatchId)));
     if (!parsed.success) return undefined;
     const report = parsed.data;
     if (report.type !== 'TaskCompleted' && report.type !== 'TaskFailed' && report.type !== 'NeedsClarification') return undefined;

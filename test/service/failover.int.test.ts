@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import {
   serverEnv,
+  startHeldExecutor,
   dispatchCounts,
   execMessages,
   gate,
@@ -83,12 +84,7 @@ describe('planner service: crashes, standbys and timers', () => {
 
     const nc = await env.connect();
     const store = await env.store(iso);
-    const hold = gate();
-    const executor = await startTestExecutor(nc, iso, async (task) => {
-      if (task.taskId.startsWith('t1-')) await hold.promise;
-      return { type: 'TaskCompleted', output: task.description };
-    });
-    env.stops.push(() => executor.stop());
+    const { executor, hold } = await startHeldExecutor(env, nc, iso);
 
     const sessions = Array.from({ length: 12 }, (_, i) => `c${i}`);
     const INPUTS = 4;

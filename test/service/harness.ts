@@ -72,6 +72,20 @@ export function serverEnv(): { env: Env; server: () => NatsServerHandle } {
   return { env, server: current };
 }
 
+/**
+ * An executor that completes every task with its description, holding tasks whose id starts with
+ * `held` until `hold.open()` (so a test can act while one runs). Stopped by env.cleanup().
+ */
+export async function startHeldExecutor(env: Env, nc: NatsConnection, iso: Isolation, held = 't1-') {
+  const hold = gate();
+  const executor = await startTestExecutor(nc, iso, async (task) => {
+    if (task.taskId.startsWith(held)) await hold.promise;
+    return { type: 'TaskCompleted', output: task.description };
+  });
+  env.stops.push(() => executor.stop());
+  return { executor, hold };
+}
+
 /** Publishes an input body (object → JSON, string/bytes as is), retrying while the server restarts. */
 export async function publishInput(nc: NatsConnection, iso: Isolation, sessionId: string, body: unknown, msgID?: string): Promise<PubAck> {
   const js = jetstream(nc);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { serverEnv, dispatchCounts, execMessages, gate, has, isolation, publishInput, startTestExecutor, waitForEvents } from './harness.js';
+import { serverEnv, startHeldExecutor, dispatchCounts, execMessages, has, isolation, publishInput, waitForEvents } from './harness.js';
 
 const { env, server } = serverEnv();
 
@@ -10,12 +10,7 @@ describe('planner service: nats-server restart', () => {
     await service.whenLeader;
     const nc = await env.connect();
     const store = await env.store(iso);
-    const hold = gate();
-    const executor = await startTestExecutor(nc, iso, async (task) => {
-      if (task.taskId.startsWith('t1-')) await hold.promise;
-      return { type: 'TaskCompleted', output: task.description };
-    });
-    env.stops.push(() => executor.stop());
+    const { executor, hold } = await startHeldExecutor(env, nc, iso);
 
     await publishInput(nc, iso, 'r1', { type: 'SubmitInput', text: 'Run `npm test`.\nSummarise the results.' }, 'r1-in-1');
     await waitForEvents(store, 'r1', has('TaskDispatched'));

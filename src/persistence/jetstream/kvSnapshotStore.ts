@@ -3,6 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isValidationError, StoreUnavailableError, ValidationError } from '../../errors.js';
 import type { Snapshot, SnapshotStore } from '../snapshotStore.js';
+import { readKvJson } from './kvJson.js';
 
 export interface KvSnapshotStoreOptions {
   /** Default 'jetplan_snapshots'. */
@@ -54,14 +55,7 @@ export class KvSnapshotStore implements SnapshotStore {
   async load(streamId: string): Promise<Snapshot | undefined> {
     this.#assertUsable(streamId);
     try {
-      const entry = await this.#kv.get(streamId);
-      if (entry === null || entry.operation !== 'PUT' || entry.length === 0) return undefined;
-      let value: unknown;
-      try {
-        value = entry.json<unknown>();
-      } catch {
-        return undefined;
-      }
+      const value = await readKvJson(this.#kv, streamId);
       return isSnapshot(value) && value.streamId === streamId ? value : undefined;
     } catch (err) {
       throw new StoreUnavailableError(`KV bucket ${this.bucket}: ${(err as Error).message}`, { cause: err });
