@@ -1,6 +1,6 @@
 import type { AnyStateMachine, AnyStateNode, EventObject, StateValue } from 'xstate';
 import { UnsupportedMachineError } from '../errors.js';
-import { Children } from './children.js';
+import { IdMap } from './idMap.js';
 import { compileAction, compileGuard, type ActionRun, type Args, type CompiledAction, type Guard } from './compiledActions.js';
 
 /**
@@ -12,7 +12,7 @@ export interface PlainState<C extends object = Record<string, unknown>> {
   value: StateValue;
   context: C;
   /** Spawned child actors by id. */
-  children: Children<PlainState>;
+  children: IdMap<PlainState>;
   /** A child's actor source (the key in the parent's `actors`); absent on the root. */
   src?: string;
 }
@@ -140,7 +140,7 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
     initial(input) {
       const context =
         typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
-      return { value: initialLeaf.value, context: context as C, children: Children.empty() };
+      return { value: initialLeaf.value, context: context as C, children: IdMap.empty() };
     },
     transition(state, event, options) {
       const leaf = leafOf(state.value);
@@ -171,6 +171,8 @@ function select(node: Node | undefined, args: Args): CompiledTransition | undefi
 class Run implements ActionRun {
   readonly emitted: EmittedAction[] = [];
   private readonly sends: { to: string; event: EventObject }[] = [];
+  /** Children spawned by this transition, added at once (a plan spawns hundreds). */
+  private readonly spawned: [string, PlainState][] = [];
   constructor(
     public context: Record<string, unknown>,
     public children: PlainState['children'],
@@ -189,13 +191,14 @@ class Run implements ActionRun {
     this.emitted.push(params === undefined ? { type } : { type, params });
   }
   spawn(src: string, id: string, input: unknown): void {
-    this.children = this.children.set(id, { ...this.childLogic(src).initial(input), src });
+    this.spawned.push([id, { ...this.childLogic(src).initial(input), src }]);
   }
   send(to: string, event: EventObject): void {
     this.sends.push({ to, event });
   }
   /** Sends to children are delivered after the transition, as xstate defers them. */
   deliver(): void {
+    if (this.spawned.length > 0) this.children = this.children.setAll(this.spawned);
     for (const { to, event } of this.sends) {
       const child = this.children.get(to);
       // As xstate: sending to an actor that does not exist is an error, not a silent no-op.

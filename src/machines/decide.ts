@@ -177,7 +177,7 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   if (bytes <= budget) return;
   if (ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0) <= budget) return;
   const target = Math.floor(budget * COMPACTION_TARGET);
-  const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan[id]!.description);
+  const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
   const result = deps.compactor.compact({ items: ctx.items, budget: target, openTasks });
   rec.emit('ContextCompacted', { budget, target, ...result });
 }

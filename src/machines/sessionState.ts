@@ -2,7 +2,8 @@ import type { DomainEvent } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
 import { sessionMachine, type SessionContext } from './sessionMachine.js';
 import type { TaskContext } from './taskMachine.js';
-import { Children } from './children.js';
+import type { PlannedTask } from '../protocol/domain.js';
+import { IdMap } from './idMap.js';
 import { compileMachine, type PlainState } from './compiledMachine.js';
 
 /** The session statechart's state as plain data; its `children` are the task actors' states. */
@@ -125,7 +126,10 @@ export const STATE_SCHEMA = 2;
 
 /** A JSON-safe form of the state: plain records all the way down (a snapshot store's input). */
 export function serializeState(state: SessionState): unknown {
-  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot: plain(state.snapshot) };
+  const snapshot = plain(state.snapshot);
+  const context = state.snapshot.context;
+  snapshot.context = { ...context, plan: context.plan.toJSON() };
+  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot };
 }
 
 /** Restores a state from {@link serializeState}'s output (after a JSON round trip). */
@@ -138,13 +142,17 @@ export function restoreState(json: unknown): SessionState {
     typeof version !== 'number' ||
     !Array.isArray(recentInputs) ||
     typeof snapshot?.context !== 'object' ||
+    typeof (snapshot.context as { plan?: unknown }).plan !== 'object' ||
     typeof snapshot.children !== 'object' ||
     !session.isState(snapshot.value) ||
     !Object.values(snapshot.children).every((child) => session.isState(child.value, child.src))
   ) {
     throw new Error('not a serialized session state of these machines');
   }
-  return { sessionId, version, recentInputs: recentInputs as string[], snapshot: revive(snapshot) as SessionSnapshot };
+  const revived = revive(snapshot) as SessionSnapshot;
+  const context = revived.context as unknown as { plan: Record<string, PlannedTask> };
+  revived.context = { ...revived.context, plan: IdMap.from(context.plan) };
+  return { sessionId, version, recentInputs: recentInputs as string[], snapshot: revived };
 }
 
 /** A machine state as JSON data: `children` a record of states. */
@@ -164,5 +172,5 @@ function plain(state: PlainState<object>): PlainJson {
 function revive(json: PlainJson): PlainState<object> {
   const children: Record<string, PlainState> = {};
   for (const [id, child] of Object.entries(json.children)) children[id] = revive(child) as PlainState;
-  return { ...json, children: Children.from(children) };
+  return { ...json, children: IdMap.from(children) };
 }
