@@ -49,8 +49,19 @@ export { createRelevanceCompactor, bpeTokenCounter } from './compaction/index.js
 export type { Compactor, CompactionRequest, CompactionResult, TokenCounter } from './compaction/index.js';
 
 // Persistence: the port and its adapters.
-export { aggregateStream, isOutboxStore } from './persistence/eventStore.js';
-export type { EventStore, OutboxStore, AppendOptions, AppendResult, ReadOptions, ReadResult, ExpectedVersion } from './persistence/eventStore.js';
+export { aggregateStream, isOutboxStore, isStreamingRead } from './persistence/eventStore.js';
+export type {
+  EventStore,
+  OutboxStore,
+  StreamingRead,
+  AppendOptions,
+  AppendResult,
+  AggregateOptions,
+  AggregateResult,
+  ReadOptions,
+  ReadResult,
+  ExpectedVersion,
+} from './persistence/eventStore.js';
 export type { Snapshot, SnapshotStore } from './persistence/snapshotStore.js';
 export { MemoryEventStore } from './persistence/memoryEventStore.js';
 export { FileEventStore } from './persistence/fileEventStore.js';

@@ -1,11 +1,10 @@
-import type { EventStore, ReadOptions } from '../persistence/eventStore.js';
+import { aggregateStream, type EventStore, type ReadOptions } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
 import { toCurrentEvent } from '../protocol/upcasters.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import {
   STATE_SCHEMA,
   SessionFold,
-  fold,
   initialSessionState,
   restoreState,
   serializeState,
@@ -44,16 +43,28 @@ export class SessionRepository {
       return cached;
     }
     const start = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
-    const { events } = await this.read(sessionId, { from: start.version + 1 });
-    const state = fold(start, events);
+    const { state } = await this.foldOnto(start, { from: start.version + 1 });
     this.remember(state);
     return state;
   }
 
   /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
   async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
-    const { events, exists } = await this.read(sessionId, until === undefined ? {} : { to: until });
-    return { state: fold(initialSessionState(sessionId), events), exists };
+    return this.foldOnto(initialSessionState(sessionId), until === undefined ? {} : { to: until });
+  }
+
+  /** Folds the session's events in `range`, upcast, onto `start` as the store reads them. */
+  private async foldOnto(start: SessionState, range: { from?: number; to?: number }): Promise<{ state: SessionState; exists: boolean }> {
+    const where = `session ${start.sessionId}`;
+    const { state, exists } = await aggregateStream(this.options.store, start.sessionId, {
+      initialState: () => new SessionFold(start),
+      evolve: (fold, event) => {
+        fold.add(toCurrentEvent(event, where));
+        return fold;
+      },
+      ...range,
+    });
+    return { state: state.state, exists };
   }
 
   /**

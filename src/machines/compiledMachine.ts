@@ -211,11 +211,22 @@ class Run implements ActionRun {
 
 /** xstate's `{ ...context, ...partial }`, except that an `undefined` value removes the key. */
 function merge(context: Record<string, unknown>, partial: Record<string, unknown>): Record<string, unknown> {
+  let undefinedValues = false;
   let clears = false;
-  for (const key in partial) if (partial[key] === undefined) clears = true;
-  if (!clears) return Object.assign({}, context, partial);
-  const next: Record<string, unknown> = {};
-  for (const key in context) if (!(key in partial)) next[key] = context[key];
+  for (const key in partial) {
+    if (partial[key] !== undefined) continue;
+    undefinedValues = true;
+    // Clearing a key the context does not have (a task's retryAt, mostly) changes nothing.
+    if (key in context) clears = true;
+  }
+  if (!undefinedValues) return Object.assign({}, context, partial);
+  let next: Record<string, unknown>;
+  if (clears) {
+    next = {};
+    for (const key in context) if (!(key in partial)) next[key] = context[key];
+  } else {
+    next = Object.assign({}, context);
+  }
   for (const key in partial) if (partial[key] !== undefined) next[key] = partial[key];
   return next;
 }

@@ -82,16 +82,55 @@ export interface OutboxStore {
 export const isOutboxStore = (store: unknown): store is OutboxStore =>
   typeof (store as OutboxStore | undefined)?.pendingCommands === 'function';
 
-/** Folds a stream into state with an evolve function (emmett's aggregateStream). */
+/** Options of {@link aggregateStream}: how to fold, and the inclusive range of events to fold. */
+export interface AggregateOptions<S> {
+  evolve: (state: S, event: DomainEvent) => S;
+  initialState: () => S;
+  from?: number;
+  to?: number;
+}
+
+/** A fold's result, with the stream's version and existence as {@link ReadResult} gives them. */
+export interface AggregateResult<S> {
+  state: S;
+  currentVersion: number;
+  exists: boolean;
+}
+
+/**
+ * Folds a stream into state with an evolve function (emmett's aggregateStream). A store that can
+ * fold events as they are read implements {@link StreamingRead}; any other is read, then folded.
+ */
 export async function aggregateStream<S>(
   store: EventStore,
   streamId: string,
-  options: { evolve: (state: S, event: DomainEvent) => S; initialState: () => S; from?: number },
-): Promise<{ state: S; currentVersion: number; exists: boolean }> {
-  const { events, currentVersion, exists } = await store.readStream(streamId, {
-    from: options.from ?? 1,
-  });
+  options: AggregateOptions<S>,
+): Promise<AggregateResult<S>> {
+  const range = { from: options.from ?? 1, ...(options.to === undefined ? {} : { to: options.to }) };
   let state = options.initialState();
+  if (isStreamingRead(store)) {
+    const { currentVersion, exists } = await store.readStreamEach(streamId, range, (event) => {
+      state = options.evolve(state, event);
+    });
+    return { state, currentVersion, exists };
+  }
+  const { events, currentVersion, exists } = await store.readStream(streamId, range);
   for (const event of events) state = options.evolve(state, event);
   return { state, currentVersion, exists };
 }
+
+/**
+ * A store that can hand a stream's events over one by one as it reads them, without holding them
+ * all: a replay of a long session then folds while the read is still arriving (the JetStream store).
+ */
+export interface StreamingRead {
+  /** As {@link EventStore.readStream}, each event given to `onEvent` in order instead of returned. */
+  readStreamEach(
+    streamId: string,
+    options: ReadOptions,
+    onEvent: (event: DomainEvent) => void,
+  ): Promise<Omit<ReadResult, 'events'>>;
+}
+
+export const isStreamingRead = (store: unknown): store is StreamingRead =>
+  typeof (store as StreamingRead | undefined)?.readStreamEach === 'function';

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError } from '../../src/errors.js';
-import type { EventStore, OutboxStore } from '../../src/persistence/eventStore.js';
+import { aggregateStream, type EventStore, type OutboxStore } from '../../src/persistence/eventStore.js';
 import { makeCommand, makeEvent, makeEvents, sequenced, uniqueStream } from './fixtures.js';
 
 /** Creates a fresh store for one test and a cleanup that closes it (and removes its data). */
@@ -77,6 +77,22 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect((await store().readStream(id, { last: 2, to: 3 })).events).toEqual(all.slice(1, 3));
       expect((await store().readStream(id, { last: 9, from: 2 })).events).toEqual(all.slice(1));
       expect((await store().readStream(id, { last: 0 })).events).toEqual([]);
+    });
+
+    it('aggregateStream folds exactly the events readStream gives, for any range', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 7);
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      const fold = { initialState: (): number[] => [], evolve: (seen: number[], e: { sequence: number }) => [...seen, e.sequence] };
+      for (const range of [{}, { from: 3 }, { to: 4 }, { from: 2, to: 6 }, { from: 7 }, { from: 8 }, { from: 5, to: 5 }]) {
+        const read = await store().readStream(id, range);
+        expect(await aggregateStream(store(), id, { ...fold, ...range })).toEqual({
+          state: read.events.map((e) => e.sequence),
+          currentVersion: 7,
+          exists: true,
+        });
+      }
+      expect(await aggregateStream(store(), uniqueStream('missing'), fold)).toEqual({ state: [], currentVersion: 0, exists: false });
     });
 
     it('reports a missing stream as not existing at version 0', async () => {

@@ -14,7 +14,7 @@ import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
-import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult } from '../eventStore.js';
+import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, type Position } from './jetStreamAppends.js';
@@ -56,7 +56,7 @@ export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
 }
 
 /** The {@link EventStore} port on a JetStream stream shared by all sessions. */
-export class JetStreamEventStore implements EventStore {
+export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #nc: NatsConnection;
   /** Everything the read and append helpers need; one object so they take it explicitly. */
   readonly #ctx: AppendContext & ReadContext;
@@ -119,24 +119,36 @@ export class JetStreamEventStore implements EventStore {
   }
 
   async readStream(streamId: string, options: ReadOptions = {}): Promise<ReadResult> {
+    const events: DomainEvent[] = [];
+    const { currentVersion, exists } = await this.readStreamEach(streamId, options, (event) => events.push(event));
+    return { events, currentVersion, exists };
+  }
+
+  /** {@link StreamingRead}: each event of the range to `onEvent` as the consumer delivers it. */
+  async readStreamEach(
+    streamId: string,
+    options: ReadOptions,
+    onEvent: (event: DomainEvent) => void,
+  ): Promise<Omit<ReadResult, 'events'>> {
     this.#assertOpen();
     const subject = this.#subjects.events(streamId);
     try {
       const last = await retryTransient(this.#ctx, () =>
         this.#ctx.jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }),
       );
-      if (last === null) return { events: [], currentVersion: 0, exists: false };
+      if (last === null) return { currentVersion: 0, exists: false };
       const lastEnvelope = decodeEnvelope(this.#options.streamName, last.data, last.seq);
       const currentVersion = lastEnvelope.sequence;
       const to = Math.min(currentVersion, options.to ?? currentVersion);
       const from = Math.max(1, options.from ?? 1, options.last === undefined ? 1 : to - options.last + 1);
-      if (from > to) return { events: [], currentVersion, exists: true };
+      if (from > to) return { currentVersion, exists: true };
       if (from === currentVersion) {
         // Only the tip is wanted and we already have it.
-        return { events: [lastEnvelope as unknown as DomainEvent], currentVersion, exists: true };
+        onEvent(lastEnvelope as unknown as DomainEvent);
+      } else {
+        await readRange(this.#ctx, subject, last.seq, from, to, onEvent);
       }
-      const events = await readRange(this.#ctx, subject, last.seq, from, to);
-      return { events, currentVersion, exists: true };
+      return { currentVersion, exists: true };
     } catch (err) {
       throw translateStoreError(err, this.#options.streamName, streamId, undefined);
     }

@@ -2,12 +2,13 @@
  * Reading events back from the jetplan stream: decoding stored messages into envelopes, and the
  * ordered-consumer reads of one session or of the whole log.
  */
-import { DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { CorruptLogError } from '../../errors.js';
 import { RawEnvelope, type DomainEvent } from '../../protocol/events.js';
 import type { ConnectionGate } from './connectionGate.js';
 
 const decoder = new TextDecoder();
+const seqOf = (seq: number | (() => number)): number => (typeof seq === 'function' ? seq() : seq);
 
 /** What the reads need from the store that runs them. */
 export interface ReadContext {
@@ -18,17 +19,20 @@ export interface ReadContext {
   retryForMs: number;
 }
 
-/** Parses a stored message body; anything but a valid envelope means the log is corrupt. */
-export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number): RawEnvelope {
+/**
+ * Parses a stored message body; anything but a valid envelope means the log is corrupt. `seq`, the
+ * message's stream sequence for the error, may be given lazily.
+ */
+export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number | (() => number)): RawEnvelope {
   let json: unknown;
   try {
     json = JSON.parse(decoder.decode(data));
   } catch (err) {
-    throw new CorruptLogError(`stream ${streamName} seq ${seq}: not JSON`, { cause: err });
+    throw new CorruptLogError(`stream ${streamName} seq ${seqOf(seq)}: not JSON`, { cause: err });
   }
   const parsed = RawEnvelope.safeParse(json);
   if (!parsed.success) {
-    throw new CorruptLogError(`stream ${streamName} seq ${seq}: not an event envelope`, {
+    throw new CorruptLogError(`stream ${streamName} seq ${seqOf(seq)}: not an event envelope`, {
       cause: parsed.error,
     });
   }
@@ -36,8 +40,10 @@ export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number
 }
 
 /**
- * Reads the session's events `from..to` with an ordered consumer on its `subject`, up to stream
- * seq `lastSeq`. Versions are checked to be 1..n without gaps, since the read starts at 1.
+ * Reads the session's events `from..to` with an ordered consumer on its `subject` (`lastSeq`, the
+ * stream seq of its event `to` or later, names the session's tip). Versions are checked to be
+ * 1..n without gaps, since the read starts at 1; the read ends at event `to`. Each event of the
+ * range goes to `onEvent` as it arrives, so a fold need not hold them all.
  */
 export async function readRange(
   ctx: ReadContext,
@@ -45,37 +51,68 @@ export async function readRange(
   lastSeq: number,
   from: number,
   to: number,
-): Promise<DomainEvent[]> {
+  onEvent: (event: DomainEvent) => void,
+): Promise<void> {
   await ctx.gate.ready(ctx.retryForMs);
   const consumer = await ctx.js.consumers.get(ctx.streamName, {
     filter_subjects: subject, // a string: a single filter_subject, which 2.9 understands
     deliver_policy: DeliverPolicy.All,
     inactive_threshold: 30_000,
   });
-  const wanted = to - from + 1;
-  const events: DomainEvent[] = [];
-  const messages = await consumer.consume({ max_messages: Math.min(Math.max(to, 64), 4_096) });
   let expected = 1;
+  let count = 0;
   try {
-    for await (const m of messages) {
-      const envelope = decodeEnvelope(ctx.streamName, m.data, m.seq);
+    await consumeUntil(consumer, Math.min(Math.max(to, 64), 4_096), (m) => {
+      // m.seq parses the message's reply subject: read only for an error message.
+      const envelope = decodeEnvelope(ctx.streamName, m.data, () => m.seq);
       if (envelope.sequence !== expected) {
         throw new CorruptLogError(
           `session subject ${subject}: expected event ${expected} at stream sequence ${m.seq}, found ${envelope.sequence}`,
         );
       }
       expected++;
-      if (envelope.sequence >= from) events.push(envelope as unknown as DomainEvent);
-      if (envelope.sequence >= to || m.seq >= lastSeq) break;
-    }
+      if (envelope.sequence >= from) {
+        count++;
+        onEvent(envelope as unknown as DomainEvent);
+      }
+      return envelope.sequence >= to;
+    });
   } finally {
-    await messages.close().catch(() => undefined);
     consumer.delete().catch(() => undefined);
   }
-  if (events.length !== wanted) {
-    throw new CorruptLogError(`session subject ${subject}: read ${events.length} events, expected ${wanted}`);
+  if (count !== to - from + 1) {
+    throw new CorruptLogError(`session subject ${subject} (tip at stream sequence ${lastSeq}): read ${count} events, expected ${to - from + 1}`);
   }
-  return events;
+}
+
+/**
+ * Runs `onMessage` on each message as it arrives until it returns true. A callback rather than an
+ * async iterator: no promise per message, which a replay of thousands of events notices. Rejects
+ * with what `onMessage` throws, or when the consume ends before that.
+ */
+async function consumeUntil(consumer: Consumer, maxMessages: number, onMessage: (m: JsMsg) => boolean): Promise<void> {
+  let stopped = false;
+  let finish!: () => void;
+  const finished = new Promise<undefined>((resolve) => (finish = () => resolve(undefined)));
+  const messages = await consumer.consume({
+    max_messages: maxMessages,
+    callback: (m) => {
+      if (stopped) return; // messages already buffered when the read ended
+      if (onMessage(m)) {
+        stopped = true;
+        finish();
+      }
+    },
+  });
+  try {
+    // nats.js stops the consume with what the callback threw; closed() resolves with it.
+    const ended = messages.closed().then((err) => err ?? new Error('the consumer closed before the read finished'));
+    const failure = await Promise.race([finished, ended]);
+    if (failure) throw failure;
+  } finally {
+    stopped = true;
+    await messages.close().catch(() => undefined);
+  }
 }
 
 /**
