@@ -11,7 +11,12 @@ function hashOf(id: string): number {
   return h >>> 0;
 }
 
-type Bucket<V> = Readonly<Record<string, V>>;
+/**
+ * Entries of one bucket as [id0, value0, id1, value1, …], in insertion order. An array rather than
+ * an object keyed by id: every task id is a new key, and objects with their own sets of keys each
+ * get a hidden class of their own, which made updates several times slower.
+ */
+type Bucket<V> = ReadonlyArray<string | V>;
 type Level<V> = ReadonlyArray<Bucket<V> | undefined>;
 type Root<V> = ReadonlyArray<Level<V> | undefined>;
 
@@ -47,7 +52,9 @@ export class IdMap<V> {
   get(id: string): V | undefined {
     const h = hashOf(id);
     const bucket = this.root[h % WIDTH]?.[(h >>> 5) % WIDTH];
-    return bucket !== undefined && Object.hasOwn(bucket, id) ? bucket[id] : undefined;
+    if (bucket === undefined) return undefined;
+    const k = indexIn(bucket, id);
+    return k < 0 ? undefined : (bucket[k + 1] as V);
   }
 
   /** A map with `id` set to `value`; this one is unchanged. */
@@ -57,9 +64,10 @@ export class IdMap<V> {
     const j = (h >>> 5) % WIDTH;
     const level = this.root[i];
     const bucket = level?.[j];
-    const added = bucket === undefined || !Object.hasOwn(bucket, id);
+    const nextBucket = bucket ? bucket.slice() : [];
+    const added = put(nextBucket, id, value);
     const nextLevel = level ? level.slice() : emptySlots<Bucket<V>>();
-    nextLevel[j] = { ...bucket, [id]: value };
+    nextLevel[j] = nextBucket;
     const root = this.root.slice();
     root[i] = nextLevel;
     return new IdMap(root, added ? this.size + 1 : this.size);
@@ -84,14 +92,10 @@ export class IdMap<V> {
       const level = root[i] as (Bucket<V> | undefined)[];
       const b = WIDTH + i * WIDTH + j;
       if (copied[b] === 0) {
-        level[j] = { ...level[j] };
+        level[j] = level[j] ? level[j].slice() : [];
         copied[b] = 1;
       }
-      const bucket = level[j] as Record<string, V>;
-      if (!Object.hasOwn(bucket, id)) size++;
-      // `bucket.__proto__ = value` would set the prototype: that id must become an own entry too.
-      if (id === '__proto__') Object.defineProperty(bucket, id, { value, enumerable: true, writable: true, configurable: true });
-      else bucket[id] = value;
+      if (put(level[j] as (string | V)[], id, value)) size++;
     }
     return new IdMap(root, size);
   }
@@ -99,7 +103,10 @@ export class IdMap<V> {
   *entries(): IterableIterator<[string, V]> {
     for (const level of this.root) {
       if (!level) continue;
-      for (const bucket of level) if (bucket) yield* Object.entries(bucket);
+      for (const bucket of level) {
+        if (!bucket) continue;
+        for (let k = 0; k < bucket.length; k += 2) yield [bucket[k] as string, bucket[k + 1] as V];
+      }
     }
   }
 
@@ -110,4 +117,21 @@ export class IdMap<V> {
   toJSON(): Record<string, V> {
     return Object.fromEntries(this.entries());
   }
+}
+
+/** Where `id` sits in the bucket (its id's index), or -1. */
+function indexIn<V>(bucket: Bucket<V>, id: string): number {
+  for (let k = 0; k < bucket.length; k += 2) if (bucket[k] === id) return k;
+  return -1;
+}
+
+/** Sets `id` in a bucket being built; whether it was added rather than replaced. */
+function put<V>(bucket: (string | V)[], id: string, value: V): boolean {
+  const k = indexIn(bucket, id);
+  if (k >= 0) {
+    bucket[k + 1] = value;
+    return false;
+  }
+  bucket.push(id, value);
+  return true;
 }
