@@ -5,8 +5,7 @@
 import { spawn } from 'node:child_process';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { connect } from '@nats-io/transport-node';
-import { connectionOptions } from '../src/nats/connect.js';
+import { connectNats } from '../src/nats/connect.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startPlannerService } from '../src/service/plannerService.js';
 
@@ -79,7 +78,7 @@ export async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
     };
   }
   if (mode === 'inline') {
-    const serviceNc = await connect(connectionOptions({ url: spec.url }));
+    const serviceNc = await connectNats({ url: spec.url });
     const service = await startPlannerService({
       nc: serviceNc, logger: silentLogger, streamName: spec.streamName, subjectPrefix: spec.subjectPrefix,
       snapshotBucket: spec.snapshotBucket, leaseBucket: spec.leaseBucket,
@@ -87,7 +86,10 @@ export async function startService(spec: ServiceSpec): Promise<ServiceHandle> {
     await withTimeout('leadership', service.whenLeader, 30_000);
     return { mode: 'inline', close: async () => { await service.close(); await serviceNc.close(); } };
   }
+  // JETPLAN_BENCH_NODE_ARGS: extra node flags for the service process, e.g. '--cpu-prof' to profile it.
+  const nodeArgs = (process.env.JETPLAN_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [
+    ...nodeArgs,
     'bin/jetplan.js', 'serve', '--nats', spec.url, '--stream', spec.streamName, '--prefix', spec.subjectPrefix,
     '--lease-bucket', spec.leaseBucket,
   ], { stdio: ['ignore', 'pipe', 'ignore'] });

@@ -4,13 +4,12 @@
  * a 2-core machine. Posts 'leader' once it leads; stops and posts 'closed' when sent 'close'.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { connect } from '@nats-io/transport-node';
-import { connectionOptions } from '../src/nats/connect.js';
+import { connectNats } from '../src/nats/connect.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { startPlannerService } from '../src/service/plannerService.js';
 
 const spec = workerData as { url: string; streamName: string; subjectPrefix: string; snapshotBucket: string; leaseBucket: string };
-const nc = await connect(connectionOptions({ url: spec.url }));
+const nc = await connectNats({ url: spec.url });
 const service = await startPlannerService({
   nc, logger: silentLogger, streamName: spec.streamName, subjectPrefix: spec.subjectPrefix,
   snapshotBucket: spec.snapshotBucket, leaseBucket: spec.leaseBucket,

@@ -1,6 +1,7 @@
 /** Connecting to NATS the way every jetplan process does: flags or env, auth, TLS, clear errors. */
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { credsAuthenticator, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { connectCoalescing } from './coalescingTransport.js';
 
 export interface NatsConnectionOptions {
   /** Default: env NATS_URL, else nats://127.0.0.1:4222. A comma-separated list is allowed. */
@@ -71,12 +72,15 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
   return opts;
 }
 
-/** Connects (reconnecting forever once connected). Initial failures are one-line NatsConnectErrors. */
+/**
+ * Connects (reconnecting forever once connected), with socket writes coalesced per event-loop turn
+ * (coalescingTransport.ts). Initial failures are one-line NatsConnectErrors.
+ */
 export async function connectNats(options: NatsConnectionOptions = {}): Promise<NatsConnection> {
   const url = resolveNatsUrl(options);
   const opts = connectionOptions(options);
   try {
-    return await connect(opts);
+    return await connectCoalescing(opts);
   } catch (err) {
     throw new NatsConnectError(describeConnectError(err, url), { cause: err });
   }
