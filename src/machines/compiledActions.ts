@@ -67,17 +67,22 @@ function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown, asC
   const refuse = (): never => {
     throw new UnsupportedMachineError(`${machine.id}: the action ${fn.type ?? 'inline function'} is not supported`);
   };
-  const paramsOf = (run: ActionRun) => resolve(params, argsOf(run));
+  // Most actions have no params: no arguments object is built for them.
+  const paramsOf: (run: ActionRun, args?: Args) => unknown =
+    params === undefined ? () => undefined : (run, args = argsOf(run)) => resolve(params, args);
   switch (fn.type) {
     case 'xstate.assign': {
       const assignment = fn.assignment;
       if (typeof assignment === 'function') {
-        return (run) => run.assign((assignment as Fn)(argsOf(run), paramsOf(run)) as Record<string, unknown>);
+        return (run) => {
+          const args = argsOf(run);
+          run.assign((assignment as Fn)(args, paramsOf(run, args)) as Record<string, unknown>);
+        };
       }
       const entries = Object.entries(assignment as Record<string, unknown>);
       return (run) => {
         const args = argsOf(run);
-        const p = paramsOf(run);
+        const p = paramsOf(run, args);
         const partial: Record<string, unknown> = {};
         for (const [key, value] of entries) partial[key] = resolve(value, args, p);
         run.assign(partial);
@@ -89,14 +94,18 @@ function fromBuiltin(machine: AnyStateMachine, fn: Builtin, params: unknown, asC
       if (typeof to !== 'string' && typeof to !== 'function') refuse();
       return (run) => {
         const args = argsOf(run);
-        run.send(resolve(to, args, paramsOf(run)) as string, resolve(event, args, paramsOf(run)) as EventObject);
+        const p = paramsOf(run, args);
+        run.send(resolve(to, args, p) as string, resolve(event, args, p) as EventObject);
       };
     }
     case 'xstate.spawnChild': {
       const { src, id, input } = fn;
       // A child is found by its id: one must be given (xstate would key it "undefined").
       if (typeof src !== 'string' || id === undefined) refuse();
-      return (run) => run.spawn(src as string, resolve(id, argsOf(run)) as string, resolve(input, argsOf(run)));
+      return (run) => {
+        const args = argsOf(run);
+        run.spawn(src as string, resolve(id, args) as string, resolve(input, args));
+      };
     }
     case 'xstate.enqueueActions': {
       const collect = fn.collect!;

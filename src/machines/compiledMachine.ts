@@ -169,10 +169,11 @@ function select(node: Node | undefined, args: Args): CompiledTransition | undefi
 
 /** One transition's effects on context and children, applied in order as xstate applies them. */
 class Run implements ActionRun {
-  readonly emitted: EmittedAction[] = [];
-  private readonly sends: { to: string; event: EventObject }[] = [];
+  // Allocated on first use: most transitions emit nothing, send once and spawn nothing.
+  emitted: EmittedAction[] = NONE;
+  private sends: { to: string; event: EventObject }[] | undefined;
   /** Children spawned by this transition, added at once (a plan spawns hundreds). */
-  private readonly spawned: [string, PlainState][] = [];
+  private spawned: [string, PlainState][] | undefined;
   constructor(
     public context: Record<string, unknown>,
     public children: PlainState['children'],
@@ -188,17 +189,19 @@ class Run implements ActionRun {
     this.context = merge(this.context, partial);
   }
   emit(type: string, params: unknown): void {
+    if (this.emitted === NONE) this.emitted = [];
     this.emitted.push(params === undefined ? { type } : { type, params });
   }
   spawn(src: string, id: string, input: unknown): void {
-    this.spawned.push([id, { ...this.childLogic(src).initial(input), src }]);
+    (this.spawned ??= []).push([id, { ...this.childLogic(src).initial(input), src }]);
   }
   send(to: string, event: EventObject): void {
-    this.sends.push({ to, event });
+    (this.sends ??= []).push({ to, event });
   }
   /** Sends to children are delivered after the transition, as xstate defers them. */
   deliver(): void {
-    if (this.spawned.length > 0) this.children = this.children.setAll(this.spawned);
+    if (this.spawned) this.children = this.children.setAll(this.spawned);
+    if (!this.sends) return;
     for (const { to, event } of this.sends) {
       const child = this.children.get(to);
       // As xstate: sending to an actor that does not exist is an error, not a silent no-op.
