@@ -12,20 +12,30 @@ import { setImmediate } from 'node:timers';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
 import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
+/** Corked bytes that are sent at once, turn or no turn: a loop of publishes that never yields. */
+export const MAX_CORKED_BYTES = 1 << 20;
+
 class CoalescingTransport extends NodeTransport {
   #corked = false;
 
   override _send(frame: Uint8Array): Promise<void> {
     const socket = this.socket;
-    if (socket !== undefined && !this.#corked && !socket.destroyed) {
+    if (socket === undefined || socket.destroyed) return super._send(frame);
+    if (!this.#corked) {
       this.#corked = true;
       socket.cork();
-      setImmediate(() => {
-        this.#corked = false;
-        socket.uncork();
-      });
+      setImmediate(() => this.#uncork(socket));
     }
-    return super._send(frame);
+    const sent = super._send(frame);
+    // Publishes chained by microtasks alone never reach a check phase: do not let them pile up.
+    if (socket.writableLength >= MAX_CORKED_BYTES) this.#uncork(socket);
+    return sent;
+  }
+
+  #uncork(socket: NonNullable<NodeTransport['socket']>): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    socket.uncork();
   }
 }
 

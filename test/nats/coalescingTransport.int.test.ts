@@ -1,7 +1,7 @@
 import { connect, type NatsConnection, type Msg } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectCoalescing } from '../../src/nats/coalescingTransport.js';
+import { connectCoalescing, MAX_CORKED_BYTES } from '../../src/nats/coalescingTransport.js';
 import { connectionOptions } from '../../src/nats/connect.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 
@@ -54,6 +54,26 @@ describe('connectCoalescing (writes coalesced per event-loop turn)', () => {
       ...Array.from({ length: 1_500 }, (_, i) => `burst-${i}`),
       ...Array.from({ length: 10 }, (_, i) => `chain-${i}`),
     ]);
+  });
+
+  it('a loop of publishes that never yields to a new turn is sent as it goes, not held until it ends', async () => {
+    const nc = await coalescing();
+    const subject = uniqueName('loop');
+    const count = 400;
+    const { received } = await collector(subject, count);
+    // nats.js internals, read on purpose: how much the socket holds unsent.
+    const socket = (nc as unknown as { protocol: { transport: { socket: { writableLength: number } } } }).protocol.transport.socket;
+    const body = 'x'.repeat(10_000);
+    let most = 0;
+    for (let i = 0; i < count; i++) {
+      nc.publish(subject, body);
+      await Promise.resolve(); // microtasks only: no check phase until the loop ends
+      await Promise.resolve();
+      most = Math.max(most, socket.writableLength);
+    }
+    expect(most).toBeGreaterThan(0); // the loop did run corked for a while
+    expect(most).toBeLessThan(MAX_CORKED_BYTES + 64 * 1024);
+    expect((await received).length).toBe(count);
   });
 
   it('does requests and JetStream publishes (PubAcks come back), also after a server restart', async () => {
