@@ -93,6 +93,19 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
         });
       }
       expect(await aggregateStream(store(), uniqueStream('missing'), fold)).toEqual({ state: [], currentVersion: 0, exists: false });
+      // What evolve throws reaches the caller as it is (not as a store failure), and the store goes on.
+      class FoldBroke extends Error {}
+      const broke = new FoldBroke('evolve refused event 4');
+      const refuse = {
+        initialState: () => 0,
+        evolve: (n: number, e: { sequence: number }) => {
+          if (e.sequence === 4) throw broke;
+          return n + 1;
+        },
+      };
+      await expect(aggregateStream(store(), id, refuse)).rejects.toBe(broke);
+      await expect(aggregateStream(store(), id, { ...refuse, from: 4 })).rejects.toBe(broke);
+      await expect(aggregateStream(store(), id, { ...refuse, from: 7 })).resolves.toMatchObject({ state: 1 });
     });
 
     it('reports a missing stream as not existing at version 0', async () => {

@@ -132,6 +132,16 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
   ): Promise<Omit<ReadResult, 'events'>> {
     this.#assertOpen();
     const subject = this.#subjects.events(streamId);
+    // What onEvent throws is the caller's (a fold's) error, not the store's: passed on untranslated.
+    let thrown: { error: unknown } | undefined;
+    const deliver = (event: DomainEvent) => {
+      try {
+        onEvent(event);
+      } catch (error) {
+        thrown = { error };
+        throw error;
+      }
+    };
     try {
       const last = await retryTransient(this.#ctx, () =>
         this.#ctx.jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }),
@@ -144,12 +154,13 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       if (from > to) return { currentVersion, exists: true };
       if (from === currentVersion) {
         // Only the tip is wanted and we already have it.
-        onEvent(lastEnvelope as unknown as DomainEvent);
+        deliver(lastEnvelope as unknown as DomainEvent);
       } else {
-        await readRange(this.#ctx, subject, last.seq, from, to, onEvent);
+        await readRange(this.#ctx, subject, last.seq, from, to, deliver);
       }
       return { currentVersion, exists: true };
     } catch (err) {
+      if (thrown) throw thrown.error;
       throw translateStoreError(err, this.#options.streamName, streamId, undefined);
     }
   }
