@@ -19,7 +19,7 @@ import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, type Position } from './jetStreamAppends.js';
 import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
-import { decodeEnvelope, readAllEvents, readRange, type ReadContext } from './jetStreamReads.js';
+import { readAllEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
 import { KeyedQueue } from '../../shared/keyedQueue.js';
 import {
   ensureStream,
@@ -59,7 +59,7 @@ export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
 export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #nc: NatsConnection;
   /** Everything the read and append helpers need; one object so they take it explicitly. */
-  readonly #ctx: AppendContext & ReadContext;
+  readonly #ctx: AppendContext & SessionReadContext;
   readonly #options: ResolvedStreamOptions;
   readonly #subjects: Subjects;
   /** Positions of sessions this store has appended to or looked up. A hint, never the guard. */
@@ -73,7 +73,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #stats: JetStreamEventStoreStats = { lookups: 0, cacheHits: 0, duplicates: 0, serverConflicts: 0 };
   #closed = false;
 
-  private constructor(nc: NatsConnection, ctx: AppendContext & ReadContext, options: ResolvedStreamOptions) {
+  private constructor(nc: NatsConnection, ctx: AppendContext & SessionReadContext, options: ResolvedStreamOptions) {
     this.#nc = nc;
     this.#ctx = ctx;
     this.#options = options;
@@ -143,22 +143,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       }
     };
     try {
-      const last = await retryTransient(this.#ctx, () =>
-        this.#ctx.jsm.streams.getMessage(this.#options.streamName, { last_by_subj: subject }),
-      );
-      if (last === null) return { currentVersion: 0, exists: false };
-      const lastEnvelope = decodeEnvelope(this.#options.streamName, last.data, last.seq);
-      const currentVersion = lastEnvelope.sequence;
-      const to = Math.min(currentVersion, options.to ?? currentVersion);
-      const from = Math.max(1, options.from ?? 1, options.last === undefined ? 1 : to - options.last + 1);
-      if (from > to) return { currentVersion, exists: true };
-      if (from === currentVersion) {
-        // Only the tip is wanted and we already have it.
-        deliver(lastEnvelope as unknown as DomainEvent);
-      } else {
-        await readRange(this.#ctx, subject, last.seq, from, to, deliver);
-      }
-      return { currentVersion, exists: true };
+      return await readSession(this.#ctx, subject, options, deliver);
     } catch (err) {
       if (thrown) throw thrown.error;
       throw translateStoreError(err, this.#options.streamName, streamId, undefined);

@@ -2,10 +2,12 @@
  * Reading events back from the jetplan stream: decoding stored messages into envelopes, and the
  * ordered-consumer reads of one session or of the whole log.
  */
-import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { CorruptLogError } from '../../errors.js';
 import { RawEnvelope, type DomainEvent } from '../../protocol/events.js';
+import type { ReadOptions } from '../eventStore.js';
 import type { ConnectionGate } from './connectionGate.js';
+import { retryTransient, type RetryContext } from './jetStreamErrors.js';
 
 const decoder = new TextDecoder();
 const seqOf = (seq: number | (() => number)): number => (typeof seq === 'function' ? seq() : seq);
@@ -37,6 +39,37 @@ export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number
     });
   }
   return parsed.data;
+}
+
+/** What a session read needs: the reads' context, the manager for the tip lookup, resends. */
+export interface SessionReadContext extends ReadContext, RetryContext {
+  jsm: JetStreamManager;
+}
+
+/**
+ * Reads a session's events in the range of `options` to `onEvent`: first its tip, by
+ * `last_by_subj` (answered from the server's per-subject index, no scan), then the range with an
+ * ordered consumer, unless the tip alone is wanted.
+ */
+export async function readSession(
+  ctx: SessionReadContext,
+  subject: string,
+  options: ReadOptions,
+  onEvent: (event: DomainEvent) => void,
+): Promise<{ currentVersion: number; exists: boolean }> {
+  const last = await retryTransient(ctx, () => ctx.jsm.streams.getMessage(ctx.streamName, { last_by_subj: subject }));
+  if (last === null) return { currentVersion: 0, exists: false };
+  const lastEnvelope = decodeEnvelope(ctx.streamName, last.data, last.seq);
+  const currentVersion = lastEnvelope.sequence;
+  const to = Math.min(currentVersion, options.to ?? currentVersion);
+  const from = Math.max(1, options.from ?? 1, options.last === undefined ? 1 : to - options.last + 1);
+  if (from > to) return { currentVersion, exists: true };
+  if (from === currentVersion) {
+    onEvent(lastEnvelope as unknown as DomainEvent); // only the tip is wanted, and we have it
+  } else {
+    await readRange(ctx, subject, last.seq, from, to, onEvent);
+  }
+  return { currentVersion, exists: true };
 }
 
 /**
