@@ -34,7 +34,7 @@ export interface CompiledMachine<C extends object> {
    * The next state and the named actions the transition emits; `state` is unchanged. With
    * `effects: false` (a fold, which drops them) no action is emitted and no params are computed.
    */
-  transition(state: PlainState<C>, event: EventObject, options?: { effects?: boolean }): [PlainState<C>, EmittedAction[]];
+  transition(state: PlainState<C>, event: EventObject, options?: { effects?: boolean }): [PlainState<C>, readonly EmittedAction[]];
 }
 
 interface Node {

@@ -23,6 +23,13 @@ export interface SessionContext {
   ignored: number;
 }
 
+/**
+ * The plan as an IdMap. A context that xstate itself restored from JSON (`getPersistedSnapshot`,
+ * JSON, `createActor(…, { snapshot })`) holds it as the plain record it serialized to.
+ */
+const planOf = (context: SessionContext): IdMap<PlannedTask> =>
+  context.plan instanceof IdMap ? context.plan : IdMap.from(context.plan as unknown as Record<string, PlannedTask>);
+
 /** Renders the working context as the text an executor receives. */
 export const renderContext = (items: ContextItem[]): string => items.map((i) => i.text).join('\n\n');
 
@@ -55,7 +62,7 @@ export const sessionMachine = setup({
     }),
     recordPlan: assign(({ context, event }: { context: SessionContext; event: DomainEvent }) => {
       const { input, tasks } = (event as EventOf<'TasksPlanned'>).data;
-      const plan = context.plan.setAll(tasks.map((task) => [task.id, task] as const));
+      const plan = planOf(context).setAll(tasks.map((task) => [task.id, task] as const));
       const item: ContextItem = { id: `input-${event.sequence}`, slot: 'input', text: input, pinned: false };
       return { plan, order: [...context.order, ...tasks.map((t) => t.id)], items: [...context.items, item] };
     }),
@@ -145,7 +152,7 @@ export const sessionMachine = setup({
                 'forwardToTask',
                 assign(({ context, event }) => ({
                   // A Clarification-kind task is done once answered; any other task runs again.
-                  cursor: context.plan.get(event.data.taskId)?.kind === 'Clarification' ? context.cursor + 1 : context.cursor,
+                  cursor: planOf(context).get(event.data.taskId)?.kind === 'Clarification' ? context.cursor + 1 : context.cursor,
                   // Answers are decisions: pinned, so compaction keeps them; shown with their question
                   // so an executor can tell which question was answered.
                   items: [
@@ -153,7 +160,7 @@ export const sessionMachine = setup({
                     {
                       id: `answer-${event.data.taskId}`,
                       slot: 'answer' as const,
-                      text: `Q: ${event.data.question ?? context.plan.get(event.data.taskId)?.description}\nA: ${event.data.answer}`,
+                      text: `Q: ${event.data.question ?? planOf(context).get(event.data.taskId)?.description}\nA: ${event.data.answer}`,
                       pinned: true,
                     },
                   ],
@@ -177,7 +184,7 @@ function executeTaskAction() {
     type: 'executeTask' as const,
     params: ({ context, event }: { context: SessionContext; event: DomainEvent }): ExecuteTask => {
       const { taskId, dispatchId, attempt } = (event as EventOf<'TaskDispatched'>).data;
-      const task = context.plan.get(taskId)!;
+      const task = planOf(context).get(taskId)!;
       return {
         type: 'ExecuteTask',
         sessionId: context.sessionId,

@@ -163,14 +163,16 @@ interface PlainJson {
   src?: string;
 }
 
+// Records by id are built with Object.fromEntries: `record[id] = …` would turn an id such as
+// "__proto__" into the record's prototype instead of an entry.
 function plain(state: PlainState<object>): PlainJson {
-  const children: Record<string, PlainJson> = {};
-  for (const [id, child] of state.children.entries()) children[id] = plain(child);
+  const children = Object.fromEntries([...state.children.entries()].map(([id, child]) => [id, plain(child)]));
   return { ...state, children };
 }
 
 function revive(json: PlainJson): PlainState<object> {
-  const children: Record<string, PlainState> = {};
-  for (const [id, child] of Object.entries(json.children)) children[id] = revive(child) as PlainState;
-  return { ...json, children: IdMap.from(children) };
+  const children = IdMap.empty<PlainState>().setAll(
+    Object.entries(json.children).map(([id, child]) => [id, revive(child) as PlainState] as const),
+  );
+  return { ...json, children };
 }

@@ -5,9 +5,12 @@ import type { PlainState } from './compiledMachine.js';
  * mirror) can start from the state a fold produced: `createActor(machine, { snapshot })`.
  */
 export function toPersistedSnapshot(state: PlainState<object>): Record<string, unknown> {
-  const children: Record<string, unknown> = {};
-  for (const [id, child] of state.children.entries()) {
-    children[id] = { snapshot: toPersistedSnapshot(child), src: child.src, syncSnapshot: false };
-  }
+  // fromEntries, not `children[id] = …`: an id such as "__proto__" must stay an entry.
+  const children = Object.fromEntries(
+    [...state.children.entries()].map(([id, child]) => [
+      id,
+      { snapshot: toPersistedSnapshot(child), src: child.src, syncSnapshot: false },
+    ]),
+  );
   return { status: 'active', value: state.value, historyValue: {}, context: state.context, children };
 }
