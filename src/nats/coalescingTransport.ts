@@ -10,7 +10,7 @@
  */
 import { setImmediate } from 'node:timers';
 import { NodeTransport, nodeResolveHost } from '@nats-io/transport-node/lib/node_transport.js';
-import { NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
+import { hasWsProtocol, NatsConnectionImpl, setTransportFactory, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 
 /** Corked bytes that are sent at once, turn or no turn: a loop of publishes that never yields. */
 export const MAX_CORKED_BYTES = 1 << 20;
@@ -32,6 +32,17 @@ class CoalescingTransport extends NodeTransport {
     return sent;
   }
 
+  /** Sends what this turn corked before the socket goes: nats.js's close destroys it unflushed. */
+  override close(err?: Error): Promise<void> {
+    if (this.socket !== undefined) this.#uncork(this.socket);
+    return super.close(err);
+  }
+
+  override disconnect(): void {
+    if (this.socket !== undefined) this.#uncork(this.socket);
+    super.disconnect();
+  }
+
   #uncork(socket: NonNullable<NodeTransport['socket']>): void {
     if (!this.#corked) return;
     this.#corked = false;
@@ -39,10 +50,17 @@ class CoalescingTransport extends NodeTransport {
   }
 }
 
-/** As transport-node's `connect`, with writes coalesced per turn (also after reconnects). */
+/**
+ * As transport-node's `connect`, with writes coalesced per turn. nats.js builds every transport,
+ * reconnects included, from one process-wide factory, which transport-node's own `connect` sets to
+ * its plain transport and this sets to ours. So in a process that also connects with plain
+ * `connect`, a connection may reconnect with the other kind of transport: both are correct, only
+ * the coalescing comes or goes (jetplan's own processes connect through here only).
+ */
 export function connectCoalescing(options: ConnectionOptions): Promise<NatsConnection> {
-  // The factory is process-wide and read again at every reconnect: transport-node's own connect
-  // sets its plain transport the same way, so each of our connects sets ours.
+  if (hasWsProtocol(options)) {
+    return Promise.reject(new Error('a websocket server URL needs a websocket client, not the Node transport'));
+  }
   setTransportFactory({ factory: () => new CoalescingTransport(), dnsResolveFn: nodeResolveHost });
   return NatsConnectionImpl.connect(options);
 }

@@ -96,6 +96,20 @@ describe('connectCoalescing (writes coalesced per event-loop turn)', () => {
     expect(transport.constructor.name).toBe('CoalescingTransport');
   });
 
+  it('a publish right before close() is sent once nats.js has handed it to the transport', async () => {
+    const nc = await coalescing();
+    const subject = uniqueName('close');
+    const { received } = await collector(subject, 1);
+    nc.publish(subject, 'last words');
+    for (let i = 0; i < 5; i++) await Promise.resolve(); // nats.js flushes its buffer on a microtask
+    await nc.close();
+    expect(await received).toEqual(['last words']);
+  });
+
+  it('refuses a websocket URL in one clear error', async () => {
+    await expect(connectCoalescing({ servers: 'ws://127.0.0.1:1' })).rejects.toThrow(/websocket/);
+  });
+
   it('a publish right before drain() is still sent: the drain flushes what the turn corked', async () => {
     const nc = await coalescing();
     const subject = uniqueName('drain');

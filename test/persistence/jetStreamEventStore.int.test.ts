@@ -13,6 +13,8 @@ import {
   KvSnapshotStore,
   subjects,
 } from '../../src/persistence/jetstream/index.js';
+import { ConnectionGate } from '../../src/persistence/jetstream/connectionGate.js';
+import { readRange } from '../../src/persistence/jetstream/jetStreamReads.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 import { runEventStoreContract } from './eventStoreContract.js';
 
@@ -426,6 +428,18 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
     expect(garbage?.message).toBe(`stream ${opts.streamName} seq ${bad.seq}: not JSON`);
     expect((await failure('gap'))?.message).toMatch(/^session subject .*\.ev\.gap: expected event 2 at stream sequence \d+, found 3$/);
     expect((await failure('late'))?.message).toMatch(/expected event 1 at stream sequence \d+, found 2$/);
+    // A read told of a tip that is no longer there (messages removed after the lookup) ends when
+    // the subject has nothing more, as a CorruptLogError, instead of waiting for events forever.
+    await put('short', stored('short', 1));
+    const tip = await put('short', stored('short', 2));
+    const gate = new ConnectionGate(nc);
+    const ctx = { js, gate, streamName: opts.streamName, retryForMs: 1_000 };
+    const seen: number[] = [];
+    await expect(readRange(ctx, `${opts.subjectPrefix}.ev.short`, tip.seq + 10, 1, 5, (e) => seen.push(e.sequence))).rejects.toThrow(
+      /read 2 events, expected 5$/,
+    );
+    expect(seen).toEqual([1, 2]);
+    gate.stop();
     // The tip alone is still readable, and a healthy session beside them reads whole.
     expect((await store.readStream('gap', { from: 3 })).events.map((e) => e.sequence)).toEqual([3]);
     await store.appendToStream('fine', [event('fine'), event('fine')], { expectedVersion: 0 });

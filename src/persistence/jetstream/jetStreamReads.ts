@@ -96,7 +96,6 @@ export async function readRange(
   let count = 0;
   try {
     await consumeUntil(consumer, Math.min(Math.max(to, 64), 4_096), (m) => {
-      // m.seq parses the message's reply subject: read only for an error message.
       const envelope = decodeEnvelope(ctx.streamName, m.data, () => m.seq);
       if (envelope.sequence !== expected) {
         throw new CorruptLogError(
@@ -108,7 +107,10 @@ export async function readRange(
         count++;
         onEvent(envelope as unknown as DomainEvent);
       }
-      return envelope.sequence >= to;
+      // Past the tip, or nothing more on the subject (messages removed since the tip was looked
+      // up): the read ends, and a short one is corrupt rather than waited on forever. An ordered
+      // consumer has already parsed m.info, so this costs nothing.
+      return envelope.sequence >= to || m.seq >= lastSeq || m.info.pending === 0;
     });
   } finally {
     consumer.delete().catch(() => undefined);
@@ -129,6 +131,8 @@ async function consumeUntil(consumer: Consumer, maxMessages: number, onMessage: 
   const finished = new Promise<undefined>((resolve) => (finish = () => resolve(undefined)));
   const messages = await consumer.consume({
     max_messages: maxMessages,
+    // A stream deleted mid-read ends the read (with an error) instead of waiting for it to return.
+    abort_on_missing_resource: true,
     callback: (m) => {
       if (stopped) return; // messages already buffered when the read ended
       if (onMessage(m)) {
