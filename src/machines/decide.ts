@@ -4,7 +4,7 @@ import type { PlannerCommand } from '../protocol/commands.js';
 import type { InputMeta, SessionInput } from '../protocol/inputs.js';
 import type { Compactor } from '../compaction/compactor.js';
 import type { z } from 'zod';
-import { step, type SessionState } from './sessionState.js';
+import { evolve, serializeState, step, type SessionState } from './sessionState.js';
 import { currentTask, dispatchIdFor, phaseOf, statusOf, taskView } from './sessionQueries.js';
 
 /** What the decider needs besides state and input; all pure. */
@@ -79,10 +79,37 @@ class Recorder {
  * session whose last append was cut short resumes on any input.
  */
 export function decide(state: SessionState, input: PlannerInput, meta: InputMeta, deps: DecideDeps): Decision {
+  const processed = state.recentInputs.includes(meta.messageId);
+  if (processed) {
+    const rest = finishCutShort(state, input, meta, deps);
+    if (rest) return rest;
+  }
   const rec = new Recorder(state, input, meta);
-  if (!state.recentInputs.includes(meta.messageId)) handleInput(rec, deps);
+  if (!processed) handleInput(rec, deps);
   advance(rec);
   return { events: rec.events, state: rec.state, commands: rec.commands };
+}
+
+/**
+ * The rest of a decision whose append was cut short. A store without atomic multi-event appends
+ * (JetStream on nats-server 2.9) can keep the first events of a decision and lose the others when
+ * the process dies or the connection fails between them; the input, never acked, comes back. It
+ * then looks processed (its first event names it), so it is decided again from the state before
+ * its first event, at its original time: if what landed is a strict prefix of that decision, the
+ * rest is returned, with the commands of the whole (none was performed: effects follow the append;
+ * their ids make a repeat harmless). Anything else (it was whole, or is decided differently now)
+ * returns undefined.
+ */
+function finishCutShort(state: SessionState, input: PlannerInput, meta: InputMeta, deps: DecideDeps): Decision | undefined {
+  const last = state.lastInput;
+  if (last?.messageId !== meta.messageId) return undefined;
+  const whole = decide(last.before, input, { ...meta, now: last.now, correlationId: last.correlationId }, deps);
+  const landed = state.version - last.before.version;
+  if (whole.events.length <= landed) return undefined;
+  const prefix = whole.events.slice(0, landed).reduce(evolve, last.before);
+  const same = (s: SessionState) => JSON.stringify(serializeState(s));
+  if (same(prefix) !== same(state)) return undefined;
+  return { events: whole.events.slice(landed), state: whole.state, commands: whole.commands };
 }
 
 function handleInput(rec: Recorder, deps: DecideDeps): void {

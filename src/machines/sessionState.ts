@@ -25,6 +25,29 @@ export interface SessionState {
   snapshot: SessionSnapshot;
   version: number;
   recentInputs: string[];
+  /**
+   * The input whose events end the log, with the state before its first event: what decide needs
+   * to finish that input's decision if its append was cut short. Kept in memory only (a snapshot
+   * is saved after a whole append, so the events of a cut-short one are always in the tail).
+   */
+  lastInput?: LastInput;
+}
+
+/** The input whose events end a session's log (see {@link SessionState.lastInput}). */
+export interface LastInput {
+  messageId: string;
+  /** The state before the input's first event, without a `lastInput` of its own. */
+  before: SessionState;
+  /** The input's `now` and correlation id, as its events carry them. */
+  now: number;
+  correlationId: string;
+}
+
+/** The input of `event`: the same `lastInput` while its events go on, a new one at its first. */
+function lastInputAfter(state: SessionState, event: DomainEvent): LastInput {
+  if (state.lastInput?.messageId === event.causationId) return state.lastInput;
+  const { lastInput: _, ...before } = state;
+  return { messageId: event.causationId, before, now: event.timestamp, correlationId: event.correlationId };
 }
 
 const session = compileMachine<SessionContext>(sessionMachine);
@@ -39,7 +62,7 @@ export function evolve(state: SessionState, event: DomainEvent): SessionState {
   assertFollows(state, event);
   const [snapshot] = session.transition(state.snapshot, event, NO_EFFECTS);
   const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs };
+  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, lastInput: lastInputAfter(state, event) };
 }
 
 /** Folds drop the commands events carry: their params (e.g. the rendered context) are not built. */
@@ -60,7 +83,8 @@ export function step(state: SessionState, event: DomainEvent): { state: SessionS
     }
   }
   const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  return { state: { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs }, commands };
+  const next = { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, lastInput: lastInputAfter(state, event) };
+  return { state: next, commands };
 }
 
 /**
@@ -79,27 +103,51 @@ export class SessionFold {
   private snapshot: SessionSnapshot;
   private version: number;
   private readonly inputs: string[];
+  /** The last input as the start state had it, until an event of another input comes. */
+  private startLast: LastInput | undefined;
+  /** The last input seen here: its first event's meta and the fold's position before it. */
+  private last: { messageId: string; now: number; correlationId: string; snapshot: SessionSnapshot; version: number; inputsEnd: number } | undefined;
+
   constructor(private readonly start: SessionState) {
     this.snapshot = start.snapshot;
     this.version = start.version;
     this.inputs = start.recentInputs.slice();
+    this.startLast = start.lastInput;
   }
 
   add(event: DomainEvent): void {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
+    const lastId = this.last?.messageId ?? this.startLast?.messageId;
+    if (lastId !== event.causationId) {
+      const { snapshot, version } = this;
+      this.last = { messageId: event.causationId, now: event.timestamp, correlationId: event.correlationId, snapshot, version, inputsEnd: this.inputs.length };
+      this.startLast = undefined;
+    }
     this.snapshot = session.transition(this.snapshot, event, NO_EFFECTS)[0];
     this.version = event.sequence;
     if (this.inputs[this.inputs.length - 1] !== event.causationId) {
       this.inputs.push(event.causationId);
       // Trimmed now and then, not per event: amortized O(1).
-      if (this.inputs.length >= 2 * INBOX_WINDOW) this.inputs.splice(0, this.inputs.length - INBOX_WINDOW);
+      if (this.inputs.length >= 2 * INBOX_WINDOW) {
+        const cut = this.inputs.length - INBOX_WINDOW;
+        this.inputs.splice(0, cut);
+        if (this.last) this.last.inputsEnd = Math.max(0, this.last.inputsEnd - cut);
+      }
     }
   }
 
   /** The state so far, detached: later events do not change it. */
   get state(): SessionState {
-    const recentInputs = this.inputs.slice(Math.max(0, this.inputs.length - INBOX_WINDOW));
-    return { sessionId: this.start.sessionId, snapshot: this.snapshot, version: this.version, recentInputs };
+    const sessionId = this.start.sessionId;
+    const recent = (end: number) => this.inputs.slice(Math.max(0, end - INBOX_WINDOW), end);
+    const state: SessionState = { sessionId, snapshot: this.snapshot, version: this.version, recentInputs: recent(this.inputs.length) };
+    if (this.last) {
+      const { messageId, now, correlationId, snapshot, version, inputsEnd } = this.last;
+      state.lastInput = { messageId, now, correlationId, before: { sessionId, snapshot, version, recentInputs: recent(inputsEnd) } };
+    } else if (this.startLast) {
+      state.lastInput = this.startLast;
+    }
+    return state;
   }
 }
 

@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { Planner, toOutbox, type Commit, type Effects } from '../../src/actors/planner.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
-import { ConcurrencyError, isConcurrencyError } from '../../src/errors.js';
+import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, StoreUnavailableError } from '../../src/errors.js';
 import { decide } from '../../src/machines/decide.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
@@ -279,6 +279,26 @@ describe('Planner', () => {
     const [resent] = effects.perform.mock.calls[1]![0] as Array<{ id: string; command: { type: string } }>;
     expect(resent!.id).toBe(first.commands[0]!.id);
     expect(resent!.command.type).toBe('ExecuteTask');
+  });
+
+  it('an append cut short after its first event is finished when the input comes back', async () => {
+    const { store, planner, effects } = setup();
+    // As JetStream can: the first event lands, then the connection fails before the others.
+    store.beforeAppend = async (streamId, events, options) => {
+      store.beforeAppend = undefined;
+      await store.inner.appendToStream(streamId, events.slice(0, 1), options);
+      throw new StoreUnavailableError('connection lost after the first event');
+    };
+    await expect(planner.handle('s1', submit, { messageId: 'm1' })).rejects.toSatisfy(isStoreUnavailableError);
+    expect((await store.inner.readStream('s1')).events.map((e) => e.type)).toEqual(['SessionStarted']);
+    expect(effects.calls).toEqual([]);
+
+    const again = await planner.handle('s1', submit, { messageId: 'm1', now: 9_999 });
+    expect(again.events.map((e) => e.type)).toEqual(['TasksPlanned', 'TaskDispatched']);
+    const log = (await store.inner.readStream('s1')).events;
+    expect(log.map((e) => e.type)).toEqual(['SessionStarted', 'TasksPlanned', 'TaskDispatched']);
+    expect(new Set(log.map((e) => e.timestamp))).toEqual(new Set([1_000])); // the decision's own time
+    expect(effects.calls.flat().map((c) => c.command.type)).toEqual(['ExecuteTask']);
   });
 
   it('a new input that changes nothing performs nothing', async () => {
