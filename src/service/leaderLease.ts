@@ -2,8 +2,10 @@
  * Active/standby leadership through a lease in a KV bucket whose TTL is the lease time (server 2.9:
  * bucket max_age, no per-key TTL). `create` is atomic (expected last subject sequence 0), so at most
  * one instance takes a free key; the holder renews with `update(key, id, revision)` every ttl/3. A
- * renewal refused for a revision mismatch means another instance holds the key: the holder steps
- * down at once. A standby polls every ttl/3 and watches the key, so a deleted lease (a clean
+ * renewal refused for a revision mismatch means another instance holds the key (unless the key
+ * still holds this instance's id: a renewal that timed out but was written): the holder steps
+ * down at once. A holder whose renewals fail (NATS unreachable, a renewal hanging) steps down 2/3
+ * of a TTL after its last successful renewal began, before the key can expire and be taken. A standby polls every ttl/3 and watches the key, so a deleted lease (a clean
  * shutdown) is taken over at once and an expired one within a poll interval.
  */
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
@@ -30,11 +32,12 @@ export const DEFAULT_LEASE_BUCKET = 'jetplan_leases';
 export class LeaderLease {
   private leader = false;
   private revision = 0;
-  private renewedAt = 0;
   private closed = false;
   private wake: () => void = () => {};
   private loop: Promise<void> | undefined;
   private watcher: { stop(): void } | undefined;
+  /** Steps down when no renewal succeeded in time: before the key can expire on the server. */
+  private deadline: ReturnType<typeof setTimeout> | undefined;
 
   private constructor(
     private readonly o: LeaderLeaseOptions,
@@ -62,6 +65,7 @@ export class LeaderLease {
   /** Stops campaigning; a leader deletes its lease (only its own revision) so a standby takes over. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.deadline);
     this.watcher?.stop();
     this.wake();
     await this.loop;
@@ -84,7 +88,7 @@ export class LeaderLease {
     const started = performance.now();
     try {
       this.revision = await this.kv.create(this.o.key, this.o.instanceId);
-      this.renewedAt = started;
+      this.renewed(started);
       if (this.closed) return void (await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch(() => undefined));
       this.o.logger.info({ instanceId: this.o.instanceId, key: this.o.key }, 'leader lease acquired');
       this.setLeader(true);
@@ -93,23 +97,51 @@ export class LeaderLease {
     }
   }
 
-  private async renew(): Promise<void> {
+  private async renew(retried = false): Promise<void> {
     const started = performance.now();
     try {
       this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision);
-      this.renewedAt = started;
+      this.renewed(started);
     } catch (err) {
       const mismatch = (err as { code?: number }).code === 10071;
-      const expired = performance.now() - this.renewedAt >= this.ttlMs;
-      if (!mismatch && !expired) return this.o.logger.warn({ err }, 'lease renewal failed; retrying');
-      this.o.logger.warn({ err, mismatch }, 'leader lease lost; stepping down');
+      // A renewal that timed out may still have been written: then the key is ours at a newer
+      // revision, and stepping down would leave the service without a leader for a TTL.
+      if (mismatch && !retried && (await this.stillOurs())) return this.renew(true); // from the adopted revision
+      if (!mismatch) return this.o.logger.warn({ err }, 'lease renewal failed; retrying');
+      this.o.logger.warn({ err }, 'leader lease taken by another instance; stepping down');
       this.setLeader(false);
     }
+  }
+
+  /** Whether the key holds this instance's id; if so, its revision is adopted. */
+  private async stillOurs(): Promise<boolean> {
+    const entry = await this.kv.get(this.o.key).catch(() => null);
+    if (entry?.operation !== 'PUT' || entry.string() !== this.o.instanceId) return false;
+    this.revision = entry.revision;
+    return true;
+  }
+
+  /**
+   * A create or update that started at `started` succeeded: the key lives until at least
+   * `started` + TTL on the server. The leader steps down at `started` + 2/3 TTL unless renewed
+   * again by then (renewals run every TTL/3), so it has stopped before a standby can take the
+   * expired key, even while a renewal hangs for the whole request timeout.
+   */
+  private renewed(started: number): void {
+    clearTimeout(this.deadline);
+    const left = started + (this.ttlMs * 2) / 3 - performance.now();
+    this.deadline = setTimeout(() => {
+      if (!this.leader || this.closed) return;
+      this.o.logger.warn({ key: this.o.key }, 'leader lease not renewed in time; stepping down before it can expire');
+      this.setLeader(false);
+    }, Math.max(0, left));
+    this.deadline.unref?.();
   }
 
   private setLeader(leader: boolean): void {
     if (this.leader === leader) return;
     this.leader = leader;
+    if (!leader) clearTimeout(this.deadline);
     this.o.onChange(leader);
   }
 

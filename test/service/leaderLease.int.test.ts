@@ -1,0 +1,78 @@
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../src/observability/logger.js';
+import { LeaderLease } from '../../src/service/leaderLease.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+
+let server: NatsServerHandle;
+const connections: NatsConnection[] = [];
+const leases: LeaderLease[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+
+afterAll(async () => {
+  await Promise.all(leases.map((l) => l.close().catch(() => undefined)));
+  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
+  await server?.cleanup();
+});
+
+async function connectTo(): Promise<NatsConnection> {
+  const nc = await connect({ servers: server.url, reconnectTimeWait: 50 });
+  connections.push(nc);
+  return nc;
+}
+
+/** A lease whose leadership changes are recorded in `log` as `<name>:<true|false>`. */
+async function lease(name: string, nc: NatsConnection, spec: { bucket: string; key: string; ttlMs: number }, log: string[]) {
+  let changed!: (leader: boolean) => void;
+  const waiters: Array<{ leader: boolean; resolve: () => void }> = [];
+  changed = (leader) => {
+    log.push(`${name}:${leader}`);
+    for (const w of waiters.splice(0)) (w.leader === leader ? w.resolve : () => waiters.push(w))();
+  };
+  const l = await LeaderLease.start({ nc, bucket: spec.bucket, key: spec.key, instanceId: name, ttlMs: spec.ttlMs, logger: silentLogger, onChange: (x) => changed(x) });
+  leases.push(l);
+  const until = (leader: boolean) =>
+    l.isLeader() === leader ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ leader, resolve }));
+  return { lease: l, until };
+}
+
+describe('LeaderLease', () => {
+  it('a leader that cannot renew steps down before a standby can take the expired lease', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 1_500 };
+    const log: string[] = [];
+    const aConn = await connectTo();
+    const a = await lease('a', aConn, spec, log);
+    await a.until(true);
+    const b = await lease('b', await connectTo(), spec, log);
+    // a loses NATS for good: its renewals fail from now on.
+    await aConn.close();
+    await b.until(true);
+    await a.until(false);
+    // Never two leaders: a stepped down (on its own deadline) before b took over.
+    expect(log).toEqual(['a:true', 'a:false', 'b:true']);
+  });
+
+  it('a renewal that was written although it failed does not make the leader step down', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
+    const log: string[] = [];
+    const nc = await connectTo();
+    const a = await lease('a', nc, spec, log);
+    await a.until(true);
+    // As if a renewal had landed but its reply was lost: the key moves on to a newer revision
+    // that still holds a's id, so a's next renewal is refused for the revision.
+    const kv = await new Kvm(await connectTo()).open(spec.bucket);
+    const moved = await kv.put(spec.key, 'a');
+    const renewedPast = new Promise<void>((resolve) => {
+      void (async () => {
+        for await (const e of await kv.watch({ key: spec.key })) if (e.revision > moved) return resolve();
+      })();
+    });
+    await renewedPast; // a renewed again, from the adopted revision
+    expect(a.lease.isLeader()).toBe(true);
+    expect(log).toEqual(['a:true']);
+  });
+});
