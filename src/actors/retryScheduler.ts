@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { outstanding } from '../machines/sessionQueries.js';
 import type { SessionState } from '../machines/sessionState.js';
 import type { Planner } from './planner.js';
-import { realTimers, type Timers } from './timers.js';
+import { MAX_TIMER_MS, realTimers, type Timers } from './timers.js';
 
 /** How long to wait before sending a RetryDue again after the planner failed to apply it. */
 const RETRY_AGAIN_MS = 1_000;
@@ -39,9 +39,12 @@ export class RetryScheduler {
   }
 
   private arm(sessionId: string, key: string, retry: { taskId: string; attempt: number; dueAt: number }): void {
-    const handle = this.timers.set(retry.dueAt - this.clock(), () => {
+    // A longer delay would fire at once (Node's limit): arm the longest and re-arm when it fires.
+    const delay = Math.min(MAX_TIMER_MS, retry.dueAt - this.clock());
+    const handle = this.timers.set(delay, () => {
       // Node timers may fire a few ms before the wall clock reaches the due time (they count
-      // from the loop's cached time); an early RetryDue would change nothing, so wait the rest.
+      // from the loop's cached time), and a capped wait fires long before it; an early RetryDue
+      // would change nothing, so wait the rest.
       if (this.clock() < retry.dueAt) return this.arm(sessionId, key, retry);
       this.armed.delete(sessionId);
       const input = { type: 'RetryDue' as const, taskId: retry.taskId, attempt: retry.attempt };

@@ -40,11 +40,30 @@ export const Task = PlannedTask.extend({
 });
 export type Task = z.infer<typeof Task>;
 
+/**
+ * The longest backoff delay, ms: 2^31−1 (about 24.8 days), the longest wait a Node timer honours.
+ * Longer waits are re-armed in steps anyway (actors/timers.ts); the bound keeps due times sane.
+ */
+export const MAX_DELAY_MS = 2 ** 31 - 1;
+/** The largest backoff factor: with at most MAX_ATTEMPTS attempts, factor^attempt stays finite. */
+export const MAX_BACKOFF_FACTOR = 10;
+/** The most attempts a task may get. */
+export const MAX_ATTEMPTS = 100;
+/**
+ * The largest token budget. A task's rendered context travels in one NATS message, and servers
+ * refuse messages above `max_payload` (1 MB by default): at ~4 bytes a token, 100k tokens leave
+ * room for the task, JSON escaping and headers. Larger messages are refused, not retried.
+ */
+export const MAX_TOKEN_BUDGET = 100_000;
+
+const delayMs = (field: string) =>
+  z.number().int().nonnegative().max(MAX_DELAY_MS, `${field} must be at most ${MAX_DELAY_MS} ms (about 24.8 days)`);
+
 /** Exponential backoff between attempts: delay = min(maxMs, baseMs * factor^(attempt-1)). */
 export const Backoff = z.object({
-  baseMs: z.number().int().nonnegative().default(200),
-  factor: z.number().min(1).default(2),
-  maxMs: z.number().int().nonnegative().default(30_000),
+  baseMs: delayMs('backoff.baseMs').default(200),
+  factor: z.number().min(1).max(MAX_BACKOFF_FACTOR, `backoff.factor must be at most ${MAX_BACKOFF_FACTOR}`).default(2),
+  maxMs: delayMs('backoff.maxMs').default(30_000),
 });
 export type Backoff = z.infer<typeof Backoff>;
 
@@ -52,8 +71,13 @@ export type Backoff = z.infer<typeof Backoff>;
 export const PlannerConfig = z.object({
   systemPrompt: z.string().default('You are jetplan, a careful planner.'),
   profile: z.string().default('default'),
-  tokenBudget: z.number().int().positive().default(2048),
-  maxAttempts: z.number().int().positive().default(3),
+  tokenBudget: z
+    .number()
+    .int()
+    .positive()
+    .max(MAX_TOKEN_BUDGET, `tokenBudget must be at most ${MAX_TOKEN_BUDGET} tokens: a larger context may not fit in one NATS message`)
+    .default(2048),
+  maxAttempts: z.number().int().positive().max(MAX_ATTEMPTS, `maxAttempts must be at most ${MAX_ATTEMPTS}`).default(3),
   backoff: Backoff.default({ baseMs: 200, factor: 2, maxMs: 30_000 }),
 });
 export type PlannerConfig = z.infer<typeof PlannerConfig>;

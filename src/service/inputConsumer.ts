@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
-import { inputMessageId, readInputBacklog, type BacklogInput } from './inputBacklog.js';
+import { inputMessageId, readInputBacklog } from './inputBacklog.js';
 import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
 
@@ -144,17 +144,14 @@ export class InputConsumer {
    * applied (inputBacklog.ts), so each session's inputs are applied in stream order across a leader
    * change too. An input counted as unapplied that was in fact acked (applied so long ago that it
    * left the session's inbox window) is never redelivered: after BACKLOG_HOLD_MS, by when every
-   * unacked one has come back, nothing is held for it any more (unless it did come back).
+   * unacked one has come back, nothing is held for it any more (unless it did come back). Throws
+   * if the backlog cannot be read.
    */
   private async holdBacklog(): Promise<void> {
     if (!this.o.appliedInputs) return;
-    let backlog: Map<string, BacklogInput[]>;
-    try {
-      backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
-    } catch (err) {
-      this.o.logger.warn({ err }, 'input backlog not read: inputs left by a previous leader may be applied out of order');
-      return;
-    }
+    // A failed read throws: the consume loop retries it with backoff rather than start without
+    // the hold and apply a session's later input before one the previous leader left unapplied.
+    const backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
     const generation = ++this.holdGeneration;
     const held: Array<[string, number]> = [];
     const sessions = [...backlog];
@@ -163,7 +160,7 @@ export class InputConsumer {
       Array.from({ length: Math.min(16, sessions.length) }, async () => {
         for (let next = sessions.pop(); next; next = sessions.pop()) {
           const [sessionId, inputs] = next;
-          const applied = new Set(await this.o.appliedInputs!(sessionId).catch(() => inputs.map((i) => i.messageId)));
+          const applied = new Set(await this.appliedOrNone(sessionId));
           const waiting = inputs.filter((i) => !applied.has(i.messageId));
           if (waiting.length === 0) continue;
           const deferred = this.deferred.get(sessionId) ?? new Set<number>();
@@ -186,51 +183,90 @@ export class InputConsumer {
     }, BACKLOG_HOLD_MS).unref();
   }
 
+  /**
+   * The session's applied input ids, or none if they cannot be loaded: holding all its backlog is
+   * safe (the hold ends after BACKLOG_HOLD_MS), counting it as applied could reorder its inputs.
+   */
+  private async appliedOrNone(sessionId: string): Promise<readonly string[]> {
+    try {
+      return await this.o.appliedInputs!(sessionId);
+    } catch (err) {
+      this.o.logger.warn({ err, sessionId }, 'applied inputs not loaded; holding the session behind all its backlog');
+      return [];
+    }
+  }
+
   private accept(m: JsMsg): void {
     const received = performance.now();
     const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
     if (!isSessionId(sessionId)) {
       // Nothing can be stored for an invalid session id: there is no session subject to put it on.
       this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'input on an invalid session subject; terminated');
-      m.term(); // no reason: nats-server 2.9 does not parse '+TERM <reason>'
+      this.respond(m, 'term'); // no reason: nats-server 2.9 does not parse '+TERM <reason>'
       return;
     }
-    void this.queue.run(sessionId, () => this.process(sessionId, m, received));
+    void this.queue.run(sessionId, () => this.process(sessionId, m, received)).catch((err: unknown) => {
+      // process() handles its own failures; this only keeps a bug from crashing the process.
+      this.o.logger.error({ err, sessionId, seq: m.seq }, 'input processing failed unexpectedly');
+    });
+  }
+
+  /**
+   * Acks, naks (after `delay`) or terms `m`. nats.js throws once the connection is closed or
+   * draining; the server then redelivers the message after its ack wait, so this never throws.
+   */
+  private respond(m: JsMsg, what: 'ack' | 'nak' | 'term', delay?: number): void {
+    try {
+      if (what === 'nak') m.nak(delay);
+      else m[what]();
+    } catch (err) {
+      this.o.logger.debug({ err, seq: m.seq, subject: m.subject }, `input ${what} not sent; the server redelivers it`);
+    }
   }
 
   private async process(sessionId: string, m: JsMsg, received: number): Promise<void> {
     if (this.stopped) {
       // Stepping down or closing: leave what has not started to whoever leads next.
-      m.nak();
+      this.respond(m, 'nak');
       return;
     }
     this.unseen.delete(m.seq);
     const deferred = this.deferred.get(sessionId) ?? new Set<number>();
     if ([...deferred].some((seq) => seq < m.seq)) {
       deferred.add(m.seq);
-      m.nak(nakDelay(m)); // an earlier input of this session is not applied yet
+      this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
     const input = decodeInput(m.data, this.o.maxInputBytes);
-    try {
-      const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m));
-      m.ack();
+    // The ack is outside the try: an ack that cannot be sent is no failure of the input (it was
+    // applied; a redelivery is dropped by the session's inbox).
+    const applied = await this.apply(sessionId, m, input, deferred);
+    if (applied) {
+      this.respond(m, 'ack');
       deferred.delete(m.seq);
       this.failures.delete(m.seq);
-      if (commit.events.length > 0) this.o.metrics.observeStep(performance.now() - received);
-    } catch (err) {
-      if (await this.rejectPoison(sessionId, m, input, err)) {
-        m.ack();
-        deferred.delete(m.seq);
-      } else {
-        deferred.add(m.seq);
-        const delay = nakDelay(m);
-        this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
-        m.nak(delay);
-      }
+      if (applied.events > 0) this.o.metrics.observeStep(performance.now() - received);
     }
     if (deferred.size > 0) this.deferred.set(sessionId, deferred);
     else this.deferred.delete(sessionId);
+  }
+
+  /**
+   * Hands the input to the planner. Returns what it committed, or the input's rejection (acked as
+   * applied); undefined if it was nak'd for redelivery, which holds the session behind it.
+   */
+  private async apply(sessionId: string, m: JsMsg, input: PlannerInput, deferred: Set<number>): Promise<{ events: number } | undefined> {
+    try {
+      const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m));
+      return { events: commit.events.length };
+    } catch (err) {
+      if (await this.rejectPoison(sessionId, m, input, err)) return { events: 0 };
+      deferred.add(m.seq);
+      const delay = nakDelay(m);
+      this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
+      this.respond(m, 'nak', delay);
+      return undefined;
+    }
   }
 
   /**

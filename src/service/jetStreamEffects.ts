@@ -4,7 +4,8 @@
  * attempt published twice within the stream's duplicate window is stored once. Questions publish
  * nothing: over NATS the ClarificationRequested event on `<prefix>.ev.<sessionId>` is the question.
  */
-import { headers as natsHeaders } from '@nats-io/transport-node';
+import { JetStreamApiError } from '@nats-io/jetstream';
+import { errors, headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Effects } from '../actors/planner.js';
 import type { OutboxCommand } from '../protocol/commands.js';
@@ -29,6 +30,19 @@ export interface JetStreamEffectsOptions {
 }
 
 const HEADER_LINE = (value: string) => value.replace(/[\r\n]+/g, ' ');
+
+/** JetStream's "message size exceeds maximum allowed": larger than the stream's max_msg_size. */
+const MESSAGE_TOO_LARGE = 10054;
+
+/**
+ * Whether publishing the same message again can never succeed: nats.js refuses a message above the
+ * server's max_payload (or a bad subject) with an InvalidArgumentError before sending it, and the
+ * stream refuses one above its max_msg_size with API error 10054. Retrying would loop forever.
+ */
+export function isPermanentPublishError(err: unknown): boolean {
+  if (err instanceof errors.InvalidArgumentError) return true;
+  return err instanceof JetStreamApiError && err.code === MESSAGE_TOO_LARGE;
+}
 
 /**
  * Publishes ExecuteTask commands, retrying with exponential backoff until the stream acks them.
@@ -82,6 +96,7 @@ export class JetStreamEffects implements Effects {
         this.o.logger.debug({ dispatchId: entry.id, seq: ack.seq, duplicate: ack.duplicate }, 'ExecuteTask published');
         return;
       } catch (err) {
+        if (isPermanentPublishError(err)) return this.refused(entry, body, err);
         if (this.givingUp() || this.o.isClosed()) {
           this.o.logger.warn({ dispatchId: entry.id, err }, 'ExecuteTask not published before shutdown; the next leader republishes it');
           return;
@@ -91,6 +106,19 @@ export class JetStreamEffects implements Effects {
         await new Promise((resolve) => setTimeout(resolve, delay));
       }
     }
+  }
+
+  /**
+   * A command the server will never take (too large): stop retrying it. The session stays with its
+   * task Running; recovery would republish it and be refused again, so this error is the signal.
+   */
+  private refused(entry: OutboxCommand, body: string, err: unknown): void {
+    const c = entry.command;
+    const taskId = c.type === 'ExecuteTask' ? c.taskId : undefined;
+    this.o.logger.error(
+      { sessionId: entry.sessionId, taskId, dispatchId: entry.id, bytes: Buffer.byteLength(body), err },
+      'ExecuteTask refused by NATS (too large for max_payload or the stream\'s max_msg_size); not retried',
+    );
   }
 
   private givingUp(): boolean {

@@ -4,6 +4,11 @@
  * ExecuteTask of each running task is published again (Nats-Msg-Id = dispatch id, so the stream
  * stores it once within its duplicate window; executors' inbox covers it beyond) and each retry
  * timer is re-armed (it fires at once when already due).
+ *
+ * A session whose log cannot be read or folded is skipped; a store failure (NATS briefly away during
+ * a failover) is retried for that session and, if it persists, fails the whole recovery, which the
+ * caller retries before it takes input. A session skipped for a transient error would have its dispatched task and its
+ * retry timer forgotten until the next leader change.
  */
 import type { Effects } from '../actors/planner.js';
 import { toOutbox } from '../actors/planner.js';
@@ -11,6 +16,7 @@ import type { RetryScheduler } from '../actors/retryScheduler.js';
 import type { SessionRepository } from '../actors/sessionRepository.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
 import type { EventStore } from '../persistence/eventStore.js';
+import { isStoreUnavailableError } from '../errors.js';
 import type { Logger } from 'pino';
 
 /** What a recovery found. */
@@ -21,7 +27,7 @@ export interface RecoveryResult {
   republished: number;
   /** Retry timers armed. */
   timers: number;
-  /** Sessions that could not be loaded (a corrupt log); each is logged and skipped. */
+  /** Sessions whose log cannot be read or folded; each is logged and skipped (store failures are retried). */
   failed: number;
   /** Sessions skipped without a fold: their latest event ended them. */
   ended: number;
@@ -40,25 +46,53 @@ export interface RecoveryOptions {
   logger: Logger;
   /** Sessions loaded at once (default 16). */
   concurrency?: number;
+  /** Attempts per session before a transient failure fails the recovery (default 3). */
+  attempts?: number;
+  /** First delay between a session's attempts, doubled each time, ms (default 200). */
+  retryDelayMs?: number;
 }
 
-/** Re-issues the outstanding commands and timers of every active session. */
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Re-issues the outstanding commands and timers of every active session. Skips (and counts as
+ * failed) the sessions whose log cannot be read or folded; rejects if a store failure outlasts a
+ * session's retries.
+ */
 export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
   const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0, ended: 0 };
   const ids = await o.store.listStreams();
   const width = o.concurrency ?? 16;
   for (let i = 0; i < ids.length; i += width) {
-    await Promise.all(
-      ids.slice(i, i + width).map((id) =>
-        // One unreadable session must not keep the service from taking input for all the others.
-        recoverOne(o, id, result).catch((err: unknown) => {
-          result.failed++;
-          o.logger.error({ err, sessionId: id }, 'session not recovered; skipped');
-        }),
-      ),
-    );
+    // allSettled: a batch that fails still finishes its other sessions before the caller retries.
+    const settled = await Promise.allSettled(ids.slice(i, i + width).map((id) => recoverWithRetries(o, id, result)));
+    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failure) throw failure.reason;
   }
   return result;
+}
+
+/** One session: retried with backoff on a store failure; skipped if its log cannot be read or folded. */
+async function recoverWithRetries(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
+  const attempts = o.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await recoverOne(o, sessionId, result);
+    } catch (err) {
+      if (!isStoreUnavailableError(err)) {
+        // A log that cannot be read or folded (corrupt, or inconsistent with the machines) fails
+        // the same way every time: one such session must not keep the service from taking input
+        // for all the others.
+        result.failed++;
+        o.logger.error({ err, sessionId }, 'session log unreadable; not recovered, skipped');
+        return;
+      }
+      if (attempt >= attempts) throw err;
+      const delay = (o.retryDelayMs ?? 200) * 2 ** (attempt - 1);
+      o.logger.warn({ err, sessionId, attempt, delay }, 'session not recovered yet; retrying');
+      await sleep(delay);
+    }
+  }
 }
 
 async function recoverOne(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {

@@ -2,6 +2,7 @@ import { FakeTimers } from '../support/fakeTimers.js';
 import { describe, expect, it, vi } from 'vitest';
 import { Planner } from '../../src/actors/planner.js';
 import { RetryScheduler } from '../../src/actors/retryScheduler.js';
+import { realTimers } from '../../src/actors/timers.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { outstanding } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -129,6 +130,41 @@ describe('RetryScheduler', () => {
     expect(w.timers.pending.size).toBe(0);
     await w.intoBackoff('c');
     expect(w.timers.pending.size).toBe(0);
+  });
+
+  it('waits out a retry due beyond the longest Node timer in capped steps, without firing early', async () => {
+    const w = setup();
+    await w.intoBackoff(); // due at 1_250 on the planner's clock
+    w.scheduler.close();
+    // Seen from a clock 30 days earlier, the retry is due beyond 2^31-1 ms: Node would fire such a
+    // timer after 1 ms, so the scheduler arms the longest it can and re-arms for the rest.
+    const MAX = 2 ** 31 - 1;
+    let now = 1_250 - 30 * 86_400_000;
+    const timers = new FakeTimers();
+    const scheduler = new RetryScheduler(w.planner, () => now, w.logger, timers);
+    scheduler.watch(await w.repository.load('s1'));
+    expect(timers.delays()).toEqual([MAX]);
+    const dispatched = w.performed.length;
+    now += MAX;
+    timers.fireAll();
+    expect(timers.delays()).toEqual([30 * 86_400_000 - MAX]);
+    expect(w.performed.length).toBe(dispatched); // not due yet: nothing sent
+    now = 1_250;
+    w.advance(250); // the planner's clock agrees: the retry is due
+    timers.fireAll();
+    await vi.waitFor(() => expect(w.performed.length).toBe(dispatched + 1));
+    scheduler.close();
+  });
+
+  it('real timers never ask Node for more than 2^31-1 ms', () => {
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    try {
+      const handle = realTimers.set(2 ** 40, () => undefined);
+      realTimers.clear(handle);
+      expect(spy).toHaveBeenCalledWith(expect.any(Function), 2 ** 31 - 1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('logs a RetryDue the planner could not apply and tries again a second later', async () => {

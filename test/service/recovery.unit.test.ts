@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { RetryScheduler } from '../../src/actors/retryScheduler.js';
+import { CorruptLogError, StoreUnavailableError } from '../../src/errors.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
@@ -31,4 +32,68 @@ describe('recoverSessions', () => {
     expect(watched).toEqual(['live']);
     await runtime.close();
   });
+
+  it('retries a session that fails for a transient reason instead of skipping it', async () => {
+    const w = await twoLiveSessions();
+    const load = w.repository.load.bind(w.repository);
+    // NATS away for a moment during the failover: the first load of 'b' fails.
+    let failures = 0;
+    vi.spyOn(w.repository, 'load').mockImplementation(async (id) => {
+      if (id === 'b' && failures++ === 0) throw new StoreUnavailableError('no responders');
+      return load(id);
+    });
+    const result = await recoverSessions({ ...w.options, retryDelayMs: 1 });
+    expect(result).toMatchObject({ sessions: 2, republished: 2, failed: 0 });
+    expect(w.performed.map((c) => c.sessionId).sort()).toEqual(['a', 'b']);
+    expect(w.watched.sort()).toEqual(['a', 'b']);
+    await w.runtime.close();
+  });
+
+  it('fails the whole recovery, for its caller to retry, when a transient failure persists', async () => {
+    const w = await twoLiveSessions();
+    const load = w.repository.load.bind(w.repository);
+    vi.spyOn(w.repository, 'load').mockImplementation(async (id) => {
+      if (id === 'b') throw new StoreUnavailableError('no responders');
+      return load(id);
+    });
+    await expect(recoverSessions({ ...w.options, retryDelayMs: 1 })).rejects.toThrow('no responders');
+    await w.runtime.close();
+  });
+
+  for (const [what, error] of [
+    ['is corrupt', new CorruptLogError('seq 3: not JSON')],
+    ['does not fold (inconsistent with the machines)', new Error('session b: event 4 does not follow version 2')],
+  ] as const) {
+    it(`skips and counts a session whose log ${what}; the others are recovered`, async () => {
+      const w = await twoLiveSessions();
+      const load = w.repository.load.bind(w.repository);
+      let loads = 0;
+      vi.spyOn(w.repository, 'load').mockImplementation(async (id) => {
+        if (id !== 'b') return load(id);
+        loads++;
+        throw error;
+      });
+      const result = await recoverSessions({ ...w.options, retryDelayMs: 1 });
+      expect(result).toMatchObject({ sessions: 1, republished: 1, failed: 1 });
+      expect(loads).toBe(1); // the same every time: not retried
+      expect(w.performed.map((c) => c.sessionId)).toEqual(['a']);
+      await w.runtime.close();
+    });
+  }
 });
+
+/** Two sessions with a running task each, and the options of a recovery over them. */
+async function twoLiveSessions() {
+  const runtime = await createEmbeddedRuntime();
+  const { planner, store, repository } = runtime;
+  await planner.handle('a', { type: 'SubmitInput', text: 'Summarise the report.' });
+  await planner.handle('b', { type: 'SubmitInput', text: 'Summarise the notes.' });
+  const performed: OutboxCommand[] = [];
+  const watched: string[] = [];
+  const options = {
+    store, repository, clock: () => 1_000, logger: silentLogger,
+    effects: { perform: (commands: OutboxCommand[]) => void performed.push(...commands) },
+    retries: { watch: (state: { sessionId: string }) => void watched.push(state.sessionId) } as unknown as RetryScheduler,
+  };
+  return { runtime, repository, performed, watched, options };
+}

@@ -21,6 +21,7 @@ import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, 
 import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
 import { readAllEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
 import { KeyedQueue } from '../../shared/keyedQueue.js';
+import { RecentMap } from '../../shared/recentMap.js';
 import {
   ensureStream,
   existingStream,
@@ -55,6 +56,9 @@ export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
   retryForMs?: number;
 }
 
+/** Sessions whose position is cached at most: one entry per session ever written would never shrink. */
+export const MAX_CACHED_POSITIONS = 10_000;
+
 /** The {@link EventStore} port on a JetStream stream shared by all sessions. */
 export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #nc: NatsConnection;
@@ -62,8 +66,11 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #ctx: AppendContext & SessionReadContext;
   readonly #options: ResolvedStreamOptions;
   readonly #subjects: Subjects;
-  /** Positions of sessions this store has appended to or looked up. A hint, never the guard. */
-  readonly #positions = new Map<string, Position>();
+  /**
+   * Positions of the sessions this store appended to or looked up most recently. A hint, never the
+   * guard: a forgotten one costs a lookup.
+   */
+  readonly #positions = new RecentMap<string, Position>(MAX_CACHED_POSITIONS);
   /**
    * Appends to one session run one at a time within this store, so this process never interleaves
    * two multi-event appends (which 'any' would otherwise allow) and a loser fails on its cache

@@ -1,0 +1,172 @@
+import {
+  jetstream,
+  jetstreamManager,
+  type ConsumeOptions,
+  type Consumer,
+  type ConsumerMessages,
+  type Consumers,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { errors, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { describe, expect, it, vi } from 'vitest';
+import type { Planner } from '../../src/actors/planner.js';
+import { StoreUnavailableError } from '../../src/errors.js';
+import { Metrics } from '../../src/observability/metrics.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import type { InputMeta } from '../../src/protocol/inputs.js';
+import { ensureInputConsumer, InputConsumer, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
+import { isolation, publishInput, serverEnv, type Isolation } from './harness.js';
+
+const { env } = serverEnv();
+const durableName = 'jetplan-planner';
+
+/** A planner that records the message ids it applied, in order, after `before` resolves. */
+function recordingPlanner(before: () => Promise<void> = async () => undefined) {
+  const applied: string[] = [];
+  const planner = {
+    handle: vi.fn(async (_sessionId: string, _input: unknown, meta: Partial<InputMeta>) => {
+      await before();
+      applied.push(meta.messageId!);
+      return { events: [{}] };
+    }),
+  } as unknown as Planner & { handle: ReturnType<typeof vi.fn> };
+  return { planner, applied };
+}
+
+function consumerOf(nc: NatsConnection, iso: Isolation, planner: Planner, extra: Partial<InputConsumerOptions>) {
+  const options: InputConsumerOptions = {
+    js: jetstream(nc), jsm: extra.jsm!, streamName: iso.streamName, subjectPrefix: iso.subjectPrefix, durableName,
+    planner, metrics: new Metrics(), clock: Date.now, logger: silentLogger, maxInputBytes: 65_536, ...extra,
+  };
+  const consumer = new InputConsumer(options);
+  env.stops.push(() => consumer.stop());
+  return consumer;
+}
+
+/**
+ * A previous leader by hand: session 'ord' has three inputs; the first failed and waits out a nak
+ * delay, the two after it were held and nak'd at once, so the consumer redelivers them first.
+ */
+async function leftByPreviousLeader(nc: NatsConnection, iso: Isolation): Promise<JetStreamManager> {
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(nc, iso);
+  await ensureInputConsumer(jsm, { ...iso, durableName });
+  for (let k = 1; k <= 3; k++) await publishInput(nc, iso, 'ord', { type: 'SubmitInput', text: `Summarise part ${k}.` }, `ord-${k}`);
+  const batch = await (await jetstream(nc).consumers.get(iso.streamName, durableName)).fetch({ max_messages: 3, expires: 5_000 });
+  const delivered = [];
+  for await (const m of batch) delivered.push(m);
+  delivered[0]!.nak(1_500);
+  delivered[1]!.nak();
+  delivered[2]!.nak();
+  await nc.flush();
+  return jsm;
+}
+
+describe('InputConsumer: a new leader while NATS is unsettled', () => {
+  it("holds a session's backlog when its applied inputs cannot be loaded", async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await leftByPreviousLeader(nc, iso);
+    const { planner, applied } = recordingPlanner();
+    const appliedInputs = vi.fn(async () => Promise.reject(new Error('no responders')));
+    consumerOf(nc, iso, planner, { jsm, appliedInputs }).start();
+    await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 15_000, interval: 50 });
+    expect(appliedInputs).toHaveBeenCalledWith('ord');
+    expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
+  });
+
+  it('retries reading the backlog instead of starting without it', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await leftByPreviousLeader(nc, iso);
+    // The first consumer info (the backlog's ack floor) fails, as it may while NATS settles.
+    let infoFailures = 0;
+    const consumers = new Proxy(jsm.consumers, {
+      get: (target, prop) => {
+        if (prop === 'info' && infoFailures++ === 0) return async () => Promise.reject(new Error('timeout'));
+        const value = Reflect.get(target, prop, target) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const flaky = new Proxy(jsm, { get: (target, prop) => (prop === 'consumers' ? consumers : Reflect.get(target, prop, target)) });
+    const { planner, applied } = recordingPlanner();
+    consumerOf(nc, iso, planner, { jsm: flaky, appliedInputs: async () => [] }).start();
+    await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 15_000, interval: 50 });
+    expect(infoFailures).toBeGreaterThan(1);
+    expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
+  });
+});
+
+/**
+ * The client with every delivered input's ack and nak throwing, as nats.js may once the connection
+ * is closed or draining (v3.4 buffers them instead; other versions and transports throw).
+ */
+function throwingAcks(js: JetStreamClient): JetStreamClient {
+  const fail = () => {
+    throw new errors.ClosedConnectionError();
+  };
+  const msg = (m: JsMsg) => wrap(m, { ack: fail, nak: fail });
+  const messages = (ms: ConsumerMessages) =>
+    wrap(ms, { [Symbol.asyncIterator]: async function* () { for await (const m of ms) yield msg(m); } });
+  const consumer = (c: Consumer) => wrap(c, { consume: async (o?: ConsumeOptions) => messages(await c.consume(o)) });
+  const consumers = wrap(js.consumers, { get: async (...a: Parameters<Consumers['get']>) => consumer(await js.consumers.get(...a)) });
+  return wrap(js, { consumers });
+}
+
+/** `target` with some properties replaced; its own methods stay bound to it. */
+function wrap<T extends object>(target: T, overrides: Record<PropertyKey, unknown>): T {
+  return new Proxy(target, {
+    get: (t, prop) => {
+      if (prop in overrides) return overrides[prop as keyof typeof overrides];
+      const value = Reflect.get(t, prop, t) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(t) : value;
+    },
+  });
+}
+
+describe('InputConsumer: acks that throw', () => {
+  async function run(planner: Planner) {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    await ensureStream(nc, iso);
+    const logger = { error: vi.fn(), warn: vi.fn(), info: vi.fn(), debug: vi.fn() };
+    const metrics = new Metrics();
+    const consumer = consumerOf(nc, iso, planner, { jsm, js: throwingAcks(jetstream(nc)), logger: logger as unknown as Logger, metrics });
+    const rejections: unknown[] = [];
+    const onRejection = (reason: unknown) => void rejections.push(reason);
+    process.on('unhandledRejection', onRejection);
+    try {
+      consumer.start();
+      await publishInput(nc, iso, 's1', { type: 'CancelSession' }, 'cancel-1');
+      await vi.waitFor(() => expect(logger.debug).toHaveBeenCalledWith(expect.anything(), expect.stringMatching(/^input (ack|nak) not sent/)), { timeout: 10_000 });
+      await consumer.stop();
+      await new Promise((resolve) => setImmediate(resolve)); // a stray rejection is reported by now
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+    return { logger, metrics, rejections };
+  }
+
+  it('an applied input whose ack throws is no failure of the input', async () => {
+    const { planner, applied } = recordingPlanner();
+    const { logger, metrics, rejections } = await run(planner);
+    expect(applied).toEqual(['cancel-1']);
+    expect(logger.debug).toHaveBeenCalledWith(expect.anything(), expect.stringMatching(/^input ack not sent/));
+    expect(logger.error).not.toHaveBeenCalled();
+    expect(metrics.stepCount).toBe(1);
+    expect(rejections).toEqual([]);
+  });
+
+  it('a nak that throws after a failed input does not escape as an unhandled rejection', async () => {
+    const planner = { handle: vi.fn(async () => Promise.reject(new StoreUnavailableError('store away'))) } as unknown as Planner;
+    const { logger, rejections } = await run(planner);
+    expect(logger.debug).toHaveBeenCalledWith(expect.anything(), expect.stringMatching(/^input nak not sent/));
+    expect(logger.error).toHaveBeenCalledWith(expect.objectContaining({ sessionId: 's1' }), 'input not applied; redelivering it');
+    expect(rejections).toEqual([]);
+  });
+});
