@@ -4,33 +4,37 @@
  * handler at most once per dispatch id: the report is recorded in a KV inbox before it is published
  * (with Nats-Msg-Id `report.<dispatchId>`) and before the command is acked, so a redelivery — after
  * a crash, an ack lost, or a duplicate publish — re-sends the recorded report instead of running
- * the task again. Long tasks stay leased with `working()` progress acks every ackWait/3.
+ * the task again. Commands are pulled only into free handler slots and kept leased with `working()`
+ * progress acks every ackWait/3 (executorPull.ts); handlers run under a claim (executorRun.ts).
  */
 import {
-  AckPolicy,
-  DeliverPolicy,
   jetstream,
   jetstreamManager,
   JetStreamApiCodes,
   JetStreamApiError,
-  type ConsumerMessages,
+  type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { ExecuteTask } from '../protocol/commands.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { silentLogger } from '../observability/logger.js';
-import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from '../executors/report.js';
+import type { ExecutorReport, TaskHandler } from '../executors/report.js';
 import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
 import { DEFAULT_EXEC_CLAIMS_BUCKET, KvClaims } from './executorClaims.js';
+import { ensureConsumer } from './executorConsumer.js';
 import { publishReport } from './executorPublish.js';
+import { PullLoop } from './executorPull.js';
+import { runClaimed, type ClaimedRun } from './executorRun.js';
 
+/** The task kinds an executor can take; each has its own durable consumer. */
 export type ExecutorKind = 'ToolCall' | 'Processing';
 
+/** Options of createExecutor. */
 export interface ExecutorOptions {
   nc: NatsConnection;
   kinds: ExecutorKind[];
@@ -46,7 +50,11 @@ export interface ExecutorOptions {
    * Default: keep them. Keep them longer than a session can wait on a command (its retries).
    */
   inboxTtlMs?: number;
-  /** KV bucket of claims on running dispatches (default `<inboxBucket>_claims`, or 'jetplan_exec_claims'). */
+  /**
+   * KV bucket of claims on running dispatches (default `<inboxBucket>_claims`, or 'jetplan_exec_claims').
+   * Created with a TTL of 3x the ack wait (at least 10 s); an existing bucket whose TTL is shorter
+   * than this executor's ack wait is refused at startup.
+   */
   claimsBucket?: string;
   /** Consumer ack wait, ms (default 30_000); progress acks go out every ackWait/3. */
   ackWaitMs?: number;
@@ -60,8 +68,13 @@ export interface ExecutorOptions {
   afterRecord?: (task: ExecuteTask, report: ExecutorReport) => void | Promise<void>;
 }
 
+/** A running executor. */
 export interface Executor {
-  /** Stops taking messages, waits for running handlers to finish and report, then returns. */
+  /**
+   * Stops taking messages and aborts the signal of running handlers, then waits for them to return
+   * and settles their commands: an outcome a handler returns is reported as usual; a handler that
+   * throws after its abort has not done the task, so its command is handed back to run elsewhere.
+   */
   stop(): Promise<void>;
   /** Handler invocations that finished in this process. */
   readonly executed: number;
@@ -85,61 +98,23 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   if (kinds.length === 0) throw new Error('executor: at least one kind is needed');
 
   const jsm = await jetstreamManager(nc);
-  try {
-    await jsm.streams.info(streamName);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
-    // Started before the planner: create the stream as the planner would.
-    await ensureStream(nc, { streamName, subjectPrefix: prefix });
-  }
-  const inbox = await KvExecutorInbox.open(nc, {
-    bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET,
-    ...(options.inboxTtlMs !== undefined ? { ttlMs: options.inboxTtlMs } : {}),
-  });
-  // A claim outlives a few missed refreshes (one per ackWait/3), not a dead executor.
-  const claims = await KvClaims.open(nc, {
-    bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : DEFAULT_EXEC_CLAIMS_BUCKET),
-    ttlMs: Math.max(3 * ackWaitMs, 10_000),
-  });
+  const { inbox, claims } = await openStores(nc, jsm, options, ackWaitMs);
   const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const js = jetstream(nc);
+  const refreshMs = Math.max(50, Math.floor(ackWaitMs / 3));
 
-  const state = { executed: 0, replayed: 0, stopping: false };
+  const state = { executed: 0, replayed: 0 };
+  const stopping = new AbortController();
   /** Work under way by dispatch id: a duplicate delivery waits for it instead of running again. */
   const inFlight = new Map<string, Promise<void>>();
-  const running = new Set<Promise<void>>();
-  const loops: Array<Promise<void>> = [];
-  const iterators: ConsumerMessages[] = [];
+  const loops: PullLoop[] = [];
 
   for (const kind of kinds) {
     const durable = `${durablePrefix}-${kindToken(kind)}`;
     const filter = `${prefix}.exec.${kindToken(kind)}.>`;
     await ensureConsumer(jsm, streamName, durable, filter, ackWaitMs, logger);
     const consumer = await js.consumers.get(streamName, durable);
-    const messages = await consumer.consume({ max_messages: concurrency });
-    iterators.push(messages);
-    const slots = new Semaphore(concurrency);
-    loops.push(
-      (async () => {
-        for await (const m of messages) {
-          // Progress acks from receipt: a message waiting for a free slot must not be redelivered.
-          const keepAlive = setInterval(() => m.working(), Math.max(50, Math.floor(ackWaitMs / 3)));
-          await slots.acquire();
-          if (state.stopping) {
-            clearInterval(keepAlive);
-            slots.release();
-            m.nak(); // let another executor take it now rather than after ackWait
-            continue;
-          }
-          const work = processMessage(m).finally(() => {
-            clearInterval(keepAlive);
-            slots.release();
-          });
-          running.add(work);
-          void work.finally(() => running.delete(work));
-        }
-      })().catch((err: unknown) => logger.error({ err, durable }, 'executor consumer stopped')),
-    );
+    loops.push(new PullLoop({ consumer, concurrency, ackWaitMs, handle: processMessage, isClosed: () => nc.isClosed(), logger, durable }));
     logger.info({ durable, filter, stream: streamName }, 'executor consuming');
   }
 
@@ -171,13 +146,13 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   async function handleTask(m: JsMsg, task: ExecuteTask): Promise<void> {
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
     try {
-      const report = (await recorded(task, log)) ?? (await execute(task, log));
-      if (!report) {
-        // Another executor process is running this dispatch: come back for its report.
-        m.nak(Math.min(ackWaitMs, 5_000));
+      const run = await settle(task, log);
+      if (run.type === 'busy' || run.type === 'abandoned') {
+        // Come back for the report of the process that runs it now; on a stop, hand it over at once.
+        m.nak(run.type === 'abandoned' && run.reason === 'stopped' ? undefined : Math.min(ackWaitMs, 5_000));
         return;
       }
-      await publishReport(js, prefix, task, report, {
+      await publishReport(js, prefix, task, run.report, {
         [HEADER_CORRELATION_ID]: m.headers?.get(HEADER_CORRELATION_ID) || task.sessionId,
         [HEADER_CAUSATION_ID]: m.headers?.get('Nats-Msg-Id') || task.dispatchId,
       });
@@ -188,41 +163,27 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     }
   }
 
-  /** The report recorded for this dispatch by any executor, if there is one. */
-  async function recorded(task: ExecuteTask, log: object): Promise<ExecutorReport | undefined> {
-    const report = await inbox.get(task.dispatchId);
-    if (report) {
+  /** The recorded report of this dispatch, or what came of running it under its claim. */
+  async function settle(task: ExecuteTask, log: object): Promise<ClaimedRun> {
+    const known = await inbox.get(task.dispatchId);
+    const run: ClaimedRun = known
+      ? { type: 'report', report: known, ran: false, recorded: true }
+      : await runClaimed(task, { claims, inbox, handler, owner, refreshMs, stopping: stopping.signal, logger }, log);
+    if (run.type === 'busy') logger.info(log, 'dispatch claimed by another executor; waiting for its report');
+    if (run.type !== 'busy' && run.ran) state.executed++;
+    if (run.type === 'abandoned') logger.warn({ ...log, reason: run.reason }, 'handler outcome not reported; command handed back');
+    if (run.type !== 'report') return run;
+    if (!run.ran) {
       state.replayed++;
       logger.info(log, 'command already executed; re-sending the recorded report');
+    } else if (!run.recorded) {
+      // The work is done: report it. Its claim is kept, so a redelivery waits out the claim's TTL.
+      logger.error(log, 'report not recorded in the inbox; publishing it anyway');
+    } else {
+      if (options.afterRecord) await options.afterRecord(task, run.report);
+      logger.info({ ...log, report: run.report.type }, 'task executed');
     }
-    return report;
-  }
-
-  /** Runs the handler under the dispatch's claim; undefined when another process holds it. */
-  async function execute(task: ExecuteTask, log: object): Promise<ExecutorReport | undefined> {
-    const claim = await claims.take(task.dispatchId, owner);
-    if (!claim) {
-      logger.info(log, 'dispatch claimed by another executor; waiting for its report');
-      return undefined;
-    }
-    const refresh = setInterval(() => {
-      claim.refresh().catch((err: unknown) => logger.warn({ ...log, err }, 'claim not refreshed'));
-    }, Math.max(50, Math.floor(ackWaitMs / 3)));
-    try {
-      // The holder of a claim released just now may have recorded the report meanwhile.
-      const earlier = await recorded(task, log);
-      if (earlier) return earlier;
-      const outcome = await runHandler(handler, task, new AbortController().signal);
-      state.executed++;
-      const report = checkedReport(task, outcome);
-      await inbox.put(task.dispatchId, report);
-      if (options.afterRecord) await options.afterRecord(task, report);
-      logger.info({ ...log, report: report.type }, 'task executed');
-      return report;
-    } finally {
-      clearInterval(refresh);
-      await claim.release().catch(() => undefined);
-    }
+    return run;
   }
 
   return {
@@ -234,72 +195,40 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     },
     inbox,
     async stop() {
-      if (state.stopping) {
-        await Promise.allSettled([...running, ...loops]);
-        return;
+      if (!stopping.signal.aborted) {
+        for (const loop of loops) loop.stop();
+        stopping.abort();
       }
-      state.stopping = true;
-      for (const messages of iterators) messages.stop();
-      await Promise.allSettled(loops);
-      while (running.size > 0) await Promise.allSettled([...running]);
+      await Promise.allSettled(loops.map((loop) => loop.drained()));
     },
   };
 }
 
-async function ensureConsumer(
-  jsm: Awaited<ReturnType<typeof jetstreamManager>>,
-  stream: string,
-  durable: string,
-  filter: string,
+/** Checks the stream (creating it if the planner has not yet) and opens the inbox and claims buckets. */
+async function openStores(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  options: ExecutorOptions,
   ackWaitMs: number,
-  logger: Logger,
-): Promise<void> {
-  const config = {
-    durable_name: durable,
-    filter_subject: filter,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: nanos(ackWaitMs),
-    max_deliver: -1,
-  };
+): Promise<{ inbox: KvExecutorInbox; claims: KvClaims }> {
+  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
   try {
-    const info = await jsm.consumers.info(stream, durable);
-    if (info.config.filter_subject !== filter) {
-      throw new Error(`consumer ${durable} on ${stream} filters ${info.config.filter_subject ?? '(nothing)'}, expected ${filter}`);
-    }
-    if (info.config.ack_wait !== config.ack_wait) {
-      await jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait });
-      logger.info({ durable, ackWaitMs }, 'consumer ack wait updated');
-    }
+    await jsm.streams.info(streamName);
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
-    try {
-      await jsm.consumers.add(stream, config);
-    } catch (addErr) {
-      // Another executor created it first.
-      if (!(addErr instanceof JetStreamApiError)) throw addErr;
-      await jsm.consumers.info(stream, durable);
-    }
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+    // Started before the planner: create the stream as the planner would.
+    await ensureStream(nc, { streamName, subjectPrefix: options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX });
   }
-}
-
-/** A counting semaphore. */
-class Semaphore {
-  #free: number;
-  readonly #waiters: Array<() => void> = [];
-  constructor(n: number) {
-    this.#free = n;
-  }
-  async acquire(): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return;
-    }
-    await new Promise<void>((resolve) => this.#waiters.push(resolve));
-  }
-  release(): void {
-    const next = this.#waiters.shift();
-    if (next) next();
-    else this.#free++;
-  }
+  const inbox = await KvExecutorInbox.open(nc, {
+    bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET,
+    ...(options.inboxTtlMs !== undefined ? { ttlMs: options.inboxTtlMs } : {}),
+  });
+  // A claim outlives a few missed refreshes (one per ackWait/3), not a dead executor. A bucket
+  // made by an executor with a shorter ack wait may expire claims before we refresh them: refused.
+  const claims = await KvClaims.open(nc, {
+    bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : DEFAULT_EXEC_CLAIMS_BUCKET),
+    ttlMs: Math.max(3 * ackWaitMs, 10_000),
+    minTtlMs: ackWaitMs,
+  });
+  return { inbox, claims };
 }

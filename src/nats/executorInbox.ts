@@ -10,6 +10,7 @@ import type { Inbox } from '../persistence/inbox.js';
 import { readKvJson } from '../persistence/jetstream/kvJson.js';
 import type { ExecutorReport } from '../executors/report.js';
 
+/** The inbox bucket when none is named. */
 export const DEFAULT_EXEC_INBOX_BUCKET = 'jetplan_exec_inbox';
 
 /** KV keys allow [-/_=.a-zA-Z0-9]; dispatch ids (`session.task.attempt`) already fit. */
@@ -23,6 +24,7 @@ export function inboxKey(dispatchId: string): string {
   return `x.${Buffer.from(dispatchId, 'utf8').toString('base64url')}`;
 }
 
+/** Options of KvExecutorInbox.open. */
 export interface KvExecutorInboxOptions {
   bucket?: string;
   /** Forget reports after this long (ms); default: keep them. */
@@ -30,6 +32,7 @@ export interface KvExecutorInboxOptions {
   replicas?: number;
 }
 
+/** Reports by dispatch id, shared by all executor processes. */
 export class KvExecutorInbox implements Inbox<ExecutorReport> {
   private constructor(
     readonly kv: KV,

@@ -8,6 +8,7 @@ import type { ExecutorReport } from '../executors/report.js';
 /** The Nats-Msg-Id of a dispatch's report. */
 export const reportMessageId = (dispatchId: string): string => `report.${dispatchId}`;
 
+/** Publishes a dispatch's report into its session's input subject, idempotently. */
 export async function publishReport(
   js: JetStreamClient,
   prefix: string,

@@ -240,8 +240,27 @@ describe('createExecutor', () => {
     const [report] = await w.reports(1);
     expect(report!.data).toMatchObject({ type: 'TaskCompleted', output: 'slow done' });
     const info = await w.consumerInfo();
-    expect(info.num_redelivered).toBe(0);
+    expect(info.delivered.consumer_seq).toBe(1); // delivered once: never redelivered
     expect(calls).toBe(1);
+  });
+
+  it('keeps commands waiting for a free slot leased: none is redelivered', async () => {
+    const w = await world();
+    let calls = 0;
+    // Each task outlives ackWait (1 s): the one inherent delay, as in the test above.
+    const handler: TaskHandler = async (t) => {
+      calls++;
+      await new Promise((r) => setTimeout(r, 1_500));
+      return { type: 'completed', output: `slow ${t.taskId}` };
+    };
+    const ex = await w.start(handler, { kinds: ['ToolCall'], ackWaitMs: 1_000, concurrency: 2 });
+    for (let n = 1; n <= 6; n++) await w.publishTask(w.task(n), `d${n}`);
+    expect(await w.reports(6)).toHaveLength(6);
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the acks');
+    // Every delivery counts here, redeliveries too (num_redelivered only counts unacked ones).
+    expect((await w.consumerInfo()).delivered.consumer_seq).toBe(6);
+    expect(ex.replayed).toBe(0);
+    expect(calls).toBe(6);
   });
 
   it('terminates an invalid command without calling the handler', async () => {

@@ -1,0 +1,193 @@
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectNats } from '../../src/nats/connect.js';
+import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
+import { ClaimLostError, KvClaims } from '../../src/nats/executorClaims.js';
+import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import type { ExecuteTask } from '../../src/protocol/commands.js';
+import type { TaskHandler } from '../../src/executors/report.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+
+let server: NatsServerHandle;
+let nc: NatsConnection;
+const executors: Executor[] = [];
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connectNats({ url: server.url });
+});
+afterAll(async () => {
+  await Promise.allSettled(executors.map((e) => e.stop()));
+  await nc?.close().catch(() => undefined);
+  await server?.cleanup();
+});
+
+/** One isolated world per test: its own stream, prefix and buckets. */
+async function world() {
+  const streamName = uniqueName('JPC');
+  const subjectPrefix = uniqueName('jpc');
+  const inboxBucket = uniqueName('inbox');
+  await ensureStream(nc, { streamName, subjectPrefix });
+  const js = jetstream(nc);
+  const jsm = await jetstreamManager(nc);
+  const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
+    const ex = await createExecutor({ nc, kinds: ['ToolCall'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
+    executors.push(ex);
+    return ex;
+  };
+  const task: ExecuteTask = {
+    type: 'ExecuteTask',
+    sessionId: 's1',
+    taskId: 't1',
+    dispatchId: 's1.t1.1',
+    attempt: 1,
+    kind: 'ToolCall',
+    description: 'do it',
+    attachments: [],
+    context: '',
+  };
+  const publishTask = (msgID: string) => js.publish(`${subjectPrefix}.exec.toolcall.s1`, JSON.stringify(task), { msgID });
+  /** Waits for the first `n` reports stored on `<prefix>.in.>`. */
+  const reports = async (n: number): Promise<Array<Record<string, unknown>>> => {
+    const messages = await (await js.consumers.get(streamName, { filter_subjects: `${subjectPrefix}.in.>` })).consume();
+    const out: Array<Record<string, unknown>> = [];
+    try {
+      for await (const m of messages as AsyncIterable<JsMsg>) {
+        out.push(m.json<Record<string, unknown>>());
+        if (out.length >= n) break;
+      }
+    } finally {
+      await messages.close();
+    }
+    return out;
+  };
+  const storedReports = async (): Promise<number> => {
+    const info = await jsm.streams.info(streamName, { subjects_filter: `${subjectPrefix}.in.>` });
+    return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+  };
+  const consumerInfo = () => jsm.consumers.info(streamName, 'jetplan-exec-toolcall');
+  const kv = (bucket: string) => new Kvm(nc).open(bucket);
+  return { inboxBucket, jsm, start, publishTask, reports, storedReports, consumerInfo, kv };
+}
+
+/** Polls a condition (broker state has no push notification for it). */
+async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function latch() {
+  let release!: () => void;
+  const promise = new Promise<void>((r) => (release = r));
+  return { promise, release };
+}
+
+/** Resolves when `signal` is aborted. */
+const aborted = (signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+
+describe('executor claims', () => {
+  it('refuses at startup a claims bucket whose TTL is shorter than the ack wait', async () => {
+    const w = await world();
+    await new Kvm(nc).create(`${w.inboxBucket}_claims`, { history: 1, ttl: 10_000 });
+    const handler: TaskHandler = async () => ({ type: 'completed', output: 'x' });
+    await expect(w.start(handler, { ackWaitMs: 30_000 })).rejects.toThrow(/claims bucket \S+ expires claims after 10000 ms.*30000 ms/);
+    await expect(w.start(handler, { ackWaitMs: 10_000 })).resolves.toBeDefined();
+  });
+
+  it('stop() aborts running handlers; one that gives up hands its command to the next executor', async () => {
+    const w = await world();
+    const started = latch();
+    const a = await w.start(async (_t, { signal }) => {
+      started.release();
+      await aborted(signal);
+      throw new Error('aborted');
+    });
+    await w.publishTask('d1');
+    await started.promise;
+    await a.stop();
+    expect(await w.storedReports()).toBe(0);
+    expect(await (await w.kv(w.inboxBucket)).get('s1.t1.1')).toBeNull();
+
+    let calls = 0;
+    await w.start(async () => {
+      calls++;
+      return { type: 'completed', output: 'by the next one' };
+    });
+    expect(await w.reports(1)).toEqual([expect.objectContaining({ type: 'TaskCompleted', output: 'by the next one' })]);
+    expect(calls).toBe(1);
+  });
+
+  it('aborts a handler whose claim is taken over and reports nothing for it', async () => {
+    const w = await world();
+    const started = latch();
+    const gaveUp = latch();
+    const ex = await w.start(
+      async (_t, { signal }) => {
+        started.release();
+        await aborted(signal);
+        gaveUp.release();
+        return { type: 'completed', output: 'must not be reported' };
+      },
+      { ackWaitMs: 1_000 },
+    );
+    await w.publishTask('d1');
+    await started.promise;
+    // Another process holds the claim now (as after a long KV outage let it expire).
+    const claims = await w.kv(`${w.inboxBucket}_claims`);
+    await claims.put('s1.t1.1', 'other-process');
+    await gaveUp.promise; // aborted by the next refresh
+    // The other process records its report and releases: the handed-back command replays it.
+    await (await w.kv(w.inboxBucket)).put('s1.t1.1', JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'by the other' }));
+    await claims.delete('s1.t1.1');
+    expect(await w.reports(1)).toEqual([expect.objectContaining({ output: 'by the other' })]);
+    await until(() => ex.replayed === 1, 'the replay');
+    expect(await w.storedReports()).toBe(1);
+  });
+
+  it('a report the inbox cannot record is published once; its claim is kept so a redelivery does not run it again', async () => {
+    const w = await world();
+    let calls = 0;
+    await w.start(
+      async () => {
+        calls++;
+        return { type: 'completed', output: 'done once' };
+      },
+      { ackWaitMs: 1_000 },
+    );
+    // Every put into the inbox now fails (the report is larger than the stream allows).
+    await w.jsm.streams.update(`KV_${w.inboxBucket}`, { max_msg_size: 8 });
+    await w.publishTask('d1');
+    expect(await w.reports(1)).toEqual([expect.objectContaining({ type: 'TaskCompleted', output: 'done once' })]);
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the ack');
+    expect((await (await w.kv(`${w.inboxBucket}_claims`)).get('s1.t1.1'))?.operation).toBe('PUT');
+
+    await w.publishTask('d1-again'); // the same dispatch, past the duplicate window
+    await until(async () => (await w.consumerInfo()).delivered.consumer_seq >= 3, 'the copy to be handed back');
+    expect(calls).toBe(1);
+    expect(await w.storedReports()).toBe(1);
+  });
+});
+
+describe('KvClaims', () => {
+  it('releases after an in-flight refresh, and says a refreshed claim is lost once someone else wrote it', async () => {
+    const bucket = uniqueName('claims');
+    const claims = await KvClaims.open(nc, { bucket, ttlMs: 10_000 });
+    const kv = await new Kvm(nc).open(bucket);
+    const a = (await claims.take('d.1', 'me'))!;
+    const refreshing = a.refresh();
+    await a.release(); // would fail with the revision from before the refresh
+    await refreshing;
+    expect((await kv.get('d.1'))?.operation).toBe('DEL');
+
+    const b = (await claims.take('d.1', 'me'))!;
+    await kv.put('d.1', 'other-process');
+    await expect(b.refresh()).rejects.toBeInstanceOf(ClaimLostError);
+    expect(await claims.take('d.1', 'me')).toBeUndefined();
+  });
+});
