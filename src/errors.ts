@@ -73,3 +73,13 @@ export class UnsupportedMachineError extends Error {
 }
 export const isUnsupportedMachineError = (e: unknown): e is UnsupportedMachineError =>
   e instanceof Error && e.name === 'UnsupportedMachineError';
+
+/** A shell executor allow-list it refuses to start with (a program not found, or exec-capable). */
+export class ShellConfigError extends Error {
+  override readonly name = 'ShellConfigError';
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+export const isShellConfigError = (e: unknown): e is ShellConfigError =>
+  e instanceof Error && e.name === 'ShellConfigError';

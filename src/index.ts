@@ -29,6 +29,8 @@ export {
   isSessionNotFoundError,
   StoreUnavailableError,
   isStoreUnavailableError,
+  ShellConfigError,
+  isShellConfigError,
 } from './errors.js';
 
 // Pure machines: decide / evolve.

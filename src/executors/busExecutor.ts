@@ -18,9 +18,19 @@ export interface BusExecutorOptions {
 }
 
 /**
+ * The executor stopped while a dispatch ran and the handler failed (most likely because it was
+ * aborted): nothing is recorded or reported, and the delivery is refused, so the dispatch stays
+ * open and a restart (`resume`, recovery) issues it again instead of counting a lost attempt.
+ */
+export class ExecutorStoppedError extends Error {
+  override readonly name = 'ExecutorStoppedError';
+}
+
+/**
  * Runs executors on the in-process bus: takes ExecuteTask commands, runs the handler once per
  * dispatch id (the report is recorded durably in the inbox before it is sent), and publishes the
- * report into the session. Returns a stop function that waits for work under way.
+ * report into the session. Returns a stop function that aborts work under way and waits for it;
+ * a dispatch that fails once stopping began is left open (see ExecutorStoppedError).
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   const running = new Set<Promise<void>>();
@@ -84,6 +94,12 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     return recorded;
   }
   const outcome = await runHandler(o.handler, task, signal);
+  // A failure during shutdown is the abort's doing, not the task's: recording it would cost the
+  // task an attempt (or fail the session) for a Ctrl-C. Work that completed is kept, though.
+  if (signal.aborted && outcome.type === 'failed') {
+    o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'stopped mid-task; dispatch left open');
+    throw new ExecutorStoppedError(`executor stopped before ${task.dispatchId} finished; it stays open`);
+  }
   const report = checkedReport(task, outcome);
   await o.inbox.put(task.dispatchId, report);
   return report;

@@ -2,15 +2,27 @@
  * A shell executor that runs no shell: a ToolCall task's command (the first backtick code span of
  * its description, else the whole description) is split into argv with a small quote-aware parser
  * and spawned directly, only if the program is on the allow-list, with a timeout and an output cap.
+ * The allow-list is resolved to absolute paths once, at startup (see shellPrograms.ts).
  */
-import { spawn } from 'node:child_process';
 import { isAbsolute, normalize } from 'node:path';
 import type { ExecuteTask } from '../protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from './report.js';
+import { runProgram } from './runProcess.js';
+import { resolvePrograms } from './shellPrograms.js';
 
+export { isExecCapable } from './shellPrograms.js';
+
+/** Options of {@link createShellHandler}. */
 export interface ShellHandlerOptions {
-  /** Program names (basenames) that may run, e.g. ['echo', 'ls']. */
+  /** Programs that may run: bare names (looked up on PATH once, at startup) or absolute paths. */
   allow: string[];
+  /**
+   * Accept programs that can run other programs through their arguments (sh, env, sed, awk, tar,
+   * find, git, interpreters…). They make the allow-list moot: only inside a sandbox. Default false.
+   */
+  allowExecCapable?: boolean;
+  /** Where PATH, HOME and LANG come from (default process.env); children get nothing else. */
+  env?: NodeJS.ProcessEnv;
   /** Default 10_000. */
   timeoutMs?: number;
   /** Cap on stdout + stderr kept, bytes (default 64 KiB). */
@@ -20,8 +32,6 @@ export interface ShellHandlerOptions {
 }
 
 const SHELL_META = /[;|&$><`]/;
-/** Reports carry at most 64 Ki characters of output. */
-const MAX_REPORT_TEXT = 64 * 1024;
 
 /** The command of a task: its first `code span`, else the description. */
 export function commandOf(description: string): string {
@@ -80,18 +90,25 @@ export function parseArgv(command: string): string[] {
 }
 
 /**
- * Whether argv[0] may run. A bare name is looked up on PATH and must be on the list; a name with a
- * slash must be on the list exactly as written (an absolute path the operator allowed). Matching
+ * Whether argv[0] may run. A bare name must be on the list (it runs the path it resolved to at
+ * startup, never a fresh PATH lookup); a name with a slash must be on the list exactly as written (an absolute path the operator allowed). Matching
  * the basename of a path would let `/tmp/x/echo` or `./echo` run any file called `echo`.
- * The list should not hold programs that run other programs (env, xargs, sh, find).
+ * Programs that run other programs (env, xargs, sh, find, sed…) are refused at startup.
  */
 export function isAllowed(program: string, allow: ReadonlySet<string>): boolean {
   if (!program.includes('/')) return allow.has(program);
   return isAbsolute(program) && normalize(program) === program && allow.has(program);
 }
 
+/**
+ * A handler running ToolCall commands from the allow-list (Processing tasks complete with a short
+ * echo). Throws ShellConfigError at once when an allowed program is not found, or can run other
+ * programs and `allowExecCapable` is not set. Children run with only PATH (the directories of the
+ * allowed programs), HOME and LANG in their environment.
+ */
 export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
   const allow = new Set(options.allow.map((p) => p.trim()).filter((p) => p.length > 0));
+  const programs = resolvePrograms([...allow], { allowExecCapable: options.allowExecCapable ?? false, env: options.env ?? process.env });
   const timeoutMs = options.timeoutMs ?? 10_000;
   const maxOutputBytes = options.maxOutputBytes ?? 64 * 1024;
 
@@ -100,10 +117,9 @@ export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
       const short = task.description.length > 200 ? `${task.description.slice(0, 200)}…` : task.description;
       return { type: 'completed', output: `processed: ${short}` };
     }
-    const command = commandOf(task.description);
     let argv: string[];
     try {
-      argv = parseArgv(command);
+      argv = parseArgv(commandOf(task.description));
     } catch (err) {
       return { type: 'failed', error: (err as Error).message, retryable: false };
     }
@@ -113,90 +129,15 @@ export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
       const list = [...allow].sort().join(', ') || '(empty)';
       return { type: 'failed', error: `program "${program}" is not allowed (allowed: ${list})`, retryable: false };
     }
-    return run(argv, { timeoutMs, maxOutputBytes, signal: tools.signal, ...(options.cwd ? { cwd: options.cwd } : {}) });
+    return runProgram({
+      file: programs.paths.get(program)!,
+      args: argv.slice(1),
+      name: program,
+      env: programs.env,
+      timeoutMs,
+      maxOutputBytes,
+      signal: tools.signal,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+    });
   };
-}
-
-interface RunOptions {
-  timeoutMs: number;
-  maxOutputBytes: number;
-  signal: AbortSignal;
-  cwd?: string;
-}
-
-function run(argv: string[], o: RunOptions): Promise<HandlerOutcome> {
-  return new Promise<HandlerOutcome>((resolve) => {
-    const chunks: Buffer[] = [];
-    let kept = 0;
-    let truncated = false;
-    let timedOut = false;
-    let settled = false;
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      shell: false,
-      ...(o.cwd ? { cwd: o.cwd } : {}),
-    });
-    const collect = (chunk: Buffer): void => {
-      const room = o.maxOutputBytes - kept;
-      if (room <= 0) {
-        truncated = true;
-        return;
-      }
-      if (chunk.length > room) {
-        truncated = true;
-        chunk = chunk.subarray(0, room);
-      }
-      chunks.push(chunk);
-      kept += chunk.length;
-    };
-    const stderrChunks: Buffer[] = [];
-    child.stdout.on('data', collect);
-    child.stderr.on('data', (chunk: Buffer) => {
-      collect(chunk);
-      stderrChunks.push(chunk);
-      // Only the tail of stderr matters for errors.
-      while (stderrChunks.length > 1 && Buffer.concat(stderrChunks).length > 4_096) stderrChunks.shift();
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, o.timeoutMs);
-    const onAbort = (): void => {
-      child.kill('SIGKILL');
-    };
-    o.signal.addEventListener('abort', onAbort, { once: true });
-    const finish = (outcome: HandlerOutcome): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      o.signal.removeEventListener('abort', onAbort);
-      resolve(outcome);
-    };
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      const retryable = err.code !== 'ENOENT' && err.code !== 'EACCES';
-      finish({ type: 'failed', error: `cannot run ${argv[0]}: ${err.message}`, retryable });
-    });
-    child.once('close', (code, signal) => {
-      if (timedOut) {
-        finish({ type: 'failed', error: `timed out after ${o.timeoutMs} ms`, retryable: false });
-        return;
-      }
-      if (o.signal.aborted) {
-        finish({ type: 'failed', error: 'aborted', retryable: true });
-        return;
-      }
-      let output = Buffer.concat(chunks).toString('utf8');
-      if (truncated || output.length > MAX_REPORT_TEXT) {
-        const note = `\n[output truncated at ${Math.min(o.maxOutputBytes, kept)} bytes]`;
-        output = output.slice(0, MAX_REPORT_TEXT - note.length) + note;
-      }
-      if (code === 0) {
-        finish({ type: 'completed', output });
-        return;
-      }
-      const tail = Buffer.concat(stderrChunks).toString('utf8').trim().slice(-1_000);
-      const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with code ${code}`;
-      finish({ type: 'failed', error: `${argv[0]} ${how}${tail ? `: ${tail}` : ''}`, retryable: false });
-    });
-  });
 }

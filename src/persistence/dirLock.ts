@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, open, unlink, writeFile } from 'node:fs/promises';
+import { link, open, realpath, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 
@@ -11,6 +11,19 @@ export function isPidAlive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Directories (real paths) this process holds the lock of, and those it is taking a lock over in.
+ * A lock file holding our own pid is ours only if listed: after a crash and restart the new
+ * process often gets the same pid (PID 1 in a container), and its predecessor's lock is stale.
+ */
+const held = new Set<string>();
+const takingOver = new Set<string>();
+
+/** Whether a lock holding `pid` is live; our own pid counts only for a directory in `mine`. */
+function isHolderLive(pid: number, key: string, mine: ReadonlySet<string>): boolean {
+  return pid === process.pid ? mine.has(key) : isPidAlive(pid);
 }
 
 /**
@@ -56,9 +69,12 @@ export interface DirLockOptions {
  * `LOCK.takeover`, made the same way: of processes finding LOCK stale at the same instant only one
  * removes it, after checking it is still the very file found stale (inode, mtime, size); the
  * others fail. Nobody else removes a LOCK, so two processes never both own the directory.
+ * A LOCK holding our own pid is live only while this process holds the directory (a second open
+ * in this process is refused); otherwise it was left by an earlier process that had our pid.
  * Returns the release function.
  */
 export async function acquireDirLock(dir: string, options: DirLockOptions = {}): Promise<() => Promise<void>> {
+  const key = await realpath(dir);
   const lockPath = join(dir, 'LOCK');
   const tmpPath = join(dir, `LOCK.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
   await writeFile(tmpPath, `${process.pid}\n`);
@@ -66,6 +82,8 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
     for (let attempt = 0; ; attempt++) {
       try {
         await link(tmpPath, lockPath);
+        // Recorded at once, before any other await: a concurrent open in this process must see it.
+        held.add(key);
         break;
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
@@ -73,12 +91,12 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
         if (attempt >= 2) throw new StoreUnavailableError(`data directory ${dir} is being locked concurrently`);
       }
       const found = await readLock(lockPath);
-      assertNotLive(dir, found);
+      assertNotLive(dir, key, found);
       if (found) {
         await options.beforeTakeover?.();
-        await underTakeoverLock(dir, tmpPath, async () => {
+        await underTakeoverLock(dir, key, tmpPath, async () => {
           const now = await readLock(lockPath);
-          assertNotLive(dir, now);
+          assertNotLive(dir, key, now);
           // Still the file found stale: nobody can have replaced it, since only a takeover removes one.
           if (now?.id === found.id) await unlinkIfPresent(lockPath);
         });
@@ -88,34 +106,44 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
     await unlinkIfPresent(tmpPath);
   }
   return async () => {
-    // Only remove a lock that is still ours.
-    if ((await readLock(lockPath))?.pid === process.pid) await unlinkIfPresent(lockPath);
+    try {
+      // Only remove a lock that is still ours.
+      if ((await readLock(lockPath))?.pid === process.pid) await unlinkIfPresent(lockPath);
+    } finally {
+      held.delete(key);
+    }
   };
 }
 
-function assertNotLive(dir: string, lock: { pid: number | undefined } | undefined): void {
-  if (lock?.pid !== undefined && isPidAlive(lock.pid)) {
+function assertNotLive(dir: string, key: string, lock: { pid: number | undefined } | undefined): void {
+  if (lock?.pid !== undefined && isHolderLive(lock.pid, key, held)) {
     throw new StoreUnavailableError(`data directory ${dir} is in use by pid ${lock.pid}`);
   }
 }
 
 /**
  * Runs `work` holding `<dir>/LOCK.takeover` (linked from `tmpPath`, which holds our pid). A
- * takeover lock left by a dead process is removed; one held by a live process fails this one.
+ * takeover lock left by a dead process (or by an earlier process with our pid) is removed; one
+ * held by a live process fails this one.
  */
-async function underTakeoverLock(dir: string, tmpPath: string, work: () => Promise<void>): Promise<void> {
+async function underTakeoverLock(dir: string, key: string, tmpPath: string, work: () => Promise<void>): Promise<void> {
   const takeoverPath = join(dir, 'LOCK.takeover');
   try {
     await link(tmpPath, takeoverPath);
+    takingOver.add(key);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const holder = await readLock(takeoverPath);
-    if (holder?.pid === undefined || !isPidAlive(holder.pid)) await unlinkIfPresent(takeoverPath);
+    if (holder?.pid === undefined || !isHolderLive(holder.pid, key, takingOver)) await unlinkIfPresent(takeoverPath);
     throw new StoreUnavailableError(`data directory ${dir} is being locked concurrently`);
   }
   try {
     await work();
   } finally {
-    await unlinkIfPresent(takeoverPath);
+    try {
+      await unlinkIfPresent(takeoverPath);
+    } finally {
+      takingOver.delete(key);
+    }
   }
 }

@@ -1,5 +1,7 @@
-import { mkdir, open, readFile, truncate } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { CorruptLogError } from '../errors.js';
 
 /**
  * An inbox: remembers which message ids were processed, with what result, so a redelivered
@@ -22,31 +24,87 @@ export class MemoryInbox<T> implements Inbox<T> {
   }
 }
 
-/** An inbox in an append-only JSON-lines file, fsynced on every put. */
+/** fsyncs a directory so a file created (or cut) in it survives a crash. */
+async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** One record of the file, or undefined when the line is not one (damaged). */
+function parseRecord<T>(line: string): { id: string; value: T } | undefined {
+  try {
+    const record = JSON.parse(line) as { id?: unknown; value?: unknown };
+    if (typeof record === 'object' && record !== null && typeof record.id === 'string' && 'value' in record) {
+      return record as { id: string; value: T };
+    }
+  } catch {
+    // Not JSON: damaged.
+  }
+  return undefined;
+}
+
+/**
+ * The records of the file and the byte length of its valid part. What follows `valid` is a torn
+ * line (a crash mid-write, no newline yet) or a last line that is not a record. A damaged line
+ * before the last is an error: acknowledged records follow it, so it is damage or a hand edit.
+ * Scans bytes, not decoded text, so offsets stay exact whatever the lines hold.
+ */
+function scanRecords<T>(path: string, bytes: Buffer): { records: Array<{ id: string; value: T }>; valid: number } {
+  const records: Array<{ id: string; value: T }> = [];
+  let valid = 0;
+  for (let line = 1; ; line++) {
+    const end = bytes.indexOf(0x0a, valid);
+    if (end < 0) break;
+    const text = bytes.toString('utf8', valid, end);
+    if (text !== '') {
+      const record = parseRecord<T>(text);
+      if (!record && bytes.indexOf(0x0a, end + 1) >= 0) {
+        throw new CorruptLogError(`${path} line ${line} is not a valid record; restore the file from a backup or delete that line`);
+      }
+      if (!record) break;
+      records.push(record);
+    }
+    valid = end + 1;
+  }
+  return { records, valid };
+}
+
+/**
+ * An inbox in an append-only JSON-lines file, fsynced on every put. On open, a torn or damaged
+ * last line (a crash mid-write: its put never completed) is cut and kept beside the file as
+ * `<file>.tail-<offset>-<time>`; a damaged line before the last is a CorruptLogError.
+ */
 export class FileInbox<T> implements Inbox<T> {
   private constructor(
     private readonly path: string,
     private readonly entries: Map<string, T>,
   ) {}
 
+  /** Opens (creating, durably) the file and reads its records. */
   static async open<T>(path: string): Promise<FileInbox<T>> {
     await mkdir(dirname(path), { recursive: true });
-    const entries = new Map<string, T>();
-    const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return '';
-      throw e;
-    });
-    const end = text.lastIndexOf('\n') + 1;
-    // A torn last line (a crash mid-write) never completed its put: cut it, or the next put would
-    // be glued to it and lost.
-    if (end < text.length) await truncate(path, Buffer.byteLength(text.slice(0, end)));
-    for (const line of text.slice(0, end).split('\n')) {
-      if (line) {
-        const { id, value } = JSON.parse(line) as { id: string; value: T };
-        entries.set(id, value);
+    const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    try {
+      const bytes = await fh.readFile();
+      const { records, valid } = scanRecords<T>(path, bytes);
+      if (valid < bytes.length) {
+        // Cut, or the next put would be glued to it (torn) or follow it (damaged) and be lost on
+        // the next open; the bytes are kept, durably, before the file loses them.
+        await writeFile(`${path}.tail-${valid}-${Date.now()}`, bytes.subarray(valid), { flush: true });
+        await syncDir(dirname(path));
+        await fh.truncate(valid);
+        await fh.datasync();
       }
+      // A new file's directory entry is durable before any put is acknowledged.
+      await syncDir(dirname(path));
+      return new FileInbox(path, new Map(records.map((r) => [r.id, r.value])));
+    } finally {
+      await fh.close();
     }
-    return new FileInbox(path, entries);
   }
 
   async get(id: string): Promise<T | undefined> {

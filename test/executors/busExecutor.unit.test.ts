@@ -170,4 +170,43 @@ describe('startBusExecutor', () => {
     await published;
     expect(await w.inbox.get('s1.t1.1')).toMatchObject({ output: 'late' });
   });
+
+  it('a task failing because the executor stops is neither recorded nor reported: the dispatch stays open', async () => {
+    const entered = deferred();
+    // Like the demo's delay or the shell executor: the abort ends the work with an error.
+    const handler = vi.fn<TaskHandler>(async (_t, tools) => {
+      entered.resolve();
+      await new Promise((_, reject) => tools.signal.addEventListener('abort', () => reject(new Error('The operation was aborted'))));
+      return { type: 'completed', output: 'never' };
+    });
+    const w = setup(handler);
+    const refused = publishTask(w.bus, task()).catch((e: unknown) => e);
+    await entered.promise;
+    await w.stop();
+    // The delivery is refused, so the publisher (the outbox relay) keeps the command pending.
+    expect(await refused).toMatchObject({ name: 'ExecutorStoppedError' });
+    expect(await w.inbox.get('s1.t1.1')).toBeUndefined();
+    expect(w.reports).toEqual([]);
+
+    // A restarted executor runs the same dispatch.
+    const again = setup(async () => ({ type: 'completed', output: 'done' }));
+    await publishTask(again.bus, task());
+    expect(await again.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskCompleted', output: 'done' });
+    await again.stop();
+  });
+
+  it('a failed outcome returned after the stop is not recorded either', async () => {
+    const entered = deferred<AbortSignal>();
+    const w = setup(async (_t, tools) => {
+      entered.resolve(tools.signal);
+      await new Promise((resolve) => tools.signal.addEventListener('abort', resolve));
+      return { type: 'failed', error: 'aborted', retryable: true };
+    });
+    const refused = publishTask(w.bus, task()).catch((e: unknown) => e);
+    await entered.promise;
+    await w.stop();
+    expect(await refused).toMatchObject({ name: 'ExecutorStoppedError' });
+    expect(await w.inbox.get('s1.t1.1')).toBeUndefined();
+    expect(w.reports).toEqual([]);
+  });
 });

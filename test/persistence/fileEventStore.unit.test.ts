@@ -273,6 +273,28 @@ describe('FileEventStore directory lock', () => {
     await openStore(dir);
   });
 
+  it('takes over a lock holding our own pid that this process does not hold (a restart that got the same pid)', async () => {
+    // In a container node is often PID 1 on every start: the crashed predecessor's LOCK holds it.
+    const dir = await tempDir();
+    await writeFile(join(dir, 'LOCK'), `${process.pid}\n`);
+    const store = await FileEventStore.open(dir);
+    expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
+    // Now held by this process: a second open is refused, as for any live holder.
+    await expect(FileEventStore.open(dir)).rejects.toThrow(`in use by pid ${process.pid}`);
+    await store.close();
+    await expect(stat(join(dir, 'LOCK'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('clears a takeover lock holding our own pid left by an earlier process', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'LOCK'), `${process.pid}\n`);
+    await writeFile(join(dir, 'LOCK.takeover'), `${process.pid}\n`);
+    await expect(acquireDirLock(dir)).rejects.toThrow(/being locked concurrently/); // clears it
+    const release = await acquireDirLock(dir);
+    await release();
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('takes over a stale lock left by a dead process', async () => {
     const dir = await tempDir();
     const child = spawnSync(process.execPath, ['-e', '']);

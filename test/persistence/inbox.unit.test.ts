@@ -1,7 +1,8 @@
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { dirname, join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isCorruptLogError } from '../../src/errors.js';
 import { FileInbox, MemoryInbox, type Inbox } from '../../src/persistence/inbox.js';
 
 const dirs: string[] = [];
@@ -79,12 +80,60 @@ describe('FileInbox', () => {
     const second = await FileInbox.open<Value>(path);
     expect(await second.get('b')).toBeUndefined();
     expect(await readFile(path, 'utf8')).toBe('{"id":"a","value":{"n":1,"tags":[]}}\n');
+    expect((await readdir(dirname(path))).filter((f) => f.startsWith('inbox.jsonl.tail-'))).toHaveLength(1);
     await second.put('c', { n: 3, tags: ['é'] });
     const third = await FileInbox.open<Value>(path);
     expect(third.all()).toEqual([
       ['a', { n: 1, tags: [] }],
       ['c', { n: 3, tags: ['é'] }],
     ]);
+  });
+
+  it('cuts a damaged last line, keeps its bytes beside the file, and later puts survive a reopen', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'executions.log');
+    await writeFile(path, '{"id":"a","value":{"n":1,"tags":[]}}\n{"id":"b","val\n');
+    const inbox = await FileInbox.open<Value>(path);
+    expect(inbox.all()).toEqual([['a', { n: 1, tags: [] }]]);
+    expect(await readFile(path, 'utf8')).toBe('{"id":"a","value":{"n":1,"tags":[]}}\n');
+    const kept = (await readdir(dir)).filter((f) => f !== 'executions.log');
+    expect(kept).toEqual([expect.stringMatching(/^executions\.log\.tail-37-\d+$/)]);
+    expect(await readFile(join(dir, kept[0]!), 'utf8')).toBe('{"id":"b","val\n');
+    await inbox.put('c', { n: 3, tags: [] });
+    expect((await FileInbox.open<Value>(path)).all()).toEqual([
+      ['a', { n: 1, tags: [] }],
+      ['c', { n: 3, tags: [] }],
+    ]);
+  });
+
+  it('a damaged line before the last is one clear error naming the file and line', async () => {
+    const path = join(await tempDir(), 'executions.log');
+    const text = '{"id":"a","value":{"n":1,"tags":[]}}\n\nnot json\n{"id":"c","value":{"n":3,"tags":[]}}\n';
+    await writeFile(path, text);
+    const err = await FileInbox.open<Value>(path).catch((e: unknown) => e);
+    expect(isCorruptLogError(err)).toBe(true);
+    expect((err as Error).message).toBe(`${path} line 3 is not a valid record; restore the file from a backup or delete that line`);
+    expect(await readFile(path, 'utf8')).toBe(text); // untouched
+  });
+
+  it('a line that is JSON but not a record counts as damaged', async () => {
+    const path = join(await tempDir(), 'executions.log');
+    await writeFile(path, '[1]\n{"id":"a","value":{"n":1,"tags":[]}}\n');
+    await expect(FileInbox.open<Value>(path)).rejects.toThrow(`${path} line 1 is not a valid record`);
+  });
+
+  it('fsyncs the directory after creating the file', async () => {
+    const dir = await tempDir();
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+    await probe.close();
+    const spy = vi.spyOn(proto, 'sync');
+    try {
+      await FileInbox.open<Value>(join(dir, 'new', 'inbox.jsonl'));
+      expect(spy).toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('a file holding only a torn line opens empty', async () => {

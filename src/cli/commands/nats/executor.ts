@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { demoHandler } from '../../../executors/demoExecutor.js';
 import type { TaskHandler } from '../../../executors/report.js';
 import { createShellHandler } from '../../../executors/shellExecutor.js';
+import { isShellConfigError } from '../../../errors.js';
 import { createExecutor, type ExecutorKind } from '../../../nats/executor.js';
-import { numberFlag, stringFlag, type ParsedArgs } from '../../args.js';
+import { boolFlag, numberFlag, stringFlag, type ParsedArgs } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command, CliContext } from '../../command.js';
 import { demoDelay } from '../../executor.js';
@@ -15,19 +16,39 @@ Runs an executor on NATS JetStream: takes ExecuteTask commands, runs each dispat
 in a KV inbox) and reports back into the session. SIGTERM/SIGINT finish running tasks, then exit.
   echo                        the demo executor (asks before deploy/publish/delete…, fails flaky tasks once)
   shell                       runs a ToolCall's \`command\` without a shell, if its program is allowed
-  --allow <prog,prog>         programs the shell executor may run, by name (found on PATH) or exact
-                              absolute path (required for shell); never list env, xargs, sh or find
-  --timeout-ms <ms>           shell: kill a command after this long (default 10000)
+  --allow <prog,prog>         programs the shell executor may run, by name (found on PATH at start)
+                              or exact absolute path (required for shell); programs that can run
+                              others (sh, env, xargs, find, sed, awk, tar, git, python…) are refused
+  --allow-exec-capable        shell: accept such programs anyway; they make the allow-list moot, so
+                              only inside a sandbox (container, VM) that limits what a command can do
+  --timeout-ms <ms>           shell: kill a command (its whole process group) after this long
+                              (default 10000, at most 2147483647)
   --max-output-bytes <n>      shell: keep at most this much stdout+stderr (default 65536)
   --kinds <toolcall,processing>  which task kinds to take (default both)
-  --ack-wait-ms <ms>          consumer ack wait; progress acks every third of it (default 30000)
+  --ack-wait-ms <ms>          consumer ack wait; progress acks every third of it (default 30000,
+                              at most 2147483647)
   --concurrency <n>           tasks at once per kind (default 4)
   --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox)
   --inbox-ttl-ms <ms>         forget recorded reports after this long (when the bucket is created;
-                              default: keep them)
+                              default: keep them; at least 60000, at most 315360000000 = 10 years)
   --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec)
+Shell commands run with only PATH (the allowed programs' directories), HOME and LANG set.
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each echo execution (demo/testing knob).
 ${CONNECTION_USAGE}`;
+
+/** The longest delay a Node timer takes: beyond it Node fires after 1 ms instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+/** The longest inbox TTL: 10 years, well inside JetStream's nanosecond max_age. */
+const MAX_INBOX_TTL_MS = 315_360_000_000;
+
+/** A milliseconds flag, if given, within [min, max]; outside is a one-line usage error. */
+function msFlag(args: ParsedArgs, name: string, min: number, max: number): number | undefined {
+  const value = numberFlag(args, name);
+  if (value === undefined) return undefined;
+  if (value < min) throw new UsageError(`--${name} must be at least ${min}`);
+  if (value > max) throw new UsageError(`--${name} must be at most ${max}`);
+  return value;
+}
 
 function parseKinds(value: string | undefined): ExecutorKind[] {
   if (value === undefined) return ['ToolCall', 'Processing'];
@@ -53,7 +74,7 @@ function handlerFrom(args: ParsedArgs, ctx: CliContext): { name: string; handler
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument ${args.positionals[1]}`);
   const type = args.positionals[0]!;
   if (type === 'echo') {
-    for (const flag of ['allow', 'timeout-ms', 'max-output-bytes']) {
+    for (const flag of ['allow', 'allow-exec-capable', 'timeout-ms', 'max-output-bytes']) {
       if (args.flags[flag] !== undefined) throw new UsageError(`--${flag} only applies to the shell executor`);
     }
     return { name: 'echo', handler: delayed(demoHandler, demoDelay(ctx.io.env)) };
@@ -61,20 +82,31 @@ function handlerFrom(args: ParsedArgs, ctx: CliContext): { name: string; handler
   if (type === 'shell') {
     const allow = (stringFlag(args, 'allow') ?? '').split(',').map((p) => p.trim()).filter((p) => p.length > 0);
     if (allow.length === 0) throw new UsageError('the shell executor needs --allow <prog,prog>');
-    const timeoutMs = numberFlag(args, 'timeout-ms');
+    const timeoutMs = msFlag(args, 'timeout-ms', 1, MAX_TIMER_MS);
     const maxOutputBytes = numberFlag(args, 'max-output-bytes');
-    if (timeoutMs === 0) throw new UsageError('--timeout-ms must be at least 1');
     if (maxOutputBytes === 0) throw new UsageError('--max-output-bytes must be at least 1');
+    const allowExecCapable = boolFlag(args, 'allow-exec-capable');
     return {
-      name: `shell (allow: ${allow.join(', ')})`,
-      handler: createShellHandler({
+      name: `shell (allow: ${allow.join(', ')}${allowExecCapable ? '; exec-capable programs accepted' : ''})`,
+      handler: shellHandler({
         allow,
+        allowExecCapable,
         ...(timeoutMs !== undefined ? { timeoutMs } : {}),
         ...(maxOutputBytes !== undefined ? { maxOutputBytes } : {}),
       }),
     };
   }
   throw new UsageError(`unknown executor ${type} (expected echo or shell)`);
+}
+
+/** The shell handler; an allow-list it refuses (missing or exec-capable program) is a usage error. */
+function shellHandler(options: Parameters<typeof createShellHandler>[0]): TaskHandler {
+  try {
+    return createShellHandler(options);
+  } catch (err) {
+    if (isShellConfigError(err)) throw new UsageError(`--allow: ${err.message}`);
+    throw err;
+  }
 }
 
 /** `jetplan executor <echo|shell>`: an executor process. */
@@ -84,6 +116,7 @@ export const executorCommand: Command = {
   flags: {
     ...CONNECTION_FLAGS,
     allow: 'string',
+    'allow-exec-capable': 'boolean',
     'timeout-ms': 'number',
     'max-output-bytes': 'number',
     kinds: 'string',
@@ -96,13 +129,11 @@ export const executorCommand: Command = {
   async run(args, ctx) {
     const { name, handler } = handlerFrom(args, ctx);
     const kinds = parseKinds(stringFlag(args, 'kinds'));
-    const ackWaitMs = numberFlag(args, 'ack-wait-ms');
+    const ackWaitMs = msFlag(args, 'ack-wait-ms', 100, MAX_TIMER_MS);
     const concurrency = numberFlag(args, 'concurrency');
-    if (ackWaitMs !== undefined && ackWaitMs < 100) throw new UsageError('--ack-wait-ms must be at least 100');
     if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
     const inboxBucket = stringFlag(args, 'inbox-bucket');
-    const inboxTtlMs = numberFlag(args, 'inbox-ttl-ms');
-    if (inboxTtlMs !== undefined && inboxTtlMs < 60_000) throw new UsageError('--inbox-ttl-ms must be at least 60000');
+    const inboxTtlMs = msFlag(args, 'inbox-ttl-ms', 60_000, MAX_INBOX_TTL_MS);
     const durablePrefix = stringFlag(args, 'durable-prefix');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });

@@ -1,0 +1,108 @@
+/**
+ * The shell executor's allow-list, checked and resolved once at startup: every program becomes an
+ * absolute path (a task never searches PATH), programs that can run other programs through their
+ * arguments are refused unless explicitly opted in, and children get a minimal environment.
+ */
+import { accessSync, constants, realpathSync, statSync } from 'node:fs';
+import { basename, delimiter, dirname, isAbsolute, join, normalize } from 'node:path';
+import { ShellConfigError } from '../errors.js';
+
+/**
+ * Programs that run other programs when given the right arguments (`sed '1e cmd'`,
+ * `awk 'BEGIN{system(…)}'`, `tar --checkpoint-action=exec=…`, `find -exec`, `git -c core.pager=…`,
+ * `ssh … cmd`, interpreters, wrappers such as `nice cmd`): allowing one allows everything.
+ */
+const EXEC_CAPABLE = new Set([
+  'sh', 'bash', 'dash', 'zsh', 'ksh', 'mksh', 'csh', 'tcsh', 'fish', 'ash', 'busybox', 'toybox',
+  'env', 'xargs', 'find', 'sed', 'awk', 'gawk', 'mawk', 'nawk', 'm4', 'ed', 'ex', 'vi', 'vim', 'nvim', 'emacs',
+  'less', 'more', 'man', 'tar', 'zip', 'git', 'rsync', 'ssh', 'scp', 'sftp', 'make', 'gmake',
+  'nice', 'ionice', 'timeout', 'nohup', 'setsid', 'stdbuf', 'time', 'taskset', 'chrt', 'flock',
+  'watch', 'strace', 'ltrace', 'gdb', 'script', 'expect', 'parallel', 'sudo', 'su', 'doas', 'runuser',
+  'chroot', 'unshare', 'nsenter', 'systemd-run', 'at', 'batch', 'crontab', 'docker', 'podman', 'kubectl',
+  'npm', 'npx', 'yarn', 'pnpm', 'pip', 'pip3', 'deno', 'bun', 'java', 'jshell', 'Rscript', 'R', 'julia',
+]);
+/** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
+const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;
+/** Multi-call binaries act as the applet named by argv[0] (the link we run), not as themselves. */
+const MULTI_CALL = new Set(['busybox', 'toybox']);
+
+/** Whether a program name (a basename) can run other programs through its arguments. */
+export function isExecCapable(name: string): boolean {
+  return EXEC_CAPABLE.has(name) || EXEC_CAPABLE_FAMILY.test(name);
+}
+
+
+/** The allow-list resolved at startup. */
+export interface ResolvedPrograms {
+  /** Allow-list entry (bare name or absolute path) → the absolute path that runs. */
+  paths: ReadonlyMap<string, string>;
+  /** The whole environment of every child: PATH (the resolved programs' directories), HOME, LANG. */
+  env: Record<string, string>;
+}
+
+/** Options of {@link resolvePrograms}. */
+export interface ResolveOptions {
+  /** Accept exec-capable programs (only inside a sandbox: they make the allow-list moot). */
+  allowExecCapable: boolean;
+  /** The environment to resolve against (PATH) and take HOME and LANG from. */
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Resolves every allow-list entry to an absolute path and builds the children's environment.
+ * Throws ShellConfigError on an entry that is not found or not executable, on a relative or
+ * non-normalized path, and on an exec-capable program unless `allowExecCapable`.
+ */
+export function resolvePrograms(allow: readonly string[], options: ResolveOptions): ResolvedPrograms {
+  const paths = new Map<string, string>();
+  for (const entry of allow) {
+    const path = resolveEntry(entry, options.env.PATH ?? '');
+    if (!options.allowExecCapable) refuseExecCapable(entry, path);
+    paths.set(entry, path);
+  }
+  const env: Record<string, string> = { PATH: [...new Set([...paths.values()].map((p) => dirname(p)))].join(delimiter) };
+  if (options.env.HOME !== undefined) env.HOME = options.env.HOME;
+  if (options.env.LANG !== undefined) env.LANG = options.env.LANG;
+  return { paths, env };
+}
+
+function resolveEntry(entry: string, searchPath: string): string {
+  if (entry.includes('/')) {
+    if (!isAbsolute(entry) || normalize(entry) !== entry) {
+      throw new ShellConfigError(`allowed program "${entry}" must be a bare name or a normalized absolute path`);
+    }
+    if (!isExecutableFile(entry)) throw new ShellConfigError(`allowed program "${entry}" is not an executable file`);
+    return entry;
+  }
+  // Relative PATH entries (including an empty one, meaning the working directory) are skipped:
+  // what they name would change with the directory a task runs in.
+  for (const dir of searchPath.split(delimiter)) {
+    if (!isAbsolute(dir)) continue;
+    const candidate = join(dir, entry);
+    if (isExecutableFile(candidate)) return candidate;
+  }
+  throw new ShellConfigError(`allowed program "${entry}" is not found on PATH`);
+}
+
+function isExecutableFile(path: string): boolean {
+  try {
+    if (!statSync(path).isFile()) return false;
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks the name as allowed and the file it really is (`awk` → gawk, an alias of `sh`…). */
+function refuseExecCapable(entry: string, path: string): void {
+  const real = basename(realpathSync(path));
+  const names = [basename(path), ...(MULTI_CALL.has(real) ? [] : [real])];
+  const found = names.find(isExecCapable);
+  if (found === undefined) return;
+  const what = found === basename(path) ? `"${entry}"` : `"${entry}" (${found})`;
+  throw new ShellConfigError(
+    `allowed program ${what} can run other programs through its arguments, which bypasses the allow-list; ` +
+      'remove it, or opt in with --allow-exec-capable (allowExecCapable) and run the executor in a sandbox',
+  );
+}

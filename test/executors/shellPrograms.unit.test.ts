@@ -1,0 +1,80 @@
+import { mkdtemp, rm, symlink, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createShellHandler } from '../../src/executors/shellExecutor.js';
+import { ShellConfigError } from '../../src/errors.js';
+import { isExecCapable, resolvePrograms } from '../../src/executors/shellPrograms.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'jetplan-programs-'));
+  dirs.push(dir);
+  return dir;
+}
+const env = { PATH: '/usr/bin:/bin' };
+
+describe('exec-capable programs', () => {
+  it('knows the programs that run other programs, interpreters with version suffixes included', () => {
+    for (const name of ['sh', 'bash', 'env', 'xargs', 'find', 'sed', 'awk', 'gawk', 'perl', 'python3', 'python3.12', 'ruby', 'node', 'tar', 'git', 'rsync', 'ssh', 'make', 'nice', 'timeout', 'nohup', 'strace']) {
+      expect(isExecCapable(name), name).toBe(true);
+    }
+    for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc']) expect(isExecCapable(name), name).toBe(false);
+  });
+
+  it('refuses to start with one, naming it and the opt-in', () => {
+    // sed '1e cmd', awk 'BEGIN{system(…)}' and tar --checkpoint-action=exec=… need no shell syntax.
+    for (const name of ['sed', 'awk', 'tar', 'sh', 'env']) {
+      expect(() => createShellHandler({ allow: ['echo', name], env }), name).toThrow(ShellConfigError);
+    }
+    expect(() => createShellHandler({ allow: ['sed'], env })).toThrow(
+      /^allowed program "sed" can run other programs through its arguments, which bypasses the allow-list; remove it, or opt in with --allow-exec-capable/,
+    );
+    expect(() => createShellHandler({ allow: ['/usr/bin/sed'], env })).toThrow(ShellConfigError);
+  });
+
+  it('checks the file a name really is: a harmless-looking link to sh is refused', async () => {
+    const dir = await tempDir();
+    const sh = resolvePrograms(['sh'], { allowExecCapable: true, env }).paths.get('sh')!;
+    await symlink(sh, join(dir, 'harmless'));
+    expect(() => createShellHandler({ allow: [join(dir, 'harmless')], env })).toThrow(/"[^"]*harmless" \((sh|dash|bash)\) can run other programs/);
+  });
+
+  it('accepts them with allowExecCapable', () => {
+    expect(() => createShellHandler({ allow: ['sed', 'awk', 'sh'], allowExecCapable: true, env })).not.toThrow();
+  });
+});
+
+describe('resolvePrograms', () => {
+  it('resolves names to absolute paths once and gives children PATH of their directories, HOME and LANG only', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'tool'), '#!/bin/sh\n');
+    await chmod(join(dir, 'tool'), 0o755);
+    const r = resolvePrograms(['tool', 'ls'], { allowExecCapable: false, env: { PATH: `relative:${dir}:/usr/bin:/bin`, HOME: '/h', LANG: 'C', SECRET: 's' } });
+    expect(r.paths.get('tool')).toBe(join(dir, 'tool'));
+    expect(r.paths.get('ls')).toMatch(/^\/(usr\/)?bin\/ls$/);
+    expect(r.env).toEqual({ PATH: `${dir}:${r.paths.get('ls')!.replace(/\/ls$/, '')}`, HOME: '/h', LANG: 'C' });
+  });
+
+  it('refuses missing, non-executable, relative and non-normalized entries in one line', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'plain'), 'not executable');
+    const cases: Array<[string, string]> = [
+      ['nope-xyz', 'allowed program "nope-xyz" is not found on PATH'],
+      [join(dir, 'plain'), `allowed program "${join(dir, 'plain')}" is not an executable file`],
+      [dir, `allowed program "${dir}" is not an executable file`],
+      ['./echo', 'allowed program "./echo" must be a bare name or a normalized absolute path'],
+      ['/bin/../bin/echo', 'allowed program "/bin/../bin/echo" must be a bare name or a normalized absolute path'],
+    ];
+    for (const [entry, message] of cases) {
+      expect(() => resolvePrograms([entry], { allowExecCapable: false, env }), entry).toThrow(message);
+    }
+  });
+
+  it('never finds a program through a relative PATH entry', async () => {
+    expect(() => resolvePrograms(['ls'], { allowExecCapable: false, env: { PATH: '.:bin:' } })).toThrow('is not found on PATH');
+  });
+});
