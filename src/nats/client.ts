@@ -4,13 +4,13 @@
  * which is the event store.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { DeliverPolicy, jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { SessionNotFoundError, ValidationError } from '../errors.js';
 import { toPlannerState } from '../machines/sessionQueries.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
-import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
+import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, existingStream } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { SessionId, type PlannerConfigInput, type PlannerState } from '../protocol/domain.js';
 import type { DomainEvent } from '../protocol/events.js';
@@ -120,11 +120,17 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     const h = natsHeaders();
     h.set(HEADER_EVENT_TYPE, input.type);
     h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);
-    const ack = await js.publish(`${prefix}.in.${sessionId}`, JSON.stringify(input), {
-      msgID: o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`,
-      headers: h,
-      expect: { streamName },
-    });
+    const ack = await js
+      .publish(`${prefix}.in.${sessionId}`, JSON.stringify(input), {
+        msgID: o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`,
+        headers: h,
+        expect: { streamName },
+      })
+      .catch(async (err: unknown) => {
+        // No stream takes the subject: nats.js says "jetstream is not enabled"; say what is missing.
+        await existingStream(await jetstreamManager(nc), { streamName, subjectPrefix: prefix });
+        throw err;
+      });
     return { sessionId, seq: ack.seq, duplicate: ack.duplicate };
   }
 

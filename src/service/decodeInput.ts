@@ -18,6 +18,11 @@ export function isSessionId(value: string): boolean {
 /** Decodes and validates an input body as the planner's input; never throws. */
 export function decodeInput(data: Uint8Array, maxBytes: number = DEFAULT_MAX_INPUT_BYTES): PlannerInput {
   const parsed = parseInput(data, maxBytes);
+  // The service's own retry timers hand RetryDue to the planner directly; from a client it is
+  // not part of the protocol.
+  if (parsed.ok && parsed.input.type === 'RetryDue') {
+    return { type: 'InvalidInput', reason: 'input type "RetryDue" is internal to the planner', inputType: 'RetryDue' };
+  }
   if (parsed.ok) return parsed.input;
   return { type: 'InvalidInput', reason: parsed.reason, ...(parsed.inputType ? { inputType: parsed.inputType } : {}) };
 }

@@ -135,6 +135,11 @@ describe('createClient against a running planner service', () => {
     await expect(client.replay('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
     expect(await client.sessions()).toEqual([]);
   });
+
+  it('submitting to a stream that does not exist says so', async () => {
+    const client = createClient(await conn(), { streamName: uniqueName('NOPE'), subjectPrefix: uniqueName('nope') });
+    await expect(client.submit('Summarise the notes.')).rejects.toThrow(/^stream NOPE_\S+ does not exist \(start jetplan serve first\)$/);
+  });
 });
 
 describe('connectNats', () => {
