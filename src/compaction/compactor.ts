@@ -5,6 +5,12 @@ export interface CompactionRequest {
   items: ContextItem[];
   /** Maximum total tokens of the returned items, each item counted separately and summed. */
   budget: number;
+  /**
+   * A larger limit for pinned items alone (default `budget`): a planner that compacts below its
+   * budget, to leave room, still keeps every pinned item that fits the budget itself. The result
+   * is then at most max(budget, the pinned items kept).
+   */
+  pinnedBudget?: number;
   /** Descriptions of tasks not yet completed; context relevant to them is kept preferentially. */
   openTasks: string[];
 }

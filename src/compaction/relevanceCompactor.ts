@@ -52,8 +52,8 @@ function compact(request: CompactionRequest, config: Config): CompactionResult {
   if (tokensBefore <= budget) return { items: [...items], folded: [], tokensBefore, tokensAfter: tokensBefore };
 
   const plan = new Plan(items);
-  const pinnedUsed = admitPinned(plan, sizes, budget);
-  const room = budget - pinnedUsed;
+  const pinnedUsed = admitPinned(plan, sizes, Math.max(budget, request.pinnedBudget ?? budget));
+  const room = Math.max(0, budget - pinnedUsed);
   const candidates = prepareCandidates(plan, sizes, request.openTasks, config);
   const filled = fill(plan, candidates, room - summaryReserve(room), config.counter);
   const summary = buildSummary(plan, room - filled, config.counter);

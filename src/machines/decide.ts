@@ -86,7 +86,7 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
   }
   const rec = new Recorder(state, input, meta);
   if (!processed) handleInput(rec, deps);
-  advance(rec);
+  advance(rec, deps);
   return { events: rec.events, state: rec.state, commands: rec.commands };
 }
 
@@ -205,14 +205,15 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   if (ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0) <= budget) return;
   const target = Math.floor(budget * COMPACTION_TARGET);
   const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
-  const result = deps.compactor.compact({ items: ctx.items, budget: target, openTasks });
+  // Pinned items (answers) are kept whole against the budget itself, not the lower target.
+  const result = deps.compactor.compact({ items: ctx.items, budget: target, pinnedBudget: budget, openTasks });
   rec.emit('ContextCompacted', { budget, target, ...result });
 }
 
 const MAX_AUTOMATIC_STEPS = 4;
 
 /** Moves an active session to its next resting point: dispatch, ask, or complete. */
-function advance(rec: Recorder): void {
+function advance(rec: Recorder, deps: DecideDeps): void {
   for (let i = 0; i < MAX_AUTOMATIC_STEPS && statusOf(rec.state) === 'active'; i++) {
     const phase = phaseOf(rec.state);
     const task = currentTask(rec.state);
@@ -225,6 +226,9 @@ function advance(rec: Recorder): void {
       rec.emit('ClarificationRequested', { taskId: task.id, question: task.description });
       continue;
     }
+    // Every dispatch carries the context: it must be inside the budget whatever grew it (a new
+    // input, an answer, results), not only after a completed task.
+    compact(rec, deps);
     const attempt = task.attempts + 1;
     const dispatchId = dispatchIdFor(rec.state.sessionId, task.id, attempt);
     rec.emit('TaskDispatched', { taskId: task.id, dispatchId, attempt, kind: task.kind });

@@ -342,6 +342,29 @@ describe('decide: context compaction', () => {
     expect(asked).toHaveLength(1);
   });
 
+  it('compacts before any dispatch that would carry a context over the budget (a long first input)', () => {
+    const budget = 256;
+    const d = given().when(submit(`Deploy the app. Summarize the deploy log.\n\n${longResult}`, { tokenBudget: budget }));
+    expect(d.decision.events.map((e) => e.type)).toEqual(['SessionStarted', 'TasksPlanned', 'ContextCompacted', 'TaskDispatched']);
+    const execute = d.decision.commands[0] as { context: string };
+    expect(countItemTokens(d.decision.state.snapshot.context.items, bpeTokenCounter)).toBeLessThanOrEqual(budget);
+    expect(bpeTokenCounter.count(execute.context)).toBeLessThanOrEqual(budget + 16); // items joined by blank lines
+  });
+
+  it('keeps a pinned answer that fits the budget even when it does not fit the compaction target', () => {
+    const budget = 300;
+    const long = `eu-west-1, because ${Array.from({ length: 46 }, (_, i) => `reason ${i} holds`).join(', ')}.`;
+    const events = history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, long));
+    const d = given(events)
+      .when(completed(DEPLOY, dispatch(DEPLOY, 1), longResult))
+      .then([{ type: 'TaskCompleted' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
+    const compacted = d.events[1] as EventOf<'ContextCompacted'>;
+    const answerItem = compacted.data.items.find((i) => i.id === `answer-${ASK}`);
+    expect(bpeTokenCounter.count(answerItem?.text ?? '')).toBeGreaterThan(225); // over the target…
+    expect(answerItem?.text).toBe(`Q: ${QUESTION}\nA: ${long}`); // …yet kept whole
+    expect(countItemTokens(compacted.data.items, bpeTokenCounter)).toBeLessThanOrEqual(budget);
+  });
+
   it('does not compact a context that fits the budget', () => {
     given(history(submit(TWO)))
       .when(completed(FETCH, dispatch(FETCH, 1), 'short'))
