@@ -83,6 +83,19 @@ export const PlannerConfig = z.object({
 export type PlannerConfig = z.infer<typeof PlannerConfig>;
 export type PlannerConfigInput = z.input<typeof PlannerConfig>;
 
+/**
+ * The config as a stored SessionStarted holds it: the same fields without the upper bounds, which
+ * apply to new input. An event written before a bound existed (or under a looser one) is still a
+ * valid event, not a corrupt log.
+ */
+export const StoredPlannerConfig = z.object({
+  systemPrompt: z.string(),
+  profile: z.string(),
+  tokenBudget: z.number().int().positive(),
+  maxAttempts: z.number().int().positive(),
+  backoff: z.object({ baseMs: z.number().int().nonnegative(), factor: z.number().min(1), maxMs: z.number().int().nonnegative() }),
+});
+
 /** One item of working context; `pinned` items (constraints, decisions) survive compaction. */
 export const ContextItem = z.object({
   id: z.string(),

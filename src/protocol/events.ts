@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ContextItem, NodeKind, PlannedTask, PlannerConfig } from './domain.js';
+import { ContextItem, NodeKind, PlannedTask, StoredPlannerConfig } from './domain.js';
 
 /** The schema version every event is written at today; older ones are upcast on read. */
 export const EVENT_SCHEMA_VERSION = 1;
@@ -9,7 +9,7 @@ const dispatchRef = { taskId: z.string(), dispatchId: z.string() };
 
 /** `data` of each domain event, by type. Events are past tense. */
 export const EventData = {
-  SessionStarted: z.object({ config: PlannerConfig }),
+  SessionStarted: z.object({ config: StoredPlannerConfig }),
   TasksPlanned: z.object({ input: z.string(), tasks: z.array(PlannedTask).min(1) }),
   TaskDispatched: z.object({ ...dispatchRef, attempt: z.number().int().positive(), kind: NodeKind }),
   TaskCompleted: z.object({ ...dispatchRef, output: z.string() }),

@@ -79,6 +79,14 @@ describe('upcasters', () => {
     expect(upcast(raw)).toMatchObject({ version: EVENT_SCHEMA_VERSION, data: { config: { maxAttempts: 7 } } });
   });
 
+  it('reads a stored config beyond the bounds new input has (written before them): not corrupt', () => {
+    const v0 = envelope({ type: 'SessionStarted', version: 0, data: { systemPrompt: 'p', budget: 128_000, maxAttempts: 500 } });
+    expect((decodeEvent(v0, 'memory') as Extract<DomainEvent, { type: 'SessionStarted' }>).data.config).toMatchObject({ tokenBudget: 128_000, maxAttempts: 500 });
+    const config = { systemPrompt: 'p', profile: 'default', tokenBudget: 250_000, maxAttempts: 3, backoff: { baseMs: 1, factor: 50, maxMs: 2 ** 40 } };
+    const v1 = envelope({ type: 'SessionStarted', version: EVENT_SCHEMA_VERSION, data: { config } });
+    expect(decodeEvent(JSON.stringify(v1), 'x')).toEqual(v1);
+  });
+
   it('leaves current events alone', () => {
     const raw = envelope();
     expect(upcast(raw)).toEqual(raw);
