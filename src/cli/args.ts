@@ -33,12 +33,18 @@ export const isFlag = (arg: string): boolean => /^--[A-Za-z]/.test(arg) || /^-[A
  * and the rest, so that the rest can be parsed with the command's own flags.
  */
 export function splitCommand(argv: string[]): { command: string | undefined; rest: string[] } {
+  let commandFlag: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') break;
-    if (!isFlag(arg)) return { command: arg, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
-    const kind = GLOBAL_FLAGS[arg.slice(2)];
-    if (kind && kind !== 'boolean') i++;
+    if (!isFlag(arg)) {
+      // `jetplan --budget 5 demo …`: the flag's value would be taken for the command.
+      if (commandFlag) throw new UsageError(`${commandFlag} goes after the command (jetplan <command> ${commandFlag} …)`);
+      return { command: arg, rest: [...argv.slice(0, i), ...argv.slice(i + 1)] };
+    }
+    const kind = GLOBAL_FLAGS[arg === '-h' ? 'help' : splitFlag(arg)[0]];
+    if (!kind) commandFlag ??= arg.split('=')[0];
+    else if (kind !== 'boolean' && !arg.includes('=')) i++;
   }
   return { command: undefined, rest: argv };
 }

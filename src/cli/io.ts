@@ -21,11 +21,26 @@ export interface CliIo {
   onSignal(handler: (signal: CliSignal) => void): () => void;
 }
 
+/**
+ * A writer to `stream` that goes quiet once the stream fails (EPIPE: the reader went away, as with
+ * `| head`): the rest of the output is dropped and the command itself goes on, instead of an
+ * unhandled 'error' event crashing it with a stack trace mid-session.
+ */
+export function quietWriter(stream: NodeJS.WritableStream): (text: string) => void {
+  let broken = false;
+  stream.on('error', () => {
+    broken = true;
+  });
+  return (text) => {
+    if (!broken) stream.write(text);
+  };
+}
+
 /** The real process: stdout, stderr, stdin, process.env and SIGINT/SIGTERM. */
 export function processIo(): CliIo {
   return {
-    stdout: (text) => void process.stdout.write(text),
-    stderr: (text) => void process.stderr.write(text),
+    stdout: quietWriter(process.stdout),
+    stderr: quietWriter(process.stderr),
     stdin: process.stdin,
     isTTY: process.stdin.isTTY === true,
     env: process.env,

@@ -48,6 +48,9 @@ describe('usage errors (exit 2)', () => {
     [['replay', '../x'], 'jetplan: invalid session id ../x (see jetplan help)'],
     [['replay', 'a', '--until', '0'], 'jetplan: --until must be at least 1 (see jetplan help)'],
     [['sessions', 'extra'], 'jetplan: unexpected argument extra (see jetplan help)'],
+    [['--budget', '5', 'demo', 'x'], 'jetplan: --budget goes after the command (jetplan <command> --budget …) (see jetplan help)'],
+    [['demo', 'x', '--inspect', '0'], 'jetplan: --inspect expects a port from 1 to 65535, got 0 (see jetplan help)'],
+    [['demo', 'x', '--inspect', '99999'], 'jetplan: --inspect expects a port from 1 to 65535, got 99999 (see jetplan help)'],
   ])('%j', async (argv, line) => {
     await expectError([...argv, '--data-dir', dir], 2, line);
   });
