@@ -83,7 +83,7 @@ export { OutboxRelay } from './actors/outboxRelay.js';
 export { RetryScheduler } from './actors/retryScheduler.js';
 export { LiveMirror } from './actors/liveMirror.js';
 export { createEmbeddedRuntime, defaultDecideDeps } from './runtime/embeddedRuntime.js';
-export type { EmbeddedRuntime, EmbeddedRuntimeOptions } from './runtime/embeddedRuntime.js';
+export type { EmbeddedRuntime, EmbeddedRuntimeOptions, RecoverScope, RuntimeFault, FaultListener } from './runtime/embeddedRuntime.js';
 
 // Executors.
 export { demoHandler } from './executors/demoExecutor.js';

@@ -2,7 +2,7 @@ import type { Commit } from '../actors/planner.js';
 import { outstanding, statusOf, toPlannerState } from '../machines/sessionQueries.js';
 import type { SessionState } from '../machines/sessionState.js';
 import { RequestClarification } from '../protocol/commands.js';
-import type { EmbeddedRuntime } from '../runtime/embeddedRuntime.js';
+import type { EmbeddedRuntime, RuntimeFault } from '../runtime/embeddedRuntime.js';
 import type { AnswerSource } from './answers.js';
 import type { CliContext } from './command.js';
 import { progressLine } from './view.js';
@@ -11,9 +11,14 @@ import { progressLine } from './view.js';
 export type Outcome =
   | { kind: 'finished'; state: SessionState }
   | { kind: 'waiting'; state: SessionState; taskId: string; question: string }
-  | { kind: 'interrupted' };
+  | { kind: 'interrupted' }
+  /** The runtime cannot go on (an unusable store, an input that keeps failing): no progress will come. */
+  | { kind: 'fault'; error: Error };
 
-type DriverEvent = { kind: 'question'; taskId: string; question: string } | { kind: 'finished'; state: SessionState };
+type DriverEvent =
+  | { kind: 'question'; taskId: string; question: string }
+  | { kind: 'finished'; state: SessionState }
+  | { kind: 'fault'; error: Error };
 
 /** A FIFO whose `take()` waits for the next item. */
 class Mailbox<T> {
@@ -43,6 +48,8 @@ export class SessionDriver {
   private readonly shown = new Set<string>();
   private readonly offs: Array<() => void>;
   private interrupted = false;
+  private fault: Error | undefined;
+  private answers: AnswerSource | undefined;
 
   constructor(
     private readonly runtime: EmbeddedRuntime,
@@ -52,6 +59,7 @@ export class SessionDriver {
     this.offs = [
       runtime.planner.onCommit((commit) => this.onCommit(commit)),
       runtime.bus.subscribe(runtime.subjects.allClarify, (message) => this.onQuestion(message.data)),
+      runtime.onFault((fault) => this.onFault(fault)),
     ];
   }
 
@@ -63,10 +71,11 @@ export class SessionDriver {
 
   /** Resolves with the outcome of the run. */
   async run(answers: AnswerSource): Promise<Outcome> {
+    this.answers = answers;
     for (;;) {
       const event = await this.mailbox.take();
       if (this.interrupted || event.kind === 'interrupt') return { kind: 'interrupted' };
-      if (event.kind === 'finished') return event;
+      if (event.kind === 'finished' || event.kind === 'fault') return event;
       const outcome = await this.ask(event.taskId, answers);
       if (outcome) return outcome;
     }
@@ -86,6 +95,7 @@ export class SessionDriver {
     log.debug({ question: open.question }, 'asking for clarification');
     const answer = await answers.next();
     if (this.interrupted) return { kind: 'interrupted' };
+    if (this.fault) return { kind: 'fault', error: this.fault };
     if (answer === undefined) return { kind: 'waiting', state, taskId, question: open.question };
     log.debug('clarification answered');
     await this.runtime.planner.handle(
@@ -105,6 +115,17 @@ export class SessionDriver {
       if (line) this.ctx.out(line);
     }
     if (TERMINAL.has(statusOf(commit.state))) this.mailbox.push({ kind: 'finished', state: commit.state });
+  }
+
+  /**
+   * A fault of the store stops every session; another session's stuck input does not stop this one.
+   * A prompt under way is closed: its answer could not be stored anyway.
+   */
+  private onFault(fault: RuntimeFault): void {
+    if (this.fault || (fault.sessionId !== undefined && fault.sessionId !== this.sessionId)) return;
+    this.fault = fault.error;
+    this.answers?.close();
+    this.mailbox.push({ kind: 'fault', error: fault.error });
   }
 
   private onQuestion(data: unknown): void {

@@ -2,6 +2,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { createEmbeddedRuntime, type EmbeddedRuntime } from '../runtime/embeddedRuntime.js';
 import type { SessionState } from '../machines/sessionState.js';
 import type { AnswerSource } from './answers.js';
+import { describeError } from './cliErrors.js';
 import type { CliContext } from './command.js';
 import { UsageError } from './cliErrors.js';
 import { DEFAULT_DATA_DIR } from './context.js';
@@ -78,6 +79,7 @@ export function resumeHint(ctx: CliContext, sessionId: string): string {
 }
 
 function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metrics: Metrics): number {
+  if (outcome.kind === 'fault') return printFault(ctx, sessionId, outcome.error);
   if (outcome.kind === 'interrupted') {
     if (ctx.json) ctx.out(JSON.stringify({ sessionId, outcome: 'interrupted' }));
     ctx.err(`interrupted; continue with: ${resumeHint(ctx, sessionId)}`);
@@ -94,6 +96,19 @@ function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metr
     return 0;
   }
   return printFinished(ctx, outcome.state, metrics);
+}
+
+/**
+ * One line for a run the runtime could not go on with (exit 1). What the log holds is intact and
+ * the open work is issued again on resume, so the line says how to continue once the cause (a
+ * full disk, say) is fixed.
+ */
+function printFault(ctx: CliContext, sessionId: string, error: Error): number {
+  if (ctx.json) ctx.out(JSON.stringify({ sessionId, outcome: 'fault', error: error.message }));
+  // The cause is the part a user can act on (ENOSPC, EIO); the message alone says only "reopen".
+  const cause = error.cause instanceof Error ? ` (${error.cause.message.replace(/\s*\n\s*/g, ' ')})` : '';
+  ctx.err(`${describeError(error).line}${cause}; continue with: ${resumeHint(ctx, sessionId)}`);
+  return 1;
 }
 
 /** Prints a finished (or already finished) session's summary; exit 0 unless it failed. */

@@ -1,5 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ExecuteTask } from '../protocol/commands.js';
+import type { Backoff } from '../protocol/domain.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { Inbox } from '../persistence/inbox.js';
 import { HEADER, type Bus, type BusMessage } from '../actors/bus.js';
@@ -15,6 +17,20 @@ export interface BusExecutorOptions {
   logger: Logger;
   /** Kinds this executor takes (default both). */
   kinds?: Array<'ToolCall' | 'Processing'>;
+  /** Waits between attempts to deliver a report the session did not take (default 50 ms doubling up to 5 s). */
+  reportBackoff?: Backoff;
+}
+
+const REPORT_BACKOFF: Backoff = { baseMs: 50, factor: 2, maxMs: 5_000 };
+
+/** What one executor shares between deliveries. */
+interface ExecutorState {
+  signal: AbortSignal;
+  /** Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one. */
+  producing: Map<string, Promise<ExecutorReport>>;
+  /** Dispatch ids whose report failed and is being retried: a copy delivered meanwhile leaves it to that. */
+  retrying: Set<string>;
+  track: (work: Promise<void>) => Promise<void>;
 }
 
 /**
@@ -29,8 +45,9 @@ export class ExecutorStoppedError extends Error {
 /**
  * Runs executors on the in-process bus: takes ExecuteTask commands, runs the handler once per
  * dispatch id (the report is recorded durably in the inbox before it is sent), and publishes the
- * report into the session. Returns a stop function that aborts work under way and waits for it;
- * a dispatch that fails once stopping began is left open (see ExecutorStoppedError).
+ * report into the session, retrying with backoff until the session takes it. Returns a stop
+ * function that aborts work under way and waits for it; a dispatch that fails once stopping began
+ * is left open (see ExecutorStoppedError), and so is one whose report is still undelivered.
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   const running = new Set<Promise<void>>();
@@ -41,13 +58,10 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
     work.then(done, done);
     return work;
   };
-  /** Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one. */
-  const producing = new Map<string, Promise<ExecutorReport>>();
   const controller = new AbortController();
+  const state: ExecutorState = { signal: controller.signal, producing: new Map(), retrying: new Set(), track };
   const kinds = o.kinds ?? ['ToolCall', 'Processing'];
-  const unsubscribe = kinds.map((kind) =>
-    o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, controller.signal, producing, track))),
-  );
+  const unsubscribe = kinds.map((kind) => o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, state))));
   return async () => {
     for (const off of unsubscribe) off();
     controller.abort();
@@ -57,33 +71,67 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   };
 }
 
-async function handle(
-  o: BusExecutorOptions,
-  message: BusMessage,
-  signal: AbortSignal,
-  producing: Map<string, Promise<ExecutorReport>>,
-  track: (work: Promise<void>) => Promise<void>,
-): Promise<void> {
+async function handle(o: BusExecutorOptions, message: BusMessage, x: ExecutorState): Promise<void> {
   const task = ExecuteTask.parse(message.data);
-  let work = producing.get(task.dispatchId);
+  let work = x.producing.get(task.dispatchId);
   if (!work) {
-    work = reportFor(o, task, signal);
-    producing.set(task.dispatchId, work);
-    const forget = () => producing.delete(task.dispatchId);
+    work = reportFor(o, task, x.signal);
+    x.producing.set(task.dispatchId, work);
+    const forget = () => x.producing.delete(task.dispatchId);
     work.then(forget, forget);
   }
   const report = await work;
   // Delivered in the background: the command is taken once its report is recorded, and the
   // report's own delivery must not hold up the bus that delivered the command. Tracked, so
   // stopping the executor waits for it.
-  void track(o.bus
-    .publish(o.subjects.input(task.sessionId), report, {
-      [HEADER.type]: report.type,
-      [HEADER.messageId]: `report.${task.dispatchId}`,
-      [HEADER.causationId]: message.headers[HEADER.messageId] ?? task.dispatchId,
-      [HEADER.correlationId]: message.headers[HEADER.correlationId] ?? task.sessionId,
-    })
-    .catch((err: unknown) => o.logger.error({ err, dispatchId: task.dispatchId }, 'report not delivered')));
+  if (x.retrying.has(task.dispatchId)) return;
+  const headers = {
+    [HEADER.type]: report.type,
+    [HEADER.messageId]: `report.${task.dispatchId}`,
+    [HEADER.causationId]: message.headers[HEADER.messageId] ?? task.dispatchId,
+    [HEADER.correlationId]: message.headers[HEADER.correlationId] ?? task.sessionId,
+  };
+  void x.track(deliverReport(o, task, report, headers, x));
+}
+
+/**
+ * Publishes the report until the session takes it. The command that asked for it is already
+ * marked delivered, so nobody would send it again: one lost report would leave the task Running
+ * for good. Gives up only when the executor stops; the report stays in the inbox, and the
+ * dispatch, still open in the session, is issued again on recovery and answered from there.
+ */
+async function deliverReport(
+  o: BusExecutorOptions,
+  task: ExecuteTask,
+  report: ExecutorReport,
+  headers: Record<string, string>,
+  x: ExecutorState,
+): Promise<void> {
+  const { baseMs, factor, maxMs } = o.reportBackoff ?? REPORT_BACKOFF;
+  const id = task.dispatchId;
+  let retrying = false;
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await o.bus.publish(o.subjects.input(task.sessionId), report, headers);
+        return;
+      } catch (err) {
+        const delayMs = Math.min(maxMs, baseMs * factor ** (attempt - 1));
+        o.logger.error({ err, dispatchId: id, attempt, delayMs, stopping: x.signal.aborted }, 'report not delivered');
+        if (x.signal.aborted) return;
+        // Only now: redeliveries while one attempt is under way still each send the report, but
+        // one retry loop per dispatch is enough once sending fails.
+        if (!retrying && x.retrying.has(id)) return;
+        retrying = true;
+        x.retrying.add(id);
+        // The abort ends the wait early (a rejection); the check below then ends the loop.
+        await sleep(delayMs, undefined, { signal: x.signal }).catch(() => undefined);
+        if (x.signal.aborted) return;
+      }
+    }
+  } finally {
+    if (retrying) x.retrying.delete(id);
+  }
 }
 
 /** The dispatch's report: recorded in the inbox, or produced by the handler once and recorded. */

@@ -5,6 +5,7 @@ import { HEADER, type Bus } from '../actors/bus.js';
 import { OutboxRelay } from '../actors/outboxRelay.js';
 import { Planner } from '../actors/planner.js';
 import { RetryScheduler } from '../actors/retryScheduler.js';
+import type { Timers } from '../actors/timers.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { bpeTokenCounter, createMemoTokenCounter, createRelevanceCompactor } from '../compaction/index.js';
 import { planText } from '../planning/index.js';
@@ -21,6 +22,9 @@ import { subjectsFor, type Subjects } from '../protocol/subjects.js';
 import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
 import type { DecideDeps } from '../machines/decide.js';
+import { Faults, InputFailures, faultReportingStore, type FaultListener } from './faults.js';
+
+export type { FaultListener, RuntimeFault } from './faults.js';
 
 /** Options of {@link createEmbeddedRuntime}. */
 export interface EmbeddedRuntimeOptions {
@@ -32,6 +36,13 @@ export interface EmbeddedRuntimeOptions {
   logger?: Logger;
   clock?: () => number;
   newId?: () => string;
+  /** Timers of the retry scheduler and the outbox relay (tests drive them by hand). */
+  timers?: Timers;
+}
+
+/** What {@link EmbeddedRuntime.recover} re-arms: one session's work, or (without it) every session's. */
+export interface RecoverScope {
+  sessionId?: string;
 }
 
 /** The embedded deployment: file (or memory) store, in-process bus, planner and its helpers. */
@@ -45,8 +56,16 @@ export interface EmbeddedRuntime {
   logger: Logger;
   clock: () => number;
   newId: () => string;
-  /** Re-arms what a previous run left open: outbox commands, running tasks, questions, timers. */
-  recover(): Promise<{ sessions: number; commands: number }>;
+  /**
+   * Re-arms what a previous run left open: outbox commands, running tasks, questions, timers. With
+   * a `sessionId`, only that session's: resuming one session must not run the others.
+   */
+  recover(scope?: RecoverScope): Promise<{ sessions: number; commands: number }>;
+  /**
+   * Subscribes to faults the runtime cannot get past (an unusable store, an input that keeps
+   * failing); a session driver ends on one instead of waiting for progress that cannot come.
+   */
+  onFault(listener: FaultListener): () => void;
   close(): Promise<void>;
 }
 
@@ -65,9 +84,11 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? Date.now;
   const newId = options.newId ?? randomUUID;
-  const store = options.dataDir
-    ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true })
-    : new MemoryEventStore();
+  const faults = new Faults(logger);
+  const store = faultReportingStore(
+    options.dataDir ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true }) : new MemoryEventStore(),
+    faults,
+  );
   const snapshots: SnapshotStore = options.dataDir ? new FileSnapshotStore(options.dataDir) : new MemorySnapshotStore();
   const bus = new InProcessBus();
   const subjects = subjectsFor();
@@ -77,50 +98,37 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
     subjects,
     outbox: store,
     logger,
+    ...(options.timers ? { timers: options.timers } : {}),
     // Work of a session that was cancelled (or ended) before its command got through is not sent.
     isObsolete: async (entry) => statusOf(await repository.load(entry.sessionId)) !== 'active',
   });
   const planner = new Planner({ store, repository, decideDeps: defaultDecideDeps(), effects: relay, clock, newId, logger });
-  const retries = new RetryScheduler(planner, clock, logger);
+  const retries = new RetryScheduler(planner, clock, logger, options.timers);
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));
-  const unsubscribe = subscribeInputs(bus, subjects, planner, logger);
+  const unsubscribe = subscribeInputs(bus, subjects, planner, logger, new InputFailures(faults));
 
-  async function recover() {
-    // What the outbox still holds is published by the relay; re-issuing it from state as well
-    // would send the same dispatch twice. (Sessions moving on while this loop runs can still
-    // meet a re-issue of their new dispatch: the executor runs a dispatch id once.)
-    const pending = new Set((await store.pendingCommands()).map((c) => c.id));
-    const commands = await relay.recover();
-    const ids = await store.listStreams();
-    let sessions = 0;
-    for (const id of ids) {
-      const state = await repository.load(id);
-      if (statusOf(state) !== 'active') continue;
-      sessions++;
-      const open = outstanding(state);
-      // Work a crash left open is issued again; executors answer a known dispatch id from their inbox.
-      if (open.command?.type === 'ExecuteTask' && !pending.has(open.command.dispatchId)) {
-        relay.perform(toOutbox([open.command], state, { messageId: `recover.${id}`, now: clock() }));
-      }
-      retries.watch(state);
-    }
-    return { sessions, commands };
-  }
+  const recover = (scope: RecoverScope = {}) => recoverSessions({ store, repository, relay, retries, clock }, scope);
 
   async function close() {
     unsubscribe();
+    faults.close();
     retries.close();
     await planner.drain();
     await relay.close();
     await store.close();
   }
 
-  return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, close };
+  const onFault = (listener: FaultListener) => faults.on(listener);
+  return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, onFault, close };
 }
 
-/** Feeds `jetplan.in.<session>` messages into the planner; invalid ones become InputRejected. */
-function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger): () => void {
+/**
+ * Feeds `jetplan.in.<session>` messages into the planner; invalid ones become InputRejected. A
+ * failure rejects the publish (so the publisher retries) and is counted, so that an input that
+ * keeps failing becomes a fault rather than a silent loop.
+ */
+function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger, failures: InputFailures): () => void {
   return bus.subscribe(subjects.allInputs, async (message) => {
     const sessionId = message.subject.split('.').pop()!;
     const parsed = parseInput(message.data);
@@ -131,9 +139,48 @@ function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger:
     };
     try {
       await planner.handle(sessionId, input, meta);
+      failures.applied(meta.messageId);
     } catch (err) {
       logger.error({ err, sessionId }, 'input not applied');
+      failures.failed(sessionId, meta.messageId, err);
       throw err;
     }
   });
+}
+
+/** What {@link recoverSessions} works with. */
+interface RecoveryDeps {
+  store: EventStore & OutboxStore;
+  repository: SessionRepository;
+  relay: OutboxRelay;
+  retries: RetryScheduler;
+  clock: () => number;
+}
+
+/** Re-arms the open work of the sessions in scope (see {@link EmbeddedRuntime.recover}). */
+async function recoverSessions(
+  { store, repository, relay, retries, clock }: RecoveryDeps,
+  scope: RecoverScope,
+): Promise<{ sessions: number; commands: number }> {
+  const only = scope.sessionId;
+  const commands = (await store.pendingCommands()).filter((c) => only === undefined || c.sessionId === only);
+  // What the outbox still holds is published by the relay; re-issuing it from state as well
+  // would send the same dispatch twice. (Sessions moving on while this loop runs can still
+  // meet a re-issue of their new dispatch: the executor runs a dispatch id once.)
+  const pending = new Set(commands.map((c) => c.id));
+  relay.perform(commands);
+  const ids = only === undefined ? await store.listStreams() : [only];
+  let sessions = 0;
+  for (const id of ids) {
+    const state = await repository.load(id);
+    if (state.version === 0 || statusOf(state) !== 'active') continue;
+    sessions++;
+    const open = outstanding(state);
+    // Work a crash left open is issued again; executors answer a known dispatch id from their inbox.
+    if (open.command?.type === 'ExecuteTask' && !pending.has(open.command.dispatchId)) {
+      relay.perform(toOutbox([open.command], state, { messageId: `recover.${id}`, now: clock() }));
+    }
+    retries.watch(state);
+  }
+  return { sessions, commands: commands.length };
 }

@@ -52,7 +52,7 @@ export const resumeCommand: Command = {
     }
     const source = new AnswerSource(answers, ctx.io, true);
     return driveSession(ctx, demo, sessionId, source, async () => {
-      await demo.runtime.recover();
+      await demo.runtime.recover({ sessionId });
       await reask(demo, sessionId);
     });
   },
