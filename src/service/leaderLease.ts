@@ -78,38 +78,60 @@ export class LeaderLease {
 
   private async run(): Promise<void> {
     while (!this.closed) {
-      if (this.leader) await this.renew();
-      else await this.campaign();
-      await this.pause(this.ttlMs / 3);
+      // A renewal that failed is tried again soon, well inside the 2/3-TTL deadline, rather than
+      // a whole TTL/3 later (after which the deadline would already have passed).
+      const ok = this.leader ? await this.renew() : await this.campaign();
+      await this.pause(ok || !this.leader ? this.ttlMs / 3 : Math.min(this.ttlMs / 12, 500));
     }
   }
 
-  private async campaign(): Promise<void> {
+  /** Tries to take the lease; true if this instance now leads. */
+  private async campaign(): Promise<boolean> {
     const started = performance.now();
     try {
       this.revision = await this.kv.create(this.o.key, this.o.instanceId);
-      this.renewed(started);
-      if (this.closed) return void (await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch(() => undefined));
-      this.o.logger.info({ instanceId: this.o.instanceId, key: this.o.key }, 'leader lease acquired');
-      this.setLeader(true);
     } catch {
-      /* held by another instance, or NATS unreachable: stay standby */
+      // Held by another instance, or NATS unreachable: stay standby. Or still ours, left by a
+      // step-down on the deadline while NATS was slow: then renewing it takes it back.
+      if (!(await this.stillOurs())) return false;
+      try {
+        this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision);
+      } catch {
+        return false;
+      }
     }
+    this.renewed(started);
+    if (this.closed) {
+      await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch(() => undefined);
+      return false;
+    }
+    this.o.logger.info({ instanceId: this.o.instanceId, key: this.o.key }, 'leader lease acquired');
+    this.setLeader(true);
+    return true;
   }
 
-  private async renew(retried = false): Promise<void> {
+  /** Renews the lease; false if this renewal failed (the leader may still hold it). */
+  private async renew(retried = false): Promise<boolean> {
     const started = performance.now();
     try {
-      this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision);
+      // A renewal sent during an outage gets no answer: give up on it after TTL/12 (≤ 1 s), not
+      // the client's 5 s request timeout, so the retries fit before the 2/3-TTL deadline.
+      const timeout = Math.max(250, Math.min(1_000, this.ttlMs / 12));
+      this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision, timeout);
       this.renewed(started);
+      return true;
     } catch (err) {
       const mismatch = (err as { code?: number }).code === 10071;
       // A renewal that timed out may still have been written: then the key is ours at a newer
       // revision, and stepping down would leave the service without a leader for a TTL.
       if (mismatch && !retried && (await this.stillOurs())) return this.renew(true); // from the adopted revision
-      if (!mismatch) return this.o.logger.warn({ err }, 'lease renewal failed; retrying');
+      if (!mismatch) {
+        this.o.logger.warn({ err }, 'lease renewal failed; retrying');
+        return false;
+      }
       this.o.logger.warn({ err }, 'leader lease taken by another instance; stepping down');
       this.setLeader(false);
+      return false;
     }
   }
 

@@ -1,4 +1,4 @@
-import { Kvm } from '@nats-io/kv';
+import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -20,7 +20,7 @@ afterAll(async () => {
 });
 
 async function connectTo(): Promise<NatsConnection> {
-  const nc = await connect({ servers: server.url, reconnectTimeWait: 50 });
+  const nc = await connect({ servers: server.url, reconnectTimeWait: 50, maxReconnectAttempts: -1 });
   connections.push(nc);
   return nc;
 }
@@ -54,6 +54,28 @@ describe('LeaderLease', () => {
     await a.until(false);
     // Never two leaders: a stepped down (on its own deadline) before b took over.
     expect(log).toEqual(['a:true', 'a:false', 'b:true']);
+  });
+
+  it('a NATS outage shorter than the deadline does not cost leadership: a failed renewal is retried soon', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 12_000 };
+    const log: string[] = [];
+    const nc = await connectTo();
+    const a = await lease('a', nc, spec, log);
+    await a.until(true);
+    // Right after a renewal, NATS goes away for 4.5 s: the next renewal (due after 4 s) fails, and
+    // the one after it would have come only at the 8 s deadline.
+    const kv = await new Kvm(await connectTo()).open(spec.bucket);
+    const watch = await kv.watch({ key: spec.key, include: KvWatchInclude.UpdatesOnly });
+    for await (const _ of watch) break; // a renewal just landed
+    await server.kill();
+    await new Promise((resolve) => setTimeout(resolve, 4_500)); // the outage itself, not a wait for a condition
+    await server.restart();
+    // Back within the deadline: a renewal lands again, and a led throughout.
+    const kv2 = await new Kvm(await connectTo()).open(spec.bucket);
+    const renewedAgain = await kv2.watch({ key: spec.key, include: KvWatchInclude.UpdatesOnly });
+    for await (const e of renewedAgain) if (e.string() === 'a') break;
+    expect(a.lease.isLeader()).toBe(true);
+    expect(log).toEqual(['a:true']);
   });
 
   it('a renewal that was written although it failed does not make the leader step down', async () => {
