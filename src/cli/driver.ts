@@ -72,6 +72,8 @@ export class SessionDriver {
   /** Resolves with the outcome of the run. */
   async run(answers: AnswerSource): Promise<Outcome> {
     this.answers = answers;
+    // A fault that came while the session was starting (before there were answers to close).
+    if (this.fault) answers.close();
     for (;;) {
       const event = await this.mailbox.take();
       if (this.interrupted || event.kind === 'interrupt') return { kind: 'interrupted' };
@@ -87,6 +89,7 @@ export class SessionDriver {
   }
 
   private async ask(taskId: string, answers: AnswerSource): Promise<Outcome | undefined> {
+    if (this.fault) return { kind: 'fault', error: this.fault }; // never prompt once the store is gone
     const state = await this.runtime.repository.load(this.sessionId);
     const open = outstanding(state).command;
     if (open?.type !== 'RequestClarification' || open.taskId !== taskId) return undefined;

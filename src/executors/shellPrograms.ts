@@ -20,6 +20,8 @@ const EXEC_CAPABLE = new Set([
   'watch', 'strace', 'ltrace', 'gdb', 'script', 'expect', 'parallel', 'sudo', 'su', 'doas', 'runuser',
   'chroot', 'unshare', 'nsenter', 'systemd-run', 'at', 'batch', 'crontab', 'docker', 'podman', 'kubectl',
   'npm', 'npx', 'yarn', 'pnpm', 'pip', 'pip3', 'deno', 'bun', 'java', 'jshell', 'Rscript', 'R', 'julia',
+  'view', 'rview', 'vimdiff', 'editor', 'nano', 'pico', 'setarch', 'linux32', 'linux64', 'socat', 'wget',
+  'gtar', 'gsed', 'gfind', 'gawk', 'ld.so', 'busctl', 'dbus-send', 'bwrap', 'firejail', 'valgrind', 'perf',
 ]);
 /** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
 const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;
@@ -28,7 +30,9 @@ const MULTI_CALL = new Set(['busybox', 'toybox']);
 
 /** Whether a program name (a basename) can run other programs through its arguments. */
 export function isExecCapable(name: string): boolean {
-  return EXEC_CAPABLE.has(name) || EXEC_CAPABLE_FAMILY.test(name);
+  // Debian names a build after its flavour (vim.basic, vim.tiny): judge the program, not the build.
+  const base = name.replace(/\.(basic|tiny|nox|gtk\d*|athena)$/, '');
+  return EXEC_CAPABLE.has(base) || EXEC_CAPABLE_FAMILY.test(base) || /^ld-linux/.test(base) || /^vim/.test(base);
 }
 
 

@@ -72,8 +72,15 @@ export class PullLoop {
         if (this.#stopping) break;
         this.#batch = await this.#opts.consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
         for await (const m of this.#batch) {
+          // After a reconnect nats.js pulls a whole batch again within the same fetch: never run
+          // more than the slots taken for it; hand the rest back at once.
+          if (taken >= free) {
+            m.nak();
+            continue;
+          }
           taken++;
           this.#start(m);
+          if (taken === free) this.#batch.stop();
         }
       } catch (err) {
         if (this.#stopping || this.#opts.isClosed()) break;

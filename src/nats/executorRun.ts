@@ -92,8 +92,11 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     if (earlier) return { type: 'report', report: earlier, ran: false, recorded: true };
     const { outcome, threw } = await runWatched(ctx.handler, task, abort.signal);
     if (keeper.lost) return { type: 'abandoned', reason: 'claim lost', ran: true };
-    // A handler that gave up on its abort did not do the task: another executor will.
-    if (threw && abort.signal.aborted) return { type: 'abandoned', reason: 'stopped', ran: true };
+    // A handler that gave up on its abort (threw, or reported a failure, as the shell handler
+    // does for a killed command) did not do the task: another executor will, at no attempt's cost.
+    if (abort.signal.aborted && (threw || outcome.type === 'failed')) {
+      return { type: 'abandoned', reason: 'stopped', ran: true };
+    }
     const report = checkedReport(task, outcome);
     const put = () => ctx.inbox.put(task.dispatchId, report);
     const recorded = await recordReport(put, ctx.recordAttempts ?? 4, Math.min(ctx.refreshMs, 1_000), (err, attempt) =>

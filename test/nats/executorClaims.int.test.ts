@@ -123,6 +123,23 @@ describe('executor claims', () => {
     expect(calls).toBe(1);
   });
 
+  it('a handler that answers its abort with a failure (as the shell handler does) hands its command back too', async () => {
+    const w = await world();
+    const started = latch();
+    const a = await w.start(async (_t, { signal }) => {
+      started.release();
+      await aborted(signal);
+      return { type: 'failed', error: 'aborted', retryable: true };
+    });
+    await w.publishTask('d1');
+    await started.promise;
+    await a.stop();
+    expect(await w.storedReports()).toBe(0); // no TaskFailed: stopping costs no attempt
+    expect(await (await w.kv(w.inboxBucket)).get('s1.t1.1')).toBeNull();
+    await w.start(async () => ({ type: 'completed', output: 'by the next one' }));
+    expect(await w.reports(1)).toEqual([expect.objectContaining({ type: 'TaskCompleted', output: 'by the next one' })]);
+  });
+
   it('aborts a handler whose claim is taken over and reports nothing for it', async () => {
     const w = await world();
     const started = latch();
