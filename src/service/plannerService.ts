@@ -211,12 +211,16 @@ async function recoverThenConsume(
   onRecovered: (result: RecoveryResult) => void,
 ): Promise<boolean> {
   const { store, repository, effects, clock, streamName, consumer } = parts;
+  const base = { store, repository, effects, retries, clock, logger };
   for (let attempt = 0; stillLeading(); attempt++) {
     try {
-      const recovery = await recoverSessions({ store, repository, effects, retries, clock, logger });
+      // After a few whole passes, a session that keeps failing is deferred instead: one session
+      // whose reads keep timing out must not keep the leader from taking input for all others.
+      const recovery = await recoverSessions({ ...base, deferFailing: attempt >= DEFER_AFTER_PASSES });
       onRecovered(recovery);
-      logger.info({ ...recovery, streamName }, 'leader: recovered sessions');
+      logger.info({ ...recovery, deferred: recovery.deferred.length, streamName }, 'leader: recovered sessions');
       consumer.start();
+      if (recovery.deferred.length > 0) void recoverDeferred(base, recovery.deferred, logger, stillLeading);
       return true;
     } catch (err) {
       logger.error({ err }, 'recovery failed; retrying');
@@ -224,6 +228,25 @@ async function recoverThenConsume(
     }
   }
   return false;
+}
+
+/** Whole recovery passes that may fail before failing sessions are deferred. */
+const DEFER_AFTER_PASSES = 3;
+
+/** Recovers the deferred sessions in the background, every 5 s, while this instance leads. */
+async function recoverDeferred(
+  base: Omit<Parameters<typeof recoverSessions>[0], 'sessionIds' | 'deferFailing'>,
+  deferred: string[],
+  logger: Logger,
+  stillLeading: () => boolean,
+): Promise<void> {
+  let left = deferred;
+  while (left.length > 0 && stillLeading()) {
+    await sleep(5_000);
+    if (!stillLeading()) return;
+    left = (await recoverSessions({ ...base, sessionIds: left, deferFailing: true }).catch(() => ({ deferred: left }))).deferred;
+    logger.info({ left: left.length }, 'deferred sessions recovered again');
+  }
 }
 
 /** Closes in dependency order: stop taking input, drain the planner, then release the lease and stores. */

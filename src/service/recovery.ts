@@ -31,6 +31,8 @@ export interface RecoveryResult {
   failed: number;
   /** Sessions skipped without a fold: their latest event ended them. */
   ended: number;
+  /** With `deferFailing`: sessions a store failure kept from being recovered, to try again later. */
+  deferred: string[];
 }
 
 /** Events after which a session takes no work (only rejections and ignored reports follow). */
@@ -50,6 +52,13 @@ export interface RecoveryOptions {
   attempts?: number;
   /** First delay between a session's attempts, doubled each time, ms (default 200). */
   retryDelayMs?: number;
+  /** Only these sessions (default: every session in the store). */
+  sessionIds?: readonly string[];
+  /**
+   * Defer, rather than fail the recovery for, a session a store failure keeps from being
+   * recovered: it is listed in `deferred` and the others are recovered (default false).
+   */
+  deferFailing?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -57,17 +66,22 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * Re-issues the outstanding commands and timers of every active session. Skips (and counts as
  * failed) the sessions whose log cannot be read or folded; rejects if a store failure outlasts a
- * session's retries.
+ * session's retries, unless `deferFailing`, which lists such sessions in `deferred` instead.
  */
 export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
-  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0, ended: 0 };
-  const ids = await o.store.listStreams();
+  const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0, ended: 0, deferred: [] };
+  const ids = o.sessionIds ?? (await o.store.listStreams());
   const width = o.concurrency ?? 16;
   for (let i = 0; i < ids.length; i += width) {
     // allSettled: a batch that fails still finishes its other sessions before the caller retries.
-    const settled = await Promise.allSettled(ids.slice(i, i + width).map((id) => recoverWithRetries(o, id, result)));
-    const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failure) throw failure.reason;
+    const batch = ids.slice(i, i + width);
+    const settled = await Promise.allSettled(batch.map((id) => recoverWithRetries(o, id, result)));
+    settled.forEach((s, k) => {
+      if (s.status !== 'rejected') return;
+      if (!o.deferFailing) throw s.reason;
+      result.deferred.push(batch[k]!);
+      o.logger.error({ err: s.reason, sessionId: batch[k] }, 'session not recovered (store failure); deferred');
+    });
   }
   return result;
 }

@@ -61,7 +61,7 @@ describe('planner service: crashes, standbys and timers', () => {
 
     const second = await env.service(iso, { leaseTtlMs: 1_500, instanceId: 'B' });
     await second.whenLeader; // after the crashed leader's lease expired
-    expect(second.lastRecovery()).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 0 });
+    expect(second.lastRecovery()).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 0, deferred: [] });
     hold.open();
     const events = await waitForEvents(store, 'crash', has('SessionCompleted'));
 

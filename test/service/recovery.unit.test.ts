@@ -26,7 +26,7 @@ describe('recoverSessions', () => {
       retries: { watch: (state: { sessionId: string }) => void watched.push(state.sessionId) } as unknown as RetryScheduler,
     });
 
-    expect(result).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 2 });
+    expect(result).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 2, deferred: [] });
     expect(load.mock.calls.map(([id]) => id)).toEqual(['live']);
     expect(performed.map((c) => [c.command.type, c.sessionId])).toEqual([['ExecuteTask', 'live']]);
     expect(watched).toEqual(['live']);
@@ -57,6 +57,25 @@ describe('recoverSessions', () => {
       return load(id);
     });
     await expect(recoverSessions({ ...w.options, retryDelayMs: 1 })).rejects.toThrow('no responders');
+    await w.runtime.close();
+  });
+
+  it('with deferFailing, a session a store failure keeps from recovering is deferred and the others are recovered', async () => {
+    const w = await twoLiveSessions();
+    const load = w.repository.load.bind(w.repository);
+    let down = true;
+    vi.spyOn(w.repository, 'load').mockImplementation(async (id) => {
+      if (id === 'b' && down) throw new StoreUnavailableError('timeout');
+      return load(id);
+    });
+    const first = await recoverSessions({ ...w.options, retryDelayMs: 1, deferFailing: true });
+    expect(first).toMatchObject({ sessions: 1, republished: 1, failed: 0, deferred: ['b'] });
+    expect(w.performed.map((c) => c.sessionId)).toEqual(['a']);
+    // Later, the deferred one alone, once the store answers again.
+    down = false;
+    const again = await recoverSessions({ ...w.options, sessionIds: first.deferred, deferFailing: true });
+    expect(again).toMatchObject({ sessions: 1, republished: 1, deferred: [] });
+    expect(w.performed.map((c) => c.sessionId)).toEqual(['a', 'b']);
     await w.runtime.close();
   });
 
