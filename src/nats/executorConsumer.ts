@@ -4,8 +4,8 @@ import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 
 /**
- * Creates the durable consumer, or checks an existing one's filter and brings its ack wait to
- * `ackWaitMs` (the progress acks of this executor are paced on it).
+ * Creates the durable consumer, or checks an existing one's filter and raises its ack wait to
+ * `ackWaitMs` if it is shorter (this executor paces its progress acks on its own ack wait).
  */
 export async function ensureConsumer(
   jsm: JetStreamManager,
@@ -28,9 +28,12 @@ export async function ensureConsumer(
     if (info.config.filter_subject !== filter) {
       throw new Error(`consumer ${durable} on ${stream} filters ${info.config.filter_subject ?? '(nothing)'}, expected ${filter}`);
     }
-    if (info.config.ack_wait !== config.ack_wait) {
+    // Only raised, never lowered: executors sharing the consumer with a longer ack wait pace their
+    // progress acks on it, and a shorter one set by another executor would get their commands
+    // redelivered while they still run them. A shorter own ack wait only paces acks sooner.
+    if ((info.config.ack_wait ?? 0) < config.ack_wait) {
       await jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait });
-      logger.info({ durable, ackWaitMs }, 'consumer ack wait updated');
+      logger.info({ durable, ackWaitMs }, 'consumer ack wait raised');
     }
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;

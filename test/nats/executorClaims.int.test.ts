@@ -100,6 +100,15 @@ describe('executor claims', () => {
     await expect(w.start(handler, { ackWaitMs: 10_000 })).resolves.toBeDefined();
   });
 
+  it('executors sharing a consumer only ever raise its ack wait, never lower it under one another', async () => {
+    const w = await world();
+    const handler: TaskHandler = async () => ({ type: 'completed', output: 'x' });
+    await w.start(handler, { ackWaitMs: 90_000 });
+    expect((await w.consumerInfo()).config.ack_wait).toBe(90_000 * 1_000_000);
+    await w.start(handler, { ackWaitMs: 30_000, inboxBucket: uniqueName('inbox2') });
+    expect((await w.consumerInfo()).config.ack_wait).toBe(90_000 * 1_000_000);
+  });
+
   it('stop() aborts running handlers; one that gives up hands its command to the next executor', async () => {
     const w = await world();
     const started = latch();
