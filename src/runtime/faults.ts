@@ -80,7 +80,7 @@ export const INPUT_FAILURE_LIMIT = 5;
 /**
  * Counts consecutive failures of bus inputs by message id. A publisher (the executor) retries an
  * input that failed; one that fails {@link INPUT_FAILURE_LIMIT} times running is not transient,
- * and its session is reported stuck. Store faults are reported by the store wrapper instead.
+ * and its session is reported stuck. A store fault is reported at once.
  */
 export class InputFailures {
   // Bounded: an input whose publisher gave up is never seen again and must not be kept forever.
@@ -93,7 +93,10 @@ export class InputFailures {
   }
 
   failed(sessionId: string, messageId: string | undefined, error: unknown): void {
-    if (messageId === undefined || isStoreFault(error)) return;
+    // Also one met outside the store (a record the upcaster cannot read): reported at once. The
+    // store wrapper may have reported it too; a second report changes nothing for a driver.
+    if (isStoreFault(error)) return this.faults.report({ error });
+    if (messageId === undefined) return;
     const count = (this.counts.get(messageId) ?? 0) + 1;
     this.counts.set(messageId, count);
     if (count < this.limit) return;
