@@ -3,6 +3,7 @@ import { outstanding } from '../machines/sessionQueries.js';
 import type { SessionState } from '../machines/sessionState.js';
 import type { Planner } from './planner.js';
 import { MAX_TIMER_MS, realTimers, type Timers } from './timers.js';
+import { RecentMap } from '../shared/recentMap.js';
 
 /** How long to wait before sending a RetryDue again after the planner failed to apply it. */
 const RETRY_AGAIN_MS = 1_000;
@@ -14,6 +15,8 @@ const RETRY_AGAIN_MS = 1_000;
  */
 export class RetryScheduler {
   private readonly armed = new Map<string, { key: string; handle: unknown }>();
+  /** The newest session version watched, by session: an older state must not undo a newer one. */
+  private readonly seen = new RecentMap<string, number>(100_000);
   private closed = false;
   private readonly unsubscribe: () => void;
 
@@ -28,6 +31,10 @@ export class RetryScheduler {
 
   /** Arms, re-arms or disarms the session's retry timer to match its state. */
   watch(state: SessionState): void {
+    // A recovery that read the session before a newer commit (it runs beside the consumer when
+    // deferred) would otherwise clear the timer that commit armed.
+    if (state.version < (this.seen.get(state.sessionId) ?? 0)) return;
+    this.seen.set(state.sessionId, state.version);
     const retry = outstanding(state).retry;
     const current = this.armed.get(state.sessionId);
     const key = retry ? `${retry.taskId}.${retry.attempt}` : '';

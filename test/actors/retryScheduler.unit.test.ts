@@ -113,6 +113,19 @@ describe('RetryScheduler', () => {
     expect(w.timers.cleared).toHaveLength(1);
   });
 
+  it('an older state (a recovery that read the session before a newer commit) does not undo a newer timer', async () => {
+    const w = setup();
+    const start = await w.planner.handle('s1', { type: 'SubmitInput', text: '- Fetch the data', config: { backoff: { baseMs: 250, factor: 2, maxMs: 10_000 } } });
+    const before = start.state; // read by a slow recovery: no retry due yet
+    const d = start.events.find((e) => e.type === 'TaskDispatched')!;
+    const { taskId, dispatchId } = d.data as { taskId: string; dispatchId: string };
+    await w.planner.handle('s1', { type: 'TaskFailed', taskId, dispatchId, error: 'flaky' }); // arms the retry
+    expect(w.timers.pending.size).toBe(1);
+    w.scheduler.watch(before); // the recovery's stale state comes in late
+    expect(w.timers.pending.size).toBe(1);
+    expect(w.timers.cleared).toHaveLength(0);
+  });
+
   it('keeps one timer per session', async () => {
     const w = setup();
     await w.intoBackoff('a');
