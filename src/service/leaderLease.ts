@@ -8,6 +8,7 @@
  * of a TTL after its last successful renewal began, before the key can expire and be taken. A standby polls every ttl/3 and watches the key, so a deleted lease (a clean
  * shutdown) is taken over at once and an expired one within a poll interval.
  */
+import { randomUUID } from 'node:crypto';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
@@ -38,13 +39,22 @@ export class LeaderLease {
   private watcher: { stop(): void } | undefined;
   /** Steps down when no renewal succeeded in time: before the key can expire on the server. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
+  /** When the first renewal not yet confirmed began (undefined while the last one succeeded). */
+  private unconfirmedSince: number | undefined;
+  /**
+   * What this process writes into the key: its instance id and a token of its own, so that a
+   * second process started with the same instance id is another holder, not "us".
+   */
+  readonly holder: string;
 
   private constructor(
     private readonly o: LeaderLeaseOptions,
     private readonly kv: KV,
     /** The bucket's TTL, which rules if the bucket already existed with another one. */
     readonly ttlMs: number,
-  ) {}
+  ) {
+    this.holder = `${o.instanceId}#${randomUUID()}`;
+  }
 
   /** Opens (or creates) the bucket and starts campaigning. */
   static async start(o: LeaderLeaseOptions): Promise<LeaderLease> {
@@ -89,13 +99,14 @@ export class LeaderLease {
   private async campaign(): Promise<boolean> {
     const started = performance.now();
     try {
-      this.revision = await this.kv.create(this.o.key, this.o.instanceId);
+      this.revision = await this.kv.create(this.o.key, this.holder);
     } catch {
       // Held by another instance, or NATS unreachable: stay standby. Or still ours, left by a
       // step-down on the deadline while NATS was slow: then renewing it takes it back.
-      if (!(await this.stillOurs())) return false;
+      const ours = await this.ourRevision();
+      if (ours === undefined) return false;
       try {
-        this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision);
+        this.revision = await this.kv.update(this.o.key, this.holder, ours);
       } catch {
         return false;
       }
@@ -111,21 +122,22 @@ export class LeaderLease {
   }
 
   /** Renews the lease; false if this renewal failed (the leader may still hold it). */
-  private async renew(retried = false): Promise<boolean> {
+  private async renew(): Promise<boolean> {
     const started = performance.now();
+    this.unconfirmedSince ??= started;
     try {
-      // A renewal sent during an outage gets no answer: give up on it after TTL/12 (≤ 1 s), not
-      // the client's 5 s request timeout, so the retries fit before the 2/3-TTL deadline.
-      const timeout = Math.max(250, Math.min(1_000, this.ttlMs / 12));
-      this.revision = await this.kv.update(this.o.key, this.o.instanceId, this.revision, timeout);
+      // A renewal sent during an outage gets no answer: give up on it after TTL/6 (≤ 2 s), not
+      // the client's 5 s request timeout, so that retries fit before the 2/3-TTL deadline.
+      const timeout = Math.max(250, Math.min(2_000, this.ttlMs / 6));
+      this.revision = await this.kv.update(this.o.key, this.holder, this.revision, timeout);
+      this.unconfirmedSince = undefined;
       this.renewed(started);
       return true;
     } catch (err) {
-      const mismatch = (err as { code?: number }).code === 10071;
-      // A renewal that timed out may still have been written: then the key is ours at a newer
-      // revision, and stepping down would leave the service without a leader for a TTL.
-      if (mismatch && !retried && (await this.stillOurs())) return this.renew(true); // from the adopted revision
-      if (!mismatch) {
+      // A renewal that failed (timed out, or refused because an earlier one that timed out was
+      // written after all) may have landed: then the key holds our token at a newer revision.
+      if (await this.adoptLanded()) return true;
+      if ((err as { code?: number }).code !== 10071) {
         this.o.logger.warn({ err }, 'lease renewal failed; retrying');
         return false;
       }
@@ -135,12 +147,36 @@ export class LeaderLease {
     }
   }
 
-  /** Whether the key holds this instance's id; if so, its revision is adopted. */
-  private async stillOurs(): Promise<boolean> {
-    const entry = await this.kv.get(this.o.key).catch(() => null);
-    if (entry?.operation !== 'PUT' || entry.string() !== this.o.instanceId) return false;
-    this.revision = entry.revision;
+  /**
+   * If a renewal of ours landed unconfirmed (the key holds this process's token at a newer
+   * revision), adopts that revision and counts it as renewed when the earliest unconfirmed
+   * attempt began: the write came after that, so the key lives at least until then + TTL.
+   */
+  private async adoptLanded(): Promise<boolean> {
+    if (!(await this.stillOurs())) return false;
+    const since = this.unconfirmedSince;
+    if (since === undefined) return false;
+    this.unconfirmedSince = undefined;
+    this.renewed(since);
     return true;
+  }
+
+  /**
+   * Whether the key holds this process's token at a revision other than the one we know; if so,
+   * that revision is adopted. The token is unique per process, so two instances started with the
+   * same instance id never take each other's lease for their own.
+   */
+  private async stillOurs(): Promise<boolean> {
+    const revision = await this.ourRevision();
+    if (revision === undefined || revision === this.revision) return false;
+    this.revision = revision;
+    return true;
+  }
+
+  /** The key's revision if it holds this process's token. */
+  private async ourRevision(): Promise<number | undefined> {
+    const entry = await this.kv.get(this.o.key).catch(() => null);
+    return entry?.operation === 'PUT' && entry.string() === this.holder ? entry.revision : undefined;
   }
 
   /**

@@ -75,9 +75,25 @@ describe('LeaderLease', () => {
     await server.restart();
     const kv2 = await new Kvm(await connectTo()).open(spec.bucket);
     const renewedAgain = await kv2.watch({ key: spec.key, include: KvWatchInclude.UpdatesOnly });
-    for await (const e of renewedAgain) if (e.string() === 'a') break;
+    for await (const e of renewedAgain) if (e.string() === a.lease.holder) break;
     expect(log).toEqual(['a:true']);
   }, 40_000);
+
+  it('two processes started with the same instance id are two holders: only one leads', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
+    const log: string[] = [];
+    const first = await lease('same', await connectTo(), spec, log);
+    await first.until(true);
+    const second = await lease('same', await connectTo(), spec, log);
+    // The second campaigns (every TTL/3) and must find the key held by another holder.
+    const kv = await new Kvm(await connectTo()).open(spec.bucket);
+    const renewals = await kv.watch({ key: spec.key, include: KvWatchInclude.UpdatesOnly });
+    let seen = 0;
+    for await (const e of renewals) if (e.string() === first.lease.holder && ++seen === 3) break;
+    expect(first.lease.isLeader()).toBe(true);
+    expect(second.lease.isLeader()).toBe(false);
+    expect(first.lease.holder).not.toBe(second.lease.holder);
+  });
 
   it('a renewal that was written although it failed does not make the leader step down', async () => {
     const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
@@ -88,7 +104,7 @@ describe('LeaderLease', () => {
     // As if a renewal had landed but its reply was lost: the key moves on to a newer revision
     // that still holds a's id, so a's next renewal is refused for the revision.
     const kv = await new Kvm(await connectTo()).open(spec.bucket);
-    const moved = await kv.put(spec.key, 'a');
+    const moved = await kv.put(spec.key, a.lease.holder);
     const renewedPast = new Promise<void>((resolve) => {
       void (async () => {
         for await (const e of await kv.watch({ key: spec.key })) if (e.revision > moved) return resolve();
