@@ -91,6 +91,7 @@ export class SessionDriver {
   private async ask(taskId: string, answers: AnswerSource): Promise<Outcome | undefined> {
     if (this.fault) return { kind: 'fault', error: this.fault }; // never prompt once the store is gone
     const state = await this.runtime.repository.load(this.sessionId);
+    if (this.fault) return { kind: 'fault', error: this.fault }; // came while loading
     const open = outstanding(state).command;
     if (open?.type !== 'RequestClarification' || open.taskId !== taskId) return undefined;
     const log = this.ctx.logger.child({ sessionId: this.sessionId, taskId, correlationId: this.sessionId });

@@ -22,6 +22,7 @@ const EXEC_CAPABLE = new Set([
   'npm', 'npx', 'yarn', 'pnpm', 'pip', 'pip3', 'deno', 'bun', 'java', 'jshell', 'Rscript', 'R', 'julia',
   'view', 'rview', 'vimdiff', 'editor', 'nano', 'pico', 'setarch', 'linux32', 'linux64', 'socat', 'wget',
   'gtar', 'gsed', 'gfind', 'gawk', 'ld.so', 'busctl', 'dbus-send', 'bwrap', 'firejail', 'valgrind', 'perf',
+  'tmux', 'screen', 'gvim', 'rvim', 'pkexec', 'sg', 'newgrp', 'xdg-open', 'open',
 ]);
 /** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
 const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;
