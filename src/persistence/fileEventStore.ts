@@ -16,6 +16,7 @@ import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
 import { checkExpectedVersion, StreamIndex } from './streamIndex.js';
+import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
 export interface FileEventStoreOptions {
@@ -32,16 +33,6 @@ export interface FileEventStoreStats {
 
 /** Where the bytes cut from the log's end at `offset` are kept: `events.log.tail-<offset>-<time>`. */
 export const tailFileName = (offset: number): string => `events.log.tail-${offset}-${Date.now()}`;
-
-/** fsyncs a directory so a file created (or truncated) in it survives a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
 
 /**
  * The embedded event store: one append-only log (`<dir>/events.log`) for all streams, plus an
@@ -89,13 +80,13 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
           // one, but so could damage to the last acknowledged record: keep the bytes beside the
           // log (tailFileName) before cutting, so nothing is destroyed, only set aside.
           await writeFile(join(dir, tailFileName(validEnd)), bytes.subarray(validEnd), { flush: true });
-          await syncDir(dir); // the kept bytes are durable before the log loses them
+          await syncPath(dir); // the kept bytes are durable before the log loses them
           await fh.truncate(validEnd);
           await fh.datasync();
         }
         const index = new StreamIndex();
         replayFrames(frames, index, path);
-        await syncDir(dir);
+        await syncPath(dir);
         const log = new GroupCommitLog(fh, validEnd, options.fsync ?? true, path);
         return new FileEventStore(dir, log, index, releaseLock, size - validEnd);
       } catch (err) {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { StoreUnavailableError } from '../errors.js';
 import type { Snapshot, SnapshotStore } from './snapshotStore.js';
+import { syncPath } from './syncPath.js';
 
 const StoredSnapshot = z.object({
   streamId: z.string(),
@@ -18,15 +19,6 @@ const StoredSnapshot = z.object({
  */
 export function snapshotFileName(streamId: string): string {
   return `${encodeURIComponent(streamId).replace(/\./g, '%2E')}.json`;
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**

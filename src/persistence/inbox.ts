@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CorruptLogError } from '../errors.js';
+import { syncPath } from './syncPath.js';
 
 /**
  * An inbox: remembers which message ids were processed, with what result, so a redelivered
@@ -21,16 +22,6 @@ export class MemoryInbox<T> implements Inbox<T> {
   }
   async put(id: string, value: T): Promise<void> {
     this.entries.set(id, structuredClone(value));
-  }
-}
-
-/** fsyncs a directory so a file created (or cut) in it survives a crash. */
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 
@@ -95,12 +86,12 @@ export class FileInbox<T> implements Inbox<T> {
         // Cut, or the next put would be glued to it (torn) or follow it (damaged) and be lost on
         // the next open; the bytes are kept, durably, before the file loses them.
         await writeFile(`${path}.tail-${valid}-${Date.now()}`, bytes.subarray(valid), { flush: true });
-        await syncDir(dirname(path));
+        await syncPath(dirname(path));
         await fh.truncate(valid);
         await fh.datasync();
       }
       // A new file's directory entry is durable before any put is acknowledged.
-      await syncDir(dirname(path));
+      await syncPath(dirname(path));
       return new FileInbox(path, new Map(records.map((r) => [r.id, r.value])));
     } finally {
       await fh.close();
