@@ -39,6 +39,8 @@ export class LeaderLease {
   private watcher: { stop(): void } | undefined;
   /** Steps down when no renewal succeeded in time: before the key can expire on the server. */
   private deadline: ReturnType<typeof setTimeout> | undefined;
+  /** When the last good create or renewal began. */
+  private renewedAt = 0;
   /** When the first renewal not yet confirmed began (undefined while the last one succeeded). */
   private unconfirmedSince: number | undefined;
   /**
@@ -75,12 +77,15 @@ export class LeaderLease {
   /** Stops campaigning; a leader deletes its lease (only its own revision) so a standby takes over. */
   async close(): Promise<void> {
     this.closed = true;
-    clearTimeout(this.deadline);
+    // Stop leading at once: a renewal hanging in the loop must not keep this instance leader
+    // while the key expires and a standby takes it.
+    const wasLeader = this.leader;
+    this.setLeader(false);
     this.watcher?.stop();
     this.wake();
     await this.loop;
-    if (!this.leader) return;
-    this.setLeader(false);
+    clearTimeout(this.deadline);
+    if (!wasLeader) return;
     await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch((err: unknown) => {
       this.o.logger.warn({ err }, 'lease not released; it expires after its TTL');
     });
@@ -88,10 +93,17 @@ export class LeaderLease {
 
   private async run(): Promise<void> {
     while (!this.closed) {
-      // A renewal that failed is tried again soon, well inside the 2/3-TTL deadline, rather than
-      // a whole TTL/3 later (after which the deadline would already have passed).
-      const ok = this.leader ? await this.renew() : await this.campaign();
-      await this.pause(ok || !this.leader ? this.ttlMs / 3 : Math.min(this.ttlMs / 12, 500));
+      try {
+        const ok = this.leader ? await this.renew() : await this.campaign();
+        // Renewals are paced from when the last good one began (not when it ended, which a slow
+        // server pushes towards the deadline); a failed one is tried again soon, well inside it.
+        let pause = this.ttlMs / 3;
+        if (this.leader) pause = ok ? this.renewedAt + this.ttlMs / 3 - performance.now() : Math.min(this.ttlMs / 12, 500);
+        await this.pause(Math.max(0, pause));
+      } catch (err) {
+        this.o.logger.error({ err }, 'lease loop failed; going on');
+        await this.pause(this.ttlMs / 3);
+      }
     }
   }
 
@@ -134,10 +146,12 @@ export class LeaderLease {
       this.renewed(started);
       return true;
     } catch (err) {
-      // A renewal that failed (timed out, or refused because an earlier one that timed out was
-      // written after all) may have landed: then the key holds our token at a newer revision.
-      if (await this.adoptLanded()) return true;
-      if ((err as { code?: number }).code !== 10071) {
+      // Refused for the revision: an earlier renewal that timed out may have been written after
+      // all, and then the key holds our token at a newer revision. (A renewal that timed out is
+      // simply tried again soon: if it landed, that retry is refused this way.)
+      const mismatch = (err as { code?: number }).code === 10071;
+      if (mismatch && (await this.adoptLanded())) return true;
+      if (!mismatch) {
         this.o.logger.warn({ err }, 'lease renewal failed; retrying');
         return false;
       }
@@ -186,10 +200,11 @@ export class LeaderLease {
    * expired key, even while a renewal hangs for the whole request timeout.
    */
   private renewed(started: number): void {
+    this.renewedAt = started;
     clearTimeout(this.deadline);
     const left = started + (this.ttlMs * 2) / 3 - performance.now();
     this.deadline = setTimeout(() => {
-      if (!this.leader || this.closed) return;
+      if (!this.leader) return;
       this.o.logger.warn({ key: this.o.key }, 'leader lease not renewed in time; stepping down before it can expire');
       this.setLeader(false);
     }, Math.max(0, left));
@@ -199,7 +214,10 @@ export class LeaderLease {
   private setLeader(leader: boolean): void {
     if (this.leader === leader) return;
     this.leader = leader;
-    if (!leader) clearTimeout(this.deadline);
+    if (!leader) {
+      clearTimeout(this.deadline);
+      this.unconfirmedSince = undefined; // a new term counts its renewals afresh
+    }
     this.o.onChange(leader);
   }
 

@@ -79,6 +79,19 @@ describe('LeaderLease', () => {
     expect(log).toEqual(['a:true']);
   }, 40_000);
 
+  it('close() stops leading at once, even while a renewal hangs', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
+    const log: string[] = [];
+    const a = await lease('a', await connectTo(), spec, log);
+    await a.until(true);
+    await server.kill(); // renewals now hang until their timeout
+    const closing = a.lease.close();
+    expect(a.lease.isLeader()).toBe(false);
+    expect(log).toEqual(['a:true', 'a:false']);
+    await server.restart();
+    await closing;
+  });
+
   it('two processes started with the same instance id are two holders: only one leads', async () => {
     const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
     const log: string[] = [];
