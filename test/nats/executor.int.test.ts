@@ -8,6 +8,7 @@ import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from '../../src/executors/report.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { until, latch } from '../support/waiting.js';
 
 let server: NatsServerHandle;
 const connections: NatsConnection[] = [];
@@ -89,15 +90,6 @@ async function world() {
   return { nc, streamName, subjectPrefix, inboxBucket, js, jsm, start, task, publishTask, reports, storedReports, consumerInfo };
 }
 
-/** Polls a condition (broker state has no push notification for "acked"). */
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 function counting(outcome: (t: ExecuteTask) => HandlerOutcome = (t) => ({ type: 'completed', output: `ran ${t.description}` })) {
   const calls: ExecuteTask[] = [];
   const handler: TaskHandler = async (t) => {
@@ -105,12 +97,6 @@ function counting(outcome: (t: ExecuteTask) => HandlerOutcome = (t) => ({ type: 
     return outcome(t);
   };
   return { calls, handler };
-}
-
-function latch() {
-  let release!: () => void;
-  const promise = new Promise<void>((r) => (release = r));
-  return { promise, release };
 }
 
 describe('createExecutor', () => {

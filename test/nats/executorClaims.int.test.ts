@@ -9,6 +9,7 @@ import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { TaskHandler } from '../../src/executors/report.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { until, latch, aborted } from '../support/waiting.js';
 
 let server: NatsServerHandle;
 let nc: NatsConnection;
@@ -71,25 +72,6 @@ async function world() {
   const kv = (bucket: string) => new Kvm(nc).open(bucket);
   return { inboxBucket, jsm, start, publishTask, reports, storedReports, consumerInfo, kv };
 }
-
-/** Polls a condition (broker state has no push notification for it). */
-async function until(check: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-function latch() {
-  let release!: () => void;
-  const promise = new Promise<void>((r) => (release = r));
-  return { promise, release };
-}
-
-/** Resolves when `signal` is aborted. */
-const aborted = (signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 
 describe('executor claims', () => {
   it('refuses at startup a claims bucket whose TTL is shorter than the ack wait', async () => {
