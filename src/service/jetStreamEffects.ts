@@ -96,7 +96,7 @@ export class JetStreamEffects implements Effects {
         this.o.logger.debug({ dispatchId: entry.id, seq: ack.seq, duplicate: ack.duplicate }, 'ExecuteTask published');
         return;
       } catch (err) {
-        if (isPermanentPublishError(err)) return this.refused(entry, body, err);
+        if (isPermanentPublishError(err)) return await this.refused(entry, body, err);
         if (this.givingUp() || this.o.isClosed()) {
           this.o.logger.warn({ dispatchId: entry.id, err }, 'ExecuteTask not published before shutdown; the next leader republishes it');
           return;
@@ -109,16 +109,34 @@ export class JetStreamEffects implements Effects {
   }
 
   /**
-   * A command the server will never take (too large): stop retrying it. The session stays with its
-   * task Running; recovery would republish it and be refused again, so this error is the signal.
+   * A command the server will never take (too large): stop retrying it, and report the attempt
+   * failed (not retryable) into its session, as an executor would, so the session fails with the
+   * reason in its log instead of waiting for a task that never runs. The report's message id makes
+   * a second refusal (after a recovery republished the command) a duplicate.
    */
-  private refused(entry: OutboxCommand, body: string, err: unknown): void {
+  private async refused(entry: OutboxCommand, body: string, err: unknown): Promise<void> {
     const c = entry.command;
-    const taskId = c.type === 'ExecuteTask' ? c.taskId : undefined;
+    if (c.type !== 'ExecuteTask') return;
+    const bytes = Buffer.byteLength(body);
     this.o.logger.error(
-      { sessionId: entry.sessionId, taskId, dispatchId: entry.id, bytes: Buffer.byteLength(body), err },
-      'ExecuteTask refused by NATS (too large for max_payload or the stream\'s max_msg_size); not retried',
+      { sessionId: entry.sessionId, taskId: c.taskId, dispatchId: entry.id, bytes, err },
+      'ExecuteTask refused by NATS (too large for max_payload or the stream\'s max_msg_size); not retried, the task is reported failed',
     );
+    const report = {
+      type: 'TaskFailed',
+      taskId: c.taskId,
+      dispatchId: c.dispatchId,
+      error: `ExecuteTask of ${bytes} bytes refused by NATS (over max_payload or the stream's max_msg_size)`,
+      retryable: false,
+    };
+    await this.o.publisher
+      .publish(`${this.o.subjectPrefix}.in.${entry.sessionId}`, JSON.stringify(report), {
+        msgID: `refused.${c.dispatchId}`,
+        timeout: this.o.timeoutMs ?? 5_000,
+      })
+      .catch((reportErr: unknown) => {
+        this.o.logger.error({ err: reportErr, dispatchId: entry.id }, 'refused ExecuteTask not reported; the next recovery tries again');
+      });
   }
 
   private givingUp(): boolean {

@@ -21,7 +21,7 @@ async function effectsOn(iso: Isolation) {
   const logger = { error: vi.fn(), warn: vi.fn(), debug: vi.fn() } as unknown as Logger & Record<'error' | 'warn', ReturnType<typeof vi.fn>>;
   const effects = new JetStreamEffects({ publisher: { publish }, isClosed: () => nc.isClosed(), subjectPrefix: iso.subjectPrefix, logger, baseDelayMs: 1, maxDelayMs: 1 });
   env.stops.push(async () => mux.close());
-  return { nc, publish, logger, effects };
+  return { nc, publish, logger, effects, prefix: iso.subjectPrefix };
 }
 
 /** Waits for the log line that gives the command up, then checks it was tried once and never retried. */
@@ -33,7 +33,12 @@ async function expectRefusedOnce(w: Awaited<ReturnType<typeof effectsOn>>) {
     ),
   );
   await w.effects.close();
-  expect(w.publish).toHaveBeenCalledTimes(1);
+  // Tried once, then reported failed into its session (not retryable), as an executor would.
+  expect(w.publish).toHaveBeenCalledTimes(2);
+  const [subject, body, opts] = w.publish.mock.calls[1]!;
+  expect(subject).toBe(`${w.prefix}.in.big`);
+  expect(JSON.parse(body as string)).toMatchObject({ type: 'TaskFailed', taskId: 't1', dispatchId: 'big.t1.1', retryable: false, error: expect.stringMatching(/refused by NATS/) });
+  expect(opts).toMatchObject({ msgID: 'refused.big.t1.1' });
   expect(w.logger.warn).not.toHaveBeenCalled();
   expect(w.effects.published).toBe(0);
 }
