@@ -7,6 +7,7 @@ import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryInbox } from '../../src/persistence/inbox.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import { subjectsFor } from '../../src/protocol/subjects.js';
+import { executeTask } from '../support/executeTask.js';
 
 const subjects = subjectsFor();
 
@@ -16,20 +17,7 @@ function deferred<T = void>() {
   return { promise, resolve };
 }
 
-function task(over: Partial<ExecuteTask> = {}): ExecuteTask {
-  return {
-    type: 'ExecuteTask',
-    sessionId: 's1',
-    taskId: 't1',
-    dispatchId: 's1.t1.1',
-    attempt: 1,
-    kind: 'ToolCall',
-    description: 'Fetch',
-    attachments: [],
-    context: '',
-    ...over,
-  };
-}
+const task = executeTask;
 
 function publishTask(bus: InProcessBus, t: ExecuteTask, headers: Record<string, string> = {}) {
   return bus.publish(subjects.exec(t.kind as 'ToolCall', t.sessionId), t, headers);

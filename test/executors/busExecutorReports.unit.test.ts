@@ -5,21 +5,11 @@ import { startBusExecutor } from '../../src/executors/busExecutor.js';
 import type { ExecutorReport, TaskHandler } from '../../src/executors/report.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryInbox } from '../../src/persistence/inbox.js';
-import type { ExecuteTask } from '../../src/protocol/commands.js';
 import { subjectsFor } from '../../src/protocol/subjects.js';
+import { executeTask } from '../support/executeTask.js';
 
 const subjects = subjectsFor();
-const task: ExecuteTask = {
-  type: 'ExecuteTask',
-  sessionId: 's1',
-  taskId: 't1',
-  dispatchId: 's1.t1.1',
-  attempt: 1,
-  kind: 'ToolCall',
-  description: 'Fetch',
-  attachments: [],
-  context: '',
-};
+const task = executeTask();
 const publishTask = (bus: InProcessBus) => bus.publish(subjects.exec('ToolCall', 's1'), task, { [HEADER.messageId]: 'cmd-1' });
 
 /** An executor whose session refuses reports while `refuse()` says so. */

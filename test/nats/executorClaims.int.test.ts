@@ -6,10 +6,10 @@ import { connectNats } from '../../src/nats/connect.js';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
 import { ClaimLostError, KvClaims } from '../../src/nats/executorClaims.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
-import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { TaskHandler } from '../../src/executors/report.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 import { until, latch, aborted } from '../support/waiting.js';
+import { executeTask } from '../support/executeTask.js';
 
 let server: NatsServerHandle;
 let nc: NatsConnection;
@@ -38,17 +38,7 @@ async function world() {
     executors.push(ex);
     return ex;
   };
-  const task: ExecuteTask = {
-    type: 'ExecuteTask',
-    sessionId: 's1',
-    taskId: 't1',
-    dispatchId: 's1.t1.1',
-    attempt: 1,
-    kind: 'ToolCall',
-    description: 'do it',
-    attachments: [],
-    context: '',
-  };
+  const task = executeTask({ description: 'do it' });
   const publishTask = (msgID: string) => js.publish(`${subjectPrefix}.exec.toolcall.s1`, JSON.stringify(task), { msgID });
   /** Waits for the first `n` reports stored on `<prefix>.in.>`. */
   const reports = async (n: number): Promise<Array<Record<string, unknown>>> => {
