@@ -158,7 +158,7 @@ export const sessionMachine = setup({
                   items: [
                     ...context.items,
                     {
-                      id: `answer-${event.data.taskId}`,
+                      id: answerId(context.items, event.data.taskId, event.sequence),
                       slot: 'answer' as const,
                       text: `Q: ${event.data.question ?? planOf(context).get(event.data.taskId)?.description}\nA: ${event.data.answer}`,
                       pinned: true,
@@ -178,6 +178,15 @@ export const sessionMachine = setup({
     cancelled: { tags: ['terminal'] },
   },
 });
+
+/**
+ * The context item id of an answer: `answer-<taskId>`, or, when the task was asked before and that
+ * answer is still in the context, `answer-<taskId>-<sequence>`, so that no two items share an id.
+ */
+function answerId(items: readonly ContextItem[], taskId: string, sequence: number): string {
+  const id = `answer-${taskId}`;
+  return items.some((item) => item.id === id) ? `${id}-${sequence}` : id;
+}
 
 function executeTaskAction() {
   return {

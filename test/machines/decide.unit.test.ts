@@ -178,6 +178,22 @@ describe('decide: clarification', () => {
       .then([{ type: 'ReportIgnored', data: expect.objectContaining({ taskId: FETCH, dispatchId: dispatch(FETCH, 1), report: 'TaskCompleted' }) }]);
   });
 
+  it('keeps both answers when an executor asks about the same task twice, under distinct ids', () => {
+    const { state, commands } = run([
+      submit(TWO),
+      needs(FETCH, dispatch(FETCH, 1), 'Which environment?'),
+      answer(FETCH, 'staging'),
+      needs(FETCH, dispatch(FETCH, 2), 'Which day?'),
+      answer(FETCH, 'today'),
+    ]);
+    const answers = state.snapshot.context.items.filter((i) => i.slot === 'answer');
+    expect(answers.map((i) => i.text)).toEqual(['Q: Which environment?\nA: staging', 'Q: Which day?\nA: today']);
+    expect(answers[0]!.id).toBe(`answer-${FETCH}`);
+    expect(new Set(state.snapshot.context.items.map((i) => i.id)).size).toBe(state.snapshot.context.items.length);
+    expect(commands.at(-1)).toMatchObject({ type: 'ExecuteTask', attempt: 3, context: expect.stringContaining('A: staging') });
+    expect(commands.at(-1)).toMatchObject({ context: expect.stringContaining('A: today') });
+  });
+
   it('rejects an answer for a task that is not waiting', () => {
     given(history(submit(TWO))).when(answer(FETCH, 'x')).thenRejects(`task ${FETCH} is not waiting for clarification`);
     given(history(submit(TWO))).when(answer('t9-nope', 'x')).thenRejects('is not waiting for clarification');
