@@ -14,7 +14,7 @@ import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
 import { inputMessageId, readInputBacklog } from './inputBacklog.js';
-import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError } from '../errors.js';
+import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
 
 /** Options of {@link InputConsumer}. */
@@ -281,8 +281,12 @@ export class InputConsumer {
     if (isStoreUnavailableError(err) || isConcurrencyError(err) || isCorruptLogError(err)) return false;
     const failures = (this.failures.get(m.seq) ?? 0) + 1;
     this.failures.set(m.seq, failures);
-    if (failures < POISON_AFTER) return false;
-    const reason = `not applied after ${failures} attempts: ${err instanceof Error ? err.message : String(err)}`;
+    const message = err instanceof Error ? err.message : String(err);
+    // A ValidationError says the input itself cannot be applied (e.g. its events are larger than
+    // the stream takes): the same every time, so it is rejected at once.
+    const invalid = isValidationError(err);
+    if (!invalid && failures < POISON_AFTER) return false;
+    const reason = invalid ? message : `not applied after ${failures} attempts: ${message}`;
     const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
     try {
       await this.o.planner.handle(sessionId, { type: 'InvalidInput', reason, ...(inputType ? { inputType } : {}) }, this.metaOf(m));

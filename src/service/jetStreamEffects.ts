@@ -4,12 +4,12 @@
  * attempt published twice within the stream's duplicate window is stored once. Questions publish
  * nothing: over NATS the ClarificationRequested event on `<prefix>.ev.<sessionId>` is the question.
  */
-import { JetStreamApiError } from '@nats-io/jetstream';
-import { errors, headers as natsHeaders } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { Effects } from '../actors/planner.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
+import { isPermanentPublishError } from '../persistence/jetstream/jetStreamErrors.js';
 import type { PubAckMux } from '../persistence/jetstream/pubAckMux.js';
 
 /** Options of {@link JetStreamEffects}. */
@@ -30,19 +30,6 @@ export interface JetStreamEffectsOptions {
 }
 
 const HEADER_LINE = (value: string) => value.replace(/[\r\n]+/g, ' ');
-
-/** JetStream's "message size exceeds maximum allowed": larger than the stream's max_msg_size. */
-const MESSAGE_TOO_LARGE = 10054;
-
-/**
- * Whether publishing the same message again can never succeed: nats.js refuses a message above the
- * server's max_payload (or a bad subject) with an InvalidArgumentError before sending it, and the
- * stream refuses one above its max_msg_size with API error 10054. Retrying would loop forever.
- */
-export function isPermanentPublishError(err: unknown): boolean {
-  if (err instanceof errors.InvalidArgumentError) return true;
-  return err instanceof JetStreamApiError && err.code === MESSAGE_TOO_LARGE;
-}
 
 /**
  * Publishes ExecuteTask commands, retrying with exponential backoff until the stream acks them.

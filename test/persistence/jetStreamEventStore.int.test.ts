@@ -446,6 +446,32 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
     expect((await store.readStream('fine')).events.map((e) => e.sequence)).toEqual([1, 2]);
   });
 
+  it('an append with an event larger than the stream takes fails whole, as a ValidationError, and nothing is stored', async () => {
+    const opts = isolation();
+    const nc = await connectTo();
+    const jsm = await jetstreamManager(nc);
+    const s = subjects(opts.subjectPrefix);
+    // An operator's stream with a small max_msg_size, which jetplan keeps (it only widens).
+    await jsm.streams.add({ name: opts.streamName, subjects: [`${opts.subjectPrefix}.in.>`, s.allEvents, s.allExec], max_msg_size: 2_048 });
+    const store = await newStore(opts, nc);
+    // (event() repeats the reason in the causation id header: a short one keeps the size to the body.)
+    const sized = (reason: string): NewEvent => ({ ...event('big', reason), causationId: 'cause' });
+    const big = sized('x'.repeat(3_000));
+    const refused = await store.appendToStream('big', [event('big'), big], { expectedVersion: 0 }).catch((e: unknown) => e);
+    expect(refused).toSatisfy(isValidationError);
+    expect((refused as Error).message).toMatch(/event SessionCancelled would be a message of \d+ bytes, over the 2048 bytes/);
+    expect(await store.readStream('big')).toMatchObject({ exists: false, currentVersion: 0 });
+    // Just under the limit counts exactly (bytes, headers included), and is stored.
+    const fits = sized('é'.repeat(800));
+    await store.appendToStream('big', [fits], { expectedVersion: 0 });
+    expect((await store.readStream('big')).events.map((e) => e.data)).toEqual([{ reason: 'é'.repeat(800) }]);
+    // A limit lowered after the store started: the server refuses (10054), still a ValidationError.
+    const info = await jsm.streams.info(opts.streamName);
+    await jsm.streams.update(opts.streamName, { ...info.config, max_msg_size: 512 });
+    await expect(store.appendToStream('big', [sized('y'.repeat(600))], { expectedVersion: 1 })).rejects.toSatisfy(isValidationError);
+    expect((await store.readStream('big')).currentVersion).toBe(1);
+  });
+
   it('rejects unusable session ids and works after close only on a new store', async () => {
     const opts = isolation();
     const nc = await connectTo();

@@ -189,6 +189,33 @@ describe('planner service: sessions over JetStream', () => {
     expect(events.find((e) => e.type === 'TaskCompleted')).toMatchObject({ causationId: 'psn-3', data: { output: 'summarised' } });
   });
 
+  it('rejects at once an input whose events are larger than the stream takes, and applies the next one', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    const p = iso.subjectPrefix;
+    // An operator's stream whose max_msg_size (kept by the service) is below what the input makes:
+    // its TasksPlanned repeats the text in the plan.
+    await jsm.streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: 4_096 });
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const store = await env.store(iso);
+    const text = Array.from({ length: 60 }, (_, i) => `Summarise chapter ${i + 1} of the report.`).join(' ');
+    expect(text.length).toBeLessThan(3_000);
+    const big = await publishInput(nc, iso, 'huge', { type: 'SubmitInput', text }, 'huge-1');
+    await publishInput(nc, iso, 'huge', { type: 'SubmitInput', text: 'Summarise the report.' }, 'huge-2');
+
+    const events = await waitForEvents(store, 'huge', has('TaskDispatched'));
+    expect(events.map((e) => e.type)).toEqual(['InputRejected', 'SessionStarted', 'TasksPlanned', 'TaskDispatched']);
+    expect(events[0]).toMatchObject({
+      causationId: 'huge-1',
+      data: { inputType: 'SubmitInput', messageId: 'huge-1', streamSequence: big.seq, reason: expect.stringMatching(/event TasksPlanned would be a message of \d+ bytes, over the 4096 bytes/) },
+    });
+    // Rejected on its first delivery: a deterministic refusal is not retried.
+    const info = await jsm.consumers.info(iso.streamName, 'jetplan-planner');
+    expect(info.num_redelivered).toBe(0);
+  });
+
   it('serves /healthz and /metrics', async () => {
     const iso = isolation();
     const nc = await env.connect();

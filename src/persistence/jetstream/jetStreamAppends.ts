@@ -3,7 +3,8 @@
  * expectation, and looking up or verifying what a session's subject already holds. The store
  * keeps the cache and counters; these helpers only talk to the server.
  */
-import type { JetStreamManager, PubAck } from '@nats-io/jetstream';
+import { PubHeaders, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import { ValidationError } from '../../errors.js';
 import type { PubAckMux } from './pubAckMux.js';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { NewEvent } from '../../protocol/events.js';
@@ -26,24 +27,54 @@ export interface AppendContext extends RetryContext {
   streamName: string;
   /** PubAck timeout, ms. */
   timeoutMs: number;
+  /** The largest message the stream takes, bytes: its max_msg_size or the server's max_payload. */
+  maxMessageBytes: number;
 }
 
 /** Headers are informational (the body is the truth): keep them on one line. */
 const headerValue = (value: string): string => value.replace(/[\r\n]+/g, ' ');
 
+/** The stored body of `event` as `version`: the envelope with its position. */
+export const eventBody = (event: NewEvent, version: number): string => JSON.stringify({ ...event, sequence: version });
+
+/** Headers are counted as well as the body against the limits; this many bytes bound the fixed part. */
+const HEADER_OVERHEAD =
+  'NATS/1.0\r\n\r\n'.length +
+  [HEADER_EVENT_TYPE, HEADER_CORRELATION_ID, HEADER_CAUSATION_ID, PubHeaders.MsgIdHdr, PubHeaders.ExpectedLastSubjectSequenceHdr]
+    .reduce((n, name) => n + name.length + ': \r\n'.length, 0) +
+  20; // the expected sequence's digits
+
+/** An upper bound of an event message's size on the wire (headers and body), in bytes. */
+function messageBytes(event: NewEvent, body: string, exact: boolean): number {
+  const values = event.type.length + event.correlationId.length + event.causationId.length + event.id.length;
+  // A UTF-16 unit is at most 3 bytes of UTF-8: count exactly only when the bound does not fit.
+  if (!exact) return HEADER_OVERHEAD + 3 * (values + body.length);
+  const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+  return HEADER_OVERHEAD + bytes(event.type) + bytes(event.correlationId) + bytes(event.causationId) + bytes(event.id) + bytes(body);
+}
+
 /**
- * Publishes `event` as `version`, expecting the subject's last message to be stream seq `tipSeq`
- * (the server rejects it with 10071 otherwise). The event id is the msg id, so a resend after a
- * lost ack is deduplicated rather than stored twice.
+ * Throws ValidationError, before anything is published, when one of an append's messages is larger
+ * than `limit` bytes (the stream's max_msg_size or the server's max_payload): the server would
+ * refuse it, however often it is sent, after the events before it had been stored.
  */
-export async function publishEvent(
-  ctx: AppendContext,
-  subject: string,
-  event: NewEvent,
-  version: number,
-  tipSeq: number,
-): Promise<PubAck> {
-  const body = JSON.stringify({ ...event, sequence: version });
+export function assertFits(streamId: string, events: readonly NewEvent[], bodies: readonly string[], limit: number): void {
+  for (let i = 0; i < events.length; i++) {
+    if (messageBytes(events[i]!, bodies[i]!, false) <= limit) continue;
+    const size = messageBytes(events[i]!, bodies[i]!, true);
+    if (size <= limit) continue;
+    throw new ValidationError(
+      `session ${streamId}: event ${events[i]!.type} would be a message of ${size} bytes, over the ${limit} bytes the stream takes (max_msg_size / max_payload); nothing was appended`,
+    );
+  }
+}
+
+/**
+ * Publishes `event` (encoded as `body`) as the next event, expecting the subject's last message to
+ * be stream seq `tipSeq` (the server rejects it with 10071 otherwise). The event id is the msg id,
+ * so a resend after a lost ack is deduplicated rather than stored twice.
+ */
+export async function publishEvent(ctx: AppendContext, subject: string, event: NewEvent, body: string, tipSeq: number): Promise<PubAck> {
   const h = natsHeaders();
   h.set(HEADER_EVENT_TYPE, headerValue(event.type));
   h.set(HEADER_CORRELATION_ID, headerValue(event.correlationId));

@@ -3,6 +3,7 @@
  * onto the store's error taxonomy (ConcurrencyError, StoreUnavailableError, ...).
  */
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { errors } from '@nats-io/transport-node';
 import {
   ConcurrencyError,
   isConcurrencyError,
@@ -10,10 +11,13 @@ import {
   isStoreUnavailableError,
   isValidationError,
   StoreUnavailableError,
+  ValidationError,
 } from '../../errors.js';
 import type { ConnectionGate } from './connectionGate.js';
 
 const WRONG_LAST_SEQUENCE = JetStreamApiCodes.StreamWrongLastSequence; // 10071
+/** JetStream's "message size exceeds maximum allowed": larger than the stream's max_msg_size. */
+const MESSAGE_TOO_LARGE = 10054;
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -21,6 +25,16 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /** The server's expected-last-subject-sequence check failed: another append got there first. */
 export function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === WRONG_LAST_SEQUENCE;
+}
+
+/**
+ * Whether publishing the same message again can never succeed: nats.js refuses a message above the
+ * server's max_payload (or a bad subject) with an InvalidArgumentError before sending it, and the
+ * stream refuses one above its max_msg_size with API error 10054. Retrying would loop forever.
+ */
+export function isPermanentPublishError(err: unknown): boolean {
+  if (err instanceof errors.InvalidArgumentError) return true;
+  return err instanceof JetStreamApiError && err.code === MESSAGE_TOO_LARGE;
 }
 
 /** A request that may succeed if simply sent again (same msg id, same expectation). */
@@ -86,6 +100,11 @@ export function translateStoreError(
     return new ConcurrencyError(streamId, expectedVersion, undefined, { cause: err });
   }
   const message = err instanceof Error ? err.message : String(err);
+  // Resending cannot help (the append's own size check missed it: the stream's limit was lowered
+  // since the store started): the caller's input is what must change.
+  if (isPermanentPublishError(err)) {
+    return new ValidationError(`JetStream ${streamName}${streamId === undefined ? '' : ` (session ${streamId})`}: event refused: ${message}`, { cause: err });
+  }
   return new StoreUnavailableError(
     `JetStream ${streamName}${streamId === undefined ? '' : ` (session ${streamId})`}: ${message}`,
     { cause: err },

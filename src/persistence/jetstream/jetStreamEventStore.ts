@@ -10,14 +10,23 @@
  *
  * Not an outbox store: on JetStream the stream itself is the outbox (see OutboxStore).
  */
-import { jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
-import { alreadyLanded, fetchTip, isStoredAs, publishEvent, type AppendContext, type Position } from './jetStreamAppends.js';
+import {
+  alreadyLanded,
+  assertFits,
+  eventBody,
+  fetchTip,
+  isStoredAs,
+  publishEvent,
+  type AppendContext,
+  type Position,
+} from './jetStreamAppends.js';
 import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
 import { readAllEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
 import { KeyedQueue } from '../../shared/keyedQueue.js';
@@ -59,6 +68,17 @@ export interface JetStreamEventStoreOptions extends JetplanStreamOptions {
 /** Sessions whose position is cached at most: one entry per session ever written would never shrink. */
 export const MAX_CACHED_POSITIONS = 10_000;
 
+/**
+ * The largest message the stream stores: its max_msg_size (-1 or 0: none) and the server's
+ * max_payload, whichever is lower. Read once at start; a limit lowered later is still caught when
+ * the server refuses the message.
+ */
+async function maxMessageBytes(nc: NatsConnection, jsm: JetStreamManager, streamName: string): Promise<number> {
+  const { config } = await jsm.streams.info(streamName);
+  const limits = [config.max_msg_size, nc.info?.max_payload].filter((n): n is number => n !== undefined && n > 0);
+  return limits.length === 0 ? Number.MAX_SAFE_INTEGER : Math.min(...limits);
+}
+
 /** The {@link EventStore} port on a JetStream stream shared by all sessions. */
 export class JetStreamEventStore implements EventStore, StreamingRead {
   readonly #nc: NatsConnection;
@@ -96,6 +116,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     const ctx = {
       js, jsm, publisher: new PubAckMux(nc), timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
       retryForMs: options.retryForMs ?? 15_000, isClosed: () => nc.isClosed(),
+      maxMessageBytes: await maxMessageBytes(nc, jsm, resolved.streamName),
     };
     return new JetStreamEventStore(nc, ctx, resolved);
   }
@@ -254,13 +275,17 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     start: Position,
     expectedVersion: number,
   ): Promise<Position> {
+    // Every body before the first publish: an event the stream would refuse fails the append
+    // while nothing of it is stored, instead of leaving half a decision.
+    const bodies = events.map((event, i) => eventBody(event, start.version + 1 + i));
+    assertFits(streamId, events, bodies, this.#ctx.maxMessageBytes);
     let tip = start;
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
       const version = tip.version + 1;
       let ack: PubAck;
       try {
-        ack = await publishEvent(this.#ctx, subject, event, version, tip.seq);
+        ack = await publishEvent(this.#ctx, subject, event, bodies[i]!, tip.seq);
       } catch (err) {
         if (!isWrongLastSequence(err)) throw err;
         this.#positions.delete(streamId);
