@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ValidationError, isConcurrencyError } from '../errors.js';
+import { StoreUnavailableError, ValidationError, isConcurrencyError, isValidationError } from '../errors.js';
 import { SessionId } from '../protocol/domain.js';
 import type { EventStore } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
@@ -91,6 +91,7 @@ export class Planner {
         await this.o.store.appendToStream(sessionId, decision.events, { expectedVersion: state.version, commands });
       } catch (error) {
         this.o.repository.forget(sessionId);
+        if (isValidationError(error) && state.recentInputs.includes(meta.messageId)) throw partlyStored(sessionId, error);
         if (!isConcurrencyError(error) || attempt >= retries) throw error;
         this.o.logger.debug({ sessionId, attempt }, 'concurrent append; reloading the session');
         continue;
@@ -127,6 +128,18 @@ export class Planner {
       );
     }
   }
+}
+
+/**
+ * The store refused the rest of a decision whose first events it holds (an append cut short, then
+ * refused, e.g. for its size): rejecting the input now would drop the rest of what it decided, so
+ * it is an outage to retry, not the input's fault.
+ */
+function partlyStored(sessionId: string, error: Error): StoreUnavailableError {
+  return new StoreUnavailableError(
+    `session ${sessionId}: the rest of an input's decision, whose first events are stored, was refused (${error.message}); retrying`,
+    { cause: error },
+  );
 }
 
 /** Gives each command its outbox identity: the dispatch id for work, a stable id for questions. */

@@ -169,8 +169,11 @@ export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot 
   return state.snapshot.children.get(taskId) as TaskSnapshot | undefined;
 }
 
-/** The schema of serialized session state; bump it when the machines change shape. */
-export const STATE_SCHEMA = 2;
+/**
+ * The schema of serialized session state; bump it when the machines change shape or derive their
+ * context differently, so older snapshots are rebuilt from the log. 3: distinct answer item ids.
+ */
+export const STATE_SCHEMA = 3;
 
 /** A JSON-safe form of the state: plain records all the way down (a snapshot store's input). */
 export function serializeState(state: SessionState): unknown {

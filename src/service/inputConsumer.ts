@@ -271,9 +271,11 @@ export class InputConsumer {
 
   /**
    * An input that keeps failing for a reason of its own (a bug its content triggers, a planner
-   * that throws on it) would block its session forever: after
-   * {@link POISON_AFTER} such failures it is recorded as InputRejected, naming the error and its
-   * stream sequence, and acked, so the inputs after it are applied. True if it was rejected.
+   * that throws on it) would block its session forever: after {@link POISON_AFTER} such failures
+   * it is recorded as InputRejected, naming the error and its stream sequence, and acked, so the
+   * inputs after it are applied. A ValidationError (e.g. events larger than the stream takes;
+   * nothing of them stored) is the same every time: rejected on its first failure. True if it was
+   * rejected.
    */
   private async rejectPoison(sessionId: string, m: JsMsg, input: PlannerInput, err: unknown): Promise<boolean> {
     // Not the input's fault: the store is down, a conflict outlasted the retries, or the session's
@@ -295,7 +297,7 @@ export class InputConsumer {
       return false;
     }
     this.failures.delete(m.seq);
-    this.o.logger.error({ err, sessionId, seq: m.seq, failures }, 'input rejected after repeated failures');
+    this.o.logger.error({ err, sessionId, seq: m.seq, failures }, invalid ? 'input rejected: the store refuses it' : 'input rejected after repeated failures');
     return true;
   }
 

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { PubHeaders } from '@nats-io/jetstream';
+import { eventHeaders } from '../../src/persistence/jetstream/jetStreamAppends.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import { DomainEvent, EVENT_SCHEMA_VERSION, type EventOf, type EventType, type NewEvent } from '../../src/protocol/events.js';
 
@@ -48,3 +50,15 @@ export function makeCommand(sessionId: string, id = `cmd-${randomUUID().slice(0,
 /** What a read should return for `events` appended after `version`. */
 export const sequenced = (events: readonly NewEvent[], version = 0): DomainEvent[] =>
   events.map((event, i) => ({ ...event, sequence: version + i + 1 }) as DomainEvent);
+
+/**
+ * The bytes of an event message that the server counts against max_msg_size (and nats.js against
+ * max_payload): the encoded headers as nats.js sends them (jetplan's, the msg id and the
+ * expectation of stream sequence `tipSeq`) plus the body.
+ */
+export function wireBytes(event: NewEvent, body: string, tipSeq: number): number {
+  const h = eventHeaders(event);
+  h.set(PubHeaders.MsgIdHdr, event.id);
+  h.set(PubHeaders.ExpectedLastSubjectSequenceHdr, String(tipSeq));
+  return (h as unknown as { encode(): Uint8Array }).encode().length + Buffer.byteLength(body);
+}

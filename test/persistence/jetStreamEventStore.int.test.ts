@@ -17,6 +17,8 @@ import { ConnectionGate } from '../../src/persistence/jetstream/connectionGate.j
 import { readRange } from '../../src/persistence/jetstream/jetStreamReads.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 import { runEventStoreContract } from './eventStoreContract.js';
+import { wireBytes } from './fixtures.js';
+import { eventBody } from '../../src/persistence/jetstream/jetStreamAppends.js';
 
 let server: NatsServerHandle;
 const connections: NatsConnection[] = [];
@@ -451,25 +453,46 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
     const nc = await connectTo();
     const jsm = await jetstreamManager(nc);
     const s = subjects(opts.subjectPrefix);
+    const limit = async (max_msg_size: number) => {
+      const { config } = await jsm.streams.info(opts.streamName);
+      await jsm.streams.update(opts.streamName, { ...config, max_msg_size });
+    };
     // An operator's stream with a small max_msg_size, which jetplan keeps (it only widens).
     await jsm.streams.add({ name: opts.streamName, subjects: [`${opts.subjectPrefix}.in.>`, s.allEvents, s.allExec], max_msg_size: 2_048 });
     const store = await newStore(opts, nc);
+    const version = async () => (await store.readStream('big')).currentVersion;
     // (event() repeats the reason in the causation id header: a short one keeps the size to the body.)
     const sized = (reason: string): NewEvent => ({ ...event('big', reason), causationId: 'cause' });
-    const big = sized('x'.repeat(3_000));
-    const refused = await store.appendToStream('big', [event('big'), big], { expectedVersion: 0 }).catch((e: unknown) => e);
+
+    const refused = await store.appendToStream('big', [event('big'), sized('x'.repeat(3_000))], { expectedVersion: 0 }).catch((e: unknown) => e);
     expect(refused).toSatisfy(isValidationError);
     expect((refused as Error).message).toMatch(/event SessionCancelled would be a message of \d+ bytes, over the 2048 bytes/);
     expect(await store.readStream('big')).toMatchObject({ exists: false, currentVersion: 0 });
-    // Just under the limit counts exactly (bytes, headers included), and is stored.
-    const fits = sized('é'.repeat(800));
-    await store.appendToStream('big', [fits], { expectedVersion: 0 });
-    expect((await store.readStream('big')).events.map((e) => e.data)).toEqual([{ reason: 'é'.repeat(800) }]);
-    // A limit lowered after the store started: the server refuses (10054), still a ValidationError.
-    const info = await jsm.streams.info(opts.streamName);
-    await jsm.streams.update(opts.streamName, { ...info.config, max_msg_size: 512 });
-    await expect(store.appendToStream('big', [sized('y'.repeat(600))], { expectedVersion: 1 })).rejects.toSatisfy(isValidationError);
-    expect((await store.readStream('big')).currentVersion).toBe(1);
+
+    // Counted as the server counts (headers and body): exactly the limit is stored, a byte more refused.
+    const probe = sized('');
+    const room = 2_048 - wireBytes(probe, eventBody(probe, 1), 0);
+    await expect(store.appendToStream('big', [sized('x'.repeat(room + 1))], { expectedVersion: 0 })).rejects.toThrow(/a message of 2049 bytes/);
+    await store.appendToStream('big', [sized('x'.repeat(room))], { expectedVersion: 0 });
+    expect(await version()).toBe(1);
+
+    // Raised by the operator (the runbook's fix): read again before refusing, so it is taken.
+    await limit(8_192);
+    await store.appendToStream('big', [sized('x'.repeat(3_000))], { expectedVersion: 1 });
+    // Lowered while the store runs: the server refuses (10054). The first event: nothing stored,
+    // still the input's fault.
+    await limit(512);
+    await expect(store.appendToStream('big', [sized('y'.repeat(600))], { expectedVersion: 2 })).rejects.toSatisfy(isValidationError);
+    expect(await version()).toBe(2);
+    // A later event of the append, after the first was stored: not the input's fault any more
+    // (giving up would drop the rest of a decision), an outage to retry.
+    await limit(8_192);
+    await store.appendToStream('big', [sized('x'.repeat(3_000))], { expectedVersion: 2 });
+    await limit(1_024);
+    const cut = await store.appendToStream('big', [event('big'), sized('z'.repeat(3_000))], { expectedVersion: 3 }).catch((e: unknown) => e);
+    expect(cut).toSatisfy(isStoreUnavailableError);
+    expect((cut as Error).message).toMatch(/after 1 event\(s\) of the append were stored/);
+    expect(await version()).toBe(4);
   });
 
   it('rejects unusable session ids and works after close only on a new store', async () => {

@@ -216,6 +216,36 @@ describe('planner service: sessions over JetStream', () => {
     expect(info.num_redelivered).toBe(0);
   });
 
+  it('never rejects an input after part of its decision is stored: it waits until the stream takes the rest', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const store = await env.store(iso);
+    const limit = async (max_msg_size: number) => {
+      const { config } = await jsm.streams.info(iso.streamName);
+      await jsm.streams.update(iso.streamName, { ...config, max_msg_size });
+    };
+    // Lowered while the service runs, below this input's TasksPlanned but above its SessionStarted:
+    // the first event is stored, the second refused by the server.
+    await limit(1_500);
+    const text = Array.from({ length: 20 }, (_, i) => `Summarise chapter ${i + 1} of the report.`).join(' ');
+    await publishInput(nc, iso, 'low', { type: 'SubmitInput', text }, 'low-1');
+    await waitForEvents(store, 'low', has('SessionStarted'));
+    // A third delivery means the second was nak'd, not rejected: there, the rest of the decision
+    // was refused before it was sent (the store had read the lowered limit).
+    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, 'jetplan-planner')).delivered.consumer_seq).toBeGreaterThanOrEqual(3), { timeout: 10_000 });
+    expect((await store.readStream('low')).events.map((e) => e.type)).toEqual(['SessionStarted']);
+    await limit(-1); // the operator raises it: the input goes through, whole
+    const events = await waitForEvents(store, 'low', has('TaskDispatched'));
+    expect(events.map((e) => [e.type, e.causationId])).toEqual([
+      ['SessionStarted', 'low-1'],
+      ['TasksPlanned', 'low-1'],
+      ['TaskDispatched', 'low-1'],
+    ]);
+  });
+
   it('serves /healthz and /metrics', async () => {
     const iso = isolation();
     const nc = await env.connect();

@@ -4,9 +4,8 @@
  * keeps the cache and counters; these helpers only talk to the server.
  */
 import { PubHeaders, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
-import { ValidationError } from '../../errors.js';
 import type { PubAckMux } from './pubAckMux.js';
-import { headers as natsHeaders } from '@nats-io/transport-node';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { NewEvent } from '../../protocol/events.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
 import { retryTransient, type RetryContext } from './jetStreamErrors.js';
@@ -27,7 +26,10 @@ export interface AppendContext extends RetryContext {
   streamName: string;
   /** PubAck timeout, ms. */
   timeoutMs: number;
-  /** The largest message the stream takes, bytes: its max_msg_size or the server's max_payload. */
+  /**
+   * The largest message the stream takes, bytes: its max_msg_size or the server's max_payload.
+   * Read again before refusing an append for it, since an operator may have raised it.
+   */
   maxMessageBytes: number;
 }
 
@@ -37,36 +39,45 @@ const headerValue = (value: string): string => value.replace(/[\r\n]+/g, ' ');
 /** The stored body of `event` as `version`: the envelope with its position. */
 export const eventBody = (event: NewEvent, version: number): string => JSON.stringify({ ...event, sequence: version });
 
-/** Headers are counted as well as the body against the limits; this many bytes bound the fixed part. */
-const HEADER_OVERHEAD =
+/** Bytes of an event message's headers besides their values: the frame and the five names. */
+const HEADER_FRAME =
   'NATS/1.0\r\n\r\n'.length +
   [HEADER_EVENT_TYPE, HEADER_CORRELATION_ID, HEADER_CAUSATION_ID, PubHeaders.MsgIdHdr, PubHeaders.ExpectedLastSubjectSequenceHdr]
-    .reduce((n, name) => n + name.length + ': \r\n'.length, 0) +
-  20; // the expected sequence's digits
+    .reduce((n, name) => n + name.length + ': \r\n'.length, 0);
+/** Digits of a stream sequence at most (a safe integer). */
+const MAX_SEQ_DIGITS = String(Number.MAX_SAFE_INTEGER).length;
 
-/** An upper bound of an event message's size on the wire (headers and body), in bytes. */
-function messageBytes(event: NewEvent, body: string, exact: boolean): number {
-  const values = event.type.length + event.correlationId.length + event.causationId.length + event.id.length;
-  // A UTF-16 unit is at most 3 bytes of UTF-8: count exactly only when the bound does not fit.
-  if (!exact) return HEADER_OVERHEAD + 3 * (values + body.length);
+/**
+ * An event message's size as the server counts it against max_msg_size and nats.js against
+ * max_payload (headers and body; not the subject), at most: header values are only ever shortened.
+ * `seqDigits` are the digits of its expected last subject sequence. With `exact` false, a cheaper
+ * bound (a UTF-16 unit is at most 3 bytes of UTF-8), enough when even that fits.
+ */
+function messageBytes(event: NewEvent, body: string, seqDigits: number, exact: boolean): number {
+  const fixed = HEADER_FRAME + seqDigits;
+  if (!exact) return fixed + 3 * (event.type.length + event.correlationId.length + event.causationId.length + event.id.length + body.length);
   const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
-  return HEADER_OVERHEAD + bytes(event.type) + bytes(event.correlationId) + bytes(event.causationId) + bytes(event.id) + bytes(body);
+  return fixed + bytes(event.type) + bytes(event.correlationId) + bytes(event.causationId) + bytes(event.id) + bytes(body);
 }
 
 /**
- * Throws ValidationError, before anything is published, when one of an append's messages is larger
- * than `limit` bytes (the stream's max_msg_size or the server's max_payload): the server would
- * refuse it, however often it is sent, after the events before it had been stored.
+ * The first of an append's messages that would be larger than `limit` bytes (the stream's
+ * max_msg_size or the server's max_payload), with its size; undefined if all fit. `firstSeq` is
+ * the stream sequence the first event expects (later ones expect sequences not known yet).
  */
-export function assertFits(streamId: string, events: readonly NewEvent[], bodies: readonly string[], limit: number): void {
+export function oversized(
+  events: readonly NewEvent[],
+  bodies: readonly string[],
+  firstSeq: number,
+  limit: number,
+): { index: number; size: number } | undefined {
   for (let i = 0; i < events.length; i++) {
-    if (messageBytes(events[i]!, bodies[i]!, false) <= limit) continue;
-    const size = messageBytes(events[i]!, bodies[i]!, true);
-    if (size <= limit) continue;
-    throw new ValidationError(
-      `session ${streamId}: event ${events[i]!.type} would be a message of ${size} bytes, over the ${limit} bytes the stream takes (max_msg_size / max_payload); nothing was appended`,
-    );
+    const digits = i === 0 ? String(firstSeq).length : MAX_SEQ_DIGITS;
+    if (messageBytes(events[i]!, bodies[i]!, digits, false) <= limit) continue;
+    const size = messageBytes(events[i]!, bodies[i]!, digits, true);
+    if (size > limit) return { index: i, size };
   }
+  return undefined;
 }
 
 /**
@@ -75,18 +86,23 @@ export function assertFits(streamId: string, events: readonly NewEvent[], bodies
  * so a resend after a lost ack is deduplicated rather than stored twice.
  */
 export async function publishEvent(ctx: AppendContext, subject: string, event: NewEvent, body: string, tipSeq: number): Promise<PubAck> {
-  const h = natsHeaders();
-  h.set(HEADER_EVENT_TYPE, headerValue(event.type));
-  h.set(HEADER_CORRELATION_ID, headerValue(event.correlationId));
-  h.set(HEADER_CAUSATION_ID, headerValue(event.causationId));
   return retryTransient(ctx, () =>
     ctx.publisher.publish(subject, body, {
       msgID: event.id,
       expect: { lastSubjectSequence: tipSeq },
-      headers: h,
+      headers: eventHeaders(event),
       timeout: ctx.timeoutMs,
     }),
   );
+}
+
+/** jetplan's headers of an event message (the publish adds the msg id and the expectation). */
+export function eventHeaders(event: NewEvent): MsgHdrs {
+  const h = natsHeaders();
+  h.set(HEADER_EVENT_TYPE, headerValue(event.type));
+  h.set(HEADER_CORRELATION_ID, headerValue(event.correlationId));
+  h.set(HEADER_CAUSATION_ID, headerValue(event.causationId));
+  return h;
 }
 
 /** The session's tip from the server (`last_by_subj`), or undefined if it has no events. */

@@ -11,7 +11,6 @@ import {
   isStoreUnavailableError,
   isValidationError,
   StoreUnavailableError,
-  ValidationError,
 } from '../../errors.js';
 import type { ConnectionGate } from './connectionGate.js';
 
@@ -100,11 +99,6 @@ export function translateStoreError(
     return new ConcurrencyError(streamId, expectedVersion, undefined, { cause: err });
   }
   const message = err instanceof Error ? err.message : String(err);
-  // Resending cannot help (the append's own size check missed it: the stream's limit was lowered
-  // since the store started): the caller's input is what must change.
-  if (isPermanentPublishError(err)) {
-    return new ValidationError(`JetStream ${streamName}${streamId === undefined ? '' : ` (session ${streamId})`}: event refused: ${message}`, { cause: err });
-  }
   return new StoreUnavailableError(
     `JetStream ${streamName}${streamId === undefined ? '' : ` (session ${streamId})`}: ${message}`,
     { cause: err },

@@ -19,15 +19,22 @@ import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import {
   alreadyLanded,
-  assertFits,
   eventBody,
   fetchTip,
   isStoredAs,
+  oversized,
   publishEvent,
   type AppendContext,
   type Position,
 } from './jetStreamAppends.js';
-import { FirstEventConflict, isWrongLastSequence, retryTransient, sleep, translateStoreError } from './jetStreamErrors.js';
+import {
+  FirstEventConflict,
+  isPermanentPublishError,
+  isWrongLastSequence,
+  retryTransient,
+  sleep,
+  translateStoreError,
+} from './jetStreamErrors.js';
 import { readAllEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
 import { KeyedQueue } from '../../shared/keyedQueue.js';
 import { RecentMap } from '../../shared/recentMap.js';
@@ -70,10 +77,10 @@ export const MAX_CACHED_POSITIONS = 10_000;
 
 /**
  * The largest message the stream stores: its max_msg_size (-1 or 0: none) and the server's
- * max_payload, whichever is lower. Read once at start; a limit lowered later is still caught when
- * the server refuses the message.
+ * max_payload, whichever is lower. Read at start and again before an append is refused for it; a
+ * limit lowered meanwhile is caught when the server refuses the message.
  */
-async function maxMessageBytes(nc: NatsConnection, jsm: JetStreamManager, streamName: string): Promise<number> {
+async function readMessageLimit(nc: NatsConnection, jsm: JetStreamManager, streamName: string): Promise<number> {
   const { config } = await jsm.streams.info(streamName);
   const limits = [config.max_msg_size, nc.info?.max_payload].filter((n): n is number => n !== undefined && n > 0);
   return limits.length === 0 ? Number.MAX_SAFE_INTEGER : Math.min(...limits);
@@ -116,7 +123,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     const ctx = {
       js, jsm, publisher: new PubAckMux(nc), timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
       retryForMs: options.retryForMs ?? 15_000, isClosed: () => nc.isClosed(),
-      maxMessageBytes: await maxMessageBytes(nc, jsm, resolved.streamName),
+      maxMessageBytes: await readMessageLimit(nc, jsm, resolved.streamName),
     };
     return new JetStreamEventStore(nc, ctx, resolved);
   }
@@ -278,7 +285,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     // Every body before the first publish: an event the stream would refuse fails the append
     // while nothing of it is stored, instead of leaving half a decision.
     const bodies = events.map((event, i) => eventBody(event, start.version + 1 + i));
-    assertFits(streamId, events, bodies, this.#ctx.maxMessageBytes);
+    await this.#assertFits(streamId, events, bodies, start.seq);
     let tip = start;
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;
@@ -287,6 +294,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       try {
         ack = await publishEvent(this.#ctx, subject, event, bodies[i]!, tip.seq);
       } catch (err) {
+        if (isPermanentPublishError(err)) throw await this.#refused(streamId, event, i, err);
         if (!isWrongLastSequence(err)) throw err;
         this.#positions.delete(streamId);
         this.#stats.serverConflicts++;
@@ -299,6 +307,34 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       this.#positions.set(streamId, tip);
     }
     return tip;
+  }
+
+  /**
+   * Throws ValidationError when one of the messages is larger than the stream takes, after reading
+   * the limit again (an operator may have raised it since it was last read).
+   */
+  async #assertFits(streamId: string, events: NewEvent[], bodies: string[], firstSeq: number): Promise<void> {
+    if (oversized(events, bodies, firstSeq, this.#ctx.maxMessageBytes) === undefined) return;
+    this.#ctx.maxMessageBytes = await readMessageLimit(this.#nc, this.#ctx.jsm, this.#options.streamName);
+    const refused = oversized(events, bodies, firstSeq, this.#ctx.maxMessageBytes);
+    if (refused === undefined) return;
+    throw new ValidationError(
+      `session ${streamId}: event ${events[refused.index]!.type} would be a message of ${refused.size} bytes, over the ${this.#ctx.maxMessageBytes} bytes the stream takes (max_msg_size / max_payload); nothing was appended`,
+    );
+  }
+
+  /**
+   * The error for event `i` of an append refused by NATS for its size although the check let it
+   * through (the limit was lowered since it was read). With nothing of the append stored, the
+   * input is at fault (ValidationError); after part of it, the rest must not be given up on, so
+   * it is an outage to retry until the limit is raised.
+   */
+  async #refused(streamId: string, event: NewEvent, i: number, err: unknown): Promise<Error> {
+    this.#ctx.maxMessageBytes = await readMessageLimit(this.#nc, this.#ctx.jsm, this.#options.streamName).catch(() => this.#ctx.maxMessageBytes);
+    const what = `session ${streamId}: event ${event.type} refused by NATS (${err instanceof Error ? err.message : String(err)})`;
+    return i === 0
+      ? new ValidationError(`${what}; nothing was appended`, { cause: err })
+      : new StoreUnavailableError(`${what} after ${i} event(s) of the append were stored; retrying until the stream takes it`, { cause: err });
   }
 
   /** A duplicate ack is success only if the original is this event at this very position. */
