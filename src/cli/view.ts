@@ -96,7 +96,9 @@ export function stateLines(view: PlannerState): string[] {
   const c = view.config;
   return [
     `session ${view.sessionId}  status ${view.status}  phase ${view.phase}  version ${view.version}`,
-    `config: token budget ${c.tokenBudget}, max attempts ${c.maxAttempts}, backoff ${c.backoff.baseMs}ms ×${c.backoff.factor} (max ${c.backoff.maxMs}ms), profile ${c.profile}`,
+    c
+      ? `config: token budget ${c.tokenBudget}, max attempts ${c.maxAttempts}, backoff ${c.backoff.baseMs}ms ×${c.backoff.factor} (max ${c.backoff.maxMs}ms), profile ${c.profile}`
+      : 'config: none (the session has not started: every input so far was rejected)',
     `context: ${view.context.items.length} items, ${view.context.tokens} tokens`,
     `tasks (${taskCount(view)} completed):`,
     ...view.tasks.map(taskLine),

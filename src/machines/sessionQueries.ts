@@ -50,7 +50,7 @@ export function toPlannerState(state: SessionState): PlannerState {
         phase === 'backoff' && current?.retryAt !== undefined ? { taskId: current.id, dueAt: current.retryAt } : null,
     },
     context: { items: ctx.items, summary: ctx.items.find((i) => i.slot === 'summary')?.text ?? '', tokens: -1 },
-    config: ctx.config!,
+    config: ctx.config,
     version: state.version,
   };
 }

@@ -114,6 +114,7 @@ export interface PlannerState {
   cursor: number;
   waiting: { clarification: string | null; retry: { taskId: string; dueAt: number } | null };
   context: { items: ContextItem[]; summary: string; tokens: number };
-  config: PlannerConfig;
+  /** null while the session has not started (its log holds only rejected inputs). */
+  config: PlannerConfig | null;
   version: number;
 }

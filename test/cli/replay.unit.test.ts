@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
 import { FIVE_TASKS, run, tempDir } from './fakeIo.js';
 
 let dir: string;
@@ -28,6 +29,18 @@ describe('jetplan replay', () => {
     for (const type of ['SessionStarted', 'TasksPlanned', 'TaskFailed', 'TaskRetryScheduled', 'ClarificationProvided', 'SessionCompleted']) {
       expect(out).toContain(type);
     }
+  });
+
+  it('prints a session that never started (only rejected inputs) instead of failing on its missing config', async () => {
+    const runtime = await createEmbeddedRuntime({ dataDir: dir });
+    await runtime.planner.handle('rej', { type: 'InvalidInput', reason: 'tokenBudget: at most 100000', inputType: 'SubmitInput' });
+    await runtime.close();
+    const { code, io } = await run(['replay', 'rej', '--data-dir', dir]);
+    expect(io.stderrLines).toEqual([]);
+    expect(code).toBe(0);
+    expect(io.stdoutText).toContain('session rej  status idle');
+    expect(io.stdoutText).toContain('config: none (the session has not started: every input so far was rejected)');
+    expect(io.stdoutText).toMatch(/InputRejected +.*tokenBudget: at most 100000/);
   });
 
   it('stops at --until', async () => {

@@ -57,7 +57,7 @@ describe('upcasters', () => {
     const state = events.reduce(evolve, initialSessionState('legacy-1'));
     expect(statusOf(state)).toBe('completed');
     const view = toPlannerState(state);
-    expect(view.config.tokenBudget).toBe(1024);
+    expect(view.config?.tokenBudget).toBe(1024);
     expect(view.tasks.map((t) => [t.status, t.result])).toEqual([
       ['Completed', '12 log lines'],
       ['Completed', 'the logs are fine'],
