@@ -23,6 +23,15 @@ const EXEC_CAPABLE = new Set([
   'view', 'rview', 'vimdiff', 'editor', 'nano', 'pico', 'setarch', 'linux32', 'linux64', 'socat', 'wget',
   'gtar', 'gsed', 'gfind', 'gawk', 'ld.so', 'busctl', 'dbus-send', 'bwrap', 'firejail', 'valgrind', 'perf',
   'tmux', 'screen', 'gvim', 'rvim', 'pkexec', 'sg', 'newgrp', 'xdg-open', 'open',
+  // Through an option: split --filter, sort --compress-program, cpio --rsh-command, tcpdump -z,
+  // dpkg --pre-invoke, apt -o …::Pre-Invoke, openssl engines, nc -e, prlimit/numactl/capsh cmd,
+  // a pager or `!cmd` in a client (ftp, sqlite3 .shell, psql \!, mysql system), compilers' -wrapper.
+  'split', 'sort', 'cpio', 'tcpdump', 'dpkg', 'apt', 'apt-get', 'aptitude', 'rpm', 'openssl', 'nc', 'ncat',
+  'netcat', 'prlimit', 'numactl', 'capsh', 'cgexec', 'chpst', 'start-stop-daemon', 'run-parts', 'daemonize',
+  'rlwrap', 'ftp', 'sqlite3', 'psql', 'mysql', 'mariadb', 'gnuplot', 'dc', 'journalctl', 'systemctl', 'pg',
+  'most', 'w3m', 'lynx', 'elinks', 'links', 'mail', 'mailx', 'mutt', 'gcc', 'g++', 'cc', 'c++', 'clang',
+  'cmake', 'ninja', 'cargo', 'go', 'gem', 'bundle', 'rake', 'irb', 'cpan', 'erl', 'escript', 'ghci', 'guile',
+  'sbcl', 'ocaml', 'openvpn', 'logrotate', 'ssh-keygen', 'ip', 'nmap', 'hg', 'svn', 'ldconfig', 'busybox',
 ]);
 /** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
 const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;

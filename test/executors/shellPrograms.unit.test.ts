@@ -26,6 +26,10 @@ describe('exec-capable programs', () => {
     for (const name of ['view', 'rview', 'vim.basic', 'vim.tiny', 'vimdiff', 'editor', 'setarch', 'linux64', 'ld.so', 'ld-linux-x86-64.so.2', 'socat']) {
       expect(isExecCapable(name), name).toBe(true);
     }
+    // Through an option: `split --filter=cmd`, `sort --compress-program=cmd`, `dpkg --pre-invoke=cmd`…
+    for (const name of ['split', 'sort', 'dpkg', 'apt', 'apt-get', 'openssl', 'cpio', 'tcpdump', 'nc', 'sqlite3', 'psql', 'gcc', 'journalctl']) {
+      expect(isExecCapable(name), name).toBe(true);
+    }
     for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc']) expect(isExecCapable(name), name).toBe(false);
   });
 
