@@ -78,27 +78,36 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 export async function startPlannerService(options: PlannerServiceOptions): Promise<PlannerService> {
   const parts = await buildComponents(options);
   const { streamName, jsm, consumer, metrics, planner } = parts;
-  const leadership = await campaign(options, parts);
-  const connected = watchConnection(options.nc);
-  const http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
-    natsConnected: connected,
-    checkStream: async () => void (await jsm.streams.info(streamName)),
-    isLeader: () => leadership.isLeader(),
-    consumerPending: () => consumer.pending(),
-    metrics, logger: options.logger,
-  });
+  // The port first: a service that cannot serve its health checks must not start leading (and a
+  // supervisor must see it exit), so a failure here closes what was built and throws.
+  let leadership: Leadership | undefined;
+  let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
+  try {
+    http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
+      natsConnected: watchConnection(options.nc),
+      checkStream: async () => void (await jsm.streams.info(streamName)),
+      isLeader: () => leadership?.isLeader() ?? false,
+      consumerPending: () => consumer.pending(),
+      metrics, logger: options.logger,
+    });
+    leadership = await campaign(options, parts);
+  } catch (err) {
+    await closeComponents(parts, http?.server).catch(() => undefined);
+    throw err;
+  }
+  const lead = leadership;
 
   let closed = false;
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
-    await shutdown(parts, leadership, http?.server as Server | undefined);
+    await shutdown(parts, lead, http?.server);
   }
 
   return {
-    close, whenLeader: leadership.whenLeader, metrics, planner,
-    isLeader: () => leadership.isLeader(),
-    lastRecovery: () => leadership.lastRecovery(),
+    close, whenLeader: lead.whenLeader, metrics, planner,
+    isLeader: () => lead.isLeader(),
+    lastRecovery: () => lead.lastRecovery(),
     ...(http ? { httpPort: http.port } : {}),
   };
 }
@@ -256,6 +265,13 @@ async function shutdown(parts: Components, leadership: Leadership, http: Server 
   await parts.effects.close();
   parts.publisher.close();
   await leadership.release();
+  await closeComponents(parts, http);
+}
+
+/** Closes the HTTP server and the stores (the last step of a shutdown, or all of a failed start). */
+async function closeComponents(parts: Components, http: Server | undefined): Promise<void> {
+  await parts.effects.close();
+  parts.publisher.close();
   if (http) await stopHttpServer(http);
   await parts.store.close();
   await parts.snapshots.close();

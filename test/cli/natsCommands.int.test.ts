@@ -414,6 +414,7 @@ describe('usage errors', () => {
     [['serve', 'extra'], 'unexpected argument extra'],
     [['serve', '--lease-ttl-ms', '100'], '--lease-ttl-ms must be at least 300'],
     [['serve', '--http-port', 'eighty'], '--http-port expects a non-negative integer, got "eighty"'],
+    [['serve', '--http-port', '99999'], '--http-port must be a port number, 0 to 65535'],
     [['executor'], 'executor needs a type: echo or shell'],
     [['executor', 'echo', 'shell'], 'unexpected argument shell'],
     [['executor', 'python'], 'unknown executor python (expected echo or shell)'],

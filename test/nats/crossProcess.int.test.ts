@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo } from 'node:net';
 /**
  * The whole deployment as separate processes, through the built CLI (`npm run build` first):
  * `jetplan serve`, `jetplan executor echo`, `jetplan submit` and `jetplan answer`, with the test
@@ -234,6 +235,19 @@ describe('jetplan across processes', { timeout: 60_000 }, () => {
     expect(lines[0]).toMatch(/^\s+1 .* SessionStarted/);
     expect(lines.some((l) => /ClarificationProvided\s+t1-\w+: staging/.test(l))).toBe(true);
     expect(lines.at(-1)).toMatch(/SessionCompleted/);
+  });
+
+  it('serve exits in one line, leading nothing, when its HTTP port is in use', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, resolve));
+    try {
+      const { conn } = isolation();
+      const r = await run([...serveArgs(conn), '--http-port', String((busy.address() as AddressInfo).port)]);
+      expect(r.code).toBe(1);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^jetplan: listen EADDRINUSE: address already in use .*:\d+$/)]);
+    } finally {
+      busy.close();
+    }
   });
 
   it('fails in one line with a non-zero exit when NATS is unreachable', async () => {

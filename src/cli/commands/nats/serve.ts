@@ -26,6 +26,7 @@ export const serveCommand: Command = {
     const leaseTtlMs = numberFlag(args, 'lease-ttl-ms');
     const leaseBucket = stringFlag(args, 'lease-bucket');
     if (leaseTtlMs !== undefined && leaseTtlMs < 300) throw new UsageError('--lease-ttl-ms must be at least 300');
+    if (httpPort !== undefined && httpPort > 65_535) throw new UsageError('--http-port must be a port number, 0 to 65535');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-planner');
