@@ -76,9 +76,13 @@ function isolated(): { conn: string[]; streamName: string; subjectPrefix: string
   return { conn: ['--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix], streamName, subjectPrefix };
 }
 
-/** `jetplan serve` on an isolated stream, once it leads. */
+/**
+ * `jetplan serve` on an isolated stream (and lease bucket: no other instance), once it leads. A
+ * lease of 3 s: with a shorter one a pause of the test process (GC, a loaded CI machine) of a few
+ * hundred ms misses a renewal, and the warning it logs fails the tests that check stderr.
+ */
 async function serve(conn: string[]): Promise<Running> {
-  const s = start(['serve', ...conn, '--http-port', '0', '--lease-ttl-ms', '1000', '--lease-bucket', uniqueName('lease')]);
+  const s = start(['serve', ...conn, '--http-port', '0', '--lease-ttl-ms', '3000', '--lease-bucket', uniqueName('lease')]);
   await s.started('jetplan serve: leader, consuming inputs');
   return s;
 }

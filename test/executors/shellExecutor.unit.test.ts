@@ -46,7 +46,7 @@ async function lingering(): Promise<{ dir: string; script: string; pidFile: stri
   const pidFile = join(dir, 'pid');
   await writeFile(script, 'sleep 30 &\necho $! > "$1.tmp" && mv "$1.tmp" "$1"\necho started\nexec "$2" "$3"\n');
   const grandchild = async (): Promise<number> => {
-    await vi.waitFor(() => expect(existsSync(pidFile)).toBe(true));
+    await vi.waitFor(() => expect(existsSync(pidFile)).toBe(true), { timeout: 10_000 });
     return Number((await readFile(pidFile, 'utf8')).trim());
   };
   return { dir, script, pidFile, grandchild };
@@ -141,11 +141,12 @@ describe('createShellHandler', () => {
 describe('process groups, environment and abort', () => {
   it('a timeout kills the whole group and reports without waiting for a grandchild holding the pipe', async () => {
     const l = await lingering();
-    const h = createShellHandler({ allow: ['sh'], allowExecCapable: true, timeoutMs: 1_000 });
+    // Long enough for the script to start its grandchild and write its pid on a loaded machine.
+    const h = createShellHandler({ allow: ['sh'], allowExecCapable: true, timeoutMs: 3_000 });
     const out = await h(task(`sh ${l.script} ${l.pidFile} sleep 30`), tools());
-    expect(out).toEqual({ type: 'failed', error: 'timed out after 1000 ms', retryable: false });
+    expect(out).toEqual({ type: 'failed', error: 'timed out after 3000 ms', retryable: false });
     const pid = await l.grandchild();
-    await vi.waitFor(() => expect(alive(pid)).toBe(false));
+    await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 10_000 });
   });
 
   it('a program that exits 0 succeeds even if a background grandchild lingers; the grandchild is killed', async () => {
@@ -154,7 +155,7 @@ describe('process groups, environment and abort', () => {
     const out = await h(task(`sh ${l.script} ${l.pidFile} true`), tools());
     expect(out).toEqual({ type: 'completed', output: 'started\n' });
     const pid = await l.grandchild();
-    await vi.waitFor(() => expect(alive(pid)).toBe(false));
+    await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 10_000 });
   });
 
   it('an abort kills the whole group', async () => {
@@ -165,7 +166,7 @@ describe('process groups, environment and abort', () => {
     const pid = await l.grandchild();
     controller.abort();
     expect(await pending).toEqual({ type: 'failed', error: 'aborted', retryable: true });
-    await vi.waitFor(() => expect(alive(pid)).toBe(false));
+    await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 10_000 });
   });
 
   it('an already-aborted signal runs nothing', async () => {

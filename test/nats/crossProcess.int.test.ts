@@ -183,7 +183,9 @@ describe('jetplan across processes', { timeout: 60_000 }, () => {
     expect(executor.stdout()).toMatch(/stopped after 4 executions/); // 3 tasks + the re-run after the answer
   });
 
-  it('a service SIGKILLed mid-session is restarted and the session completes, nothing executed twice', async () => {
+  // The input the killed leader held comes back after the consumer's 30 s ack wait, and the new
+  // leader holds the session behind it (on purpose): ~30 s of this test is that wait.
+  it('a service SIGKILLed mid-session is restarted and the session completes, nothing executed twice', { timeout: 120_000 }, async () => {
     const w = isolation();
     const first = start(serveArgs(w.conn));
     // Slow executions so the kill lands mid-session.

@@ -31,6 +31,7 @@ async function expectRefusedOnce(w: Awaited<ReturnType<typeof effectsOn>>) {
       expect.objectContaining({ sessionId: 'big', taskId: 't1', dispatchId: 'big.t1.1' }),
       expect.stringMatching(/refused by NATS.*not retried/),
     ),
+    { timeout: 10_000 },
   );
   await w.effects.close();
   // Tried once, then reported failed into its session (not retryable), as an executor would.

@@ -129,7 +129,7 @@ describe('planner service: sessions over JetStream', () => {
     await vi.waitFor(async () => {
       const info = await jsm.consumers.info(iso.streamName, 'jetplan-planner');
       expect({ ack: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered }).toEqual({ ack: 0, pending: 0, redelivered: 0 });
-    });
+    }, { timeout: 10_000 });
   });
 
   it('blocks a session whose input cannot be applied (nak + backoff) and keeps its inputs in order', async () => {
