@@ -118,6 +118,9 @@ function handleInput(rec: Recorder, deps: DecideDeps): void {
   if (input.type === 'InvalidInput') return rec.reject(input.reason);
   if (input.type === 'RetryDue') return; // advance() dispatches a due retry
   if (status !== 'idle' && status !== 'active') return rec.reject(`session is ${status}`);
+  // Only a SubmitInput starts a session: a cancel, an answer or a report for an id that never
+  // started must not create one (a cancel would record a session that never was).
+  if (status === 'idle' && input.type !== 'SubmitInput') return rec.reject('session has not started (no SubmitInput was accepted)');
   switch (input.type) {
     case 'SubmitInput':
       return submit(rec, input, deps);

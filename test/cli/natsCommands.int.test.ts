@@ -5,7 +5,7 @@
  * its own stream and subject prefix.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CliSignal } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
 import { connectNats } from '../../src/nats/connect.js';
@@ -202,6 +202,31 @@ describe('serve + executor echo + the client commands', () => {
     expect((await statusJson(conn, sessionId)).status).toBe('failed');
   });
 
+  it('answer, cancel and submit --session refuse, in one line, what the service would only reject', async () => {
+    const { conn } = isolated();
+    await serve(conn); // no executor: the first task stays Running
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Fetch the logs. Summarise them.'])).code).toBe(0);
+    await vi.waitFor(async () => expect((await statusJson(conn, sessionId)).tasks[0]?.status).toBe('Running'), { timeout: 10_000 });
+    const [running, queued] = (await statusJson(conn, sessionId)).tasks;
+    expect(await fails(['answer', sessionId, running!.id, 'prod', ...conn])).toEqual({
+      code: 1,
+      line: `jetplan: task ${running!.id} is not waiting for clarification (it is Running)`,
+    });
+    expect(await fails(['answer', sessionId, 't9-nope', 'x', ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has no task t9-nope` });
+    expect(queued!.status).toBe('Planned');
+    expect((await run(['cancel', sessionId, ...conn])).code).toBe(0);
+    await vi.waitFor(async () => expect((await statusJson(conn, sessionId)).status).toBe('cancelled'), { timeout: 10_000 });
+    expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} is cancelled` });
+    expect(await fails(['answer', sessionId, running!.id, 'x', ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} is cancelled` });
+    expect(await fails(['submit', ...conn, '--session', sessionId, 'More work.'])).toEqual({
+      code: 1,
+      line: `jetplan: session ${sessionId} is cancelled; submit to a new session`,
+    });
+    const events = (await run(['replay', sessionId, ...conn, '--json'])).io.stdoutText;
+    expect((JSON.parse(events) as { events: Array<{ type: string }> }).events.map((e) => e.type)).not.toContain('InputRejected');
+  });
+
   it('executor shell --allow echo runs a ToolCall command and reports its output', async () => {
     const { conn } = isolated();
     const s = await serve(conn);
@@ -301,9 +326,17 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(lines(w.io).at(-1)).toMatch(/SessionCancelled\s+changed my mind$/);
     expect((await statusJson(conn, sessionId)).status).toBe('cancelled');
 
-    const json = await run(['cancel', sessionId, ...conn, '--json']);
-    expect(json.code).toBe(0);
-    expect(JSON.parse(json.io.stdoutText)).toMatchObject({ sessionId, duplicate: false });
+    // Cancelling again is refused before anything is published, except as a retry of the same message.
+    expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} is cancelled` });
+    const other = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', other, 'Which format do you want?'])).code).toBe(0);
+    await vi.waitFor(async () => expect((await statusJson(conn, other)).status).toBe('active'), { timeout: 10_000 });
+    const once = ['cancel', other, ...conn, '--message-id', `cancel-${other}`, '--json'];
+    expect(JSON.parse((await run(once)).io.stdoutText)).toMatchObject({ sessionId: other, duplicate: false });
+    await vi.waitFor(async () => expect((await statusJson(conn, other)).status).toBe('cancelled'), { timeout: 10_000 });
+    const retried = await run(once);
+    expect(retried.code).toBe(0);
+    expect(JSON.parse(retried.io.stdoutText)).toMatchObject({ sessionId: other, duplicate: true });
   });
 
   it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
@@ -353,6 +386,12 @@ describe('submit', () => {
       line: 'jetplan: --max-attempts and --token-budget must be at least 1 (see jetplan help)',
     });
     expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toMatchObject({ code: 2 });
+    // The service's bounds, checked before publishing (it would only record an InputRejected).
+    expect(await fails(['submit', ...conn, 'x', '--token-budget', '100001'])).toEqual({
+      code: 2,
+      line: 'jetplan: --token-budget: tokenBudget must be at most 100000 tokens: a larger context may not fit in one NATS message (see jetplan help)',
+    });
+    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '101'])).toEqual({ code: 2, line: 'jetplan: --max-attempts: maxAttempts must be at most 100 (see jetplan help)' });
     expect(await fails(['submit', ...conn, 'x', '--max-attempts', 'many'])).toEqual({
       code: 2,
       line: 'jetplan: --max-attempts expects a non-negative integer, got "many" (see jetplan help)',
@@ -372,6 +411,10 @@ describe('read commands and their errors', () => {
     expect(await fails(['status', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
     expect(await fails(['watch', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
     expect(await fails(['cancel', 'bad.id', ...conn])).toMatchObject({ code: 2 });
+    // Nothing is published for a session that does not exist (a cancel would create one).
+    expect(await fails(['cancel', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect(await fails(['answer', 's-nope', 't1', 'yes', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect((await run(['sessions', ...conn, '--json'])).io.stdoutText).toBe('[]\n');
     expect(await fails(['answer', 'bad.id', 't1', 'yes', ...conn])).toMatchObject({ code: 2 });
     expect(await fails(['replay', 's-nope', ...conn, '--until', '0'])).toEqual({ code: 2, line: 'jetplan: --until must be at least 1 (see jetplan help)' });
   });

@@ -290,9 +290,13 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(after).when(retryDue(FETCH, 2), { now: T0 * 2 }).thenNothing();
   });
 
-  it('cancels a session that never started', () => {
-    const d = given().when(cancel()).then([{ type: 'SessionCancelled', data: { reason: 'cancelled' } }]);
-    expect(statusOf(d.state)).toBe('cancelled');
+  it('rejects anything but SubmitInput for a session that never started, which stays open to start', () => {
+    const reason = 'session has not started (no SubmitInput was accepted)';
+    given().when(cancel()).thenRejects(reason);
+    given().when(answer(FETCH, 'x')).thenRejects(reason);
+    given().when(completed(FETCH, dispatch(FETCH, 1))).thenRejects(reason);
+    const rejected = history(cancel());
+    given(rejected).when(submit(TWO)).then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'TaskDispatched' }]);
   });
 
   it('does nothing for an input it has already processed (same message id)', () => {

@@ -2,9 +2,11 @@ import { stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
+import { assertAnswerable } from './preflight.js';
 
 const USAGE = `Usage: jetplan answer <session> <taskId> "answer"
-Answers a task's clarification question in a session on NATS.
+Answers a task's clarification question in a session on NATS. Refuses (exit 1) when the task
+is not waiting for an answer.
   --message-id <id>    idempotency key (Nats-Msg-Id)
 ${CONNECTION_USAGE}`;
 
@@ -18,9 +20,10 @@ export const answerCommand: Command = {
     const answer = rest.join(' ').trim();
     if (!sessionId || !taskId || answer === '') throw new UsageError('answer needs <session> <taskId> "answer"');
     const messageId = stringFlag(args, 'message-id');
-    const published = await withClient(args, ctx, (client) =>
-      client.answer(sessionId, taskId, answer, messageId ? { messageId } : {}),
-    );
+    const published = await withClient(args, ctx, async (client) => {
+      await assertAnswerable(client, sessionId, taskId, messageId);
+      return client.answer(sessionId, taskId, answer, messageId ? { messageId } : {});
+    });
     if (ctx.json) ctx.out(JSON.stringify(published));
     else ctx.out(`answered ${taskId} in ${sessionId}`);
     return 0;

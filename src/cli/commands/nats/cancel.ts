@@ -1,19 +1,25 @@
 import { onePositional, stringFlag } from '../../args.js';
 import type { Command } from '../../command.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
+import { assertCancellable } from './preflight.js';
 
 const USAGE = `Usage: jetplan cancel <session> [--reason <text>]
-Cancels a session on NATS.
+Cancels a session on NATS. Refuses (exit 1) a session that is unknown, not started or ended.
+  --message-id <id>    idempotency key (Nats-Msg-Id); a retry with it succeeds
 ${CONNECTION_USAGE}`;
 
 /** \`jetplan cancel\`: publish a CancelSession. */
 export const cancelCommand: Command = {
   summary: 'cancel a session on NATS',
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, reason: 'string' },
+  flags: { ...CONNECTION_FLAGS, reason: 'string', 'message-id': 'string' },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
-    const published = await withClient(args, ctx, (client) => client.cancel(sessionId, stringFlag(args, 'reason')));
+    const messageId = stringFlag(args, 'message-id');
+    const published = await withClient(args, ctx, async (client) => {
+      await assertCancellable(client, sessionId, messageId);
+      return client.cancel(sessionId, stringFlag(args, 'reason'), messageId ? { messageId } : {});
+    });
     if (ctx.json) ctx.out(JSON.stringify(published));
     else ctx.out(`cancel requested for ${sessionId}`);
     return 0;

@@ -2,7 +2,9 @@ import { readAll } from '../../lines.js';
 import { numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
+import { PlannerConfig } from '../../../protocol/domain.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
+import { assertOpenOrNew } from './preflight.js';
 
 const USAGE = `Usage: jetplan submit [--session <id>] "text"
 Submits text to the planner service (a new session unless --session names one) and prints the
@@ -34,13 +36,21 @@ export const submitCommand: Command = {
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
       ...(tokenBudget !== undefined ? { tokenBudget } : {}),
     };
-    const published = await withClient(args, ctx, (client) =>
-      client.submit(text, {
+    // The service's own bounds, checked here too: a value it would reject fails now, in one line.
+    const checked = PlannerConfig.partial().safeParse(config);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      const flag = issue?.path[0] === 'tokenBudget' ? '--token-budget' : '--max-attempts';
+      throw new UsageError(`${flag}: ${issue?.message ?? 'bad value'}`);
+    }
+    const published = await withClient(args, ctx, async (client) => {
+      if (sessionId) await assertOpenOrNew(client, sessionId, messageId);
+      return client.submit(text, {
         ...(sessionId ? { sessionId } : {}),
         ...(messageId ? { messageId } : {}),
         ...(Object.keys(config).length > 0 ? { config } : {}),
-      }),
-    );
+      });
+    });
     if (ctx.json) ctx.out(JSON.stringify(published));
     else ctx.out(published.sessionId);
     return 0;

@@ -1,0 +1,58 @@
+/**
+ * Checks a client command makes before publishing what the service would only reject: without
+ * them the CLI would print success for an input that ends as InputRejected in the session's log.
+ * The service still decides (the state may change between the check and the publish); these only
+ * catch the mistakes that are already certain. A retry with the message id of an input the session
+ * already applied is let through: it is an idempotent no-op, and its caller expects success.
+ */
+import type { JetplanClient } from '../../../nats/client.js';
+import { isSessionNotFoundError } from '../../../errors.js';
+import type { PlannerState } from '../../../protocol/domain.js';
+import { CliError } from '../../cliErrors.js';
+
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
+/** Runs `check` on the session's state; a refusal stands unless `messageId` was applied already. */
+async function refuseUnlessRetry(
+  client: JetplanClient,
+  sessionId: string,
+  messageId: string | undefined,
+  check: (state: PlannerState) => string | undefined,
+): Promise<void> {
+  const refusal = check(await client.status(sessionId));
+  if (refusal === undefined) return;
+  if (messageId !== undefined) {
+    const { events } = await client.replay(sessionId);
+    if (events.some((e) => e.causationId === messageId)) return;
+  }
+  throw new CliError(refusal);
+}
+
+/** A session that takes a cancel: it exists, has started and has not ended. */
+export function assertCancellable(client: JetplanClient, sessionId: string, messageId?: string): Promise<void> {
+  return refuseUnlessRetry(client, sessionId, messageId, (state) => {
+    if (state.status === 'idle') return `session ${sessionId} has not started`;
+    return ENDED.has(state.status) ? `session ${sessionId} is ${state.status}` : undefined;
+  });
+}
+
+/** A task waiting for an answer in a session that is still open. */
+export function assertAnswerable(client: JetplanClient, sessionId: string, taskId: string, messageId?: string): Promise<void> {
+  return refuseUnlessRetry(client, sessionId, messageId, (state) => {
+    if (ENDED.has(state.status)) return `session ${sessionId} is ${state.status}`;
+    const task = state.tasks.find((t) => t.id === taskId);
+    if (!task) return `session ${sessionId} has no task ${taskId}`;
+    return task.status === 'NeedsClarification' ? undefined : `task ${taskId} is not waiting for clarification (it is ${task.status})`;
+  });
+}
+
+/** A session that takes more input: a new one, or one that has not ended. */
+export async function assertOpenOrNew(client: JetplanClient, sessionId: string, messageId?: string): Promise<void> {
+  try {
+    await refuseUnlessRetry(client, sessionId, messageId, (state) =>
+      ENDED.has(state.status) ? `session ${sessionId} is ${state.status}; submit to a new session` : undefined,
+    );
+  } catch (err) {
+    if (!isSessionNotFoundError(err)) throw err;
+  }
+}
