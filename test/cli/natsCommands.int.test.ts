@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 /**
  * The NATS commands of the CLI run in-process through `main(argv, io)` against a real nats-server:
  * `serve` and `executor` run until the fake IO's signal, while `submit`, `answer`, `status`,
@@ -526,13 +527,20 @@ describe('connection failures', () => {
     expect(r.line).toMatch(new RegExp(`^jetplan: cannot read creds file ${creds.replace(/\./g, '\\.')}: `));
   });
 
-  it('reports TLS asked of a server without TLS in one line', async () => {
-    const r = await fails(['status', 's1', '--nats', server.url, '--tls-ca', '/nonexistent/ca.pem', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem']);
+  it('reports a missing TLS file, and TLS asked of a server without TLS, in one line each', async () => {
+    expect(await fails(['status', 's1', '--nats', server.url, '--tls-ca', '/nonexistent/ca.pem'])).toEqual({
+      code: 2,
+      line: 'jetplan: --tls-ca: cannot read /nonexistent/ca.pem (see jetplan help)',
+    });
+    const file = fileURLToPath(import.meta.url); // readable; its contents never get used
+    const r = await fails(['status', 's1', '--nats', server.url, '--tls-ca', file, '--tls-cert', file, '--tls-key', file]);
     expect(r.code).toBe(1);
     expect(r.line).toMatch(new RegExp(`^jetplan: cannot connect to NATS at ${server.url.replace(/\./g, '\\.')}: `));
   });
 
   it('passes --user/--pass and --token to the server (which has no auth, so they are accepted)', async () => {
+    expect(await fails(['status', 's1', '--nats', server.url, '--user', 'u'])).toEqual({ code: 2, line: 'jetplan: --user and --pass go together (see jetplan help)' });
+    expect(await fails(['status', 's1', '--nats', ''])).toEqual({ code: 2, line: 'jetplan: --nats needs a server URL (see jetplan help)' });
     const { conn, streamName, subjectPrefix } = isolated();
     await ensureStream(nc, { streamName, subjectPrefix });
     expect(await fails(['status', 's-nope', ...conn, '--user', 'u', '--pass', 'p'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });

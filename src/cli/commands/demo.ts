@@ -40,7 +40,8 @@ export function configFromArgs(args: ParsedArgs): Partial<PlannerConfig> {
   if (budget !== undefined) config.tokenBudget = budget;
   if (maxAttempts !== undefined) config.maxAttempts = maxAttempts;
   if (backoffMs !== undefined) config.backoff = { ...(config.backoff as object | undefined), baseMs: backoffMs };
-  const parsed = PlannerConfig.partial().safeParse(config);
+  // Strict: a misspelt key (tokenbudget) must not be silently ignored.
+  const parsed = PlannerConfig.partial().strict().safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(`invalid config: ${issue?.path.join('.') || 'config'}: ${issue?.message ?? 'bad value'}`);

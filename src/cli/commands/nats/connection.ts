@@ -1,9 +1,10 @@
 /** What every NATS command shares: connection flags, connecting with one-line errors, the client. */
+import { accessSync, constants, statSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, NatsConnectError, type NatsConnectionOptions } from '../../../nats/connect.js';
 import { createClient, type JetplanClient } from '../../../nats/client.js';
 import { stringFlag, type FlagSpec, type ParsedArgs } from '../../args.js';
-import { CliError } from '../../cliErrors.js';
+import { CliError, UsageError } from '../../cliErrors.js';
 import type { CliContext } from '../../command.js';
 
 /** Connection flags every NATS command takes. */
@@ -30,12 +31,21 @@ export const CONNECTION_USAGE = `Connection:
 /** The connection options the flags (and NATS_URL in the command's environment) ask for. */
 export function connectionOptionsFrom(args: ParsedArgs, ctx: CliContext, name = 'jetplan'): NatsConnectionOptions {
   const o: NatsConnectionOptions = { name };
-  const url = stringFlag(args, 'nats') ?? ctx.io.env['NATS_URL'];
+  const flag = stringFlag(args, 'nats');
+  // An empty --nats (an unset variable in a script) must not quietly mean the default server.
+  if (flag !== undefined && flag.trim() === '') throw new UsageError('--nats needs a server URL');
+  const url = flag ?? ctx.io.env['NATS_URL'];
   if (url) o.url = url;
   const user = stringFlag(args, 'user');
   const pass = stringFlag(args, 'pass');
   const token = stringFlag(args, 'token');
   const creds = stringFlag(args, 'creds');
+  if ((user === undefined) !== (pass === undefined)) throw new UsageError('--user and --pass go together');
+  for (const name of ['tls-ca', 'tls-cert', 'tls-key']) {
+    const file = stringFlag(args, name);
+    // Read here so a wrong path is named as such, not reported later as a TLS or auth failure.
+    if (file !== undefined && !isReadableFile(file)) throw new UsageError(`--${name}: cannot read ${file}`);
+  }
   if (user !== undefined) o.user = user;
   if (pass !== undefined) o.pass = pass;
   if (token !== undefined) o.token = token;
@@ -51,6 +61,15 @@ export function connectionOptionsFrom(args: ParsedArgs, ctx: CliContext, name = 
     };
   }
   return o;
+}
+
+function isReadableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** `--stream` / `--prefix`, when given. */
