@@ -146,6 +146,12 @@ function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput
   if (statusOf(rec.state) === 'idle') {
     const parsed = PlannerConfig.safeParse(input.config ?? {});
     if (!parsed.success) return rec.reject(`invalid config: ${parsed.error.issues[0]?.message ?? 'bad value'}`);
+    // The system prompt is never compacted away: a budget it does not fit in could hold nothing.
+    const { tokenBudget, systemPrompt } = parsed.data;
+    const promptTokens = deps.countTokens(systemPrompt);
+    if (promptTokens > tokenBudget) {
+      return rec.reject(`invalid config: tokenBudget ${tokenBudget} cannot hold the system prompt (${promptTokens} tokens)`);
+    }
     rec.emit('SessionStarted', { config: parsed.data });
   }
   rec.emit('TasksPlanned', { input: input.text, tasks });

@@ -31,6 +31,12 @@ describe('jetplan demo', () => {
     expect(ids).toHaveLength(6);
   });
 
+  it('ends in one line with exit 2 when the planner refuses the session (a budget too small for the system prompt)', async () => {
+    const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--budget', '5']);
+    expect(code).toBe(2);
+    expect(io.stderrLines).toEqual(['jetplan: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)']);
+  });
+
   it('takes answers from stdin lines after the --answer flags', async () => {
     const { code, io } = await run(['demo', FIVE_TASKS, '--data-dir', dir, '--answer', 'csv', '--backoff-ms', '0'], {
       stdin: '\n  \nprod\n',

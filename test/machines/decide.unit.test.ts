@@ -104,6 +104,13 @@ describe('decide: SubmitInput', () => {
       .when(submit(TWO, { tokenBudget: -5 }))
       .thenRejects('invalid config');
   });
+
+  it('rejects a token budget the system prompt does not fit in (it is never compacted away)', () => {
+    given()
+      .when(submit(TWO, { tokenBudget: 5 }))
+      .thenRejects('invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)');
+    given().when(submit(TWO, { tokenBudget: 9 })).then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
+  });
 });
 
 describe('decide: dispatch', () => {

@@ -96,7 +96,10 @@ export const demoCommand: Command = {
     if (!ctx.json) ctx.out(`session ${sessionId}`);
     const source = new AnswerSource(answers, ctx.io, !fromStdin);
     return driveSession(ctx, demo, sessionId, source, async () => {
-      await demo.runtime.planner.handle(sessionId, { type: 'SubmitInput', text, config }, { correlationId: sessionId });
+      const { events } = await demo.runtime.planner.handle(sessionId, { type: 'SubmitInput', text, config }, { correlationId: sessionId });
+      // Refused as a whole (a config the planner will not start with): nothing will run, so end now.
+      const rejected = events.find((e) => e.type === 'InputRejected');
+      if (rejected) throw new CliError((rejected.data as { reason: string }).reason, 2);
     });
   },
 };
