@@ -119,7 +119,7 @@ export function printFinished(ctx: CliContext, state: SessionState, metrics?: Me
     ctx.out(JSON.stringify({ sessionId: view.sessionId, outcome: 'finished', status: view.status, state: view, metrics: rates }));
   } else {
     const extra = rates
-      ? ` · ${rates.tasksPerSecond.toFixed(2)} tasks/s · completion rate ${Math.round(rates.completionRate * 100)}%`
+      ? ` · ${rates.tasksPerSecond.toFixed(2)} tasks/s · attempts succeeded ${Math.round(rates.completionRate * 100)}%`
       : '';
     ctx.out(`status ${view.status} · tasks ${taskCount(view)} completed · ${view.version} events${extra}`);
   }

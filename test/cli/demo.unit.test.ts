@@ -25,7 +25,7 @@ describe('jetplan demo', () => {
     expect(io.stdoutText).toContain('✖ t2-');
     expect(io.stdoutText).toContain('? t3-ef63afa6 Which format do you want?');
     expect(io.stdoutText).toContain('answered "prod"');
-    expect(io.stdoutText).toMatch(/status completed · tasks 5\/5 completed · 19 events · [\d.]+ tasks\/s · completion rate 80%/);
+    expect(io.stdoutText).toMatch(/status completed · tasks 5\/5 completed · 19 events · [\d.]+ tasks\/s · attempts succeeded 80%/);
     const ids = await executions(dir);
     expect(new Set(ids).size).toBe(ids.length);
     expect(ids).toHaveLength(6);
