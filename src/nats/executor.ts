@@ -6,15 +6,11 @@
  * a crash, an ack lost, or a duplicate publish — re-sends the recorded report instead of running
  * the task again. Commands are pulled only into free handler slots and kept leased with `working()`
  * progress acks every ackWait/3 (executorPull.ts); handlers run under a claim (executorRun.ts).
+ * At start the stream is created or widened as the planner service does (or refused, in one line,
+ * if its storage or retention differ) before the consumers are made on it. A command older than
+ * `staleAfterMs` whose session has ended is acked without running it (executorStale.ts).
  */
-import {
-  jetstream,
-  jetstreamManager,
-  JetStreamApiCodes,
-  JetStreamApiError,
-  type JetStreamManager,
-  type JsMsg,
-} from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -30,6 +26,7 @@ import { ensureConsumer } from './executorConsumer.js';
 import { publishReport } from './executorPublish.js';
 import { PullLoop } from './executorPull.js';
 import { runClaimed, type ClaimedRun } from './executorRun.js';
+import { DEFAULT_STALE_AFTER_MS, messageAgeMs, sessionEnding } from './executorStale.js';
 
 /** The task kinds an executor can take; each has its own durable consumer. */
 export type ExecutorKind = 'ToolCall' | 'Processing';
@@ -41,7 +38,12 @@ export interface ExecutorOptions {
   handler: TaskHandler;
   streamName?: string;
   subjectPrefix?: string;
-  /** Durable consumer names are `<durablePrefix>-<kind>` (default 'jetplan-exec'). */
+  /**
+   * Durable consumer names are `<durablePrefix>-<kind>` (default 'jetplan-exec'). Executors sharing
+   * a prefix share its consumers and split the commands between them: executors of different kinds
+   * of work (a fake and a real one) each need their own prefix. A consumer made under a new prefix
+   * starts at the beginning of the stream; see `staleAfterMs`.
+   */
   durablePrefix?: string;
   /** KV bucket of recorded reports (default 'jetplan_exec_inbox'). */
   inboxBucket?: string;
@@ -60,6 +62,14 @@ export interface ExecutorOptions {
   ackWaitMs?: number;
   /** Handlers running at once per kind in this process (default 4). */
   concurrency?: number;
+  /**
+   * A command the stream stored longer ago than this (ms, by this process's clock) is run only if
+   * its session has not ended: its latest event is looked up first, and a command of a completed,
+   * failed or cancelled session is acked without running the handler or publishing a report. If
+   * the lookup fails, the command is run as usual. Younger commands are run without a lookup.
+   * Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 looks up every command, Infinity none.
+   */
+  staleAfterMs?: number;
   logger?: Logger;
   /**
    * Test hook: runs after a report is recorded in the inbox and before it is published and the
@@ -80,6 +90,8 @@ export interface Executor {
   readonly executed: number;
   /** Commands answered from the inbox without running the handler. */
   readonly replayed: number;
+  /** Commands of sessions that had ended, acked without running the handler or reporting. */
+  readonly skipped: number;
   readonly inbox: KvExecutorInbox;
 }
 
@@ -94,16 +106,18 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const ackWaitMs = options.ackWaitMs ?? 30_000;
   const concurrency = Math.max(1, options.concurrency ?? 4);
   const logger = options.logger ?? silentLogger;
+  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const kinds = [...new Set(options.kinds)];
   if (kinds.length === 0) throw new Error('executor: at least one kind is needed');
+  if (!(staleAfterMs >= 0)) throw new Error(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);
 
   const jsm = await jetstreamManager(nc);
-  const { inbox, claims } = await openStores(nc, jsm, options, ackWaitMs);
+  const { inbox, claims } = await openStores(nc, options, ackWaitMs);
   const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
   const js = jetstream(nc);
   const refreshMs = Math.max(50, Math.floor(ackWaitMs / 3));
 
-  const state = { executed: 0, replayed: 0 };
+  const state = { executed: 0, replayed: 0, skipped: 0 };
   const stopping = new AbortController();
   /** Work under way by dispatch id: a duplicate delivery waits for it instead of running again. */
   const inFlight = new Map<string, Promise<void>>();
@@ -146,6 +160,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   async function handleTask(m: JsMsg, task: ExecuteTask): Promise<void> {
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
     try {
+      if (await sessionEnded(m, task, log)) {
+        state.skipped++;
+        await m.ackAck().catch(() => m.ack());
+        return;
+      }
       const run = await settle(task, log);
       if (run.type === 'busy' || run.type === 'abandoned') {
         // Come back for the report of the process that runs it now; on a stop, hand it over at once.
@@ -160,6 +179,24 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     } catch (err) {
       logger.error({ ...log, err }, 'command not completed; it will be redelivered');
       if (!nc.isClosed()) m.nak(Math.min(ackWaitMs, 1_000));
+    }
+  }
+
+  /**
+   * Whether the command is stale (older than staleAfterMs) and its session has ended; fresh
+   * commands are not looked up. A failed lookup counts as not ended: the command is run, and the
+   * inbox and claims still keep a dispatch from running twice.
+   */
+  async function sessionEnded(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
+    const ageMs = messageAgeMs(m);
+    if (ageMs < staleAfterMs) return false;
+    try {
+      const ending = await sessionEnding(jsm, streamName, prefix, task.sessionId);
+      if (ending) logger.info({ ...log, ageMs, session: ending }, 'command of an ended session; acked without running it');
+      return ending !== undefined;
+    } catch (err) {
+      logger.warn({ ...log, ageMs, err }, 'could not look up the session of a stale command; running it');
+      return false;
     }
   }
 
@@ -193,6 +230,9 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     get replayed() {
       return state.replayed;
     },
+    get skipped() {
+      return state.skipped;
+    },
     inbox,
     async stop() {
       if (!stopping.signal.aborted) {
@@ -204,21 +244,18 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   };
 }
 
-/** Checks the stream (creating it if the planner has not yet) and opens the inbox and claims buckets. */
+/**
+ * Creates the stream or widens it to what jetplan needs, as the planner service does (an executor
+ * may start before it, or at once on a stream made by hand), so that the consumers' filter
+ * subjects exist; a stream whose storage or retention differ is refused (ValidationError, one
+ * line). Then opens the inbox and claims buckets.
+ */
 async function openStores(
   nc: NatsConnection,
-  jsm: JetStreamManager,
   options: ExecutorOptions,
   ackWaitMs: number,
 ): Promise<{ inbox: KvExecutorInbox; claims: KvClaims }> {
-  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
-  try {
-    await jsm.streams.info(streamName);
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
-    // Started before the planner: create the stream as the planner would.
-    await ensureStream(nc, { streamName, subjectPrefix: options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX });
-  }
+  await ensureStream(nc, { streamName: options.streamName ?? DEFAULT_STREAM_NAME, subjectPrefix: options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX });
   const inbox = await KvExecutorInbox.open(nc, {
     bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET,
     ...(options.inboxTtlMs !== undefined ? { ttlMs: options.inboxTtlMs } : {}),
