@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isCorruptLogError, isStoreUnavailableError } from '../../src/errors.js';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
+import { ReadOnlyFileEventStore } from '../../src/persistence/readOnlyFileEventStore.js';
 import { acquireDirLock } from '../../src/persistence/dirLock.js';
 import { encodeFrame, FRAME_HEADER_BYTES } from '../../src/persistence/fileLog.js';
 import { runEventStoreContract, runOutboxContract } from './eventStoreContract.js';
@@ -354,5 +355,29 @@ describe('FileEventStore directory lock', () => {
     await writeFile(join(dir, 'LOCK'), '');
     await openStore(dir);
     expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
+  });
+});
+
+describe('ReadOnlyFileEventStore', () => {
+  it('reads the log without its lock, leaves a torn tail in place and refuses appends', async () => {
+    const dir = await tempDir();
+    const writer = await openStore(dir);
+    const stream = uniqueStream();
+    await writer.appendToStream(stream, makeEvents(stream, 3), { expectedVersion: 0 });
+    // A writer mid-append: half a frame at the end of the log.
+    const path = join(dir, 'events.log');
+    const frame = encodeFrame(JSON.stringify({ any: 'thing' }));
+    await appendFile(path, frame.subarray(0, FRAME_HEADER_BYTES + 2));
+    const size = (await stat(path)).size;
+
+    const reader = await ReadOnlyFileEventStore.open(dir);
+    expect((await reader.readStream(stream)).events.map((e) => e.sequence)).toEqual([1, 2, 3]);
+    expect(await reader.listStreams()).toEqual([stream]);
+    expect((await stat(path)).size).toBe(size); // never written
+    await expect(reader.appendToStream(stream, [makeEvent(stream)], { expectedVersion: 3 })).rejects.toSatisfy(isStoreUnavailableError);
+    await reader.close();
+    await expect(reader.readStream(stream)).rejects.toSatisfy(isStoreUnavailableError);
+    // A directory without a log holds no sessions.
+    expect(await (await ReadOnlyFileEventStore.open(await tempDir())).listStreams()).toEqual([]);
   });
 });
