@@ -76,6 +76,11 @@ export interface JetplanClient {
   publishInput(sessionId: string, input: SessionInput, options?: PublishOptions): Promise<Published>;
   /** The session's current read model; SessionNotFoundError if it has no events. */
   status(sessionId: string): Promise<PlannerState>;
+  /**
+   * Whether the stream holds an input for the session: one without events yet is then only
+   * waiting for the service to apply it, not unknown.
+   */
+  hasInput(sessionId: string): Promise<boolean>;
   /** The session rebuilt from its log alone (up to event `until`), with the events. */
   replay(sessionId: string, options?: { until?: number }): Promise<{ state: PlannerState; events: DomainEvent[] }>;
   sessions(): Promise<SessionSummary[]>;
@@ -164,6 +169,12 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
 
     async status(sessionId) {
       return toPlannerState(await rebuild(sessionId));
+    },
+
+    async hasInput(sessionId) {
+      checkSessionId(sessionId);
+      const jsm = await jetstreamManager(nc);
+      return (await jsm.streams.getMessage(streamName, { last_by_subj: `${prefix}.in.${sessionId}` })) !== null;
     },
 
     async replay(sessionId, o = {}) {

@@ -340,6 +340,18 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(JSON.parse(retried.io.stdoutText)).toMatchObject({ sessionId: other, duplicate: true });
   });
 
+  it('watch waits for a session whose input the service has not applied yet', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix }); // no service yet: the input waits
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    const w = start(['watch', sessionId, ...conn]);
+    await serve(conn);
+    await w.started('ClarificationRequested');
+    expect(await w.stop('SIGINT')).toBe(130);
+    expect(w.io.err).toEqual([]);
+  });
+
   it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
     const { conn } = isolated();
     await serve(conn);
@@ -411,6 +423,7 @@ describe('read commands and their errors', () => {
     expect(await fails(['replay', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect(await fails(['status', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
     expect(await fails(['watch', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
+    expect(await fails(['watch', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect(await fails(['cancel', 'bad.id', ...conn])).toMatchObject({ code: 2 });
     // Nothing is published for a session that does not exist (a cancel would create one).
     expect(await fails(['cancel', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });

@@ -7,7 +7,8 @@ import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js'
 
 const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json]
 Prints a session's events as they are stored on NATS (from its first event), and exits when the
-session completes (0), fails or is cancelled (1). On a terminal, an open clarification question is
+session completes (0), fails or is cancelled (1). A session with no events and no input is
+unknown (exit 1); one whose input the service has not applied yet is waited for. On a terminal, an open clarification question is
 asked and the answer published; --answer gives answers in order instead.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
@@ -29,7 +30,9 @@ export const watchCommand: Command = {
       try {
         caughtUp = (await client.status(sessionId)).version;
       } catch (err) {
-        if (!isSessionNotFoundError(err)) throw err; // not started yet: wait for it
+        if (!isSessionNotFoundError(err)) throw err;
+        // No events yet: wait for them if an input is on its way to the service, else it is unknown.
+        if (!(await client.hasInput(sessionId))) throw err;
       }
       const source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
       const canAsk = answers.length > 0 || ctx.io.isTTY;
