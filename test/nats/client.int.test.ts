@@ -1,44 +1,24 @@
-import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isSessionNotFoundError, isValidationError } from '../../src/errors.js';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
 import { createClient, newSessionId, type JetplanClient } from '../../src/nats/client.js';
 import { connectionOptions, connectNats, NatsConnectError } from '../../src/nats/connect.js';
-import { createExecutor, type Executor } from '../../src/nats/executor.js';
+import { createExecutor } from '../../src/nats/executor.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
-import { startPlannerService, type PlannerService } from '../../src/service/plannerService.js';
-import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { startPlannerService } from '../../src/service/plannerService.js';
+import { uniqueName } from '../support/natsServer.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
 
-let server: NatsServerHandle;
-const connections: NatsConnection[] = [];
-const services: PlannerService[] = [];
-const executors: Executor[] = [];
-const clients: JetplanClient[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await Promise.allSettled(executors.map((e) => e.stop()));
-  await Promise.allSettled(services.map((s) => s.close()));
-  await Promise.allSettled(clients.map((c) => c.close()));
-  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
-  await server?.cleanup();
-});
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connectNats({ url: server.url });
-  connections.push(nc);
-  return nc;
-}
+const env = natsTestEnv();
+const conn = env.conn;
 
 /** A running deployment on its own stream: planner service, demo executor and a client. */
 async function deployment() {
   const streamName = uniqueName('JPC');
   const subjectPrefix = uniqueName('jpc');
   const service = await startPlannerService({ nc: await conn(), streamName, subjectPrefix, logger: silentLogger, leaseBucket: uniqueName('lease') });
-  services.push(service);
+  env.track(service);
   await service.whenLeader;
   const executor = await createExecutor({
     nc: await conn(),
@@ -48,9 +28,9 @@ async function deployment() {
     subjectPrefix,
     inboxBucket: uniqueName('inbox'),
   });
-  executors.push(executor);
+  env.track(executor);
   const client = createClient(await conn(), { streamName, subjectPrefix });
-  clients.push(client);
+  env.track(client, 'last');
   return { client, service, executor, streamName, subjectPrefix };
 }
 
@@ -157,7 +137,7 @@ describe('connectNats', () => {
   });
 
   it('connects to a running server', async () => {
-    const nc = await connectNats({ url: server.url, name: 'jetplan-test' });
+    const nc = await connectNats({ url: env.server().url, name: 'jetplan-test' });
     expect(nc.isClosed()).toBe(false);
     await nc.close();
   });

@@ -1,33 +1,17 @@
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
-import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats } from '../../src/nats/connect.js';
+import { describe, expect, it } from 'vitest';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from '../../src/executors/report.js';
-import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { uniqueName } from '../support/natsServer.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
 import { until, latch } from '../support/waiting.js';
 
-let server: NatsServerHandle;
-const connections: NatsConnection[] = [];
-const executors: Executor[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await Promise.allSettled(executors.map((e) => e.stop()));
-  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
-  await server?.cleanup();
-});
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connectNats({ url: server.url });
-  connections.push(nc);
-  return nc;
-}
+const env = natsTestEnv();
+const conn = env.conn;
 
 /** One isolated world per test: its own stream, prefix, durable names and inbox bucket. */
 async function world() {
@@ -41,7 +25,7 @@ async function world() {
 
   const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
     const ex = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
-    executors.push(ex);
+  env.track(ex);
     return ex;
   };
 

@@ -5,36 +5,19 @@
  * with the planner service on the same stream all start.
  */
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats } from '../../src/nats/connect.js';
+import { describe, expect, it } from 'vitest';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { TaskHandler } from '../../src/executors/report.js';
-import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { uniqueName } from '../support/natsServer.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
 import { executeTask } from '../support/executeTask.js';
 import { fakeIo, run } from '../cli/fakeIo.js';
 import { main } from '../../src/cli/main.js';
 
-let server: NatsServerHandle;
-const connections: NatsConnection[] = [];
-const executors: Executor[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await Promise.allSettled(executors.map((e) => e.stop()));
-  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
-  await server?.cleanup();
-});
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connectNats({ url: server.url });
-  connections.push(nc);
-  return nc;
-}
+const env = natsTestEnv();
+const conn = env.conn;
 
 /** An isolated stream name, prefix and inbox bucket; the stream is made by each test. */
 async function world() {
@@ -51,7 +34,7 @@ async function world() {
   };
   const start = async (extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
     const ex = await createExecutor({ nc: extra.nc ?? nc, kinds: ['ToolCall', 'Processing'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
-    executors.push(ex);
+  env.track(ex);
     return ex;
   };
   /** Publishes one command and waits for its report on `<prefix>.in.>`. */
@@ -89,7 +72,7 @@ describe('the executor on an existing stream', () => {
     const w = await world();
     await w.jsm.streams.add({ name: w.streamName, subjects: [`${w.subjectPrefix}.in.>`] });
     const io = fakeIo();
-    const argv = ['executor', 'echo', '--nats', server.url, '--stream', w.streamName, '--prefix', w.subjectPrefix, '--inbox-bucket', w.inboxBucket];
+    const argv = ['executor', 'echo', '--nats', env.server().url, '--stream', w.streamName, '--prefix', w.subjectPrefix, '--inbox-bucket', w.inboxBucket];
     const done = main(argv, io);
     await Promise.race([io.waitForOut('taking'), done.then((code) => Promise.reject(new Error(`exited ${code}: ${io.err.join('')}`)))]);
     io.signal('SIGTERM');
@@ -111,7 +94,7 @@ describe('the executor on an existing stream', () => {
     await expect(w.start()).rejects.toThrow(message);
     expect(await w.durables()).toEqual([]);
 
-    const { code, io } = await run(['executor', 'echo', '--nats', server.url, '--stream', w.streamName, '--prefix', w.subjectPrefix, '--inbox-bucket', w.inboxBucket]);
+    const { code, io } = await run(['executor', 'echo', '--nats', env.server().url, '--stream', w.streamName, '--prefix', w.subjectPrefix, '--inbox-bucket', w.inboxBucket]);
     expect(io.stderrLines).toEqual([`jetplan: ${message}`]);
     expect(code).toBe(2);
   });
