@@ -8,14 +8,17 @@
  * progress acks every ackWait/3 (executorPull.ts); handlers run under a claim (executorRun.ts).
  * At start the stream is created or widened as the planner service does (or refused, in one line,
  * if its storage or retention differ) before the consumers are made on it. A command older than
- * `staleAfterMs` whose session has ended is acked without running it (executorStale.ts).
+ * `staleAfterMs` is run only if its session, rebuilt from its log, still waits on exactly that
+ * dispatch; any other is acked without running it (executorStale.ts).
  */
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { SessionRepository } from '../actors/sessionRepository.js';
 import { ExecuteTask } from '../protocol/commands.js';
+import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { silentLogger } from '../observability/logger.js';
@@ -26,7 +29,7 @@ import { ensureConsumer } from './executorConsumer.js';
 import { publishReport } from './executorPublish.js';
 import { PullLoop } from './executorPull.js';
 import { runClaimed, type ClaimedRun } from './executorRun.js';
-import { DEFAULT_STALE_AFTER_MS, messageAgeMs, sessionEnding } from './executorStale.js';
+import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict } from './executorStale.js';
 
 /** The task kinds an executor can take; each has its own durable consumer. */
 export type ExecutorKind = 'ToolCall' | 'Processing';
@@ -64,10 +67,12 @@ export interface ExecutorOptions {
   concurrency?: number;
   /**
    * A command the stream stored longer ago than this (ms, by this process's clock) is run only if
-   * its session has not ended: its latest event is looked up first, and a command of a completed,
-   * failed or cancelled session is acked without running the handler or publishing a report. If
-   * the lookup fails, the command is run as usual. Younger commands are run without a lookup.
-   * Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 looks up every command, Infinity none.
+   * its session still waits on exactly that dispatch: the session is rebuilt from its log first
+   * (one read of it), and a command of a completed, failed or cancelled session, or one the session
+   * no longer waits on (already reported, or superseded by a later attempt), is acked without
+   * running the handler or publishing a report. A session with no events, or a read or fold that
+   * fails, runs the command as usual. Younger commands are run without a read.
+   * Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 checks every command, Infinity none.
    */
   staleAfterMs?: number;
   logger?: Logger;
@@ -90,7 +95,10 @@ export interface Executor {
   readonly executed: number;
   /** Commands answered from the inbox without running the handler. */
   readonly replayed: number;
-  /** Commands of sessions that had ended, acked without running the handler or reporting. */
+  /**
+   * Stale commands their session no longer waited on (it had ended, or waited on another dispatch
+   * or on none), acked without running the handler or reporting.
+   */
   readonly skipped: number;
   readonly inbox: KvExecutorInbox;
 }
@@ -122,6 +130,23 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   /** Work under way by dispatch id: a duplicate delivery waits for it instead of running again. */
   const inFlight = new Map<string, Promise<void>>();
   const loops: PullLoop[] = [];
+  /** Sessions of stale commands are read through a store opened on the first one (no stream changes). */
+  let sessions: Promise<{ store: JetStreamEventStore; repository: SessionRepository }> | undefined;
+  const sessionRepository = async (): Promise<SessionRepository> => {
+    sessions ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix, ensureStream: false }).then((store) => ({
+      store,
+      repository: new SessionRepository({ store }),
+    }));
+    // A store that could not be opened (NATS briefly away) is tried again for the next command.
+    const opening = sessions;
+    return opening.then(
+      (s) => s.repository,
+      (err: unknown) => {
+        if (sessions === opening) sessions = undefined;
+        throw err;
+      },
+    );
+  };
 
   for (const kind of kinds) {
     const durable = `${durablePrefix}-${kindToken(kind)}`;
@@ -160,7 +185,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   async function handleTask(m: JsMsg, task: ExecuteTask): Promise<void> {
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
     try {
-      if (await sessionEnded(m, task, log)) {
+      if (await notAwaited(m, task, log)) {
         state.skipped++;
         await m.ackAck().catch(() => m.ack());
         return;
@@ -183,19 +208,22 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   }
 
   /**
-   * Whether the command is stale (older than staleAfterMs) and its session has ended; fresh
-   * commands are not looked up. A failed lookup counts as not ended: the command is run, and the
-   * inbox and claims still keep a dispatch from running twice.
+   * Whether the command is stale (older than staleAfterMs) and its session, rebuilt from its log,
+   * no longer waits on its dispatch; fresh commands are not looked up. A session with no events, or
+   * a read or fold that fails, counts as waiting: the command is run, and the inbox and claims
+   * still keep a dispatch from running twice.
    */
-  async function sessionEnded(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
+  async function notAwaited(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
     const ageMs = messageAgeMs(m);
     if (ageMs < staleAfterMs) return false;
     try {
-      const ending = await sessionEnding(jsm, streamName, prefix, task.sessionId);
-      if (ending) logger.info({ ...log, ageMs, session: ending }, 'command of an ended session; acked without running it');
-      return ending !== undefined;
+      const verdict = await staleVerdict(await sessionRepository(), task);
+      if (verdict.action === 'run') return false;
+      const { action: _, ...why } = verdict; // reason (completed, failed, cancelled, superseded), waitingOn
+      logger.info({ ...log, ageMs, ...why }, 'stale command not awaited by its session; acked without running it');
+      return true;
     } catch (err) {
-      logger.warn({ ...log, ageMs, err }, 'could not look up the session of a stale command; running it');
+      logger.warn({ ...log, ageMs, err }, 'could not read the session of a stale command; running it');
       return false;
     }
   }
@@ -240,6 +268,9 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
         stopping.abort();
       }
       await Promise.allSettled(loops.map((loop) => loop.drained()));
+      const opened = sessions;
+      sessions = undefined;
+      await (await opened?.catch(() => undefined))?.store.close();
     },
   };
 }

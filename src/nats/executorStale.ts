@@ -1,39 +1,28 @@
 /**
- * The guard against running old commands of sessions that have ended. A durable consumer made
- * under a new durable prefix starts at the beginning of the stream, and with a new inbox bucket it
- * has no record of earlier reports: without this guard a new executor fleet would run every
- * ExecuteTask ever published again. A command older than `staleAfterMs` (by the time the stream
- * stored it) is checked against its session's latest event, one `last_by_subj` lookup answered
- * from the stream's per-subject index; a command of an ended session is acknowledged without
- * running it. Fresh commands are not looked up: a session rarely ends between the dispatch of a
- * command and its delivery, and if it does the planner ignores the late report.
+ * The guard against running old commands that their session no longer waits on. A durable
+ * consumer made under a new durable prefix starts at the beginning of the stream, and with a new
+ * inbox bucket it has no record of earlier reports: without this guard a new executor fleet would
+ * run every ExecuteTask ever published again, those of sessions that ended and those of open
+ * sessions that were already reported or superseded by a later attempt alike. A command older than
+ * `staleAfterMs` (by the time the stream stored it) is run only if its session, rebuilt from its
+ * log, is still waiting on exactly that dispatch (`outstanding(state).command` is an ExecuteTask
+ * with its dispatch id); any other is acknowledged without running it. That costs one read of the
+ * session's log per stale command. Fresh commands are not looked up: a session rarely moves on
+ * between the dispatch of a command and its delivery, and if it does the planner ignores the late
+ * report.
  */
-import type { JetStreamManager, JsMsg } from '@nats-io/jetstream';
-import { decodeEnvelope } from '../persistence/jetstream/jetStreamReads.js';
-import { subjects } from '../persistence/jetstream/streamConfig.js';
+import type { JsMsg } from '@nats-io/jetstream';
+import type { SessionRepository } from '../actors/sessionRepository.js';
+import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import type { ExecuteTask } from '../protocol/commands.js';
 
 /**
  * Default age (ms) from which a command's session is looked up: the default ack wait. Commands
  * normally reach a free executor within milliseconds of their dispatch; one older than this has
  * waited in a backlog (no executor running, all busy) or is being delivered again (a redelivery, a
- * new consumer reading from the start), which is when its session may have ended meanwhile.
+ * new consumer reading from the start), which is when its session may have moved on meanwhile.
  */
 export const DEFAULT_STALE_AFTER_MS = 30_000;
-
-/** How a session ended. */
-export type SessionEnding = 'completed' | 'failed' | 'cancelled';
-
-const ENDING_EVENTS: Record<string, SessionEnding> = {
-  SessionCompleted: 'completed',
-  SessionFailed: 'failed',
-  SessionCancelled: 'cancelled',
-};
-
-/**
- * The planner rejects every input to an ended session with this reason (decide.ts), so such a
- * rejection after the end, e.g. a late answer or cancel, still tells that the session ended.
- */
-const ENDED_REJECTION = /^session is (completed|failed|cancelled)$/;
 
 /** How long ago (ms) the stream stored `m`, by this process's clock. */
 export function messageAgeMs(m: JsMsg, now: number = Date.now()): number {
@@ -41,24 +30,31 @@ export function messageAgeMs(m: JsMsg, now: number = Date.now()): number {
 }
 
 /**
- * How the session ended, from its latest event on `<prefix>.ev.<sessionId>`; undefined while it
- * runs (or has no events). Rejects when the lookup fails (the caller then runs the command).
+ * What to do with a stale command, from its session's log:
+ * - `run`: the session waits on exactly this dispatch (`outstanding`), or has no events at all
+ *   (`unknown session`: nothing tells the command is not wanted, so it runs as before);
+ * - `skip`: the session ended (`completed`, `failed`, `cancelled`), or it is open and waits on
+ *   something else (`superseded`): `waitingOn` is the dispatch id it waits on now, or null when it
+ *   waits on no dispatch (a question, a retry timer, a task not dispatched yet, nothing at all).
  */
-export async function sessionEnding(
-  jsm: JetStreamManager,
-  streamName: string,
-  subjectPrefix: string,
-  sessionId: string,
-): Promise<SessionEnding | undefined> {
-  const last = await jsm.streams.getMessage(streamName, { last_by_subj: subjects(subjectPrefix).events(sessionId) });
-  if (last === null) return undefined;
-  const envelope = decodeEnvelope(streamName, last.data, last.seq);
-  const ending = ENDING_EVENTS[envelope.type];
-  if (ending) return ending;
-  if (envelope.type === 'InputRejected') {
-    const reason = (envelope.data as { reason?: unknown } | null)?.reason;
-    const match = typeof reason === 'string' ? ENDED_REJECTION.exec(reason) : null;
-    if (match) return match[1] as SessionEnding;
-  }
-  return undefined;
+export type StaleVerdict =
+  | { action: 'run'; reason: 'outstanding' | 'unknown session' }
+  | { action: 'skip'; reason: 'completed' | 'failed' | 'cancelled' }
+  | { action: 'skip'; reason: 'superseded'; waitingOn: string | null };
+
+/**
+ * Whether the session of `task` still waits on its dispatch, from its state with every event
+ * stored now: the first time a read of its log, then only the events after the state the
+ * repository remembers (a fleet catching up reads each session about once, not once per command). Rejects when the read
+ * or the fold fails (the caller then runs the command).
+ */
+export async function staleVerdict(repository: SessionRepository, task: ExecuteTask): Promise<StaleVerdict> {
+  const state = await repository.refresh(task.sessionId);
+  if (state.version === 0) return { action: 'run', reason: 'unknown session' };
+  const status = statusOf(state);
+  if (status === 'completed' || status === 'failed' || status === 'cancelled') return { action: 'skip', reason: status };
+  const { command } = outstanding(state);
+  const waitingOn = command?.type === 'ExecuteTask' ? command.dispatchId : null;
+  if (waitingOn === task.dispatchId) return { action: 'run', reason: 'outstanding' };
+  return { action: 'skip', reason: 'superseded', waitingOn };
 }

@@ -1,48 +1,33 @@
 /**
  * The stale-command guard: a new executor fleet (new durable prefix, so its consumers read the
- * stream from the start, and a new inbox bucket, so it knows no earlier report) must not run the
- * old commands of sessions that have ended, and must still run the outstanding ones of sessions
- * that go on. Fresh commands are run without a lookup; a failed lookup runs the command.
+ * stream from the start, and a new inbox bucket, so it knows no earlier report) must run an old
+ * command only if its session, rebuilt from its log, still waits on exactly that dispatch: not
+ * the commands of sessions that ended, nor those an open session already had reported or
+ * superseded by a later attempt. Fresh commands are run without a read; a session with no events,
+ * or a read that fails, runs the command.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createClient, type JetplanClient } from '../../src/nats/client.js';
-import { connectNats } from '../../src/nats/connect.js';
+import { describe, expect, it } from 'vitest';
+import { decide, type PlannerInput } from '../../src/machines/decide.js';
+import { outstanding } from '../../src/machines/sessionQueries.js';
+import { initialSessionState, type SessionState } from '../../src/machines/sessionState.js';
+import { createClient } from '../../src/nats/client.js';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ensureStream, JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import type { TaskHandler } from '../../src/executors/report.js';
-import { startPlannerService, type PlannerService } from '../../src/service/plannerService.js';
-import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
+import { startPlannerService } from '../../src/service/plannerService.js';
+import { uniqueName } from '../support/natsServer.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
 import { executeTask } from '../support/executeTask.js';
-import { until } from '../support/waiting.js';
+import { aborted, latch, until } from '../support/waiting.js';
 
-let server: NatsServerHandle;
-const connections: NatsConnection[] = [];
-const executors: Executor[] = [];
-const services: PlannerService[] = [];
-const clients: JetplanClient[] = [];
-
-beforeAll(async () => {
-  server = await startNatsServer();
-});
-afterAll(async () => {
-  await Promise.allSettled(executors.map((e) => e.stop()));
-  await Promise.allSettled(services.map((s) => s.close()));
-  await Promise.allSettled(clients.map((c) => c.close()));
-  await Promise.all(connections.map((nc) => nc.close().catch(() => undefined)));
-  await server?.cleanup();
-});
-
-async function conn(): Promise<NatsConnection> {
-  const nc = await connectNats({ url: server.url });
-  connections.push(nc);
-  return nc;
-}
+const env = natsTestEnv();
+const conn = env.conn;
 
 /** A handler that completes every task and records the tasks it was given. */
 function counting() {
@@ -54,167 +39,297 @@ function counting() {
   return { calls, handler };
 }
 
-/** Log lines (parsed) of a pino logger at info. */
+/** A log line (parsed) of a pino logger at info. */
+interface LogLine {
+  level: number;
+  msg: string;
+  sessionId?: string;
+  dispatchId?: string;
+  reason?: string;
+  waitingOn?: string | null;
+}
+
 function capturedLogger() {
-  const lines: Array<{ level: number; msg: string; sessionId?: string; session?: string }> = [];
+  const lines: LogLine[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
   return { lines, logger };
 }
 
-describe('a new executor fleet and the commands of ended sessions', () => {
-  it('skips every command of a completed session and runs the outstanding command of an open one', async () => {
+const SKIPPED = 'stale command not awaited by its session; acked without running it';
+const UNREADABLE = 'could not read the session of a stale command; running it';
+
+type Skip = [dispatchId: string | undefined, reason: string | undefined, waitingOn: string | null];
+const byDispatch = (rows: Skip[]): Skip[] => [...rows].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+
+/** What the skip log lines (at info) say, by dispatch id. */
+const skips = (lines: LogLine[]): Skip[] =>
+  byDispatch(
+    lines
+      .filter((l) => l.msg === SKIPPED)
+      .map((l): Skip => {
+        expect(l.level).toBe(30);
+        return [l.dispatchId, l.reason, l.waitingOn ?? null];
+      }),
+  );
+
+describe('a new executor fleet and the commands of earlier sessions', () => {
+  it('skips the commands of a completed session and those an open session was already reported on; runs its outstanding one', async () => {
     const streamName = uniqueName('JPST');
     const subjectPrefix = uniqueName('jpst');
     const iso = { streamName, subjectPrefix };
     const service = await startPlannerService({ nc: await conn(), ...iso, logger: silentLogger, leaseBucket: uniqueName('lease') });
-    services.push(service);
+    env.track(service);
     await service.whenLeader;
     const client = createClient(await conn(), iso);
-    clients.push(client);
+    env.track(client, 'last');
     const store = await JetStreamEventStore.create(await conn(), { ...iso, ensureStream: false });
+    env.track(store, 'last');
     const events = async (sessionId: string): Promise<DomainEvent[]> => (await store.readStream(sessionId)).events;
-    const waitFor = async (sessionId: string, type: string): Promise<DomainEvent[]> => {
+    const waitFor = async (sessionId: string, done: (events: DomainEvent[]) => boolean, what: string): Promise<DomainEvent[]> => {
       let seen: DomainEvent[] = [];
-      await until(async () => (seen = await events(sessionId)).some((e) => e.type === type), () => `${type} in ${sessionId}: ${seen.map((e) => e.type).join(',')}`);
+      await until(async () => done((seen = await events(sessionId))), () => `${what} in ${sessionId}: ${seen.map((e) => e.type).join(',')}`);
       return seen;
     };
+    const dispatches = (log: DomainEvent[]): string[] => log.flatMap((e) => (e.type === 'TaskDispatched' ? [e.data.dispatchId] : []));
     const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions>): Promise<Executor> => {
-      const ex = await createExecutor({ nc: await conn(), kinds: ['ToolCall', 'Processing'], handler, ...iso, ...extra });
-      executors.push(ex);
+      const ex = await createExecutor({ nc: await conn(), handler, kinds: ['ToolCall', 'Processing'], ...iso, ...extra });
+      env.track(ex);
       return ex;
     };
-    const text = 'Fetch https://example.com/a.csv. Summarise the results. Write the report.';
 
-    // Fleet A runs a whole session, then goes away.
+    // Fleet A takes ToolCall tasks only. It runs a whole session of them...
     const a = counting();
-    const fleetA = await start(a.handler, { durablePrefix: 'fleet-a', inboxBucket: uniqueName('inbox_a') });
-    const { sessionId: done } = await client.submit(text);
-    const doneEvents = await waitFor(done, 'SessionCompleted');
-    const dispatched = doneEvents.filter((e) => e.type === 'TaskDispatched').length;
-    expect(dispatched).toBeGreaterThanOrEqual(3);
-    expect(a.calls).toHaveLength(dispatched);
+    const fleetA = await start(a.handler, { kinds: ['ToolCall'], durablePrefix: 'fleet-a', inboxBucket: uniqueName('inbox_a') });
+    const { sessionId: done } = await client.submit('Fetch https://example.com/a.csv. Fetch https://example.com/b.csv. Run `wc -l a.csv b.csv`.');
+    const doneEvents = await waitFor(done, (log) => log.some((e) => e.type === 'SessionCompleted'), 'SessionCompleted');
+    const doneDispatches = dispatches(doneEvents);
+    expect(doneDispatches).toHaveLength(3);
+    // ...and the first task of a session that goes on with a Processing task, which no one takes yet.
+    const { sessionId: open } = await client.submit('Fetch https://example.com/a.csv. Summarise the results. Write the report.');
+    const openEvents = await waitFor(open, (log) => dispatches(log).length === 2, 'a second TaskDispatched');
+    const [reported, waiting] = dispatches(openEvents) as [string, string];
+    expect(openEvents.filter((e) => e.type === 'TaskCompleted').map((e) => e.type === 'TaskCompleted' && e.data.dispatchId)).toEqual([reported]);
+    expect(a.calls.map((t) => t.dispatchId)).toEqual([...doneDispatches, reported]);
     await fleetA.stop();
 
-    // A session submitted while no executor runs: its first command waits in the stream.
-    const { sessionId: open } = await client.submit(text);
-    const openEvents = await waitFor(open, 'TaskDispatched');
-    const outstanding = openEvents.find((e) => e.type === 'TaskDispatched')!;
-    if (outstanding.type !== 'TaskDispatched') throw new Error('unreachable');
-
     // Fleet B: a new durable prefix (its consumers start at the beginning of the stream) and a new
-    // inbox (no record of A's reports). Every command is looked up: threshold 0.
+    // inbox (no record of A's reports). Every command is checked: threshold 0. Its Processing
+    // handler holds the open session at `waiting` until the ToolCall commands are all settled, so
+    // that `reported` is checked while the session waits on `waiting`.
     const b = counting();
+    const toolCallsSettled = latch();
+    const handler: TaskHandler = async (task, tools) => {
+      if (task.kind === 'Processing') await Promise.race([toolCallsSettled.promise, aborted(tools.signal)]);
+      return b.handler(task, tools);
+    };
     const { lines, logger } = capturedLogger();
-    const fleetB = await start(b.handler, { durablePrefix: 'fleet-b', inboxBucket: uniqueName('inbox_b'), staleAfterMs: 0, logger });
-    await waitFor(open, 'SessionCompleted');
-    await until(() => fleetB.skipped === dispatched, () => `B to skip ${dispatched} commands (skipped ${fleetB.skipped})`);
-
-    expect(b.calls.filter((t) => t.sessionId === done)).toEqual([]);
-    expect(b.calls[0]?.dispatchId).toBe(outstanding.data.dispatchId);
-    expect(b.calls.map((t) => t.sessionId)).toEqual(Array(b.calls.length).fill(open));
-    expect(fleetB.executed).toBe(b.calls.length);
-    expect(fleetB.replayed).toBe(0);
-    // Nothing was reported into the ended session: its log is as it was.
-    expect((await events(done)).length).toBe(doneEvents.length);
-    // Every command of both sessions was acked by B's consumers.
+    const fleetB = await start(handler, { durablePrefix: 'fleet-b', inboxBucket: uniqueName('inbox_b'), staleAfterMs: 0, logger });
     const jsm = await jetstreamManager(await conn());
-    for (const kind of ['toolcall', 'processing']) {
-      await until(async () => {
+    const settled = (kind: string) =>
+      until(async () => {
         const info = await jsm.consumers.info(streamName, `fleet-b-${kind}`);
         return info.num_pending === 0 && info.num_ack_pending === 0;
       }, `fleet-b-${kind} to ack everything`);
+    try {
+      await settled('toolcall');
+    } finally {
+      toolCallsSettled.release();
     }
-    const skippedLogs = lines.filter((l) => l.msg === 'command of an ended session; acked without running it');
-    expect(skippedLogs).toHaveLength(dispatched);
-    expect(skippedLogs.every((l) => l.level === 30 && l.sessionId === done && l.session === 'completed')).toBe(true);
+    const openFinal = await waitFor(open, (log) => log.some((e) => e.type === 'SessionCompleted'), 'SessionCompleted');
+
+    // B ran the open session's outstanding dispatch and what followed it, nothing else.
+    expect(b.calls.map((t) => t.dispatchId)).toEqual(dispatches(openFinal).slice(1));
+    expect(b.calls[0]?.dispatchId).toBe(waiting);
+    expect(fleetB.executed).toBe(b.calls.length);
+    expect(fleetB.replayed).toBe(0);
+    expect(fleetB.skipped).toBe(doneDispatches.length + 1);
+    // Nothing was reported again: the ended session's log is as it was, the open one ignored no report.
+    expect((await events(done)).length).toBe(doneEvents.length);
+    expect(openFinal.filter((e) => e.type === 'ReportIgnored')).toEqual([]);
+    // Every command of both sessions was acked by B's consumers.
+    for (const kind of ['toolcall', 'processing']) await settled(kind);
+    expect(skips(lines)).toEqual(byDispatch([...doneDispatches.map((d): Skip => [d, 'completed', null]), [reported, 'superseded', waiting]]));
   });
 });
 
 describe('the stale-command guard', () => {
-  /** A stream whose session logs are written by hand: only their latest event matters here. */
+  /**
+   * A stream whose session logs are made by the real decider and appended as the planner does, and
+   * whose commands are published by hand; no planner runs, so the logs stay as written.
+   */
   async function world() {
     const nc = await conn();
     const streamName = uniqueName('JPSG');
     const subjectPrefix = uniqueName('jpsg');
     await ensureStream(nc, { streamName, subjectPrefix });
+    const store = await JetStreamEventStore.create(nc, { streamName, subjectPrefix, ensureStream: false });
+    env.track(store, 'last');
     const js = jetstream(nc);
     const jsm = await jetstreamManager(nc);
-    /** Appends events of these types to the session's subject (the last one is its tip). */
-    const log = async (sessionId: string, ...tips: Array<{ type: string; data: unknown } | string>) => {
-      let sequence = 0;
-      for (const tip of tips) {
-        sequence++;
-        const body =
-          typeof tip === 'string'
-            ? tip
-            : JSON.stringify({ id: `${sessionId}/${sequence}`, version: 1, sessionId, sequence, timestamp: Date.now(), causationId: 'c', correlationId: sessionId, ...tip });
-        await js.publish(`${subjectPrefix}.ev.${sessionId}`, body);
-      }
+    const deps = defaultDecideDeps();
+
+    /** A session driven through decide; every ExecuteTask it emitted is kept, in order. */
+    const session = (sessionId: string) => {
+      let state: SessionState = initialSessionState(sessionId);
+      let n = 0;
+      const commands: ExecuteTask[] = [];
+      return {
+        sessionId,
+        commands,
+        get state() {
+          return state;
+        },
+        async apply(input: PlannerInput, now = Date.now()): Promise<void> {
+          const d = decide(state, input, { messageId: `${sessionId}-m${++n}`, now }, deps);
+          await store.appendToStream(sessionId, d.events, { expectedVersion: state.version });
+          state = d.state;
+          for (const c of d.commands) if (c.type === 'ExecuteTask') commands.push(c);
+        },
+        /** The ExecuteTask the session waits on now. */
+        running(): ExecuteTask {
+          const { command } = outstanding(state);
+          if (command?.type !== 'ExecuteTask') throw new Error(`${sessionId} waits on no dispatch`);
+          return command;
+        },
+      };
     };
-    const command = (sessionId: string) =>
-      js.publish(`${subjectPrefix}.exec.toolcall.${sessionId}`, JSON.stringify(executeTask({ sessionId, taskId: 't1', dispatchId: `${sessionId}.t1.1` })), {
-        msgID: `${sessionId}.t1.1`,
-      });
+    const publish = (task: ExecuteTask) => {
+      const kind = task.kind === 'ToolCall' ? 'toolcall' : 'processing';
+      return js.publish(`${subjectPrefix}.exec.${kind}.${task.sessionId}`, JSON.stringify(task), { msgID: task.dispatchId });
+    };
     const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
-      const ex = await createExecutor({ nc, kinds: ['ToolCall'], handler, streamName, subjectPrefix, inboxBucket: uniqueName('inbox'), ...extra });
-      executors.push(ex);
+      const iso = { streamName, subjectPrefix, inboxBucket: uniqueName('inbox') };
+      const ex = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler, ...iso, ...extra });
+      env.track(ex);
       return ex;
     };
     const drained = () =>
       until(async () => {
-        const info = await jsm.consumers.info(streamName, 'jetplan-exec-toolcall');
-        return info.num_pending === 0 && info.num_ack_pending === 0;
+        for (const kind of ['toolcall', 'processing']) {
+          const info = await jsm.consumers.info(streamName, `jetplan-exec-${kind}`);
+          if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
+        }
+        return true;
       }, 'every command to be acked');
-    const reportsIn = async (sessionId: string): Promise<number> => {
+    /** The dispatch ids of the reports published into the session. */
+    const reportsIn = async (sessionId: string): Promise<string[]> => {
       const info = await jsm.streams.info(streamName, { subjects_filter: `${subjectPrefix}.in.${sessionId}` });
-      return Object.values(info.state.subjects ?? {}).reduce((n, c) => n + c, 0);
+      const count = Object.values(info.state.subjects ?? {}).reduce((n, c) => n + c, 0);
+      if (count === 0) return [];
+      expect(count).toBe(1);
+      const last = await jsm.streams.getMessage(streamName, { last_by_subj: `${subjectPrefix}.in.${sessionId}` });
+      return [(last!.json() as { dispatchId: string }).dispatchId];
     };
-    return { log, command, start, drained, reportsIn };
+    const corrupt = (sessionId: string) => js.publish(`${subjectPrefix}.ev.${sessionId}`, 'not an event');
+    return { session, publish, start, drained, reportsIn, corrupt };
   }
 
-  const planned = { type: 'TaskDispatched', data: { taskId: 't1', dispatchId: 'x', attempt: 1, kind: 'ToolCall' } };
-  const ended = {
-    completed: { type: 'SessionCompleted', data: { tasks: 1 } },
-    failed: { type: 'SessionFailed', data: { reason: 'task t1 failed (not retryable): no' } },
-    cancelled: { type: 'SessionCancelled', data: { reason: 'user' } },
-    'completed, then a late input': { type: 'InputRejected', data: { reason: 'session is completed' } },
-  };
+  const ONE = 'Fetch https://example.com/a.csv.';
+  const TWO = 'Fetch https://example.com/a.csv. Summarise the results.';
 
-  it('acks without running or reporting an old command whose session ended; runs the others, and on a failed lookup', async () => {
+  it('runs an old command only while its session waits on exactly that dispatch, and on a session without events or a failed read', async () => {
     const w = await world();
-    const endedIds = Object.keys(ended).map((_, i) => `ended${i}`);
-    for (const [i, tip] of Object.values(ended).entries()) await w.log(endedIds[i]!, planned, tip);
-    await w.log('running', planned);
-    await w.log('rejectedInput', planned, { type: 'InputRejected', data: { reason: 'task t9 is not waiting for clarification' } });
-    await w.log('corrupt', 'not an event');
-    // 'unlogged' has no events at all.
-    const runIds = ['running', 'rejectedInput', 'corrupt', 'unlogged'];
-    for (const id of [...endedIds, ...runIds]) await w.command(id);
+    const complete = (t: ExecuteTask): PlannerInput => ({ type: 'TaskCompleted', taskId: t.taskId, dispatchId: t.dispatchId, output: 'ok' });
+    const fail =
+      (retryable: boolean) =>
+      (t: ExecuteTask): PlannerInput => ({ type: 'TaskFailed', taskId: t.taskId, dispatchId: t.dispatchId, error: 'HTTP 503', retryable });
+    /** Submits one task and reports on its first dispatch. */
+    const submitAndReport = async (s: ReturnType<typeof w.session>, report: (t: ExecuteTask) => PlannerInput) => {
+      await s.apply({ type: 'SubmitInput', text: ONE });
+      await s.apply(report(s.running()));
+    };
+
+    // Sessions that ended: every command of them is skipped.
+    const ended = {
+      completed: w.session('completed'),
+      failed: w.session('failed'),
+      cancelled: w.session('cancelled'),
+      lateInput: w.session('lateInput'),
+    };
+    await submitAndReport(ended.completed, complete);
+    await submitAndReport(ended.failed, fail(false));
+    await ended.cancelled.apply({ type: 'SubmitInput', text: ONE });
+    await ended.cancelled.apply({ type: 'CancelSession', reason: 'user' });
+    // Completed, then an input rejected: the log's last event is an InputRejected.
+    await submitAndReport(ended.lateInput, complete);
+    await ended.lateInput.apply({ type: 'CancelSession' });
+    expect(ended.lateInput.state.version).toBe(ended.completed.state.version + 1);
+
+    // Open sessions. `movedOn`: task 1 reported and completed, task 2 dispatched.
+    const movedOn = w.session('movedOn');
+    await movedOn.apply({ type: 'SubmitInput', text: TWO });
+    await movedOn.apply(complete(movedOn.running()));
+    // `retried`: attempt 1 failed (retryable), attempt 2 dispatched when its retry was due.
+    const retried = w.session('retried');
+    await retried.apply({ type: 'SubmitInput', text: ONE });
+    await retried.apply(fail(true)(retried.running()));
+    const due = outstanding(retried.state).retry!;
+    await retried.apply({ type: 'RetryDue', taskId: due.taskId, attempt: due.attempt }, due.dueAt);
+    // `backoff`: attempt 1 failed (retryable), the retry not yet due: no dispatch is awaited.
+    const backoff = w.session('backoff');
+    await backoff.apply({ type: 'SubmitInput', text: ONE });
+    await backoff.apply(fail(true)(backoff.running()));
+    expect(outstanding(backoff.state).retry).toBeDefined();
+
+    await w.corrupt('corrupt');
+    const unlogged = executeTask({ sessionId: 'unlogged', taskId: 't1', dispatchId: 'unlogged.t1.1' });
+    const unreadable = executeTask({ sessionId: 'corrupt', taskId: 't1', dispatchId: 'corrupt.t1.1' });
+
+    const all = [...Object.values(ended), movedOn, retried, backoff];
+    for (const s of all) for (const c of s.commands) await w.publish(c);
+    await w.publish(unlogged);
+    await w.publish(unreadable);
+
+    const [superseded1, current1] = movedOn.commands.map((c) => c.dispatchId) as [string, string];
+    const [superseded2, current2] = retried.commands.map((c) => c.dispatchId) as [string, string];
+    expect(current1).toBe(movedOn.running().dispatchId);
+    expect(current2).toBe(retried.running().dispatchId);
+    expect(retried.commands.map((c) => c.attempt)).toEqual([1, 2]);
 
     const { calls, handler } = counting();
     const { lines, logger } = capturedLogger();
     const ex = await w.start(handler, { staleAfterMs: 0, logger });
     await w.drained();
-    await until(() => ex.executed === runIds.length, 'the commands to run');
-    expect(calls.map((t) => t.sessionId).sort()).toEqual([...runIds].sort());
-    expect(ex.skipped).toBe(endedIds.length);
-    for (const id of endedIds) expect(await w.reportsIn(id)).toBe(0);
-    expect(lines.filter((l) => l.msg === 'command of an ended session; acked without running it').map((l) => [l.sessionId, l.session]).sort()).toEqual(
-      [['ended0', 'completed'], ['ended1', 'failed'], ['ended2', 'cancelled'], ['ended3', 'completed']],
-    );
-    const warned = lines.filter((l) => l.level === 40 && l.msg === 'could not look up the session of a stale command; running it');
-    expect(warned.map((l) => l.sessionId)).toEqual(['corrupt']);
+    const published = all.reduce((n, s) => n + s.commands.length, 2);
+    const settled = () => `every command to be run or skipped (executed ${ex.executed}, skipped ${ex.skipped})`;
+    await until(() => ex.executed + ex.skipped === published, settled);
+    const runs = [current1, current2, unlogged.dispatchId, unreadable.dispatchId];
+
+    expect(calls.map((t) => t.dispatchId).sort()).toEqual([...runs].sort());
+    const expectedSkips: Skip[] = [
+      ...Object.entries(ended).map(([reason, s]): Skip => [s.commands[0]!.dispatchId, reason === 'lateInput' ? 'completed' : reason, null]),
+      [superseded1, 'superseded', current1],
+      [superseded2, 'superseded', current2],
+      [backoff.commands[0]!.dispatchId, 'superseded', null],
+    ];
+    expect(ex.skipped).toBe(expectedSkips.length);
+    expect(skips(lines)).toEqual(byDispatch(expectedSkips));
+    // A skipped command is not reported; the ones run are.
+    for (const s of [...Object.values(ended), backoff]) expect(await w.reportsIn(s.sessionId)).toEqual([]);
+    expect(await w.reportsIn('movedOn')).toEqual([current1]);
+    expect(await w.reportsIn('retried')).toEqual([current2]);
+    expect(await w.reportsIn('unlogged')).toEqual([unlogged.dispatchId]);
+    expect(await w.reportsIn('corrupt')).toEqual([unreadable.dispatchId]);
+    const warned = lines.filter((l) => l.msg === UNREADABLE);
+    expect(warned.map((l) => [l.level, l.sessionId])).toEqual([[40, 'corrupt']]);
+    await ex.stop();
   });
 
-  it('runs a fresh command without looking its session up (the default threshold is 30 s)', async () => {
+  it('runs a fresh command without reading its session (the default threshold is 30 s)', async () => {
     const w = await world();
-    await w.log('ended', planned, ended.completed);
-    await w.command('ended');
+    const s = w.session('ended');
+    await s.apply({ type: 'SubmitInput', text: TWO });
+    const first = s.running();
+    await s.apply({ type: 'TaskCompleted', taskId: first.taskId, dispatchId: first.dispatchId, output: 'ok' });
+    await s.apply({ type: 'CancelSession' });
+    await w.publish(first);
     const { calls, handler } = counting();
-    const ex = await w.start(handler);
+    const { lines, logger } = capturedLogger();
+    const ex = await w.start(handler, { logger });
     await w.drained();
-    expect(calls.map((t) => t.sessionId)).toEqual(['ended']);
+    expect(calls.map((t) => t.dispatchId)).toEqual([first.dispatchId]);
     expect(ex.skipped).toBe(0);
+    expect(lines.filter((l) => l.msg === SKIPPED || l.msg === UNREADABLE)).toEqual([]);
   });
 
   it('refuses a negative threshold', async () => {
