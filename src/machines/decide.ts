@@ -103,6 +103,8 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
 function finishCutShort(state: SessionState, input: PlannerInput, meta: InputMeta, deps: DecideDeps): Decision | undefined {
   const last = state.lastInput;
   if (last?.messageId !== meta.messageId) return undefined;
+  // Re-decided by today's rules: an input an older version accepted (and partly stored) that a
+  // newer rule rejects is not finished here (the rejection is not longer than what landed).
   const whole = decide(last.before, input, { ...meta, now: last.now, correlationId: last.correlationId }, deps);
   const landed = state.version - last.before.version;
   if (whole.events.length <= landed) return undefined;
@@ -146,15 +148,22 @@ function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput
   if (statusOf(rec.state) === 'idle') {
     const parsed = PlannerConfig.safeParse(input.config ?? {});
     if (!parsed.success) return rec.reject(`invalid config: ${parsed.error.issues[0]?.message ?? 'bad value'}`);
-    // The system prompt is never compacted away: a budget it does not fit in could hold nothing.
-    const { tokenBudget, systemPrompt } = parsed.data;
-    const promptTokens = deps.countTokens(systemPrompt);
-    if (promptTokens > tokenBudget) {
-      return rec.reject(`invalid config: tokenBudget ${tokenBudget} cannot hold the system prompt (${promptTokens} tokens)`);
-    }
+    const problem = budgetProblem(parsed.data, deps.countTokens);
+    if (problem) return rec.reject(`invalid config: ${problem}`);
     rec.emit('SessionStarted', { config: parsed.data });
   }
   rec.emit('TasksPlanned', { input: input.text, tasks });
+}
+
+/**
+ * What is wrong with a new session's token budget beyond its bounds, or undefined: the system prompt
+ * is never compacted away, so a budget it does not fit in could hold nothing. Clients check it too,
+ * with the same tokenizer, to refuse before publishing what the planner would reject.
+ */
+export function budgetProblem(config: Pick<PlannerConfig, 'tokenBudget' | 'systemPrompt'>, countTokens: (text: string) => number): string | undefined {
+  const promptTokens = countTokens(config.systemPrompt);
+  if (promptTokens <= config.tokenBudget) return undefined;
+  return `tokenBudget ${config.tokenBudget} cannot hold the system prompt (${promptTokens} tokens)`;
 }
 
 type Report = Extract<SessionInput, { type: 'TaskCompleted' | 'TaskFailed' | 'NeedsClarification' }>;

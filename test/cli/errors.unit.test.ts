@@ -37,6 +37,7 @@ describe('usage errors (exit 2)', () => {
     [['demo', 'x', '--config', '{nope'], 'jetplan: --config is not valid JSON (see jetplan help)'],
     [['demo', 'x', '--config', '[1]'], 'jetplan: --config must be a JSON object (see jetplan help)'],
     [['demo', 'x', '--config', '{"tokenbudget":10}'], 'jetplan: invalid config: config: Unrecognized key: "tokenbudget" (see jetplan help)'],
+    [['demo', 'x', '--config', '{"backoff":{"basems":5}}'], 'jetplan: invalid config: backoff: Unrecognized key: "basems" (see jetplan help)'],
     [['demo', 'x', '--answer', ' '], 'jetplan: --answer needs a non-empty value (see jetplan help)'],
     [['demo', 'x', '--session', 'a b'], /^jetplan: --session: session id must be 1-64 characters/],
     [['frobnicate'], 'jetplan: unknown command frobnicate (see jetplan help)'],

@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CliSignal } from '../../src/cli/io.js';
 import { main } from '../../src/cli/main.js';
+import { createClient } from '../../src/nats/client.js';
 import { connectNats } from '../../src/nats/connect.js';
 import { ensureStream } from '../../src/persistence/jetstream/streamConfig.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
@@ -215,6 +216,17 @@ describe('serve + executor echo + the client commands', () => {
       line: `jetplan: task ${running!.id} is not waiting for clarification (it is Running)`,
     });
     expect(await fails(['answer', sessionId, 't9-nope', 'x', ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has no task t9-nope` });
+    // A retry (same --message-id) of an input the service rejected gets the rejection, not success.
+    const { streamName, subjectPrefix } = { streamName: conn[conn.indexOf('--stream') + 1]!, subjectPrefix: conn[conn.indexOf('--prefix') + 1]! };
+    await createClient(nc, { streamName, subjectPrefix }).answer(sessionId, running!.id, 'early', { messageId: 'early-1' });
+    await vi.waitFor(async () => {
+      const replayed = JSON.parse((await run(['replay', sessionId, ...conn, '--json'])).io.stdoutText) as { events: Array<{ type: string }> };
+      expect(replayed.events.map((e) => e.type)).toContain('InputRejected');
+    }, { timeout: 10_000 });
+    expect(await fails(['answer', sessionId, running!.id, 'early', ...conn, '--message-id', 'early-1'])).toEqual({
+      code: 1,
+      line: `jetplan: input early-1 was rejected: task ${running!.id} is not waiting for clarification`,
+    });
     expect(queued!.status).toBe('Planned');
     expect((await run(['cancel', sessionId, ...conn])).code).toBe(0);
     await vi.waitFor(async () => expect((await statusJson(conn, sessionId)).status).toBe('cancelled'), { timeout: 10_000 });
@@ -225,7 +237,20 @@ describe('serve + executor echo + the client commands', () => {
       line: `jetplan: session ${sessionId} is cancelled; submit to a new session`,
     });
     const events = (await run(['replay', sessionId, ...conn, '--json'])).io.stdoutText;
-    expect((JSON.parse(events) as { events: Array<{ type: string }> }).events.map((e) => e.type)).not.toContain('InputRejected');
+    // Only the rejection of the library's early answer: none of the CLI's refusals reached the log.
+    expect((JSON.parse(events) as { events: Array<{ type: string }> }).events.filter((e) => e.type === 'InputRejected')).toHaveLength(1);
+  });
+
+  it('cancel right after submit works while the service has not applied the submit yet', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix }); // no service yet: both inputs wait, in order
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Fetch the logs.'])).code).toBe(0);
+    const cancelled = await run(['cancel', sessionId, ...conn, '--reason', 'changed my mind']);
+    expect(cancelled.io.err).toEqual([]);
+    expect(cancelled.code).toBe(0);
+    await serve(conn);
+    await vi.waitFor(async () => expect((await statusJson(conn, sessionId)).status).toBe('cancelled'), { timeout: 10_000 });
   });
 
   it('executor shell --allow echo runs a ToolCall command and reports its output', async () => {
@@ -340,6 +365,15 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(JSON.parse(retried.io.stdoutText)).toMatchObject({ sessionId: other, duplicate: true });
   });
 
+  it('watch on a terminal says it waits for a session with no events or input yet', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await ensureStream(nc, { streamName, subjectPrefix });
+    const w = start(['watch', uniqueName('s'), ...conn], { stdin: openStdin(), isTTY: true });
+    await w.started('waiting for session');
+    expect(await w.stop('SIGINT')).toBe(130);
+    expect(w.io.err).toEqual([]);
+  });
+
   it('watch waits for a session whose input the service has not applied yet', async () => {
     const { conn, streamName, subjectPrefix } = isolated();
     await ensureStream(nc, { streamName, subjectPrefix }); // no service yet: the input waits
@@ -405,6 +439,10 @@ describe('submit', () => {
       line: 'jetplan: --token-budget: tokenBudget must be at most 100000 tokens: a larger context may not fit in one NATS message (see jetplan help)',
     });
     expect(await fails(['submit', ...conn, 'x', '--max-attempts', '101'])).toEqual({ code: 2, line: 'jetplan: --max-attempts: maxAttempts must be at most 100 (see jetplan help)' });
+    expect(await fails(['submit', ...conn, 'x', '--token-budget', '5'])).toEqual({
+      code: 2,
+      line: 'jetplan: --token-budget: tokenBudget 5 cannot hold the system prompt (9 tokens) (see jetplan help)',
+    });
     expect(await fails(['submit', ...conn, 'x', '--max-attempts', 'many'])).toEqual({
       code: 2,
       line: 'jetplan: --max-attempts expects a non-negative integer, got "many" (see jetplan help)',
@@ -423,7 +461,6 @@ describe('read commands and their errors', () => {
     expect(await fails(['replay', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect(await fails(['status', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
     expect(await fails(['watch', 'bad.id', ...conn])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: invalid session id "bad\.id"/) });
-    expect(await fails(['watch', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect(await fails(['cancel', 'bad.id', ...conn])).toMatchObject({ code: 2 });
     // Nothing is published for a session that does not exist (a cancel would create one).
     expect(await fails(['cancel', 's-nope', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
@@ -554,6 +591,8 @@ describe('connection failures', () => {
   it('passes --user/--pass and --token to the server (which has no auth, so they are accepted)', async () => {
     expect(await fails(['status', 's1', '--nats', server.url, '--user', 'u'])).toEqual({ code: 2, line: 'jetplan: --user and --pass go together (see jetplan help)' });
     expect(await fails(['status', 's1', '--nats', ''])).toEqual({ code: 2, line: 'jetplan: --nats needs a server URL (see jetplan help)' });
+    expect(await fails(['status', 's1', '--nats', server.url, '--stream', ''])).toEqual({ code: 2, line: 'jetplan: --stream needs a stream name (see jetplan help)' });
+    expect(await fails(['sessions', '--nats', server.url, '--prefix', ' '])).toEqual({ code: 2, line: 'jetplan: --prefix needs a subject prefix (see jetplan help)' });
     const { conn, streamName, subjectPrefix } = isolated();
     await ensureStream(nc, { streamName, subjectPrefix });
     expect(await fails(['status', 's-nope', ...conn, '--user', 'u', '--pass', 'p'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });

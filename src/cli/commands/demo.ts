@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { planText } from '../../planning/index.js';
-import { PlannerConfig, SessionId } from '../../protocol/domain.js';
+import { Backoff, PlannerConfig, SessionId } from '../../protocol/domain.js';
 import { listFlag, numberFlag, stringFlag, type ParsedArgs } from '../args.js';
 import { AnswerSource } from '../answers.js';
 import { CliError, UsageError } from '../cliErrors.js';
@@ -40,8 +40,8 @@ export function configFromArgs(args: ParsedArgs): Partial<PlannerConfig> {
   if (budget !== undefined) config.tokenBudget = budget;
   if (maxAttempts !== undefined) config.maxAttempts = maxAttempts;
   if (backoffMs !== undefined) config.backoff = { ...(config.backoff as object | undefined), baseMs: backoffMs };
-  // Strict: a misspelt key (tokenbudget) must not be silently ignored.
-  const parsed = PlannerConfig.partial().strict().safeParse(config);
+  // Strict, nested objects too: a misspelt key (tokenbudget, backoff.basems) must not be ignored.
+  const parsed = PlannerConfig.partial().extend({ backoff: Backoff.strict().optional() }).strict().safeParse(config);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new UsageError(`invalid config: ${issue?.path.join('.') || 'config'}: ${issue?.message ?? 'bad value'}`);

@@ -63,10 +63,11 @@ export function connectionOptionsFrom(args: ParsedArgs, ctx: CliContext, name = 
   return o;
 }
 
+/** Readable and not a directory: a pipe (`--tls-ca <(vault read …)`) is fine, as nats.js reads it. */
 function isReadableFile(path: string): boolean {
   try {
     accessSync(path, constants.R_OK);
-    return statSync(path).isFile();
+    return !statSync(path).isDirectory();
   } catch {
     return false;
   }
@@ -76,6 +77,9 @@ function isReadableFile(path: string): boolean {
 export function streamOptionsFrom(args: ParsedArgs): { streamName?: string; subjectPrefix?: string } {
   const streamName = stringFlag(args, 'stream');
   const subjectPrefix = stringFlag(args, 'prefix');
+  // Empty (an unset variable in a script) must not quietly mean the default (production) stream.
+  if (streamName?.trim() === '') throw new UsageError('--stream needs a stream name');
+  if (subjectPrefix?.trim() === '') throw new UsageError('--prefix needs a subject prefix');
   return { ...(streamName ? { streamName } : {}), ...(subjectPrefix ? { subjectPrefix } : {}) };
 }
 

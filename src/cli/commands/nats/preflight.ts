@@ -12,7 +12,10 @@ import { CliError } from '../../cliErrors.js';
 
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 
-/** Runs `check` on the session's state; a refusal stands unless `messageId` was applied already. */
+/**
+ * Runs `check` on the session's state; a refusal stands unless `messageId` was applied already (a
+ * retry), and then only if it was accepted: a retry of a rejected input gets its rejection.
+ */
 async function refuseUnlessRetry(
   client: JetplanClient,
   sessionId: string,
@@ -23,17 +26,25 @@ async function refuseUnlessRetry(
   if (refusal === undefined) return;
   if (messageId !== undefined) {
     const { events } = await client.replay(sessionId);
-    if (events.some((e) => e.causationId === messageId)) return;
+    const caused = events.filter((e) => e.causationId === messageId);
+    const rejection = caused.find((e) => e.type === 'InputRejected');
+    if (rejection) throw new CliError(`input ${messageId} was rejected: ${(rejection.data as { reason: string }).reason}`);
+    if (caused.length > 0) return;
   }
   throw new CliError(refusal);
 }
 
-/** A session that takes a cancel: it exists, has started and has not ended. */
-export function assertCancellable(client: JetplanClient, sessionId: string, messageId?: string): Promise<void> {
-  return refuseUnlessRetry(client, sessionId, messageId, (state) => {
-    if (state.status === 'idle') return `session ${sessionId} has not started`;
-    return ENDED.has(state.status) ? `session ${sessionId} is ${state.status}` : undefined;
-  });
+/**
+ * A session that takes a cancel: one that has not ended. A session without events yet is refused
+ * only when no input for it is waiting either: `submit` then `cancel` must work while the service
+ * is behind (the two are applied in order).
+ */
+export async function assertCancellable(client: JetplanClient, sessionId: string, messageId?: string): Promise<void> {
+  try {
+    await refuseUnlessRetry(client, sessionId, messageId, (state) => (ENDED.has(state.status) ? `session ${sessionId} is ${state.status}` : undefined));
+  } catch (err) {
+    if (!isSessionNotFoundError(err) || !(await client.hasInput(sessionId))) throw err;
+  }
 }
 
 /** A task waiting for an answer in a session that is still open. */

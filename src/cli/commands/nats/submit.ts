@@ -2,6 +2,8 @@ import { readAll } from '../../lines.js';
 import { numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
+import { bpeTokenCounter } from '../../../compaction/index.js';
+import { budgetProblem } from '../../../machines/decide.js';
 import { PlannerConfig } from '../../../protocol/domain.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 import { assertOpenOrNew } from './preflight.js';
@@ -43,6 +45,8 @@ export const submitCommand: Command = {
       const flag = issue?.path[0] === 'tokenBudget' ? '--token-budget' : '--max-attempts';
       throw new UsageError(`${flag}: ${issue?.message ?? 'bad value'}`);
     }
+    const tooSmall = budgetProblem(PlannerConfig.parse(config), (text) => bpeTokenCounter.count(text));
+    if (tooSmall) throw new UsageError(`--token-budget: ${tooSmall}`);
     const published = await withClient(args, ctx, async (client) => {
       if (sessionId) await assertOpenOrNew(client, sessionId, messageId);
       return client.submit(text, {

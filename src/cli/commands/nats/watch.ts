@@ -7,8 +7,8 @@ import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js'
 
 const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json]
 Prints a session's events as they are stored on NATS (from its first event), and exits when the
-session completes (0), fails or is cancelled (1). A session with no events and no input is
-unknown (exit 1); one whose input the service has not applied yet is waited for. On a terminal, an open clarification question is
+session completes (0), fails or is cancelled (1). A session that has not started yet is waited
+for (on a terminal, it says so). On a terminal, an open clarification question is
 asked and the answer published; --answer gives answers in order instead.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
@@ -31,8 +31,9 @@ export const watchCommand: Command = {
         caughtUp = (await client.status(sessionId)).version;
       } catch (err) {
         if (!isSessionNotFoundError(err)) throw err;
-        // No events yet: wait for them if an input is on its way to the service, else it is unknown.
-        if (!(await client.hasInput(sessionId))) throw err;
+        // Not started yet: wait for it (a watcher may start before the submit, so it misses
+        // nothing). On a terminal, say so, since nothing else shows until the first event.
+        if (ctx.io.isTTY && !(await client.hasInput(sessionId))) ctx.out(`waiting for session ${sessionId}: it has no events or input yet`);
       }
       const source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
       const canAsk = answers.length > 0 || ctx.io.isTTY;
