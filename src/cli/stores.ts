@@ -14,5 +14,10 @@ export async function openReadStore(args: ParsedArgs, ctx: CliContext): Promise<
   const url = stringFlag(args, 'nats');
   if (url !== undefined) return ctx.natsStore(url);
   if (!existsSync(ctx.dataDir)) return undefined;
-  return ReadOnlyFileEventStore.open(ctx.dataDir);
+  const store = await ReadOnlyFileEventStore.open(ctx.dataDir);
+  if (store.omittedTailBytes > 0) {
+    // Not an error (a demo may be writing it), but a damaged last record must not pass unseen.
+    ctx.err(`jetplan: note: the last ${store.omittedTailBytes} bytes of ${ctx.dataDir}/events.log are incomplete (being written, or damaged) and were left out`);
+  }
+  return store;
 }

@@ -15,7 +15,8 @@ export function statusOf(state: SessionState): SessionStatus {
 /** Where an active session is: which sub-state of `active`. */
 export function phaseOf(state: SessionState): SessionPhase {
   const value = state.snapshot.value;
-  return typeof value === 'object' ? ((value as { active: SessionPhase }).active ?? 'ready') : 'done';
+  if (typeof value === 'object') return (value as { active: SessionPhase }).active ?? 'ready';
+  return value === 'idle' ? 'ready' : 'done'; // idle: nothing started yet, ready for a first input
 }
 
 /** A task as the read model shows it: its definition plus its actor's state. */

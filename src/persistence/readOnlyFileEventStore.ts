@@ -20,6 +20,8 @@ export class ReadOnlyFileEventStore extends IndexedEventStore implements EventSt
   private constructor(
     private readonly dir: string,
     protected readonly index: StreamIndex,
+    /** Bytes at the end of the log left out: a record being written, or a damaged last one. */
+    readonly omittedTailBytes: number,
   ) {
     super();
   }
@@ -32,8 +34,9 @@ export class ReadOnlyFileEventStore extends IndexedEventStore implements EventSt
       throw new StoreUnavailableError(`cannot read ${path}: ${err.message}`, { cause: err });
     });
     const index = new StreamIndex();
-    replayFrames(scanLog(bytes, path).frames, index, path);
-    return new ReadOnlyFileEventStore(dir, index);
+    const { frames, validEnd } = scanLog(bytes, path);
+    replayFrames(frames, index, path);
+    return new ReadOnlyFileEventStore(dir, index, bytes.length - validEnd);
   }
 
   async appendToStream(_streamId: string, _events: NewEvent[], _options: AppendOptions): Promise<never> {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
@@ -124,6 +124,12 @@ describe('failures (exit 1)', () => {
       const replay = await run(['replay', 'held', '--data-dir', dir]);
       expect(replay.code).toBe(0);
       expect(replay.io.stdoutText).toContain('session held  status completed');
+      // A record being written (or a damaged last one) is left out, with a note.
+      await appendFile(join(dir, 'events.log'), Buffer.from([0x4a, 0x50, 0x4c]));
+      const torn = await run(['sessions', '--data-dir', dir]);
+      expect(torn.code).toBe(0);
+      expect(torn.io.stderrLines).toEqual([expect.stringMatching(/^jetplan: note: the last 3 bytes of .*events\.log are incomplete/)]);
+      expect(torn.io.stdoutText).toMatch(/^held +completed/m);
     } finally {
       await store.close();
     }

@@ -38,7 +38,7 @@ describe('jetplan replay', () => {
     const { code, io } = await run(['replay', 'rej', '--data-dir', dir]);
     expect(io.stderrLines).toEqual([]);
     expect(code).toBe(0);
-    expect(io.stdoutText).toContain('session rej  status idle');
+    expect(io.stdoutText).toContain('session rej  status idle  phase ready');
     expect(io.stdoutText).toContain('config: none (the session has not started: every input so far was rejected)');
     expect(io.stdoutText).toMatch(/InputRejected +.*tokenBudget: at most 100000/);
   });

@@ -60,7 +60,7 @@ describe('session state snapshots', () => {
 
   it('walks through every phase of the session', () => {
     expect(states.map((s) => `${statusOf(s)}/${phaseOf(s)}`)).toEqual([
-      'idle/done',
+      'idle/ready',
       'active/running',
       'active/awaitingClarification',
       'active/running',

@@ -374,6 +374,7 @@ describe('ReadOnlyFileEventStore', () => {
     expect((await reader.readStream(stream)).events.map((e) => e.sequence)).toEqual([1, 2, 3]);
     expect(await reader.listStreams()).toEqual([stream]);
     expect((await stat(path)).size).toBe(size); // never written
+    expect(reader.omittedTailBytes).toBe(FRAME_HEADER_BYTES + 2);
     await expect(reader.appendToStream(stream, [makeEvent(stream)], { expectedVersion: 3 })).rejects.toSatisfy(isStoreUnavailableError);
     await reader.close();
     await expect(reader.readStream(stream)).rejects.toSatisfy(isStoreUnavailableError);
