@@ -131,7 +131,7 @@ describe('serve + executor echo + the client commands', () => {
 
     const e = await executor(
       conn,
-      ['echo', '--kinds', 'toolcall, processing,toolcall', '--concurrency', '2', '--ack-wait-ms', '5000', '--durable-prefix', uniqueName('dur')],
+      ['echo', '--kinds', 'toolcall, processing,toolcall', '--concurrency', '2', '--ack-wait-ms', '5000', '--durable-prefix', uniqueName('dur'), '--stale-after-ms', '0'],
       { JETPLAN_DEMO_DELAY_MS: '1' },
     );
     expect(e.io.stdoutText).toMatch(/^jetplan executor: echo taking ToolCall, Processing tasks from 127\.0\.0\.1:\d+\n$/);
@@ -527,6 +527,7 @@ describe('usage errors', () => {
     [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms must be at least 100'],
     [['executor', 'echo', '--concurrency', '0'], '--concurrency must be at least 1'],
     [['executor', 'echo', '--inbox-ttl-ms', '1000'], '--inbox-ttl-ms must be at least 60000'],
+    [['executor', 'echo', '--stale-after-ms', 'soon'], '--stale-after-ms expects a non-negative integer, got "soon"'],
   ])('%j → exit 2: %s', async (argv, message) => {
     expect(await fails([...argv, ...conn()])).toEqual({ code: 2, line: `jetplan: ${message} (see jetplan help)` });
   });

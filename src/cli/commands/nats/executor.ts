@@ -31,7 +31,10 @@ in a KV inbox) and reports back into the session. SIGTERM/SIGINT finish running 
   --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox)
   --inbox-ttl-ms <ms>         forget recorded reports after this long (when the bucket is created;
                               default: keep them; at least 60000, at most 315360000000 = 10 years)
-  --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec)
+  --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec); executors
+                              of different kinds of work (echo and shell) need their own
+  --stale-after-ms <ms>       a command stored longer ago than this runs only if its session still
+                              waits on it (one read of the session); default 30000, 0 = always check
 Shell commands run with only PATH (the allowed programs' directories), HOME and LANG set.
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each echo execution (demo/testing knob).
 ${CONNECTION_USAGE}`;
@@ -125,6 +128,7 @@ export const executorCommand: Command = {
     'inbox-bucket': 'string',
     'inbox-ttl-ms': 'number',
     'durable-prefix': 'string',
+    'stale-after-ms': 'number',
   },
   async run(args, ctx) {
     const { name, handler } = handlerFrom(args, ctx);
@@ -135,6 +139,7 @@ export const executorCommand: Command = {
     const inboxBucket = stringFlag(args, 'inbox-bucket');
     const inboxTtlMs = msFlag(args, 'inbox-ttl-ms', 60_000, MAX_INBOX_TTL_MS);
     const durablePrefix = stringFlag(args, 'durable-prefix');
+    const staleAfterMs = msFlag(args, 'stale-after-ms', 0, MAX_INBOX_TTL_MS);
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-executor');
@@ -151,6 +156,7 @@ export const executorCommand: Command = {
         ...(inboxBucket ? { inboxBucket } : {}),
         ...(inboxTtlMs !== undefined ? { inboxTtlMs } : {}),
         ...(durablePrefix ? { durablePrefix } : {}),
+        ...(staleAfterMs !== undefined ? { staleAfterMs } : {}),
       });
     } catch (err) {
       await nc.close().catch(() => undefined);
