@@ -31,6 +31,9 @@ import { PullLoop } from './executorPull.js';
 import { runClaimed, type ClaimedRun } from './executorRun.js';
 import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict } from './executorStale.js';
 
+/** Sessions whose state the stale-command check keeps in memory. */
+const STALE_SESSIONS_REMEMBERED = 1_000;
+
 /** The task kinds an executor can take; each has its own durable consumer. */
 export type ExecutorKind = 'ToolCall' | 'Processing';
 
@@ -135,7 +138,9 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const sessionRepository = async (): Promise<SessionRepository> => {
     sessions ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix, ensureStream: false }).then((store) => ({
       store,
-      repository: new SessionRepository({ store }),
+      // Remembers the sessions of recent stale commands (a fleet catching up reads each about once);
+      // fewer than the planner's 10,000: an executor is not where sessions are kept.
+      repository: new SessionRepository({ store, cacheSize: STALE_SESSIONS_REMEMBERED }),
     }));
     // A store that could not be opened (NATS briefly away) is tried again for the next command.
     const opening = sessions;
