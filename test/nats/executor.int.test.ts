@@ -1,46 +1,23 @@
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
-import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
-import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import { createExecutor } from '../../src/nats/executor.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from '../../src/executors/report.js';
-import { uniqueName } from '../support/natsServer.js';
+import { executorWorld } from '../support/executorWorld.js';
+import { executeTask } from '../support/executeTask.js';
 import { natsTestEnv } from '../support/natsTestEnv.js';
 import { until, latch } from '../support/waiting.js';
 
 const env = natsTestEnv();
 const conn = env.conn;
 
-/** One isolated world per test: its own stream, prefix, durable names and inbox bucket. */
+/** One isolated world per test (executorWorld), with ExecuteTask fixtures published to it. */
 async function world() {
-  const nc = await conn();
-  const streamName = uniqueName('JPX');
-  const subjectPrefix = uniqueName('jpx');
-  const inboxBucket = uniqueName('inbox');
-  await ensureStream(nc, { streamName, subjectPrefix });
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
-
-  const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
-    const ex = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
-  env.track(ex);
-    return ex;
-  };
-
-  const task = (n: number, over: Partial<ExecuteTask> = {}): ExecuteTask => ({
-    type: 'ExecuteTask',
-    sessionId: 's1',
-    taskId: `t${n}`,
-    dispatchId: `s1.t${n}.1`,
-    attempt: 1,
-    kind: 'ToolCall',
-    description: `do thing ${n}`,
-    attachments: [],
-    context: '',
-    ...over,
-  });
+  const w = await executorWorld(env);
+  const { js, subjectPrefix } = w;
+  const task = (n: number, over: Partial<ExecuteTask> = {}): ExecuteTask =>
+    executeTask({ taskId: `t${n}`, dispatchId: `s1.t${n}.1`, description: `do thing ${n}`, ...over });
 
   const publishTask = async (t: ExecuteTask | object, msgID: string, kind = 'toolcall', session = 's1') => {
     const h = headers();
@@ -48,30 +25,7 @@ async function world() {
     await js.publish(`${subjectPrefix}.exec.${kind}.${session}`, JSON.stringify(t), { msgID, headers: h });
   };
 
-  /** Waits until `n` reports are stored on `<prefix>.in.>` and returns them (reads the stream). */
-  const reports = async (n: number): Promise<Array<{ data: Record<string, unknown>; msg: JsMsg }>> => {
-    const consumer = await js.consumers.get(streamName, { filter_subjects: `${subjectPrefix}.in.>` });
-    const messages = await consumer.consume({ max_messages: 64 });
-    const out: Array<{ data: Record<string, unknown>; msg: JsMsg }> = [];
-    try {
-      for await (const m of messages) {
-        out.push({ data: m.json<Record<string, unknown>>(), msg: m });
-        if (out.length >= n) break;
-      }
-    } finally {
-      await messages.close();
-    }
-    return out;
-  };
-
-  const storedReports = async (): Promise<number> => {
-    const info = await jsm.streams.info(streamName, { subjects_filter: `${subjectPrefix}.in.>` });
-    return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
-  };
-
-  const consumerInfo = (kind = 'toolcall') => jsm.consumers.info(streamName, `jetplan-exec-${kind}`);
-
-  return { nc, streamName, subjectPrefix, inboxBucket, js, jsm, start, task, publishTask, reports, storedReports, consumerInfo };
+  return { ...w, task, publishTask };
 }
 
 function counting(outcome: (t: ExecuteTask) => HandlerOutcome = (t) => ({ type: 'completed', output: `ran ${t.description}` })) {
@@ -175,7 +129,7 @@ describe('createExecutor', () => {
     await until(async () => (await w.consumerInfo()).num_redelivered > 0, 'the claimed dispatch to be handed back');
     expect(calls.length).toBe(0);
     // The other process records its report and releases the claim: the redelivery replays it.
-    const inbox = await new Kvm(w.nc).open(w.inboxBucket);
+    const inbox = await w.kv(w.inboxBucket);
     await inbox.put('s1.t1.1', JSON.stringify({ type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'by the other' }));
     await claims.delete('s1.t1.1', { previousSeq: revision });
     const [report] = await w.reports(1);
@@ -188,7 +142,7 @@ describe('createExecutor', () => {
     const w = await world();
     const { handler } = counting();
     await w.start(handler, { inboxTtlMs: 3_600_000 });
-    expect((await (await new Kvm(w.nc).open(w.inboxBucket)).status()).ttl).toBe(3_600_000);
+    expect((await (await w.kv(w.inboxBucket)).status()).ttl).toBe(3_600_000);
   });
 
   it('keeps a long task leased past ackWait with progress acks', async () => {

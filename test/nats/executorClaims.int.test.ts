@@ -1,72 +1,29 @@
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectNats } from '../../src/nats/connect.js';
-import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
+import { describe, expect, it } from 'vitest';
 import { ClaimLostError, KvClaims } from '../../src/nats/executorClaims.js';
-import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { TaskHandler } from '../../src/executors/report.js';
-import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
+import { uniqueName } from '../support/natsServer.js';
+import { executorWorld } from '../support/executorWorld.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
 import { until, latch, aborted } from '../support/waiting.js';
 import { executeTask } from '../support/executeTask.js';
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-const executors: Executor[] = [];
+const env = natsTestEnv();
 
-beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connectNats({ url: server.url });
-});
-afterAll(async () => {
-  await Promise.allSettled(executors.map((e) => e.stop()));
-  await nc?.close().catch(() => undefined);
-  await server?.cleanup();
-});
-
-/** One isolated world per test: its own stream, prefix and buckets. */
+/** One isolated world per test (executorWorld, ToolCall executors), with one command to publish. */
 async function world() {
-  const streamName = uniqueName('JPC');
-  const subjectPrefix = uniqueName('jpc');
-  const inboxBucket = uniqueName('inbox');
-  await ensureStream(nc, { streamName, subjectPrefix });
-  const js = jetstream(nc);
-  const jsm = await jetstreamManager(nc);
-  const start = async (handler: TaskHandler, extra: Partial<ExecutorOptions> = {}): Promise<Executor> => {
-    const ex = await createExecutor({ nc, kinds: ['ToolCall'], handler, streamName, subjectPrefix, inboxBucket, ...extra });
-    executors.push(ex);
-    return ex;
-  };
+  const w = await executorWorld(env, ['ToolCall']);
   const task = executeTask({ description: 'do it' });
-  const publishTask = (msgID: string) => js.publish(`${subjectPrefix}.exec.toolcall.s1`, JSON.stringify(task), { msgID });
-  /** Waits for the first `n` reports stored on `<prefix>.in.>`. */
-  const reports = async (n: number): Promise<Array<Record<string, unknown>>> => {
-    const messages = await (await js.consumers.get(streamName, { filter_subjects: `${subjectPrefix}.in.>` })).consume();
-    const out: Array<Record<string, unknown>> = [];
-    try {
-      for await (const m of messages as AsyncIterable<JsMsg>) {
-        out.push(m.json<Record<string, unknown>>());
-        if (out.length >= n) break;
-      }
-    } finally {
-      await messages.close();
-    }
-    return out;
-  };
-  const storedReports = async (): Promise<number> => {
-    const info = await jsm.streams.info(streamName, { subjects_filter: `${subjectPrefix}.in.>` });
-    return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
-  };
-  const consumerInfo = () => jsm.consumers.info(streamName, 'jetplan-exec-toolcall');
-  const kv = (bucket: string) => new Kvm(nc).open(bucket);
-  return { inboxBucket, jsm, start, publishTask, reports, storedReports, consumerInfo, kv };
+  const publishTask = (msgID: string) => w.js.publish(`${w.subjectPrefix}.exec.toolcall.s1`, JSON.stringify(task), { msgID });
+  /** The bodies of the first `n` reports stored on `<prefix>.in.>`. */
+  const reports = async (n: number) => (await w.reports(n)).map((r) => r.data);
+  return { ...w, publishTask, reports };
 }
 
 describe('executor claims', () => {
   it('refuses at startup a claims bucket whose TTL is shorter than the ack wait', async () => {
     const w = await world();
-    await new Kvm(nc).create(`${w.inboxBucket}_claims`, { history: 1, ttl: 10_000 });
+    await new Kvm(w.nc).create(`${w.inboxBucket}_claims`, { history: 1, ttl: 10_000 });
     const handler: TaskHandler = async () => ({ type: 'completed', output: 'x' });
     await expect(w.start(handler, { ackWaitMs: 30_000 })).rejects.toThrow(/claims bucket \S+ expires claims after 10000 ms.*30000 ms/);
     await expect(w.start(handler, { ackWaitMs: 10_000 })).resolves.toBeDefined();
@@ -174,6 +131,7 @@ describe('executor claims', () => {
 
 describe('KvClaims', () => {
   it('releases after an in-flight refresh, and says a refreshed claim is lost once someone else wrote it', async () => {
+    const nc = await env.conn();
     const bucket = uniqueName('claims');
     const claims = await KvClaims.open(nc, { bucket, ttlMs: 10_000 });
     const kv = await new Kvm(nc).open(bucket);
