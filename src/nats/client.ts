@@ -81,6 +81,8 @@ export interface JetplanClient {
    * waiting for the service to apply it, not unknown.
    */
   hasInput(sessionId: string): Promise<boolean>;
+  /** The stream sequence of the session's latest input, if the stream holds one. */
+  lastInputSequence(sessionId: string): Promise<number | undefined>;
   /** The session rebuilt from its log alone (up to event `until`), with the events. */
   replay(sessionId: string, options?: { until?: number }): Promise<{ state: PlannerState; events: DomainEvent[] }>;
   sessions(): Promise<SessionSummary[]>;
@@ -139,6 +141,12 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     return { sessionId, seq: ack.seq, duplicate: ack.duplicate };
   }
 
+  async function lastInputSequence(sessionId: string): Promise<number | undefined> {
+    checkSessionId(sessionId);
+    const jsm = await jetstreamManager(nc);
+    return (await jsm.streams.getMessage(streamName, { last_by_subj: `${prefix}.in.${sessionId}` }))?.seq;
+  }
+
   async function rebuild(sessionId: string, until?: number) {
     checkSessionId(sessionId);
     const s = await store();
@@ -172,10 +180,10 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     },
 
     async hasInput(sessionId) {
-      checkSessionId(sessionId);
-      const jsm = await jetstreamManager(nc);
-      return (await jsm.streams.getMessage(streamName, { last_by_subj: `${prefix}.in.${sessionId}` })) !== null;
+      return (await lastInputSequence(sessionId)) !== undefined;
     },
+
+    lastInputSequence,
 
     async replay(sessionId, o = {}) {
       const state = await rebuild(sessionId, o.until);

@@ -374,6 +374,25 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(w.io.err).toEqual([]);
   });
 
+  it('watch ends (exit 1, one line) when every input of a session that never started was rejected', async () => {
+    const { conn, streamName, subjectPrefix } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    const client = createClient(nc, { streamName, subjectPrefix });
+    await client.submit('Fetch the logs.', { sessionId, config: { tokenBudget: 5 } }); // the library does not pre-check
+    const watched = await run(['watch', sessionId, ...conn]);
+    expect(watched.code).toBe(1);
+    expect(watched.io.err).toEqual([`jetplan: session ${sessionId} has not started: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`]);
+    // A second submit waiting behind the rejection: watch follows it to the end instead.
+    const e = await executor(conn, ['echo']);
+    await client.submit('Summarise the notes.', { sessionId });
+    const again = await run(['watch', sessionId, ...conn]);
+    expect(again.io.err).toEqual([]);
+    expect(again.code).toBe(0);
+    expect(lines(again.io).at(-1)).toMatch(/SessionCompleted/);
+    await e.stop('SIGTERM');
+  });
+
   it('watch waits for a session whose input the service has not applied yet', async () => {
     const { conn, streamName, subjectPrefix } = isolated();
     await ensureStream(nc, { streamName, subjectPrefix }); // no service yet: the input waits

@@ -7,8 +7,9 @@ import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js'
 
 const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json]
 Prints a session's events as they are stored on NATS (from its first event), and exits when the
-session completes (0), fails or is cancelled (1). A session that has not started yet is waited
-for (on a terminal, it says so). On a terminal, an open clarification question is
+session completes (0), fails or is cancelled (1), or when every input of a session that has not
+started was rejected and no other waits (1). A session not started yet is waited for (on a
+terminal, it says so). On a terminal, an open clarification question is
 asked and the answer published; --answer gives answers in order instead.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
@@ -50,6 +51,10 @@ export const watchCommand: Command = {
       let code = 130;
       let lastSeq = 0;
       let done = false;
+      let started = false;
+      /** Whether no input newer than the one at stream sequence `seq` is waiting for the service. */
+      const nothingWaits = async (seq: number | undefined): Promise<boolean> =>
+        seq !== undefined && ((await client.lastInputSequence(sessionId)) ?? 0) <= seq;
       const maybeAsk = (): void => {
         if (!canAsk || done || !open || lastSeq < caughtUp || asked.has(open.seq) || asking) return;
         const q = open;
@@ -73,6 +78,13 @@ export const watchCommand: Command = {
           const exit = EXIT[event.type];
           if (exit !== undefined) {
             code = exit;
+            break;
+          }
+          if (event.type === 'SessionStarted') started = true;
+          else if (!started && event.type === 'InputRejected' && (await nothingWaits(event.data.streamSequence))) {
+            // Every input so far was rejected and none is on its way: the session cannot start.
+            ctx.err(`jetplan: session ${sessionId} has not started: ${event.data.reason}`);
+            code = 1;
             break;
           }
           lastSeq = event.sequence;
