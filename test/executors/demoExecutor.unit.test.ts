@@ -2,21 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
 import { toReport } from '../../src/executors/report.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
+import { executeTask } from '../support/executeTask.js';
 
-function task(description: string, over: Partial<ExecuteTask> = {}): ExecuteTask {
-  return {
-    type: 'ExecuteTask',
-    sessionId: 's1',
-    taskId: 't1',
-    dispatchId: 's1.t1.1',
-    attempt: 1,
-    kind: 'Processing',
-    description,
-    attachments: [],
-    context: '',
-    ...over,
-  };
-}
+const task = (description: string, over: Partial<ExecuteTask> = {}): ExecuteTask => executeTask({ kind: 'Processing', description, ...over });
 const tools = { signal: new AbortController().signal, idempotencyKey: 'k' };
 
 describe('demoHandler', () => {
