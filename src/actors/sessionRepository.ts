@@ -48,18 +48,6 @@ export class SessionRepository {
     return state;
   }
 
-  /**
-   * The session's state with every event its log holds now: the state remembered (or snapshot)
-   * plus the events after it. For a reader beside the writer (an executor checking a command):
-   * `load` trusts memory, which only the session's sole writer can.
-   */
-  async refresh(sessionId: string): Promise<SessionState> {
-    const start = this.cache.get(sessionId) ?? (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
-    const { state } = await this.foldOnto(start, { from: start.version + 1 });
-    this.remember(state);
-    return state;
-  }
-
   /** Rebuilds from the log alone, ignoring snapshots and memory (replay). */
   async rebuild(sessionId: string, until?: number): Promise<{ state: SessionState; exists: boolean }> {
     return this.foldOnto(initialSessionState(sessionId), until === undefined ? {} : { to: until });

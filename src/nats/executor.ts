@@ -31,8 +31,8 @@ import { PullLoop } from './executorPull.js';
 import { runClaimed, type ClaimedRun } from './executorRun.js';
 import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict } from './executorStale.js';
 
-/** Sessions whose state the stale-command check keeps in memory. */
-const STALE_SESSIONS_REMEMBERED = 1_000;
+/** The longest the stale check may take before the command is run unchecked (fail-open). */
+const STALE_CHECK_LIMIT_MS = 10_000;
 
 /** The task kinds an executor can take; each has its own durable consumer. */
 export type ExecutorKind = 'ToolCall' | 'Processing';
@@ -138,9 +138,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const sessionRepository = async (): Promise<SessionRepository> => {
     sessions ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix, ensureStream: false }).then((store) => ({
       store,
-      // Remembers the sessions of recent stale commands (a fleet catching up reads each about once);
-      // fewer than the planner's 10,000: an executor is not where sessions are kept.
-      repository: new SessionRepository({ store, cacheSize: STALE_SESSIONS_REMEMBERED }),
+      repository: new SessionRepository({ store }),
     }));
     // A store that could not be opened (NATS briefly away) is tried again for the next command.
     const opening = sessions;
@@ -221,8 +219,14 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   async function notAwaited(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
     const ageMs = messageAgeMs(m);
     if (ageMs < staleAfterMs) return false;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const verdict = await staleVerdict(await sessionRepository(), task);
+      // Bounded: a read that never ends must not hold the command (kept leased) and its slot forever.
+      const limitMs = Math.min(ackWaitMs / 2, STALE_CHECK_LIMIT_MS);
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from the session's log in ${limitMs} ms`)), limitMs);
+      });
+      const verdict = await Promise.race([staleVerdict(await sessionRepository(), task), timedOut]);
       if (verdict.action === 'run') return false;
       const { action: _, ...why } = verdict; // reason (completed, failed, cancelled, superseded), waitingOn
       logger.info({ ...log, ageMs, ...why }, 'stale command not awaited by its session; acked without running it');
@@ -230,6 +234,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     } catch (err) {
       logger.warn({ ...log, ageMs, err }, 'could not read the session of a stale command; running it');
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -43,14 +43,15 @@ export type StaleVerdict =
   | { action: 'skip'; reason: 'superseded'; waitingOn: string | null };
 
 /**
- * Whether the session of `task` still waits on its dispatch, from its state with every event
- * stored now: the first time a read of its log, then only the events after the state the
- * repository remembers (a fleet catching up reads each session about once, not once per command). Rejects when the read
- * or the fold fails (the caller then runs the command).
+ * Whether the session of `task` still waits on its dispatch: the session is rebuilt from its log
+ * alone, one read of the log. Not from a remembered state: a session's log can be replaced (purged
+ * and written again under the same id, restored from a backup), and a remembered state would then
+ * skip the dispatch the new log waits on. Rejects when the read or the fold fails (the caller then
+ * runs the command).
  */
 export async function staleVerdict(repository: SessionRepository, task: ExecuteTask): Promise<StaleVerdict> {
-  const state = await repository.refresh(task.sessionId);
-  if (state.version === 0) return { action: 'run', reason: 'unknown session' };
+  const { state, exists } = await repository.rebuild(task.sessionId);
+  if (!exists) return { action: 'run', reason: 'unknown session' };
   const status = statusOf(state);
   if (status === 'completed' || status === 'failed' || status === 'cancelled') return { action: 'skip', reason: status };
   const { command } = outstanding(state);

@@ -41,22 +41,6 @@ function setup(options: Partial<SessionRepositoryOptions> = {}) {
 }
 
 describe('SessionRepository', () => {
-  it('refresh reads only the events after the state it remembers, also those another writer appended', async () => {
-    const { store, reads, planner } = setup();
-    await planner.handle('s1', submit);
-    const reader = new SessionRepository({ store });
-    const first = await reader.refresh('s1');
-    expect(first.version).toBe(3);
-    // Another writer (the planner, with its own repository) moves the session on.
-    await planner.handle('s1', { type: 'CancelSession', reason: 'done' });
-    reads.length = 0;
-    const second = await reader.refresh('s1');
-    expect(statusOf(second)).toBe('cancelled');
-    expect(reads).toEqual([{ id: 's1', options: expect.objectContaining({ from: 4 }) }]);
-    // load() trusts what it remembers: the reader's refreshed state.
-    expect((await reader.load('s1')).version).toBe(second.version);
-  });
-
   it('loads a session that has no events as the initial state', async () => {
     const { repository } = setup();
     const state = await repository.load('new');

@@ -441,6 +441,8 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
       /read 2 events, expected 5$/,
     );
     expect(seen).toEqual([1, 2]);
+    // Nothing left at all (the subject purged after the lookup): no message comes to end the read.
+    await expect(readRange(ctx, `${opts.subjectPrefix}.ev.purged`, tip.seq, 1, 3, () => undefined)).rejects.toThrow(/read 0 events, expected 3$/);
     gate.stop();
     // The tip alone is still readable, and a healthy session beside them reads whole.
     expect((await store.readStream('gap', { from: 3 })).events.map((e) => e.sequence)).toEqual([3]);

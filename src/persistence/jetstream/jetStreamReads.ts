@@ -95,23 +95,27 @@ export async function readRange(
   let expected = 1;
   let count = 0;
   try {
-    await consumeUntil(consumer, Math.min(Math.max(to, 64), 4_096), (m) => {
-      const envelope = decodeEnvelope(ctx.streamName, m.data, () => m.seq);
-      if (envelope.sequence !== expected) {
-        throw new CorruptLogError(
-          `session subject ${subject}: expected event ${expected} at stream sequence ${m.seq}, found ${envelope.sequence}`,
-        );
-      }
-      expected++;
-      if (envelope.sequence >= from) {
-        count++;
-        onEvent(envelope as unknown as DomainEvent);
-      }
-      // Past the tip, or nothing more on the subject (messages removed since the tip was looked
-      // up): the read ends, and a short one is corrupt rather than waited on forever. An ordered
-      // consumer has already parsed m.info, so this costs nothing.
-      return envelope.sequence >= to || m.seq >= lastSeq || m.info.pending === 0;
-    });
+    // Nothing on the subject now (removed since the tip was looked up): no message will come to
+    // end the read, so it ends here, short, which the count below reports as corrupt.
+    if ((await consumer.info(true)).num_pending > 0) {
+      await consumeUntil(consumer, Math.min(Math.max(to, 64), 4_096), (m) => {
+        const envelope = decodeEnvelope(ctx.streamName, m.data, () => m.seq);
+        if (envelope.sequence !== expected) {
+          throw new CorruptLogError(
+            `session subject ${subject}: expected event ${expected} at stream sequence ${m.seq}, found ${envelope.sequence}`,
+          );
+        }
+        expected++;
+        if (envelope.sequence >= from) {
+          count++;
+          onEvent(envelope as unknown as DomainEvent);
+        }
+        // Past the tip, or nothing more on the subject (messages removed since the tip was looked
+        // up): the read ends, and a short one is corrupt rather than waited on forever. An ordered
+        // consumer has already parsed m.info, so this costs nothing.
+        return envelope.sequence >= to || m.seq >= lastSeq || m.info.pending === 0;
+      });
+    }
   } finally {
     consumer.delete().catch(() => undefined);
   }
