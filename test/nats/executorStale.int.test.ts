@@ -168,8 +168,8 @@ describe('the stale-command guard', () => {
     const jsm = await jetstreamManager(nc);
     const deps = defaultDecideDeps();
 
-    /** A session driven through decide; every ExecuteTask it emitted is kept, in order. */
-    const session = (sessionId: string) => {
+    /** A session driven through decide (`life` tells apart its message ids after a purge); every ExecuteTask it emitted is kept, in order. */
+    const session = (sessionId: string, life = '') => {
       let state: SessionState = initialSessionState(sessionId);
       let n = 0;
       const commands: ExecuteTask[] = [];
@@ -180,7 +180,7 @@ describe('the stale-command guard', () => {
           return state;
         },
         async apply(input: PlannerInput, now = Date.now()): Promise<void> {
-          const d = decide(state, input, { messageId: `${sessionId}-m${++n}`, now }, deps);
+          const d = decide(state, input, { messageId: `${sessionId}${life}-m${++n}`, now }, deps);
           await store.appendToStream(sessionId, d.events, { expectedVersion: state.version });
           state = d.state;
           for (const c of d.commands) if (c.type === 'ExecuteTask') commands.push(c);
@@ -221,7 +221,9 @@ describe('the stale-command guard', () => {
       return [(last!.json() as { dispatchId: string }).dispatchId];
     };
     const corrupt = (sessionId: string) => js.publish(`${subjectPrefix}.ev.${sessionId}`, 'not an event');
-    return { session, publish, start, drained, reportsIn, corrupt };
+    /** Removes the session's log (as a purge, a restore or a lost unsynced tail would). */
+    const purge = (sessionId: string) => jsm.streams.purge(streamName, { filter: `${subjectPrefix}.ev.${sessionId}` });
+    return { session, publish, start, drained, reportsIn, corrupt, purge };
   }
 
   const ONE = 'Fetch https://example.com/a.csv.';
@@ -313,6 +315,30 @@ describe('the stale-command guard', () => {
     const warned = lines.filter((l) => l.msg === UNREADABLE);
     expect(warned.map((l) => [l.level, l.sessionId])).toEqual([[40, 'corrupt']]);
     await ex.stop();
+  });
+
+  it('judges by the log as it is now: a session log replaced under the same id runs the dispatch it waits on', async () => {
+    const w = await world();
+    const complete = (t: ExecuteTask): PlannerInput => ({ type: 'TaskCompleted', taskId: t.taskId, dispatchId: t.dispatchId, output: 'ok' });
+    const { calls, handler } = counting();
+    const ex = await w.start(handler, { staleAfterMs: 0 });
+    // First life of S: one task, completed; its old command is checked and skipped.
+    const first = w.session('S');
+    await first.apply({ type: 'SubmitInput', text: ONE });
+    const old = first.running();
+    await first.apply(complete(old));
+    await w.publish(old);
+    await until(() => ex.skipped === 1, 'the old command to be skipped');
+    // The log is replaced by a second life of S with as many events, now waiting on its t2.
+    await w.purge('S');
+    const second = w.session('S', '-2'); // other event ids: the first life's are in the dedup window
+    await second.apply({ type: 'SubmitInput', text: TWO });
+    await second.apply(complete(second.running()));
+    expect(second.state.version).toBe(first.state.version);
+    const waiting = second.running();
+    await w.publish(waiting);
+    await until(() => ex.executed === 1, 'the command the new log waits on to run');
+    expect(calls.map((t) => t.dispatchId)).toEqual([waiting.dispatchId]);
   });
 
   it('runs a fresh command without reading its session (the default threshold is 30 s)', async () => {
