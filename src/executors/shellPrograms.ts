@@ -32,7 +32,14 @@ const EXEC_CAPABLE = new Set([
   'most', 'w3m', 'lynx', 'elinks', 'links', 'mail', 'mailx', 'mutt', 'gcc', 'g++', 'cc', 'c++', 'clang',
   'cmake', 'ninja', 'cargo', 'go', 'gem', 'bundle', 'rake', 'irb', 'cpan', 'erl', 'escript', 'ghci', 'guile',
   'sbcl', 'ocaml', 'openvpn', 'logrotate', 'ssh-keygen', 'ip', 'nmap', 'hg', 'svn', 'ldconfig', 'busybox',
+  // Found by a second black-box round: setpriv cmd, cpp/c89/c99 -wrapper, diff3/sdiff --diff-program,
+  // install --strip-program, prove --exec, rustc -C linker=, gpgtar --gpg, gpg-agent --daemon cmd,
+  // Python scripts that run code (pdb, pydoc), ldd (runs the loader on its argument).
+  'setpriv', 'cpp', 'c89', 'c99', 'diff3', 'sdiff', 'install', 'prove', 'rustc', 'rustdoc', 'rustup', 'cargo',
+  'gpgtar', 'gpg-agent', 'gpg', 'corepack', 'ldd', 'pdb', 'pydoc', 'ipython', 'jupyter', 'tclsh', 'expect',
 ]);
+/** Versioned or target-prefixed builds of those (gcc-12, x86_64-linux-gnu-gcc-12, pdb3, pydoc3.11). */
+const EXEC_CAPABLE_BUILDS = /^([\w.]+-)*(gcc|g\+\+|cc|c\+\+|cpp|clang(\+\+)?|ld|pdb|pydoc|ipython)(-?[\d.]+)?$/;
 /** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
 const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;
 /** Multi-call binaries act as the applet named by argv[0] (the link we run), not as themselves. */
@@ -42,7 +49,9 @@ const MULTI_CALL = new Set(['busybox', 'toybox']);
 export function isExecCapable(name: string): boolean {
   // Debian names a build after its flavour (vim.basic, vim.tiny): judge the program, not the build.
   const base = name.replace(/\.(basic|tiny|nox|gtk\d*|athena)$/, '');
-  return EXEC_CAPABLE.has(base) || EXEC_CAPABLE_FAMILY.test(base) || /^ld-linux/.test(base) || /^vim/.test(base);
+  return (
+    EXEC_CAPABLE.has(base) || EXEC_CAPABLE_FAMILY.test(base) || EXEC_CAPABLE_BUILDS.test(base) || /^ld-linux/.test(base) || /^vim/.test(base)
+  );
 }
 
 
