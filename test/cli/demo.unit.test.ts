@@ -31,10 +31,11 @@ describe('jetplan demo', () => {
     expect(ids).toHaveLength(6);
   });
 
-  it('ends in one line with exit 2 when the planner refuses the session (a budget too small for the system prompt)', async () => {
+  it('refuses in one line, before any session exists, a budget too small for the system prompt', async () => {
     const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--budget', '5']);
     expect(code).toBe(2);
-    expect(io.stderrLines).toEqual(['jetplan: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)']);
+    expect(io.stderrLines).toEqual(['jetplan: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens) (see jetplan help)']);
+    expect((await run(['sessions', '--data-dir', dir])).io.stdoutText).toBe('no sessions\n');
   });
 
   it('takes answers from stdin lines after the --answer flags', async () => {

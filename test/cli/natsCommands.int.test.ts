@@ -447,6 +447,9 @@ describe('submit', () => {
     await ensureStream(nc, { streamName, subjectPrefix });
     expect(await fails(['submit', ...conn], { isTTY: true })).toEqual({ code: 2, line: 'jetplan: submit needs text (or pipe it on stdin) (see jetplan help)' });
     expect(await fails(['submit', ...conn], { stdin: '  \n' })).toEqual({ code: 2, line: 'jetplan: submit needs non-empty text (see jetplan help)' });
+    // Text the planner would reject is refused before publishing.
+    expect(await fails(['submit', ...conn, ' ... '])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input has no plannable text/) });
+    expect(await fails(['submit', ...conn], { stdin: 'Summarise it. '.repeat(5_000) })).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input is too long/) });
     expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({
       code: 2,
       line: 'jetplan: --max-attempts and --token-budget must be at least 1 (see jetplan help)',

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { planText } from '../../planning/index.js';
+import { bpeTokenCounter } from '../../compaction/index.js';
+import { budgetProblem } from '../../machines/decide.js';
 import { Backoff, PlannerConfig, SessionId } from '../../protocol/domain.js';
 import { listFlag, numberFlag, stringFlag, type ParsedArgs } from '../args.js';
 import { AnswerSource } from '../answers.js';
@@ -46,6 +48,9 @@ export function configFromArgs(args: ParsedArgs): Partial<PlannerConfig> {
     const issue = parsed.error.issues[0];
     throw new UsageError(`invalid config: ${issue?.path.join('.') || 'config'}: ${issue?.message ?? 'bad value'}`);
   }
+  // The planner's own rule, checked before a session exists (else a refused session is left behind).
+  const tooSmall = budgetProblem(PlannerConfig.parse(parsed.data), (text) => bpeTokenCounter.count(text));
+  if (tooSmall) throw new UsageError(`invalid config: ${tooSmall}`);
   return parsed.data;
 }
 

@@ -4,6 +4,7 @@ import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { bpeTokenCounter } from '../../../compaction/index.js';
 import { budgetProblem } from '../../../machines/decide.js';
+import { planText } from '../../../planning/index.js';
 import { PlannerConfig } from '../../../protocol/domain.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 import { assertOpenOrNew } from './preflight.js';
@@ -29,6 +30,7 @@ export const submitCommand: Command = {
       text = await readAll(ctx.io.stdin);
     }
     if (text.trim() === '') throw new UsageError('submit needs non-empty text');
+    planText(text); // text the planner would reject (nothing to plan, over 64 KiB): exit 2 now
     const sessionId = stringFlag(args, 'session');
     const messageId = stringFlag(args, 'message-id');
     const maxAttempts = numberFlag(args, 'max-attempts');
