@@ -29,7 +29,7 @@ import { ensureConsumer } from './executorConsumer.js';
 import { publishReport } from './executorPublish.js';
 import { PullLoop } from './executorPull.js';
 import { runClaimed, type ClaimedRun } from './executorRun.js';
-import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict } from './executorStale.js';
+import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict, storedAtMs } from './executorStale.js';
 
 /** The longest the stale check may take before the command is run unchecked (fail-open). */
 const STALE_CHECK_LIMIT_MS = 10_000;
@@ -133,6 +133,8 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   /** Work under way by dispatch id: a duplicate delivery waits for it instead of running again. */
   const inFlight = new Map<string, Promise<void>>();
   const loops: PullLoop[] = [];
+  /** When each of this executor's consumers was created (server time), by durable name. */
+  const consumerCreatedMs = new Map<string, number>();
   /** Sessions of stale commands are read through a store opened on the first one (no stream changes). */
   let sessions: Promise<{ store: JetStreamEventStore; repository: SessionRepository }> | undefined;
   const sessionRepository = async (): Promise<SessionRepository> => {
@@ -156,6 +158,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const filter = `${prefix}.exec.${kindToken(kind)}.>`;
     await ensureConsumer(jsm, streamName, durable, filter, ackWaitMs, logger);
     const consumer = await js.consumers.get(streamName, durable);
+    consumerCreatedMs.set(durable, Date.parse((await consumer.info(true)).created));
     loops.push(new PullLoop({ consumer, concurrency, ackWaitMs, handle: processMessage, isClosed: () => nc.isClosed(), logger, durable }));
     logger.info({ durable, filter, stream: streamName }, 'executor consuming');
   }
@@ -218,7 +221,10 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
    */
   async function notAwaited(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
     const ageMs = messageAgeMs(m);
-    if (ageMs < staleAfterMs) return false;
+    // Checked: an old command, one delivered again, or one stored before its consumer existed (a
+    // new fleet reading the stream from its start, however recent the command).
+    const beforeConsumer = storedAtMs(m) < (consumerCreatedMs.get(m.info.consumer) ?? -Infinity);
+    if (ageMs < staleAfterMs && !m.redelivered && !beforeConsumer) return false;
     let timer: NodeJS.Timeout | undefined;
     try {
       // Bounded: a read that never ends must not hold the command (kept leased) and its slot forever.

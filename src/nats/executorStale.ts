@@ -24,6 +24,11 @@ import type { ExecuteTask } from '../protocol/commands.js';
  */
 export const DEFAULT_STALE_AFTER_MS = 30_000;
 
+/** When the stream stored `m` (ms since the epoch, by the server's clock). */
+export function storedAtMs(m: JsMsg): number {
+  return Number(m.timestampNanos / 1_000_000n);
+}
+
 /** How long ago (ms) the stream stored `m`, by this process's clock. */
 export function messageAgeMs(m: JsMsg, now: number = Date.now()): number {
   return now - Number(m.timestampNanos / 1_000_000n);

@@ -341,21 +341,35 @@ describe('the stale-command guard', () => {
     expect(calls.map((t) => t.dispatchId)).toEqual([waiting.dispatchId]);
   });
 
-  it('runs a fresh command without reading its session (the default threshold is 30 s)', async () => {
+  it('with the default threshold (30 s), reads a session only for a command stored before its consumer existed', async () => {
     const w = await world();
-    const s = w.session('ended');
-    await s.apply({ type: 'SubmitInput', text: TWO });
-    const first = s.running();
-    await s.apply({ type: 'TaskCompleted', taskId: first.taskId, dispatchId: first.dispatchId, output: 'ok' });
-    await s.apply({ type: 'CancelSession' });
-    await w.publish(first);
+    const ended = async (sessionId: string) => {
+      const s = w.session(sessionId);
+      await s.apply({ type: 'SubmitInput', text: TWO });
+      const first = s.running();
+      await s.apply({ type: 'TaskCompleted', taskId: first.taskId, dispatchId: first.dispatchId, output: 'ok' });
+      await s.apply({ type: 'CancelSession' });
+      return first;
+    };
+    // A command stored before the executor's consumer was made (a new fleet reading the stream
+    // from its start), however recent: its session is read, and it has ended.
+    const before = await ended('before');
+    await w.publish(before);
     const { calls, handler } = counting();
     const { lines, logger } = capturedLogger();
     const ex = await w.start(handler, { logger });
     await w.drained();
-    expect(calls.map((t) => t.dispatchId)).toEqual([first.dispatchId]);
-    expect(ex.skipped).toBe(0);
-    expect(lines.filter((l) => l.msg === SKIPPED || l.msg === UNREADABLE)).toEqual([]);
+    expect(calls).toEqual([]);
+    expect(ex.skipped).toBe(1);
+    // A fresh command delivered for the first time to an existing consumer: run without a read
+    // (here of an ended session, so only a read could have stopped it).
+    const after = await ended('after');
+    await w.publish(after);
+    await w.drained();
+    expect(calls.map((t) => t.dispatchId)).toEqual([after.dispatchId]);
+    expect(ex.skipped).toBe(1);
+    expect(lines.filter((l) => l.msg === SKIPPED).map((l) => l.sessionId)).toEqual(['before']);
+    expect(lines.filter((l) => l.msg === UNREADABLE)).toEqual([]);
   });
 
   it('refuses a negative threshold', async () => {
