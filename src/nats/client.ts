@@ -3,7 +3,7 @@
  * with a Nats-Msg-Id, so a retried call is deduplicated) and reads sessions back from the stream,
  * which is the event store.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SessionRepository } from '../actors/sessionRepository.js';
@@ -97,9 +97,12 @@ type SubmitConfig = Extract<SessionInput, { type: 'SubmitInput' }>['config'];
 
 const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 
-/** A new session id: `s-` and 10 random characters of [a-z0-9]. */
-export function newSessionId(): string {
-  const bytes = randomBytes(10);
+/**
+ * A new session id: `s-` and 10 characters of [a-z0-9], random, or derived from `messageId` so
+ * that a retried submit (same message id, no session given) names the same session.
+ */
+export function newSessionId(messageId?: string): string {
+  const bytes = messageId === undefined ? randomBytes(10) : createHash('sha256').update(messageId).digest().subarray(0, 10);
   let id = 's-';
   for (const b of bytes) id += ID_ALPHABET[b % ID_ALPHABET.length];
   return id;
@@ -127,9 +130,11 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     const h = natsHeaders();
     h.set(HEADER_EVENT_TYPE, input.type);
     h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);
+    const body = JSON.stringify(input);
+    const msgID = o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`;
     const ack = await js
-      .publish(`${prefix}.in.${sessionId}`, JSON.stringify(input), {
-        msgID: o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`,
+      .publish(`${prefix}.in.${sessionId}`, body, {
+        msgID,
         headers: h,
         expect: { streamName },
       })
@@ -138,7 +143,21 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
         await existingStream(await jetstreamManager(nc), { streamName, subjectPrefix: prefix });
         throw err;
       });
+    if (ack.duplicate) await assertSameInput(ack.seq, `${prefix}.in.${sessionId}`, body, msgID);
     return { sessionId, seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  /**
+   * A duplicate PubAck says only that the message id was seen (stream-wide, within the duplicate
+   * window): the input is dropped. That is the point of a retry of the same input, but a message
+   * id reused for another input (another session, type or text) would be lost without a word.
+   */
+  async function assertSameInput(seq: number, subject: string, body: string, msgID: string): Promise<void> {
+    const original = await (await jetstreamManager(nc)).streams.getMessage(streamName, { seq });
+    if (original === null || (original.subject === subject && original.string() === body)) return;
+    throw new ValidationError(
+      `message id ${msgID} was already used for another input (${original.subject}, stream sequence ${seq}); nothing was published`,
+    );
   }
 
   async function lastInputSequence(sessionId: string): Promise<number | undefined> {
@@ -162,7 +181,7 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
     store,
 
     submit(text, o = {}) {
-      const sessionId = o.sessionId ?? newSessionId();
+      const sessionId = o.sessionId ?? newSessionId(o.messageId);
       const input: SessionInput = { type: 'SubmitInput', text, ...(o.config ? { config: o.config as SubmitConfig } : {}) };
       return publishInput(sessionId, input, o);
     },

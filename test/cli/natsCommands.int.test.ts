@@ -440,6 +440,16 @@ describe('submit', () => {
     const again = await run([...args, '-'], { stdin: 'Summarise the notes.\n', isTTY: true });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.io.stdoutText)).toEqual({ ...published, duplicate: true });
+    // Without --session, the session id comes from the message id: a retry names the same session.
+    const unnamed = ['submit', ...conn, '--message-id', 'submit-2', 'Summarise the logs.'];
+    const one = (await run(unnamed)).io.stdoutText;
+    expect(one).toMatch(/^s-[a-z0-9]{10}\n$/);
+    expect((await run(unnamed)).io.stdoutText).toBe(one);
+    // A message id reused for another input would be dropped as a duplicate: refused, not success.
+    expect(await fails(['submit', ...conn, '--session', sessionId, '--message-id', 'submit-1', 'Other text.'])).toEqual({
+      code: 2,
+      line: expect.stringMatching(/^jetplan: message id submit-1 was already used for another input \(\S+\.in\.\S+, stream sequence \d+\); nothing was published$/),
+    });
   });
 
   it('rejects missing or empty text, zero limits and bad session ids', async () => {

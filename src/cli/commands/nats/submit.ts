@@ -13,7 +13,9 @@ const USAGE = `Usage: jetplan submit [--session <id>] "text"
 Submits text to the planner service (a new session unless --session names one) and prints the
 session id. With no text (or "-"), reads it from stdin.
   --session <id>       the session (default a new id s-<10 chars>)
-  --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op
+  --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op (without
+                       --session the session id is derived from it, so a retry names the same
+                       session); reusing it for other input is refused
   --max-attempts <n>   attempts per task before the session fails
   --token-budget <n>   context token budget
 ${CONNECTION_USAGE}`;
