@@ -382,7 +382,9 @@ describe('questions, answers and cancelling (planner only)', () => {
     await client.submit('Fetch the logs.', { sessionId, config: { tokenBudget: 5 } }); // the library does not pre-check
     const watched = await run(['watch', sessionId, ...conn]);
     expect(watched.code).toBe(1);
-    expect(watched.io.err).toEqual([`jetplan: session ${sessionId} has not started: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`]);
+    expect(watched.io.err).toEqual([
+      `jetplan: session ${sessionId} has not started: every input was rejected, the last with: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`,
+    ]);
     // A second submit waiting behind the rejection: watch follows it to the end instead.
     const e = await executor(conn, ['echo']);
     await client.submit('Summarise the notes.', { sessionId });

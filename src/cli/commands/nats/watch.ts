@@ -83,7 +83,7 @@ export const watchCommand: Command = {
           if (event.type === 'SessionStarted') started = true;
           else if (!started && event.type === 'InputRejected' && (await nothingWaits(event.data.streamSequence))) {
             // Every input so far was rejected and none is on its way: the session cannot start.
-            ctx.err(`jetplan: session ${sessionId} has not started: ${event.data.reason}`);
+            ctx.err(`jetplan: session ${sessionId} has not started: every input was rejected, the last with: ${event.data.reason}`);
             code = 1;
             break;
           }
