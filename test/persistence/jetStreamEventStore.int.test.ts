@@ -15,6 +15,7 @@ import {
 } from '../../src/persistence/jetstream/index.js';
 import { ConnectionGate } from '../../src/persistence/jetstream/connectionGate.js';
 import { readRange } from '../../src/persistence/jetstream/jetStreamReads.js';
+import { covers } from '../../src/persistence/jetstream/streamConfig.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 import { runEventStoreContract } from './eventStoreContract.js';
 import { wireBytes } from './fixtures.js';
@@ -130,6 +131,26 @@ describe('ensureStream', () => {
     expect(info.config.duplicate_window).toBe(3_600_000 * 1_000_000);
     expect(info.config.subjects).toContain(`${opts.subjectPrefix}.audit.>`);
     expect(info.config.num_replicas).toBe(1);
+    await jsm.streams.delete(opts.streamName);
+  });
+
+  it('takes a stream whose wider subject already covers jetplan\'s (<prefix>.>) as it is', async () => {
+    expect(covers('jp.>', 'jp.in.>')).toBe(true);
+    expect(covers('jp.*.>', 'jp.ev.>')).toBe(true);
+    expect(covers('jp.in.*', 'jp.in.>')).toBe(false);
+    expect(covers('jp.in.>', 'jp.>')).toBe(false);
+    expect(covers('jp.ev.>', 'jp.ev')).toBe(false);
+    expect(covers('jp.ev.s1', 'jp.ev.s1')).toBe(true);
+    const nc = await connectTo();
+    const opts = isolation();
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: opts.streamName, subjects: [`${opts.subjectPrefix}.>`] });
+    await ensureStream(nc, opts); // the server would refuse the narrower subjects as overlapping
+    expect((await jsm.streams.info(opts.streamName)).config.subjects).toEqual([`${opts.subjectPrefix}.>`]);
+    const store = await JetStreamEventStore.create(nc, opts);
+    await store.appendToStream('w', [event('w')], { expectedVersion: 0 });
+    expect((await store.readStream('w')).currentVersion).toBe(1);
+    await store.close();
     await jsm.streams.delete(opts.streamName);
   });
 

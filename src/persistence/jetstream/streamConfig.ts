@@ -113,6 +113,19 @@ export function desiredStreamConfig(options: ResolvedStreamOptions): DesiredStre
   };
 }
 
+/** Whether subject filter `wide` matches every subject `narrow` matches (NATS wildcards). */
+export function covers(wide: string, narrow: string): boolean {
+  const w = wide.split('.');
+  const n = narrow.split('.');
+  for (let i = 0; i < w.length; i++) {
+    if (w[i] === '>') return i < n.length;
+    if (i >= n.length || n[i] === '>') return false;
+    if (w[i] !== '*' && w[i] !== n[i]) return false;
+    if (w[i] === '*' && n[i] === '>') return false;
+  }
+  return w.length === n.length;
+}
+
 const STREAM_NOT_FOUND = JetStreamApiCodes.StreamNotFound;
 const STREAM_NAME_IN_USE = 10058;
 
@@ -131,7 +144,9 @@ export async function ensureStream(
   const reconcile = async (): Promise<void> => {
     const info = await jsm.streams.info(resolved.streamName);
     const current = info.config;
-    const subjectsMatch = wanted.subjects.every((subject) => current.subjects.includes(subject));
+    // A subject the stream already takes through a wider one (`<prefix>.>`) is not added again:
+    // the server refuses overlapping subjects.
+    const missing = wanted.subjects.filter((subject) => !current.subjects.some((have) => covers(have, subject)));
     // Storage and retention cannot be changed on an existing stream.
     if (current.storage !== wanted.storage || current.retention !== wanted.retention) {
       throw new ValidationError(
@@ -141,7 +156,7 @@ export async function ensureStream(
     // Only ever widen: keep subjects the operator added, a longer duplicate window, and the
     // replica count unless one was asked for.
     const update: Partial<StreamConfig> = {};
-    if (!subjectsMatch) update.subjects = [...new Set([...current.subjects, ...wanted.subjects])];
+    if (missing.length > 0) update.subjects = [...current.subjects, ...missing];
     if (current.duplicate_window < wanted.duplicate_window) update.duplicate_window = wanted.duplicate_window;
     if (options.replicas !== undefined && current.num_replicas !== wanted.num_replicas) update.num_replicas = wanted.num_replicas;
     if (Object.keys(update).length > 0) await jsm.streams.update(resolved.streamName, update);
