@@ -385,6 +385,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(watched.io.err).toEqual([
       `jetplan: session ${sessionId} has not started: every input was rejected, the last with: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`,
     ]);
+    expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has not started (every input so far was rejected)` });
     // A second submit waiting behind the rejection: watch follows it to the end instead.
     const e = await executor(conn, ['echo']);
     await client.submit('Summarise the notes.', { sessionId });

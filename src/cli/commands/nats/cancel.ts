@@ -4,7 +4,8 @@ import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js'
 import { assertCancellable } from './preflight.js';
 
 const USAGE = `Usage: jetplan cancel <session> [--reason <text>]
-Cancels a session on NATS. Refuses (exit 1) a session that is unknown (no events, no input) or ended.
+Cancels a session on NATS. Refuses (exit 1) a session that is unknown, ended, or has not started
+with no input waiting (every input so far rejected).
   --message-id <id>    idempotency key (Nats-Msg-Id); a retry with it succeeds
 ${CONNECTION_USAGE}`;
 

@@ -35,16 +35,29 @@ async function refuseUnlessRetry(
 }
 
 /**
- * A session that takes a cancel: one that has not ended. A session without events yet is refused
+ * A session that takes a cancel: one that has not ended. A session that has not started is refused
  * only when no input for it is waiting either: `submit` then `cancel` must work while the service
  * is behind (the two are applied in order).
  */
 export async function assertCancellable(client: JetplanClient, sessionId: string, messageId?: string): Promise<void> {
+  let idle = false;
   try {
-    await refuseUnlessRetry(client, sessionId, messageId, (state) => (ENDED.has(state.status) ? `session ${sessionId} is ${state.status}` : undefined));
+    await refuseUnlessRetry(client, sessionId, messageId, (state) => {
+      idle = state.status === 'idle';
+      return ENDED.has(state.status) ? `session ${sessionId} is ${state.status}` : undefined;
+    });
   } catch (err) {
     if (!isSessionNotFoundError(err) || !(await client.hasInput(sessionId))) throw err;
   }
+  if (idle && !(await inputWaits(client, sessionId))) throw new CliError(`session ${sessionId} has not started (every input so far was rejected)`);
+}
+
+/** Whether an input newer than every one the session has rejected is waiting for the service. */
+async function inputWaits(client: JetplanClient, sessionId: string): Promise<boolean> {
+  const { events } = await client.replay(sessionId);
+  let handled = 0;
+  for (const e of events) if (e.type === 'InputRejected') handled = Math.max(handled, e.data.streamSequence ?? 0);
+  return ((await client.lastInputSequence(sessionId)) ?? 0) > handled;
 }
 
 /** A task waiting for an answer in a session that is still open. */
