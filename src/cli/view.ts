@@ -45,7 +45,7 @@ export function eventSummary(event: DomainEvent): string {
     case 'ContextCompacted':
       return `${event.data.tokensBefore} → ${event.data.tokensAfter} tokens (budget ${event.data.budget})`;
     case 'SessionCompleted':
-      return `${event.data.tasks} tasks`;
+      return `${event.data.tasks} task${event.data.tasks === 1 ? '' : 's'}`;
     case 'SessionFailed':
     case 'SessionCancelled':
     case 'InputRejected':

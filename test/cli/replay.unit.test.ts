@@ -43,6 +43,11 @@ describe('jetplan replay', () => {
     expect(io.stdoutText).toMatch(/InputRejected +.*tokenBudget: at most 100000/);
   });
 
+  it('says "1 task", not "1 tasks"', async () => {
+    await run(['demo', 'Summarise the notes.', '--session', 'one', '--data-dir', dir]);
+    expect((await run(['replay', 'one', '--data-dir', dir])).io.stdoutText).toMatch(/SessionCompleted +1 task$/m);
+  });
+
   it('stops at --until', async () => {
     await finished('r2');
     const { code, io } = await run(['replay', 'r2', '--until', '3', '--data-dir', dir]);
