@@ -52,6 +52,7 @@ class Recorder {
       timestamp: this.meta.now,
       causationId: this.meta.messageId,
       correlationId: this.meta.correlationId ?? this.state.sessionId,
+      ...(this.meta.streamSequence === undefined ? {} : { inputSequence: this.meta.streamSequence }),
       data,
     } as DomainEvent;
     const result = step(this.state, event);
@@ -79,7 +80,7 @@ class Recorder {
  * session whose last append was cut short resumes on any input.
  */
 export function decide(state: SessionState, input: PlannerInput, meta: InputMeta, deps: DecideDeps): Decision {
-  const processed = state.recentInputs.includes(meta.messageId);
+  const processed = isProcessed(state, meta);
   if (processed) {
     const rest = finishCutShort(state, input, meta, deps);
     if (rest) return rest;
@@ -88,6 +89,17 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
   if (!processed) handleInput(rec, deps);
   advance(rec, deps);
   return { events: rec.events, state: rec.state, commands: rec.commands };
+}
+
+/**
+ * Whether the session has processed the input already: its message id is in the inbox window, or
+ * its stream sequence is at or below the highest the session applied (inputs are applied in stream
+ * order, so this holds for any redelivery however old, e.g. when the durable consumer is created
+ * again and delivers the stream from its start).
+ */
+export function isProcessed(state: SessionState, meta: Pick<InputMeta, 'messageId' | 'streamSequence'>): boolean {
+  if (meta.streamSequence !== undefined && meta.streamSequence <= state.inputSequence) return true;
+  return state.recentInputs.includes(meta.messageId);
 }
 
 /**
@@ -105,7 +117,9 @@ function finishCutShort(state: SessionState, input: PlannerInput, meta: InputMet
   if (last?.messageId !== meta.messageId) return undefined;
   // Re-decided by today's rules: an input an older version accepted (and partly stored) that a
   // newer rule rejects is not finished here (the rejection is not longer than what landed).
-  const whole = decide(last.before, input, { ...meta, now: last.now, correlationId: last.correlationId }, deps);
+  // At its original time and stream sequence: a republished copy (a new sequence) finishes it alike.
+  const original = { ...meta, now: last.now, correlationId: last.correlationId, streamSequence: last.inputSequence };
+  const whole = decide(last.before, input, original, deps);
   const landed = state.version - last.before.version;
   if (whole.events.length <= landed) return undefined;
   const prefix = whole.events.slice(0, landed).reduce(evolve, last.before);

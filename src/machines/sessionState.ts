@@ -26,6 +26,12 @@ export interface SessionState {
   version: number;
   recentInputs: string[];
   /**
+   * The highest stream sequence of an input the session has applied (events' `inputSequence`; 0 if
+   * none is recorded, e.g. inputs of the embedded bus). Inputs are applied in stream order, so an
+   * input at or below it is a redelivery, however far back it lies (the inbox window is bounded).
+   */
+  inputSequence: number;
+  /**
    * The input whose events end the log, with the state before its first event: what decide needs
    * to finish that input's decision if its append was cut short. Kept in memory only (a snapshot
    * is saved after a whole append, so the events of a cut-short one are always in the tail).
@@ -38,23 +44,30 @@ export interface LastInput {
   messageId: string;
   /** The state before the input's first event, without a `lastInput` of its own. */
   before: SessionState;
-  /** The input's `now` and correlation id, as its events carry them. */
+  /** The input's `now`, correlation id and stream sequence, as its events carry them. */
   now: number;
   correlationId: string;
+  inputSequence?: number;
 }
 
 /** The input of `event`: the same `lastInput` while its events go on, a new one at its first. */
 function lastInputAfter(state: SessionState, event: DomainEvent): LastInput {
   if (state.lastInput?.messageId === event.causationId) return state.lastInput;
   const { lastInput: _, ...before } = state;
-  return { messageId: event.causationId, before, now: event.timestamp, correlationId: event.correlationId };
+  const last: LastInput = { messageId: event.causationId, before, now: event.timestamp, correlationId: event.correlationId };
+  if (event.inputSequence !== undefined) last.inputSequence = event.inputSequence;
+  return last;
 }
+
+/** The state's input sequence once `event` is folded in. */
+const inputSequenceAfter = (state: { inputSequence: number }, event: DomainEvent): number =>
+  Math.max(state.inputSequence, event.inputSequence ?? 0);
 
 const session = compileMachine<SessionContext>(sessionMachine);
 
 /** The state of a session that has no events yet. */
 export function initialSessionState(sessionId: string): SessionState {
-  return { sessionId, snapshot: session.initial({ sessionId }), version: 0, recentInputs: [] };
+  return { sessionId, snapshot: session.initial({ sessionId }), version: 0, recentInputs: [], inputSequence: 0 };
 }
 
 /** evolve: folds one stored event into the state, dropping the commands it carries. */
@@ -62,7 +75,8 @@ export function evolve(state: SessionState, event: DomainEvent): SessionState {
   assertFollows(state, event);
   const [snapshot] = session.transition(state.snapshot, event, NO_EFFECTS);
   const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, lastInput: lastInputAfter(state, event) };
+  const inputSequence = inputSequenceAfter(state, event);
+  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, inputSequence, lastInput: lastInputAfter(state, event) };
 }
 
 /** Folds drop the commands events carry: their params (e.g. the rendered context) are not built. */
@@ -83,7 +97,8 @@ export function step(state: SessionState, event: DomainEvent): { state: SessionS
     }
   }
   const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  const next = { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, lastInput: lastInputAfter(state, event) };
+  const inputSequence = inputSequenceAfter(state, event);
+  const next = { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, inputSequence, lastInput: lastInputAfter(state, event) };
   return { state: next, commands };
 }
 
@@ -98,33 +113,48 @@ export function fold(state: SessionState, events: Iterable<DomainEvent>): Sessio
   return folding.state;
 }
 
+/** The last input a fold has seen: its first event's meta and the fold's position before it. */
+interface FoldedInput {
+  input: Pick<LastInput, 'messageId' | 'now' | 'correlationId'>;
+  /** The input's stream sequence, as its first event carries it. */
+  event: number | undefined;
+  snapshot: SessionSnapshot;
+  version: number;
+  inputSequence: number;
+  inputsEnd: number;
+}
+
 /** A fold in progress, for events that arrive one at a time (a pass over many sessions' events). */
 export class SessionFold {
   private snapshot: SessionSnapshot;
   private version: number;
+  private inputSequence: number;
   private readonly inputs: string[];
   /** The last input as the start state had it, until an event of another input comes. */
   private startLast: LastInput | undefined;
   /** The last input seen here: its first event's meta and the fold's position before it. */
-  private last: { messageId: string; now: number; correlationId: string; snapshot: SessionSnapshot; version: number; inputsEnd: number } | undefined;
+  private last: FoldedInput | undefined;
 
   constructor(private readonly start: SessionState) {
     this.snapshot = start.snapshot;
     this.version = start.version;
+    this.inputSequence = start.inputSequence;
     this.inputs = start.recentInputs.slice();
     this.startLast = start.lastInput;
   }
 
   add(event: DomainEvent): void {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
-    const lastId = this.last?.messageId ?? this.startLast?.messageId;
+    const lastId = this.last?.input.messageId ?? this.startLast?.messageId;
     if (lastId !== event.causationId) {
-      const { snapshot, version } = this;
-      this.last = { messageId: event.causationId, now: event.timestamp, correlationId: event.correlationId, snapshot, version, inputsEnd: this.inputs.length };
+      const { snapshot, version, inputSequence } = this;
+      const input = { messageId: event.causationId, now: event.timestamp, correlationId: event.correlationId };
+      this.last = { input, event: event.inputSequence, snapshot, version, inputSequence, inputsEnd: this.inputs.length };
       this.startLast = undefined;
     }
     this.snapshot = session.transition(this.snapshot, event, NO_EFFECTS)[0];
     this.version = event.sequence;
+    this.inputSequence = Math.max(this.inputSequence, event.inputSequence ?? 0);
     if (this.inputs[this.inputs.length - 1] !== event.causationId) {
       this.inputs.push(event.causationId);
       // Trimmed now and then, not per event: amortized O(1).
@@ -140,10 +170,12 @@ export class SessionFold {
   get state(): SessionState {
     const sessionId = this.start.sessionId;
     const recent = (end: number) => this.inputs.slice(Math.max(0, end - INBOX_WINDOW), end);
-    const state: SessionState = { sessionId, snapshot: this.snapshot, version: this.version, recentInputs: recent(this.inputs.length) };
+    const { snapshot, version, inputSequence } = this;
+    const state: SessionState = { sessionId, snapshot, version, recentInputs: recent(this.inputs.length), inputSequence };
     if (this.last) {
-      const { messageId, now, correlationId, snapshot, version, inputsEnd } = this.last;
-      state.lastInput = { messageId, now, correlationId, before: { sessionId, snapshot, version, recentInputs: recent(inputsEnd) } };
+      const { input, event, inputsEnd, ...at } = this.last;
+      state.lastInput = { ...input, before: { sessionId, ...at, recentInputs: recent(inputsEnd) } };
+      if (event !== undefined) state.lastInput.inputSequence = event;
     } else if (this.startLast) {
       state.lastInput = this.startLast;
     }
@@ -172,26 +204,28 @@ export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot 
 /**
  * The schema of serialized session state; bump it when the machines change shape or derive their
  * context differently, so older snapshots are rebuilt from the log. 3: distinct answer item ids.
+ * 4: the input sequence.
  */
-export const STATE_SCHEMA = 3;
+export const STATE_SCHEMA = 4;
 
 /** A JSON-safe form of the state: plain records all the way down (a snapshot store's input). */
 export function serializeState(state: SessionState): unknown {
   const snapshot = plain(state.snapshot);
   const context = state.snapshot.context;
   snapshot.context = { ...context, plan: context.plan.toJSON() };
-  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, snapshot };
+  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, inputSequence: state.inputSequence, snapshot };
 }
 
 /** Restores a state from {@link serializeState}'s output (after a JSON round trip). */
 export function restoreState(json: unknown): SessionState {
-  const { sessionId, version, recentInputs, snapshot } = json as Partial<{ [K in keyof SessionState]: unknown }> & {
+  const { sessionId, version, recentInputs, inputSequence, snapshot } = json as Partial<{ [K in keyof SessionState]: unknown }> & {
     snapshot?: PlainJson;
   };
   if (
     typeof sessionId !== 'string' ||
     typeof version !== 'number' ||
     !Array.isArray(recentInputs) ||
+    typeof inputSequence !== 'number' ||
     typeof snapshot?.context !== 'object' ||
     typeof (snapshot.context as { plan?: unknown }).plan !== 'object' ||
     typeof snapshot.children !== 'object' ||
@@ -203,7 +237,7 @@ export function restoreState(json: unknown): SessionState {
   const revived = revive(snapshot) as SessionSnapshot;
   const context = revived.context as unknown as { plan: Record<string, PlannedTask> };
   revived.context = { ...revived.context, plan: IdMap.from(context.plan) };
-  return { sessionId, version, recentInputs: recentInputs as string[], snapshot: revived };
+  return { sessionId, version, recentInputs: recentInputs as string[], inputSequence, snapshot: revived };
 }
 
 /** A machine state as JSON data: `children` a record of states. */

@@ -54,6 +54,12 @@ const envelopeFields = {
   timestamp: z.number(),
   causationId: z.string(),
   correlationId: z.string(),
+  /**
+   * The stream sequence of the input message that caused the event (inputs from NATS only): a
+   * session's inputs are applied in stream order, so one at or below the highest recorded here was
+   * applied already, however old.
+   */
+  inputSequence: z.number().int().positive().optional(),
 };
 
 function variant<T extends EventType>(type: T) {

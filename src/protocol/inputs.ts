@@ -61,6 +61,9 @@ export interface InputMeta {
   messageId: string;
   now: number;
   correlationId?: string;
-  /** Position of the message on its transport, quoted by InputRejected. */
+  /**
+   * Position of the message on its transport (its stream sequence): recorded on the events it
+   * causes (`inputSequence`) and quoted by InputRejected.
+   */
   streamSequence?: number;
 }

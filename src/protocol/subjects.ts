@@ -23,6 +23,13 @@ export function subjectsFor(prefix: string = DEFAULT_PREFIX) {
 }
 export type Subjects = ReturnType<typeof subjectsFor>;
 
+/**
+ * The session an input subject (`<prefix>.in.<sessionId>`) names: everything after `<prefix>.in.`,
+ * so a subject with more tokens (`<prefix>.in.a.b`) names none that is valid, rather than `b`.
+ * `subject` must start with that prefix (the input consumer's filter sees to it).
+ */
+export const sessionOfInputSubject = (prefix: string, subject: string): string => subject.slice(prefix.length + 4);
+
 /** Where an outbox command is published. */
 export function commandSubject(subjects: Subjects, entry: OutboxCommand): string {
   const c = entry.command;

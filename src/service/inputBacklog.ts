@@ -7,6 +7,7 @@
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { isSessionId } from './decodeInput.js';
+import { sessionOfInputSubject } from '../protocol/subjects.js';
 
 /** One input above the consumer's ack floor: its stream sequence and message id. */
 export interface BacklogInput {
@@ -14,8 +15,8 @@ export interface BacklogInput {
   messageId: string;
 }
 
-/** How long reading the backlog may take before it is cut short, ms. */
-const READ_TIMEOUT_MS = 10_000;
+/** How long the backlog read may wait for its next message before it gives up, ms. */
+const READ_IDLE_MS = 10_000;
 
 /**
  * A retry timer's input may be applied without a trace in the log (not due yet, session ended), so
@@ -55,11 +56,21 @@ export async function readInputBacklog(
   try {
     if ((await consumer.info(true)).num_pending === 0) return backlog; // purged meanwhile
     const messages = await consumer.consume({ max_messages: 1_024 });
-    // Messages purged between the info and the read would leave the loop waiting: bounded.
-    const deadline = setTimeout(() => void messages.close().catch(() => undefined), READ_TIMEOUT_MS);
+    // Messages purged during the read would leave it waiting: it gives up when none comes for a
+    // while, and throws (the caller reads again) rather than return part of the backlog as all of
+    // it, which would leave the sessions in the unread part unheld. A long backlog that keeps
+    // coming is read to its end, however long that takes.
+    let stalled = false;
+    const idle = setTimeout(() => {
+      stalled = true;
+      void messages.close().catch(() => undefined);
+    }, READ_IDLE_MS);
+    let seen = floor;
     for await (const m of messages) {
+      idle.refresh(); // the same timer re-armed: nothing allocated per message
+      seen = m.seq;
       if (m.seq > last) break;
-      const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+      const sessionId = sessionOfInputSubject(o.subjectPrefix, m.subject);
       if (isSessionId(sessionId) && !isRetryDue(m.data)) {
         const list = backlog.get(sessionId) ?? [];
         list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
@@ -67,10 +78,12 @@ export async function readInputBacklog(
       }
       if (m.seq >= last || m.info.pending === 0) break;
     }
-    clearTimeout(deadline);
+    clearTimeout(idle);
     await messages.close().catch(() => undefined);
+    if (stalled) throw new Error(`the input backlog read stalled at stream sequence ${seen} of ${last}`);
   } finally {
     await consumer.delete().catch(() => undefined);
   }
   return backlog;
 }
+

@@ -14,6 +14,8 @@ import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
 import { inputMessageId, readInputBacklog } from './inputBacklog.js';
+import { InputHolds } from './inputHolds.js';
+import { sessionOfInputSubject } from '../protocol/subjects.js';
 import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
 
@@ -30,10 +32,17 @@ export interface InputConsumerOptions {
   logger: Logger;
   maxInputBytes: number;
   /**
-   * The ids of the inputs a session has applied (its inbox window). With it, a new leader holds a
-   * session's later inputs until the earlier ones a previous leader left unapplied are applied.
+   * What a session has applied: the ids of its recent inputs (its inbox window) and the highest
+   * stream sequence among them. With it, a new leader holds a session's later inputs until the
+   * earlier ones a previous leader left unapplied are applied.
    */
-  appliedInputs?: (sessionId: string) => Promise<readonly string[]>;
+  appliedInputs?: (sessionId: string) => Promise<AppliedInputs>;
+}
+
+/** What a session has applied (a {@link SessionState} has both). */
+export interface AppliedInputs {
+  recentInputs: readonly string[];
+  inputSequence: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -68,19 +77,17 @@ export async function ensureInputConsumer(jsm: JetStreamManager, o: Pick<InputCo
  */
 export class InputConsumer {
   private readonly queue = new KeyedQueue();
-  /** Stream sequences of inputs nak'd per session: a session is blocked behind its lowest one. */
-  private readonly deferred = new Map<string, Set<number>>();
+  /** Inputs that hold their sessions' later inputs back (nak'd ones, a previous leader's). */
+  private readonly holds: InputHolds;
   /** Failures of an input (by stream sequence) that were not the store's: see rejectPoison. */
   private readonly failures = new Map<number, number>();
-  /** Backlog inputs held for (holdBacklog) that have not been delivered to this leader yet. */
-  private readonly unseen = new Set<number>();
-  /** Which holdBacklog is current: an older one's timer must not release a newer hold. */
-  private holdGeneration = 0;
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopped = true;
 
-  constructor(private readonly o: InputConsumerOptions) {}
+  constructor(private readonly o: InputConsumerOptions) {
+    this.holds = new InputHolds(o.clock);
+  }
 
   start(): void {
     if (!this.stopped) return;
@@ -93,10 +100,8 @@ export class InputConsumer {
     await this.messages?.close().catch(() => undefined);
     await this.loop;
     await this.queue.drain();
-    this.deferred.clear();
+    this.holds.clear();
     this.failures.clear();
-    this.unseen.clear();
-    this.holdGeneration++;
   }
 
   /** Messages not yet delivered plus delivered and not acked (0 when the consumer is missing). */
@@ -140,65 +145,53 @@ export class InputConsumer {
   }
 
   /**
-   * Seeds `deferred` with the inputs above the consumer's ack floor that their sessions have not
-   * applied (inputBacklog.ts), so each session's inputs are applied in stream order across a leader
-   * change too. An input counted as unapplied that was in fact acked (applied so long ago that it
-   * left the session's inbox window) is never redelivered: after BACKLOG_HOLD_MS, by when every
-   * unacked one has come back, nothing is held for it any more (unless it did come back). Throws
-   * if the backlog cannot be read.
+   * Holds each session behind the inputs above the consumer's ack floor that it has not applied
+   * (inputBacklog.ts), so its inputs are applied in stream order across a leader change too. An
+   * input counted as unapplied that was in fact acked (its session could not be loaded) is never
+   * redelivered: after BACKLOG_HOLD_MS, by when every unacked one has come back, it holds nothing
+   * any more (unless it did come back). Throws if the backlog cannot be read.
    */
   private async holdBacklog(): Promise<void> {
     if (!this.o.appliedInputs) return;
     // A failed read throws: the consume loop retries it with backoff rather than start without
     // the hold and apply a session's later input before one the previous leader left unapplied.
     const backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
-    const generation = ++this.holdGeneration;
-    const held: Array<[string, number]> = [];
+    let held = 0;
     const sessions = [...backlog];
     // A few sessions at a time: each is a load (snapshot plus tail) before consuming can start.
     await Promise.all(
       Array.from({ length: Math.min(16, sessions.length) }, async () => {
         for (let next = sessions.pop(); next; next = sessions.pop()) {
           const [sessionId, inputs] = next;
-          const applied = new Set(await this.appliedOrNone(sessionId));
-          const waiting = inputs.filter((i) => !applied.has(i.messageId));
-          if (waiting.length === 0) continue;
-          const deferred = this.deferred.get(sessionId) ?? new Set<number>();
-          for (const { seq } of waiting) {
-            deferred.add(seq);
-            held.push([sessionId, seq]);
+          const { recentInputs, inputSequence } = await this.appliedOrNone(sessionId);
+          const recent = new Set(recentInputs);
+          for (const { seq, messageId } of inputs) {
+            if (seq <= inputSequence || recent.has(messageId)) continue; // applied
+            this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
+            held++;
           }
-          this.deferred.set(sessionId, deferred);
         }
       }),
     );
-    if (held.length === 0) return;
-    this.o.logger.info({ inputs: held.length }, 'holding sessions behind inputs a previous leader left unapplied');
-    for (const [, seq] of held) this.unseen.add(seq);
-    setTimeout(() => {
-      // A newer hold (or a stop) replaced this one: its own timer decides.
-      if (generation !== this.holdGeneration) return;
-      // Only inputs never redelivered: one that came back and keeps failing still holds its session.
-      for (const [sessionId, seq] of held) if (this.unseen.delete(seq)) this.deferred.get(sessionId)?.delete(seq);
-    }, BACKLOG_HOLD_MS).unref();
+    if (held > 0) this.o.logger.info({ inputs: held }, 'holding sessions behind inputs a previous leader left unapplied');
   }
 
   /**
    * The session's applied input ids, or none if they cannot be loaded: holding all its backlog is
    * safe (the hold ends after BACKLOG_HOLD_MS), counting it as applied could reorder its inputs.
    */
-  private async appliedOrNone(sessionId: string): Promise<readonly string[]> {
+  private async appliedOrNone(sessionId: string): Promise<AppliedInputs> {
     try {
       return await this.o.appliedInputs!(sessionId);
     } catch (err) {
       this.o.logger.warn({ err, sessionId }, 'applied inputs not loaded; holding the session behind all its backlog');
-      return [];
+      return { recentInputs: [], inputSequence: 0 };
     }
   }
 
   private accept(m: JsMsg): void {
     const received = performance.now();
-    const sessionId = m.subject.slice(m.subject.lastIndexOf('.') + 1);
+    const sessionId = sessionOfInputSubject(this.o.subjectPrefix, m.subject);
     if (!isSessionId(sessionId)) {
       // Nothing can be stored for an invalid session id: there is no session subject to put it on.
       this.o.logger.warn({ subject: m.subject, seq: m.seq }, 'input on an invalid session subject; terminated');
@@ -230,38 +223,35 @@ export class InputConsumer {
       this.respond(m, 'nak');
       return;
     }
-    this.unseen.delete(m.seq);
-    const deferred = this.deferred.get(sessionId) ?? new Set<number>();
-    if ([...deferred].some((seq) => seq < m.seq)) {
-      deferred.add(m.seq);
+    this.holds.delivered(m.seq);
+    if (this.holds.isBlocked(sessionId, m.seq)) {
+      this.holds.hold(sessionId, m.seq);
       this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
     const input = decodeInput(m.data, this.o.maxInputBytes);
     // The ack is outside the try: an ack that cannot be sent is no failure of the input (it was
     // applied; a redelivery is dropped by the session's inbox).
-    const applied = await this.apply(sessionId, m, input, deferred);
+    const applied = await this.apply(sessionId, m, input);
     if (applied) {
       this.respond(m, 'ack');
-      deferred.delete(m.seq);
+      this.holds.applied(sessionId, m.seq);
       this.failures.delete(m.seq);
       if (applied.events > 0) this.o.metrics.observeStep(performance.now() - received);
     }
-    if (deferred.size > 0) this.deferred.set(sessionId, deferred);
-    else this.deferred.delete(sessionId);
   }
 
   /**
    * Hands the input to the planner. Returns what it committed, or the input's rejection (acked as
    * applied); undefined if it was nak'd for redelivery, which holds the session behind it.
    */
-  private async apply(sessionId: string, m: JsMsg, input: PlannerInput, deferred: Set<number>): Promise<{ events: number } | undefined> {
+  private async apply(sessionId: string, m: JsMsg, input: PlannerInput): Promise<{ events: number } | undefined> {
     try {
       const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m));
       return { events: commit.events.length };
     } catch (err) {
       if (await this.rejectPoison(sessionId, m, input, err)) return { events: 0 };
-      deferred.add(m.seq);
+      this.holds.hold(sessionId, m.seq);
       const delay = nakDelay(m);
       this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
       this.respond(m, 'nak', delay);

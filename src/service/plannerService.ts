@@ -151,7 +151,7 @@ async function buildComponents(options: PlannerServiceOptions): Promise<Componen
   const consumer = new InputConsumer({
     js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
     maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
-    appliedInputs: async (sessionId) => (await repository.load(sessionId)).recentInputs,
+    appliedInputs: (sessionId) => repository.load(sessionId),
   });
   return { streamName, clock, store, snapshots, jsm, publisher, effects, repository, planner, metrics, consumer };
 }

@@ -30,16 +30,19 @@ describe('a decision whose append was cut short', () => {
 
   for (const [name, before, input] of cases) {
     it(`is finished by the redelivered input, at every cut: ${name}`, () => {
-      const meta = metaOf({ now: T0 + 5_000 });
+      const meta = metaOf({ now: T0 + 5_000, streamSequence: 7 });
       const whole = decision(before, input, meta);
       for (let landed = 1; landed < whole.events.length; landed++) {
         // Loaded as the service loads it: whatever state it had, then a fold of the landed tail.
         const loaded = foldOnto(before, whole.events.slice(0, landed));
-        // Redelivered later: another `now`, the same message id.
-        const again = decide(loaded, input, { ...meta, now: meta.now + 60_000 }, deps);
-        expect(again.events).toEqual(whole.events.slice(landed));
-        expect(json(again.state)).toBe(json(whole.state));
-        expect(again.commands).toEqual(whole.commands);
+        // Redelivered later (another `now`, the same message id), or published again by its client
+        // after the duplicate window (a new stream sequence too): finished as it was begun.
+        for (const streamSequence of [7, 9]) {
+          const again = decide(loaded, input, { ...meta, now: meta.now + 60_000, streamSequence }, deps);
+          expect(again.events).toEqual(whole.events.slice(landed));
+          expect(json(again.state)).toBe(json(whole.state));
+          expect(again.commands).toEqual(whole.commands);
+        }
       }
     });
   }

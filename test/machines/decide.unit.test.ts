@@ -313,6 +313,18 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(failedOnce).when(failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }).thenNothing();
   });
 
+  it('does nothing for an input at or below the stream sequence the session applied, however old its id', () => {
+    // Inputs are applied in stream order: a redelivery from before the inbox window (a durable
+    // consumer created again delivers the stream from its start) is known by its position.
+    const start = history([submit(TWO), { messageId: 'a', streamSequence: 5 }]);
+    expect(start.every((e) => e.inputSequence === 5)).toBe(true);
+    given(start).when(submit('Deploy the app.'), { messageId: 'long-gone', streamSequence: 3 }).thenNothing();
+    given(start).when(cancel(), { messageId: 'other', streamSequence: 5 }).thenNothing();
+    given(start).when(cancel(), { messageId: 'next', streamSequence: 6 }).then([{ type: 'SessionCancelled' }]);
+    // Without a position (the embedded bus) only the message id counts.
+    given(start).when(cancel(), { messageId: 'unplaced' }).then([{ type: 'SessionCancelled' }]);
+  });
+
   it('records an invalid input as rejected, with its reason, type and stream position', () => {
     const d = given(history(submit(TWO)))
       .when(invalid('bad JSON at 1:2', 'TaskCompleted'), { messageId: 'bad-1', streamSequence: 17 })

@@ -8,7 +8,7 @@
  * `given` takes stored events (full envelopes) or bare `{ type, data }` payloads, which get
  * contiguous sequences. `then` compares event types and data (vitest asymmetric matchers work in
  * `data`) and checks every new envelope: contiguous sequence after the given events, the session
- * id, `id = messageId/sequence`, causation, correlation and timestamp from the input's meta.
+ * id, `id = messageId/sequence`, causation, correlation, timestamp and input sequence from the input's meta.
  */
 import { expect } from 'vitest';
 import { bpeTokenCounter, createRelevanceCompactor } from '../../src/compaction/index.js';
@@ -144,6 +144,7 @@ function checkEnvelopes(events: readonly DomainEvent[], version: number, meta: I
       causationId: meta.messageId,
       correlationId: meta.correlationId ?? SESSION,
     });
+    expect(event.inputSequence).toBe(meta.streamSequence);
   });
 }
 

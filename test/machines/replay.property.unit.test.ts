@@ -68,7 +68,7 @@ interface Sent {
 
 /** Turns an abstract action into a concrete input, against the current state. */
 function concretize(a: Action, state: SessionState, issued: string[], sent: Sent[], now: number, n: number): Sent {
-  const meta: InputMeta = { messageId: `m${n}`, now };
+  const meta: InputMeta = { messageId: `m${n}`, now, streamSequence: n + 1 };
   const task = currentTask(state);
   const ids = state.snapshot.context.order;
   const dispatchOf = (w: Which): { taskId: string; dispatchId: string } => {

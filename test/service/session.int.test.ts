@@ -99,6 +99,8 @@ describe('planner service: sessions over JetStream', () => {
     const taskId = (started.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string }).taskId;
 
     const invalidSubject = await publishInput(nc, iso, 'not%valid', { type: 'CancelSession' });
+    // More tokens than `<prefix>.in.<sessionId>`: no session, not the last token's ('other').
+    await publishInput(nc, iso, 'x.other', { type: 'CancelSession' });
     const cases: Array<[unknown, RegExp]> = [
       ['{not json', /^invalid JSON: /],
       [{ type: 'SubmitInput', text: 42 }, /^invalid SubmitInput: text: /],
