@@ -9,6 +9,7 @@ import { decide, type DecideDeps, type PlannerInput } from '../machines/decide.j
 import type { SessionState } from '../machines/sessionState.js';
 import { outstanding } from '../machines/sessionQueries.js';
 import { KeyedQueue } from '../shared/keyedQueue.js';
+import { parseInput } from '../protocol/parseInput.js';
 import type { SessionRepository } from './sessionRepository.js';
 
 /** Performs the commands of an acknowledged append (the act step): a relay or a publisher. */
@@ -59,7 +60,8 @@ export class Planner {
     }
     // Defaults last: a key present but undefined (e.g. a missing header) must not erase them.
     const full: InputMeta = { ...meta, messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock() };
-    return this.queue.run(sessionId, () => this.apply(sessionId, input, full));
+    const checked = checkInput(input);
+    return this.queue.run(sessionId, () => this.apply(sessionId, checked, full));
   }
 
   /** Subscribes to acknowledged appends; returns the unsubscribe function. */
@@ -128,6 +130,18 @@ export class Planner {
       );
     }
   }
+}
+
+/**
+ * The input checked against its schema, as one from the bus or NATS is where its bytes enter: a
+ * caller of the library may pass anything (a cast, plain JavaScript), and an invalid input must be
+ * recorded as rejected, not stored as an event that breaks its schema or crash the decider.
+ */
+function checkInput(input: PlannerInput): PlannerInput {
+  if ((input as { type?: unknown }).type === 'InvalidInput') return input;
+  const parsed = parseInput(input);
+  if (parsed.ok) return parsed.input;
+  return { type: 'InvalidInput', reason: parsed.reason, ...(parsed.inputType ? { inputType: parsed.inputType } : {}) };
 }
 
 /**

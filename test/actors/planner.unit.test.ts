@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
+import type { PlannerInput } from '../../src/machines/decide.js';
 import { Planner, toOutbox, type Commit, type Effects } from '../../src/actors/planner.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, StoreUnavailableError } from '../../src/errors.js';
@@ -299,6 +300,24 @@ describe('Planner', () => {
     expect(log.map((e) => e.type)).toEqual(['SessionStarted', 'TasksPlanned', 'TaskDispatched']);
     expect(new Set(log.map((e) => e.timestamp))).toEqual(new Set([1_000])); // the decision's own time
     expect(effects.calls.flat().map((c) => c.command.type)).toEqual(['ExecuteTask']);
+  });
+
+  it('records an input that breaks its schema (a library caller may pass anything) as rejected', async () => {
+    const { planner, store } = setup();
+    const first = await planner.handle('s1', submit, { messageId: 'm1' });
+    const task = first.commands[0]!.command as { taskId: string; dispatchId: string };
+    const bad = [
+      { type: 'Bogus' },
+      { type: 'TaskCompleted', taskId: task.taskId, dispatchId: task.dispatchId, output: { html: '<b>' } },
+    ] as unknown as PlannerInput[];
+    for (const [i, input] of bad.entries()) await planner.handle('s1', input, { messageId: `bad-${i}` });
+    const { events } = await store.readStream('s1');
+    const rejected = events.filter((e) => e.type === 'InputRejected').map((e) => e.data as { reason: string; inputType?: string });
+    expect(rejected).toEqual([
+      { reason: 'unknown input type "Bogus"', inputType: 'Bogus', messageId: 'bad-0' },
+      { reason: expect.stringMatching(/^invalid TaskCompleted: output: /), inputType: 'TaskCompleted', messageId: 'bad-1' },
+    ]);
+    expect(events.some((e) => e.type === 'TaskCompleted')).toBe(false);
   });
 
   it('a new input that changes nothing performs nothing', async () => {
