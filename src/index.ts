@@ -31,6 +31,8 @@ export {
   isStoreUnavailableError,
   ShellConfigError,
   isShellConfigError,
+  UnsupportedMachineError,
+  isUnsupportedMachineError,
 } from './errors.js';
 
 // Pure machines: decide / evolve.
@@ -44,6 +46,7 @@ export { compileMachine } from './machines/compiledMachine.js';
 export type { CompiledMachine, EmittedAction, PlainState } from './machines/compiledMachine.js';
 export { toPersistedSnapshot } from './machines/xstateSnapshot.js';
 export { toPlannerState, outstanding, statusOf } from './machines/sessionQueries.js';
+export type { SessionStatus, SessionPhase } from './machines/sessionQueries.js';
 
 // Planning and compaction.
 export { planText } from './planning/index.js';
@@ -63,31 +66,39 @@ export type {
   ReadOptions,
   ReadResult,
   ExpectedVersion,
+  PendingCommand,
 } from './persistence/eventStore.js';
 export type { Snapshot, SnapshotStore } from './persistence/snapshotStore.js';
 export { MemoryEventStore } from './persistence/memoryEventStore.js';
 export { FileEventStore } from './persistence/fileEventStore.js';
+export type { FileEventStoreOptions } from './persistence/fileEventStore.js';
 export { MemorySnapshotStore } from './persistence/memorySnapshotStore.js';
 export { FileSnapshotStore } from './persistence/fileSnapshotStore.js';
 export { MemoryInbox, FileInbox } from './persistence/inbox.js';
 export type { Inbox } from './persistence/inbox.js';
 export { JetStreamEventStore, KvSnapshotStore, ensureStream } from './persistence/jetstream/index.js';
+export type { JetStreamEventStoreOptions } from './persistence/jetstream/jetStreamEventStore.js';
+export type { KvSnapshotStoreOptions } from './persistence/jetstream/kvSnapshotStore.js';
 
 // Runtime.
 export { Planner } from './actors/planner.js';
-export type { Commit, Effects, PlannerOptions } from './actors/planner.js';
+export type { Commit, CommitListener, Effects, PlannerOptions } from './actors/planner.js';
 export { SessionRepository } from './actors/sessionRepository.js';
+export type { SessionRepositoryOptions } from './actors/sessionRepository.js';
 export { InProcessBus } from './actors/inProcessBus.js';
 export type { Bus, BusMessage } from './actors/bus.js';
 export { OutboxRelay } from './actors/outboxRelay.js';
 export { RetryScheduler } from './actors/retryScheduler.js';
+export { realTimers } from './actors/timers.js';
+export type { Timers } from './actors/timers.js';
 export { LiveMirror } from './actors/liveMirror.js';
 export { createEmbeddedRuntime, defaultDecideDeps } from './runtime/embeddedRuntime.js';
 export type { EmbeddedRuntime, EmbeddedRuntimeOptions, RecoverScope, RuntimeFault, FaultListener } from './runtime/embeddedRuntime.js';
 
 // Executors.
 export { demoHandler } from './executors/demoExecutor.js';
-export { startBusExecutor } from './executors/busExecutor.js';
+export { startBusExecutor, ExecutorStoppedError } from './executors/busExecutor.js';
+export type { BusExecutorOptions } from './executors/busExecutor.js';
 export type { TaskHandler, HandlerOutcome, ExecutorReport } from './executors/report.js';
 export { createShellHandler } from './executors/shellExecutor.js';
 export type { ShellHandlerOptions } from './executors/shellExecutor.js';
@@ -95,9 +106,14 @@ export type { ShellHandlerOptions } from './executors/shellExecutor.js';
 // NATS: the planner service, the executor SDK and the client.
 export { startPlannerService } from './service/plannerService.js';
 export type { PlannerService, PlannerServiceOptions } from './service/plannerService.js';
+export type { RecoveryResult } from './service/recovery.js';
+export { Metrics } from './observability/metrics.js';
+export { silentLogger } from './observability/logger.js';
 export { createExecutor } from './nats/executor.js';
 export type { Executor, ExecutorOptions, ExecutorKind } from './nats/executor.js';
+export { KvExecutorInbox } from './nats/executorInbox.js';
+export type { KvExecutorInboxOptions } from './nats/executorInbox.js';
 export { createClient, newSessionId } from './nats/client.js';
-export type { JetplanClient, ClientOptions, SubmitOptions, SessionSummary, EventWatch } from './nats/client.js';
-export { connectNats, NatsConnectError } from './nats/connect.js';
+export type { JetplanClient, ClientOptions, SubmitOptions, SessionSummary, EventWatch, Published, PublishOptions, WatchOptions } from './nats/client.js';
+export { connectNats, NatsConnectError, isNatsConnectError } from './nats/connect.js';
 export type { NatsConnectionOptions } from './nats/connect.js';

@@ -27,11 +27,14 @@ export function resolveNatsUrl(options: NatsConnectionOptions = {}): string {
 
 /** A one-line error message for a failed connection. */
 export class NatsConnectError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'NatsConnectError';
   }
 }
+
+export const isNatsConnectError = (e: unknown): e is NatsConnectError =>
+  e instanceof Error && e.name === 'NatsConnectError';
 
 /** Builds the nats.js options (exported for tests). */
 export function connectionOptions(options: NatsConnectionOptions = {}): ConnectionOptions {
