@@ -9,11 +9,25 @@ export interface BusMessage {
 export type BusHandler = (message: BusMessage) => Promise<void> | void;
 
 /**
+ * Nobody subscribes to the subject: the publisher keeps the message and retries, or gives up when
+ * the subscriber is one that cannot come back on this bus (the planner of a closed runtime).
+ */
+export class NoRouteError extends Error {
+  override readonly name = 'NoRouteError';
+  constructor(readonly subject: string, options?: ErrorOptions) {
+    super(`no subscriber for ${subject}`, options);
+  }
+}
+
+/**
  * The bus port. Subjects use NATS syntax so the embedded and NATS deployments route alike:
  * `*` matches one token, `>` one or more trailing tokens.
  */
 export interface Bus {
-  /** Delivers to every matching subscriber and resolves when all have handled it. */
+  /**
+   * Delivers to every matching subscriber and resolves when all have handled it; rejects with
+   * NoRouteError when none matches, or with a subscriber's error.
+   */
   publish(subject: string, data: unknown, headers?: Record<string, string>): Promise<void>;
   /** Subscribes to a pattern; returns the unsubscribe function. */
   subscribe(pattern: string, handler: BusHandler): () => void;

@@ -1,12 +1,7 @@
-import { subjectMatches, type Bus, type BusHandler } from './bus.js';
+import { NoRouteError, subjectMatches, type Bus, type BusHandler } from './bus.js';
 
-/** Nobody subscribes to the subject: the publisher keeps the message and retries. */
-export class NoRouteError extends Error {
-  override readonly name = 'NoRouteError';
-  constructor(readonly subject: string, options?: ErrorOptions) {
-    super(`no subscriber for ${subject}`, options);
-  }
-}
+// Defined with the port (publishers test for it whatever the bus); still importable from here.
+export { NoRouteError } from './bus.js';
 
 /**
  * The embedded bus: routing by subject pattern inside one process. Delivery is asynchronous (a

@@ -4,7 +4,8 @@ import { ExecuteTask } from '../protocol/commands.js';
 import type { Backoff } from '../protocol/domain.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { Inbox } from '../persistence/inbox.js';
-import { HEADER, type Bus, type BusMessage } from '../actors/bus.js';
+import { HEADER, NoRouteError, type Bus, type BusMessage } from '../actors/bus.js';
+import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
 import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from './report.js';
 
 /** Options of {@link startBusExecutor}. */
@@ -19,6 +20,12 @@ export interface BusExecutorOptions {
   kinds?: Array<'ToolCall' | 'Processing'>;
   /** Waits between attempts to deliver a report the session did not take (default 50 ms doubling up to 5 s). */
   reportBackoff?: Backoff;
+  /**
+   * Largest report body, in UTF-8 bytes of its JSON (default DEFAULT_MAX_REPORT_BYTES, the
+   * planner's MAX_INPUT_BYTES). A longer output, error or question is cut to fit, with a marker
+   * saying how much was kept: a report over the planner's limit would be refused for good.
+   */
+  maxReportBytes?: number;
 }
 
 const REPORT_BACKOFF: Backoff = { baseMs: 50, factor: 2, maxMs: 5_000 };
@@ -44,12 +51,14 @@ export class ExecutorStoppedError extends Error {
 
 /**
  * Runs executors on the in-process bus: takes ExecuteTask commands, runs the handler once per
- * dispatch id (the report is recorded durably in the inbox before it is sent), and publishes the
- * report into the session, retrying with backoff until the session takes it. Returns a stop
- * function that aborts work under way and waits for it; a dispatch that fails once stopping began
- * is left open (see ExecutorStoppedError), and so is one whose report is still undelivered.
+ * dispatch id (the report, fitted to `maxReportBytes`, is recorded durably in the inbox before it
+ * is sent), and publishes the report into the session, retrying with backoff until the session
+ * takes it or its runtime is closed. Returns a stop function that aborts work under way and waits
+ * for it; a dispatch that fails once stopping began is left open (see ExecutorStoppedError), and so
+ * is one whose report is still undelivered.
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
+  if (o.maxReportBytes !== undefined && !(o.maxReportBytes > 0)) throw new RangeError(`maxReportBytes must be positive, got ${o.maxReportBytes}`);
   const running = new Set<Promise<void>>();
   const track = (work: Promise<void>) => {
     running.add(work);
@@ -94,11 +103,21 @@ async function handle(o: BusExecutorOptions, message: BusMessage, x: ExecutorSta
   void x.track(deliverReport(o, task, report, headers, x));
 }
 
+const PLANNER_GONE = 'report not delivered: no planner takes inputs on this bus (its runtime is closed); it stays in the inbox for the next run';
+
+/**
+ * Whether a failed publish can never succeed on this bus: nobody subscribes to the session's
+ * inputs. The planner subscribes to them for as long as its runtime lives (and the runtime's bus
+ * lives no longer), so no subscriber means the runtime was closed; retrying would spin forever.
+ */
+const plannerGone = (err: unknown): boolean => err instanceof NoRouteError;
+
 /**
  * Publishes the report until the session takes it. The command that asked for it is already
  * marked delivered, so nobody would send it again: one lost report would leave the task Running
- * for good. Gives up only when the executor stops; the report stays in the inbox, and the
- * dispatch, still open in the session, is issued again on recovery and answered from there.
+ * for good. Gives up only when the executor stops or the planner has left the bus (its runtime
+ * closed); the report stays in the inbox, and the dispatch, still open in the session, is issued
+ * again on recovery and answered from there.
  */
 async function deliverReport(
   o: BusExecutorOptions,
@@ -116,6 +135,10 @@ async function deliverReport(
         await o.bus.publish(o.subjects.input(task.sessionId), report, headers);
         return;
       } catch (err) {
+        if (plannerGone(err)) {
+          o.logger.error({ err, dispatchId: id, attempt }, PLANNER_GONE);
+          return;
+        }
         const delayMs = Math.min(maxMs, baseMs * factor ** (attempt - 1));
         o.logger.error({ err, dispatchId: id, attempt, delayMs, stopping: x.signal.aborted }, 'report not delivered');
         if (x.signal.aborted) return;
@@ -124,8 +147,9 @@ async function deliverReport(
         if (!retrying && x.retrying.has(id)) return;
         retrying = true;
         x.retrying.add(id);
-        // The abort ends the wait early (a rejection); the check below then ends the loop.
-        await sleep(delayMs, undefined, { signal: x.signal }).catch(() => undefined);
+        // The abort ends the wait early (a rejection); the check below then ends the loop. Unref'd:
+        // a report waiting for its next try must not keep the process alive (it is in the inbox).
+        await sleep(delayMs, undefined, { signal: x.signal, ref: false }).catch(() => undefined);
         if (x.signal.aborted) return;
       }
     }
@@ -136,10 +160,12 @@ async function deliverReport(
 
 /** The dispatch's report: recorded in the inbox, or produced by the handler once and recorded. */
 async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: AbortSignal): Promise<ExecutorReport> {
+  const maxBytes = o.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
   const recorded = await o.inbox.get(task.dispatchId);
   if (recorded) {
     o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'duplicate command; re-sending the recorded report');
-    return recorded;
+    // Fitted again: it may have been recorded before reports were fitted, or under a larger limit.
+    return fitReport(recorded, maxBytes);
   }
   const outcome = await runHandler(o.handler, task, signal);
   // A failure during shutdown is the abort's doing, not the task's: recording it would cost the
@@ -148,7 +174,8 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'stopped mid-task; dispatch left open');
     throw new ExecutorStoppedError(`executor stopped before ${task.dispatchId} finished; it stays open`);
   }
-  const report = checkedReport(task, outcome);
+  // Fitted before it is recorded, so a redelivery re-sends the very report the planner took.
+  const report = checkedReport(task, outcome, maxBytes);
   await o.inbox.put(task.dispatchId, report);
   return report;
 }

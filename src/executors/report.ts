@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import { SessionInput, type NeedsClarificationReport, type TaskCompletedReport, type TaskFailedReport } from '../protocol/inputs.js';
 import type { ExecuteTask } from '../protocol/commands.js';
+import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
 
 /** What an executor reports back for one dispatch. */
 export type ExecutorReport =
@@ -37,12 +38,13 @@ export async function runHandler(handler: TaskHandler, task: ExecuteTask, signal
 }
 
 /**
- * The report for an outcome, or a non-retryable failure when the planner would reject that report
- * (an output over the size limit, an empty question): a rejected report would leave the task
- * running forever, since its message id is then known and every resend is dropped.
+ * The report for an outcome, as the planner will take it: its free text cut to fit a body of
+ * `maxBytes` (see fitReport), or a non-retryable failure when the planner would reject it for
+ * another reason (an empty question). A rejected report would leave the task running forever,
+ * since its message id is then known and every resend is dropped.
  */
-export function checkedReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorReport {
-  const report = toReport(task, outcome);
+export function checkedReport(task: ExecuteTask, outcome: HandlerOutcome, maxBytes: number = DEFAULT_MAX_REPORT_BYTES): ExecutorReport {
+  const report = fitReport(toReport(task, outcome), maxBytes);
   const ok = SessionInput.safeParse(report);
   if (ok.success) return report;
   const issue = ok.error.issues[0];

@@ -25,7 +25,12 @@ export interface ShellHandlerOptions {
   env?: NodeJS.ProcessEnv;
   /** Default 10_000. */
   timeoutMs?: number;
-  /** Cap on stdout + stderr kept, bytes (default 64 KiB). */
+  /**
+   * Cap on stdout + stderr kept, bytes (default 64 KiB). Not the report's limit: JSON escaping can
+   * make 64 KiB of output a larger body (a newline is 2 bytes there), so the report is then cut
+   * again to fit the planner's input limit, with a marker (see fitReport.ts). A smaller default
+   * could not leave room for every output, as escapes take up to 6 bytes a byte.
+   */
   maxOutputBytes?: number;
   /** Working directory (default the process's). */
   cwd?: string;

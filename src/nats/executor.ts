@@ -66,6 +66,11 @@ export interface ExecutorOptions {
   claimsBucket?: string;
   /** Consumer ack wait, ms (default 30_000); progress acks go out every ackWait/3. */
   ackWaitMs?: number;
+  /**
+   * Largest report body, UTF-8 bytes of its JSON (default MAX_INPUT_BYTES, the planner's input
+   * limit): a longer output, error or question is cut to fit, since the planner rejects a larger one.
+   */
+  maxReportBytes?: number;
   /** Handlers running at once per kind in this process (default 4). */
   concurrency?: number;
   /**
@@ -153,12 +158,22 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     );
   };
 
-  for (const kind of kinds) {
+  /** Makes (or checks) the kind's durable consumer and binds to it; nothing is pulled yet. */
+  const bind = async (kind: ExecutorKind) => {
     const durable = `${durablePrefix}-${kindToken(kind)}`;
     const filter = `${prefix}.exec.${kindToken(kind)}.>`;
     await ensureConsumer(jsm, streamName, durable, filter, ackWaitMs, logger);
     const consumer = await js.consumers.get(streamName, durable);
     consumerCreatedMs.set(durable, Date.parse((await consumer.info(true)).created));
+    return { consumer, durable, filter };
+  };
+  // Every kind is bound before any loop starts: a kind that fails (its consumer refused, NATS
+  // away) rejects the start with nothing pulling, so no handler runs for an executor the caller
+  // never got and cannot stop. Nothing else needs releasing then: the inbox and claims are bucket
+  // handles, and the store of stale checks is opened on the first command.
+  const bound: Array<Awaited<ReturnType<typeof bind>>> = [];
+  for (const kind of kinds) bound.push(await bind(kind));
+  for (const { consumer, durable, filter } of bound) {
     loops.push(new PullLoop({ consumer, concurrency, ackWaitMs, handle: processMessage, isClosed: () => nc.isClosed(), logger, durable }));
     logger.info({ durable, filter, stream: streamName }, 'executor consuming');
   }
@@ -205,7 +220,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
       await publishReport(js, prefix, task, run.report, {
         [HEADER_CORRELATION_ID]: m.headers?.get(HEADER_CORRELATION_ID) || task.sessionId,
         [HEADER_CAUSATION_ID]: m.headers?.get('Nats-Msg-Id') || task.dispatchId,
-      });
+      }, options.maxReportBytes);
       await m.ackAck().catch(() => m.ack());
     } catch (err) {
       logger.error({ ...log, err }, 'command not completed; it will be redelivered');
@@ -250,7 +265,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const known = await inbox.get(task.dispatchId);
     const run: ClaimedRun = known
       ? { type: 'report', report: known, ran: false, recorded: true }
-      : await runClaimed(task, { claims, inbox, handler, owner, refreshMs, stopping: stopping.signal, logger }, log);
+      : await runClaimed(task, { claims, inbox, handler, owner, refreshMs, stopping: stopping.signal, logger, maxReportBytes: options.maxReportBytes }, log);
     if (run.type === 'busy') logger.info(log, 'dispatch claimed by another executor; waiting for its report');
     if (run.type !== 'busy' && run.ran) state.executed++;
     if (run.type === 'abandoned') logger.warn({ ...log, reason: run.reason }, 'handler outcome not reported; command handed back');

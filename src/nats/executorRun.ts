@@ -21,6 +21,8 @@ export type ClaimedRun =
 
 /** What runClaimed works with: the executor's buckets, handler and identity. */
 export interface ClaimedRunContext {
+  /** Largest report body in bytes (default MAX_INPUT_BYTES): see ExecutorOptions.maxReportBytes. */
+  maxReportBytes?: number | undefined;
   claims: KvClaims;
   inbox: KvExecutorInbox;
   handler: TaskHandler;
@@ -97,7 +99,7 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     if (abort.signal.aborted && (threw || outcome.type === 'failed')) {
       return { type: 'abandoned', reason: 'stopped', ran: true };
     }
-    const report = checkedReport(task, outcome);
+    const report = checkedReport(task, outcome, ctx.maxReportBytes);
     const put = () => ctx.inbox.put(task.dispatchId, report);
     const recorded = await recordReport(put, ctx.recordAttempts ?? 4, Math.min(ctx.refreshMs, 1_000), (err, attempt) =>
       ctx.logger.warn({ ...log, err, attempt }, 'report not recorded'),

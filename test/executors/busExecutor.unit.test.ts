@@ -6,6 +6,7 @@ import type { ExecutorReport, HandlerOutcome, TaskHandler } from '../../src/exec
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryInbox } from '../../src/persistence/inbox.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
+import { MAX_INPUT_BYTES } from '../../src/protocol/parseInput.js';
 import { subjectsFor } from '../../src/protocol/subjects.js';
 import { executeTask } from '../support/executeTask.js';
 
@@ -119,18 +120,62 @@ describe('startBusExecutor', () => {
   });
 
   it('turns a report the planner would reject into a non-retryable failure', async () => {
-    const w = setup(async () => ({ type: 'completed', output: 'x'.repeat(70_000) }));
+    const w = setup(async () => ({ type: 'needsClarification', question: '' }));
     await publishTask(w.bus, task());
-    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: false, error: expect.stringMatching(/^executor produced an invalid report \(output: /) });
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: false, error: expect.stringMatching(/^executor produced an invalid report \(question: /) });
     await w.stop();
   });
 
-  it('logs a report nobody takes', async () => {
+  it('cuts an output over the report limit to fit before recording it, so a redelivery sends the same', async () => {
+    const w = setup(async () => ({ type: 'completed', output: '1\n'.repeat(30_000) }));
+    await publishTask(w.bus, task());
+    await publishTask(w.bus, task());
+    await vi.waitFor(() => expect(w.reports).toHaveLength(2));
+    const recorded = await w.inbox.get('s1.t1.1');
+    expect(recorded).toMatchObject({ type: 'TaskCompleted', output: expect.stringMatching(/… \[truncated: \d+ of 60000 bytes\]$/) });
+    expect(Buffer.byteLength(JSON.stringify(recorded))).toBeLessThanOrEqual(MAX_INPUT_BYTES);
+    expect(w.reports.map((r) => r.data)).toEqual([recorded, recorded]);
+    await w.stop();
+  });
+
+  it('takes the report limit as an option, and fits a report recorded over it when re-sending it', async () => {
+    const inbox = new MemoryInbox<ExecutorReport>();
+    const big: ExecutorReport = { type: 'TaskFailed', taskId: 't1', dispatchId: 's1.t1.1', error: 'e'.repeat(5_000) };
+    await inbox.put('s1.t1.1', big); // e.g. recorded by an executor from before the limit
+    const bus = new InProcessBus();
+    const reports: BusMessage[] = [];
+    bus.subscribe(subjects.allInputs, (m) => void reports.push(m));
+    const handler = vi.fn<TaskHandler>(async () => ({ type: 'completed', output: 'o'.repeat(5_000) }));
+    const stop = startBusExecutor({ bus, subjects, handler, inbox, logger: silentLogger, maxReportBytes: 1_024 });
+    await publishTask(bus, task());
+    await publishTask(bus, task({ dispatchId: 's1.t1.2', attempt: 2 }));
+    await vi.waitFor(() => expect(reports).toHaveLength(2));
+    expect(handler).toHaveBeenCalledTimes(1);
+    for (const r of reports) expect(Buffer.byteLength(JSON.stringify(r.data))).toBeLessThanOrEqual(1_024);
+    expect(reports.map((r) => r.data)).toEqual([
+      expect.objectContaining({ type: 'TaskFailed', error: expect.stringMatching(/truncated: \d+ of 5000 bytes\]$/) }),
+      expect.objectContaining({ type: 'TaskCompleted', output: expect.stringMatching(/truncated: \d+ of 5000 bytes\]$/) }),
+    ]);
+    await stop();
+  });
+
+  it('gives up at once on a report no planner subscribes for (its runtime closed), keeping it in the inbox', async () => {
     const bus = new InProcessBus();
     const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
-    const stop = startBusExecutor({ bus, subjects, handler: async () => ({ type: 'completed', output: 'x' }), inbox: new MemoryInbox(), logger });
+    const inbox = new MemoryInbox<ExecutorReport>();
+    const publish = vi.spyOn(bus, 'publish');
+    const stop = startBusExecutor({ bus, subjects, handler: async () => ({ type: 'completed', output: 'x' }), inbox, logger });
     await publishTask(bus, task());
-    await vi.waitFor(() => expect(logger.error).toHaveBeenCalledWith(expect.objectContaining({ dispatchId: 's1.t1.1' }), 'report not delivered'));
+    await vi.waitFor(() =>
+      expect(logger.error).toHaveBeenCalledWith(
+        expect.objectContaining({ dispatchId: 's1.t1.1', attempt: 1, err: expect.objectContaining({ name: 'NoRouteError' }) }),
+        expect.stringMatching(/^report not delivered: no planner takes inputs on this bus .* stays in the inbox/),
+      ),
+    );
+    // The log is the loop's last act: one try at the report, no retry scheduled.
+    expect(logger.error).toHaveBeenCalledTimes(1);
+    expect(publish.mock.calls.filter(([subject]) => subject === subjects.input('s1'))).toHaveLength(1);
+    expect(await inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskCompleted', output: 'x' });
     await stop();
   });
 

@@ -1,0 +1,46 @@
+/** createExecutor failing part-way: nothing it set up before the failure goes on taking work. */
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { describe, expect, it } from 'vitest';
+import type { ExecuteTask } from '../../src/protocol/commands.js';
+import type { TaskHandler } from '../../src/executors/report.js';
+import { executorWorld } from '../support/executorWorld.js';
+import { executeTask } from '../support/executeTask.js';
+import { natsTestEnv } from '../support/natsTestEnv.js';
+import { until } from '../support/waiting.js';
+
+const env = natsTestEnv();
+
+/** A handler that completes every task, and the dispatch ids it ran. */
+function recording(): { calls: string[]; handler: TaskHandler } {
+  const calls: string[] = [];
+  const handler: TaskHandler = async (t: ExecuteTask) => {
+    calls.push(t.dispatchId);
+    return { type: 'completed', output: 'done' };
+  };
+  return { calls, handler };
+}
+
+describe('createExecutor failing part-way', () => {
+  it('a start refused on its second kind leaves no pull of the first kind running: the executor started next runs the command', async () => {
+    const w = await executorWorld(env, ['ToolCall', 'Processing']);
+    // The processing consumer exists with another filter: refused, after the toolcall one is made.
+    const processing = 'jetplan-exec-processing';
+    await w.jsm.consumers.add(w.streamName, {
+      durable_name: processing, filter_subject: `${w.subjectPrefix}.exec.other.>`,
+      ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,
+    });
+    const refused = recording();
+    await expect(w.start(refused.handler)).rejects.toThrow(/filters .*\.exec\.other\.>, expected/);
+
+    await w.jsm.consumers.delete(w.streamName, processing);
+    const started = recording();
+    await w.start(started.handler);
+    // A pull is waiting before the command is published; a loop left by the failed start would
+    // have pulled first, and the server hands a message to the oldest pull.
+    await until(async () => (await w.consumerInfo('toolcall')).num_waiting > 0, 'a pull on the toolcall consumer');
+    await w.js.publish(`${w.subjectPrefix}.exec.toolcall.s1`, JSON.stringify(executeTask()), { msgID: 'd1' });
+    await w.reports(1);
+    expect(refused.calls).toEqual([]);
+    expect(started.calls).toEqual(['s1.t1.1']);
+  });
+});
