@@ -15,6 +15,7 @@ import { RetryScheduler } from '../actors/retryScheduler.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { Metrics } from '../observability/metrics.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
+import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
 import type { DecideDeps } from '../machines/decide.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
@@ -72,7 +73,19 @@ export interface PlannerService {
 }
 
 const kvName = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Waits `ms`, or less once `signal` is aborted (a leadership term ending need not wait it out). */
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 
 /** Builds the service and starts campaigning for leadership. */
 export async function startPlannerService(options: PlannerServiceOptions): Promise<PlannerService> {
@@ -82,9 +95,11 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
   // supervisor must see it exit), so a failure here closes what was built and throws.
   let leadership: Leadership | undefined;
   let http: Awaited<ReturnType<typeof startHttpServer>> | undefined;
+  // Only /healthz asks whether NATS is up; its status listener on the caller's nc goes at close.
+  let connection: ReturnType<typeof watchConnection> | undefined;
   try {
     http = options.httpPort === undefined ? undefined : await startHttpServer(options.httpPort, {
-      natsConnected: watchConnection(options.nc),
+      natsConnected: (connection = watchConnection(options.nc)).isUp,
       checkStream: async () => void (await jsm.streams.info(streamName)),
       isLeader: () => leadership?.isLeader() ?? false,
       consumerPending: () => consumer.pending(),
@@ -93,6 +108,7 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
     leadership = await campaign(options, parts);
   } catch (err) {
     await closeComponents(parts, http?.server).catch(() => undefined);
+    connection?.stop();
     throw err;
   }
   const lead = leadership;
@@ -101,7 +117,11 @@ export async function startPlannerService(options: PlannerServiceOptions): Promi
   async function close(): Promise<void> {
     if (closed) return;
     closed = true;
-    await shutdown(parts, lead, http?.server);
+    try {
+      await shutdown(parts, lead, http?.server);
+    } finally {
+      connection?.stop();
+    }
   }
 
   return {
@@ -161,7 +181,10 @@ interface Leadership {
   whenLeader: Promise<void>;
   isLeader(): boolean;
   lastRecovery(): RecoveryResult | undefined;
-  /** Ignores later elections, waits for the change under way, then stops consuming and retrying. */
+  /**
+   * Ignores later elections, waits for the change under way, then stops consuming and retrying and
+   * waits for a deferred recovery pass under way.
+   */
   resign(): Promise<void>;
   /** Releases the lease; shutdown calls it only once the planner has drained. */
   release(): Promise<void>;
@@ -174,18 +197,37 @@ async function campaign(options: PlannerServiceOptions, parts: Components): Prom
   let retries: RetryScheduler | undefined;
   let recovery: RecoveryResult | undefined;
   let closing = false;
+  /** Ends the current term: aborted when the lease is lost or the service closes. */
+  let term = new AbortController();
+  /** The background recovery of deferred sessions, awaited before a term's effects can be closed. */
+  let deferredRecovery: Promise<void> = Promise.resolve();
   let transitions = Promise.resolve();
   let elected!: () => void;
   const whenLeader = new Promise<void>((resolve) => (elected = resolve));
 
   const lead = async () => {
+    term = new AbortController();
+    const { signal } = term;
+    const stillLeading = () => !closing && !signal.aborted && lease.isLeader();
     retries = new RetryScheduler(parts.planner, parts.clock, logger);
-    const stillLeading = () => !closing && lease.isLeader();
-    if (await recoverThenConsume(parts, retries, logger, stillLeading, (result) => (recovery = result))) elected();
+    const { store, repository, effects, clock } = parts;
+    const deps: RecoveryDeps = { store, repository, effects, clock, logger, retries };
+    const recovered = await recoverThenConsume(parts, deps, stillLeading, signal);
+    if (!recovered) return;
+    recovery = recovered;
+    elected();
+    if (recovered.deferred.length > 0) deferredRecovery = recoverDeferred(deps, recovered.deferred, stillLeading, signal);
   };
-  const stepDown = async () => {
+  /**
+   * Stops what the term started. A deferred recovery pass under way is waited for (it may still
+   * publish, so the service's effects must stay open until it ends); the timers it would arm are
+   * not, the term's scheduler being closed by then.
+   */
+  const endTerm = async () => {
+    term.abort();
     await consumer.stop();
     retries?.close();
+    await deferredRecovery;
   };
 
   const lease = await LeaderLease.start({
@@ -193,7 +235,10 @@ async function campaign(options: PlannerServiceOptions, parts: Components): Prom
     ttlMs: options.leaseTtlMs ?? 10_000, logger, ...(options.leaseBucket ? { bucket: options.leaseBucket } : {}),
     onChange: (leader) => {
       if (closing && leader) return;
-      transitions = transitions.then(leader ? lead : stepDown).catch((err: unknown) => logger.error({ err }, 'leadership change failed'));
+      // Lost: the term's waits (a recovery's backoff, the deferred pass's interval) end now rather
+      // than hold up the step-down queued behind them.
+      if (!leader) term.abort();
+      transitions = transitions.then(leader ? lead : endTerm).catch((err: unknown) => logger.error({ err }, 'leadership change failed'));
     },
   });
 
@@ -201,60 +246,62 @@ async function campaign(options: PlannerServiceOptions, parts: Components): Prom
     whenLeader, isLeader: () => lease.isLeader(), lastRecovery: () => recovery,
     resign: async () => {
       closing = true;
+      term.abort();
       await transitions;
-      await consumer.stop();
-      retries?.close();
+      await endTerm();
     },
     release: () => lease.close(),
   };
 }
+
+/** The options of every recovery pass of a term. */
+type RecoveryDeps = Omit<Parameters<typeof recoverSessions>[0], 'sessionIds' | 'deferFailing'>;
+
 /**
  * Recovers (retrying with backoff while it fails and this instance still leads), then starts the
- * input consumer. True once consuming; false if leadership was lost or the service is closing.
+ * input consumer. Resolves what was recovered once consuming; undefined if leadership was lost or
+ * the service began closing, during a pass or before its result is acted on.
  */
 async function recoverThenConsume(
   parts: Components,
-  retries: RetryScheduler,
-  logger: Logger,
+  deps: RecoveryDeps,
   stillLeading: () => boolean,
-  onRecovered: (result: RecoveryResult) => void,
-): Promise<boolean> {
-  const { store, repository, effects, clock, streamName, consumer } = parts;
-  const base = { store, repository, effects, retries, clock, logger };
+  signal: AbortSignal,
+): Promise<RecoveryResult | undefined> {
+  const { streamName, consumer } = parts;
+  const { logger } = deps;
   for (let attempt = 0; stillLeading(); attempt++) {
     try {
       // After a few whole passes, a session that keeps failing is deferred instead: one session
       // whose reads keep timing out must not keep the leader from taking input for all others.
-      const recovery = await recoverSessions({ ...base, deferFailing: attempt >= DEFER_AFTER_PASSES });
-      onRecovered(recovery);
+      const recovery = await recoverSessions({ ...deps, deferFailing: attempt >= DEFER_AFTER_PASSES });
+      // The pass takes a while: a term that ended meanwhile must not start consuming or report elected.
+      if (!stillLeading()) return undefined;
       logger.info({ ...recovery, deferred: recovery.deferred.length, streamName }, 'leader: recovered sessions');
       consumer.start();
-      if (recovery.deferred.length > 0) void recoverDeferred(base, recovery.deferred, logger, stillLeading);
-      return true;
+      return recovery;
     } catch (err) {
       logger.error({ err }, 'recovery failed; retrying');
-      await sleep(Math.min(5_000, 200 * 2 ** attempt));
+      await sleep(Math.min(5_000, 200 * 2 ** attempt), signal);
     }
   }
-  return false;
+  return undefined;
 }
 
 /** Whole recovery passes that may fail before failing sessions are deferred. */
 const DEFER_AFTER_PASSES = 3;
 
-/** Recovers the deferred sessions in the background, every 5 s, while this instance leads. */
-async function recoverDeferred(
-  base: Omit<Parameters<typeof recoverSessions>[0], 'sessionIds' | 'deferFailing'>,
-  deferred: string[],
-  logger: Logger,
-  stillLeading: () => boolean,
-): Promise<void> {
+/**
+ * Recovers the deferred sessions in the background, every 5 s, while this instance leads. Never
+ * rejects: the term's end awaits it.
+ */
+async function recoverDeferred(deps: RecoveryDeps, deferred: string[], stillLeading: () => boolean, signal: AbortSignal): Promise<void> {
   let left = deferred;
   while (left.length > 0 && stillLeading()) {
-    await sleep(5_000);
+    await sleep(5_000, signal);
     if (!stillLeading()) return;
-    left = (await recoverSessions({ ...base, sessionIds: left, deferFailing: true }).catch(() => ({ deferred: left }))).deferred;
-    logger.info({ left: left.length }, 'deferred sessions recovered again');
+    left = (await recoverSessions({ ...deps, sessionIds: left, deferFailing: true }).catch(() => ({ deferred: left }))).deferred;
+    deps.logger.info({ left: left.length }, 'deferred sessions recovered again');
   }
 }
 
@@ -277,14 +324,15 @@ async function closeComponents(parts: Components, http: Server | undefined): Pro
   await parts.snapshots.close();
 }
 
-/** Tracks whether the connection is up: false between a disconnect and the reconnect, or once closed. */
-function watchConnection(nc: NatsConnection): () => boolean {
+/**
+ * Tracks whether the connection is up: false between a disconnect and the reconnect, or once
+ * closed. `stop` removes its status listener from `nc` (which the service does not own).
+ */
+function watchConnection(nc: NatsConnection): { isUp: () => boolean; stop: () => void } {
   let up = true;
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === 'disconnect') up = false;
-      else if (s.type === 'reconnect') up = true;
-    }
-  })().catch(() => undefined);
-  return () => up && !nc.isClosed();
+  const stop = watchStatus(nc, (s) => {
+    if (s.type === 'disconnect') up = false;
+    else if (s.type === 'reconnect') up = true;
+  });
+  return { isUp: () => up && !nc.isClosed(), stop };
 }

@@ -1,7 +1,31 @@
 /**
- * Waiting for the NATS connection to come back before sending a JetStream request.
+ * Watching the NATS connection's status, and waiting for it to come back before sending a
+ * JetStream request.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection, Status } from '@nats-io/transport-node';
+
+/**
+ * Calls `onStatus` with each status event of `nc` until the returned function is called, which
+ * removes the listener from `nc` at once. (Ending the iteration with `return()` would not: an async
+ * generator suspended at an await only returns once the next status event wakes it, so the
+ * listener would stay on a quiet connection for good.) The listener also goes when `nc` closes;
+ * `onEnd` runs once the watch has ended, either way.
+ */
+export function watchStatus(nc: NatsConnection, onStatus: (status: Status) => void, onEnd?: () => void): () => void {
+  // Typed as an AsyncIterable; nats.js returns its QueuedIterator, whose stop() ends it now.
+  const statuses = nc.status() as AsyncIterable<Status> & { stop?: () => void };
+  const iterator = statuses[Symbol.asyncIterator]();
+  void (async () => {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) return;
+      onStatus(next.value);
+    }
+  })()
+    .catch(() => undefined) // the connection closed
+    .finally(onEnd);
+  return () => (statuses.stop ? statuses.stop() : void iterator.return?.());
+}
 
 /**
  * Tracks whether the connection is up. nats.js drops what is published between a disconnect and
@@ -11,25 +35,13 @@ import type { NatsConnection } from '@nats-io/transport-node';
 export class ConnectionGate {
   #up = true;
   #waiters: Array<() => void> = [];
-  readonly #iterator: AsyncIterator<{ type: string }>;
+  readonly #unwatch: () => void;
 
   constructor(nc: NatsConnection) {
-    this.#iterator = nc.status()[Symbol.asyncIterator]();
-    void this.#watch();
-  }
-
-  async #watch(): Promise<void> {
-    try {
-      for (;;) {
-        const next = await this.#iterator.next();
-        if (next.done) break;
-        if (next.value.type === 'disconnect') this.#up = false;
-        else if (next.value.type === 'reconnect') this.#open();
-      }
-    } catch {
-      /* the connection closed */
-    }
-    this.#open();
+    this.#unwatch = watchStatus(nc, (status) => {
+      if (status.type === 'disconnect') this.#up = false;
+      else if (status.type === 'reconnect') this.#open();
+    }, () => this.#open()); // closed for good: waiting would only delay the failure
   }
 
   #open(): void {
@@ -49,9 +61,9 @@ export class ConnectionGate {
     });
   }
 
-  /** Stops watching the connection and releases every waiter. */
+  /** Stops watching the connection (its status listener is removed now) and releases every waiter. */
   stop(): void {
-    void this.#iterator.return?.();
+    this.#unwatch();
     this.#open();
   }
 }

@@ -204,11 +204,16 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
   /**
    * Every event of every session through one ordered consumer on `<prefix>.ev.>`, up to the
    * stream's last event at the start of the read (events appended meanwhile may or may not be
-   * included). One consumer for the whole log instead of one per session.
+   * included). One consumer for the whole log instead of one per session. Fails as the other reads
+   * do: a CorruptLogError for a message that is not an event, a StoreUnavailableError for the rest.
    */
   async *readAll(): AsyncIterable<DomainEvent> {
     this.#assertOpen();
-    yield* readAllEvents(this.#ctx, this.#subjects.allEvents);
+    try {
+      yield* readAllEvents(this.#ctx, this.#subjects.allEvents);
+    } catch (err) {
+      throw translateStoreError(err, this.#options.streamName, undefined, undefined);
+    }
   }
 
   /** Forgets cached positions. Does not close the connection (the caller owns it). */
