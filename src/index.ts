@@ -97,7 +97,7 @@ export type { EmbeddedRuntime, EmbeddedRuntimeOptions, RecoverScope, RuntimeFaul
 
 // Executors.
 export { demoHandler } from './executors/demoExecutor.js';
-export { startBusExecutor, ExecutorStoppedError } from './executors/busExecutor.js';
+export { startBusExecutor, ExecutorStoppedError, isExecutorStoppedError } from './executors/busExecutor.js';
 export type { BusExecutorOptions } from './executors/busExecutor.js';
 export type { TaskHandler, HandlerOutcome, ExecutorReport } from './executors/report.js';
 export { createShellHandler } from './executors/shellExecutor.js';

@@ -38,6 +38,7 @@ describe('public API', () => {
       [jetplan.ShellConfigError, jetplan.isShellConfigError],
       [jetplan.UnsupportedMachineError, jetplan.isUnsupportedMachineError],
       [jetplan.NatsConnectError, jetplan.isNatsConnectError],
+      [jetplan.ExecutorStoppedError, jetplan.isExecutorStoppedError],
     ];
     for (const [ErrorClass, guard] of pairs) {
       const error = new ErrorClass('x');

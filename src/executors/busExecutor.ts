@@ -49,6 +49,9 @@ export class ExecutorStoppedError extends Error {
   override readonly name = 'ExecutorStoppedError';
 }
 
+export const isExecutorStoppedError = (e: unknown): e is ExecutorStoppedError =>
+  e instanceof Error && e.name === 'ExecutorStoppedError';
+
 /**
  * Runs executors on the in-process bus: takes ExecuteTask commands, runs the handler once per
  * dispatch id (the report, fitted to `maxReportBytes`, is recorded durably in the inbox before it
