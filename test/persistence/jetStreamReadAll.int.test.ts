@@ -37,6 +37,28 @@ describe('JetStreamEventStore.readAll', () => {
     expect((failure as Error).cause).toBeInstanceOf(Error);
   });
 
+  it('a stream deleted in the middle of a read fails it rather than leaving it waiting', async () => {
+    const { nc, opts, store } = await openStore();
+    // More than the read's first pull (4,096), so that the read needs the stream again.
+    const js = jetstream(nc);
+    const body = JSON.stringify({ ...newEvent('s1'), sequence: 1 });
+    for (let i = 0; i < 5_000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, k) => js.publish(`${opts.subjectPrefix}.ev.s${i + k}`, body.replaceAll('"s1"', `"s${i + k}"`))));
+    }
+    const read = store.readAll()[Symbol.asyncIterator]();
+    expect((await read.next()).done).toBe(false);
+    await (await jetstreamManager(nc)).streams.delete(opts.streamName);
+    const failure = await (async () => {
+      try {
+        while (!(await read.next()).done);
+        return undefined;
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(failure).toSatisfy(isStoreUnavailableError);
+  }, 60_000);
+
   it('a message that is not an event still fails it as a CorruptLogError', async () => {
     const { nc, opts, store } = await openStore();
     await jetstream(nc).publish(`${opts.subjectPrefix}.ev.s1`, '{not json');

@@ -169,7 +169,8 @@ export async function* readAllEvents(ctx: ReadContext, filter: string): AsyncIte
   });
   try {
     if ((await consumer.info(true)).num_pending === 0) return;
-    const messages = await consumer.consume({ max_messages: 4_096 });
+    // A stream deleted mid-read ends the read (with an error) instead of waiting for it to return.
+    const messages = await consumer.consume({ max_messages: 4_096, abort_on_missing_resource: true });
     try {
       for await (const m of messages) {
         yield decodeEnvelope(ctx.streamName, m.data, m.seq) as unknown as DomainEvent;
