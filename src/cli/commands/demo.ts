@@ -19,7 +19,7 @@ Without text, reads it from stdin (when stdin is not a terminal).
                         then answers come from stdin lines, or a prompt on a terminal)
   --config <json>       planner config (PlannerConfig fields)
   --budget <n>          context token budget
-  --max-attempts <n>    attempts per task before it fails
+  --max-attempts <n>    a failure at this attempt or later is final (default 3)
   --backoff-ms <n>      base retry delay in milliseconds
   --inspect <port>      watch the statecharts live in the Stately inspector (http://localhost:<port>)
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each demo execution (demo/testing knob).`;

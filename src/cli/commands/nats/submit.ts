@@ -16,7 +16,7 @@ session id. With no text (or "-"), reads it from stdin.
   --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op (without
                        --session the session id is derived from it, so a retry names the same
                        session); reusing it for other input is refused
-  --max-attempts <n>   attempts per task before the session fails
+  --max-attempts <n>   a failure at this attempt or later fails the session (default 3)
   --token-budget <n>   context token budget
 ${CONNECTION_USAGE}`;
 
