@@ -33,8 +33,11 @@ const REPORT_BACKOFF: Backoff = { baseMs: 50, factor: 2, maxMs: 5_000 };
 /** What one executor shares between deliveries. */
 interface ExecutorState {
   signal: AbortSignal;
-  /** Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one. */
-  producing: Map<string, Promise<ExecutorReport>>;
+  /**
+   * Reports being produced, by dispatch id: a copy delivered meanwhile waits for the same one.
+   * None: the task's session ended while it ran, and nothing is reported.
+   */
+  producing: Map<string, Promise<ExecutorReport | undefined>>;
   /** Dispatch ids whose report failed and is being retried: a copy delivered meanwhile leaves it to that. */
   retrying: Set<string>;
   track: (work: Promise<void>) => Promise<void>;
@@ -93,6 +96,7 @@ async function handle(o: BusExecutorOptions, message: BusMessage, x: ExecutorSta
     work.then(forget, forget);
   }
   const report = await work;
+  if (!report) return; // the session ended: the command is taken, and nobody waits for a report
   // Delivered in the background: the command is taken once its report is recorded, and the
   // report's own delivery must not hold up the bus that delivered the command. Tracked, so
   // stopping the executor waits for it.
@@ -161,8 +165,40 @@ async function deliverReport(
   }
 }
 
-/** The dispatch's report: recorded in the inbox, or produced by the handler once and recorded. */
-async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: AbortSignal): Promise<ExecutorReport> {
+/** The events that end a session: a task of it still running is aborted. */
+const SESSION_ENDS = new Set(['SessionCancelled', 'SessionFailed', 'SessionCompleted']);
+
+/**
+ * Runs the handler with a signal aborted when the executor stops or when the task's session ends
+ * while it runs (its events on the bus, `<prefix>.ev.<sessionId>`); `ended` names the event.
+ */
+async function runUntilEnded(o: BusExecutorOptions, task: ExecuteTask, stopping: AbortSignal) {
+  const run = new AbortController();
+  const onStop = () => run.abort(stopping.reason);
+  stopping.addEventListener('abort', onStop, { once: true });
+  if (stopping.aborted) onStop();
+  let ended: string | undefined;
+  const unwatch = o.bus.subscribe(o.subjects.events(task.sessionId), (message) => {
+    const type = message.headers[HEADER.type];
+    if (ended !== undefined || type === undefined || !SESSION_ENDS.has(type)) return;
+    ended = type;
+    run.abort(new Error(`session ended (${type})`));
+  });
+  try {
+    const outcome = await runHandler(o.handler, task, run.signal);
+    return { outcome, ended };
+  } finally {
+    unwatch();
+    stopping.removeEventListener('abort', onStop);
+  }
+}
+
+/**
+ * The dispatch's report: recorded in the inbox, or produced by the handler once and recorded; none
+ * if the task's session ended while it ran (nothing is recorded: a session that has ended waits for
+ * no report, and would reject one).
+ */
+async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: AbortSignal): Promise<ExecutorReport | undefined> {
   const maxBytes = o.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
   const recorded = await o.inbox.get(task.dispatchId);
   if (recorded) {
@@ -170,7 +206,11 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     // Fitted again: it may have been recorded before reports were fitted, or under a larger limit.
     return fitReport(recorded, maxBytes);
   }
-  const outcome = await runHandler(o.handler, task, signal);
+  const { outcome, ended } = await runUntilEnded(o, task, signal);
+  if (ended !== undefined) {
+    o.logger.info({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, ended }, 'handler aborted as its session ended; nothing reported');
+    return undefined;
+  }
   // A failure during shutdown is the abort's doing, not the task's: recording it would cost the
   // task an attempt (or fail the session) for a Ctrl-C. Work that completed is kept, though.
   if (signal.aborted && outcome.type === 'failed') {

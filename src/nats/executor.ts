@@ -9,7 +9,8 @@
  * At start the stream is created or widened as the planner service does (or refused, in one line,
  * if its storage or retention differ) before the consumers are made on it. A command older than
  * `staleAfterMs` is run only if its session, rebuilt from its log, still waits on exactly that
- * dispatch; any other is acked without running it (executorStale.ts).
+ * dispatch; any other is acked without running it (executorStale.ts). While a handler runs, the
+ * executor follows its session's events: one that ends the session aborts the handler's signal.
  */
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { randomUUID } from 'node:crypto';
@@ -19,7 +20,7 @@ import { SessionRepository } from '../actors/sessionRepository.js';
 import { ExecuteTask } from '../protocol/commands.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
-import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
+import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { silentLogger } from '../observability/logger.js';
 import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
 import { DEFAULT_EXEC_CLAIMS_BUCKET, KvClaims } from './executorClaims.js';
@@ -31,6 +32,9 @@ import { DEFAULT_STALE_AFTER_MS, messageAgeMs, staleVerdict, storedAtMs } from '
 import type { Executor, ExecutorKind, ExecutorOptions } from './executorOptions.js';
 
 export type { Executor, ExecutorKind, ExecutorOptions } from './executorOptions.js';
+
+/** The events that end a session: a task of it still running is aborted. */
+const SESSION_ENDS = new Set(['SessionCancelled', 'SessionFailed', 'SessionCompleted']);
 
 /** The longest the stale check may take before the command is run unchecked (fail-open). */
 const STALE_CHECK_LIMIT_MS = 10_000;
@@ -102,6 +106,20 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     logger.info({ durable, filter, stream: streamName }, 'executor consuming');
   }
 
+  /**
+   * Follows a session's events (a core subscription: the stream's messages reach subscribers too)
+   * while its task runs, and calls `onEnded` when one ends it. Only the type header is read.
+   */
+  function watchSession(sessionId: string, onEnded: (eventType: string) => void): () => void {
+    const sub = nc.subscribe(`${prefix}.ev.${sessionId}`, {
+      callback: (_err, msg) => {
+        const type = msg.headers?.get(HEADER_EVENT_TYPE);
+        if (type && SESSION_ENDS.has(type)) onEnded(type);
+      },
+    });
+    return () => sub.unsubscribe();
+  }
+
   async function processMessage(m: JsMsg): Promise<void> {
     let json: unknown;
     try {
@@ -136,6 +154,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
         return;
       }
       const run = await settle(task, log);
+      if (run.type === 'abandoned' && run.reason === 'session ended') {
+        // Its session has ended: no one waits for the task, and a report would only be rejected.
+        await m.ackAck().catch(() => m.ack());
+        return;
+      }
       if (run.type === 'busy' || run.type === 'abandoned') {
         // Come back for the report of the process that runs it now; on a stop, hand it over at once.
         m.nak(run.type === 'abandoned' && run.reason === 'stopped' ? undefined : Math.min(ackWaitMs, 5_000));
@@ -189,10 +212,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
     const known = await inbox.get(task.dispatchId);
     const run: ClaimedRun = known
       ? { type: 'report', report: known, ran: false, recorded: true }
-      : await runClaimed(task, { claims, inbox, handler, owner, refreshMs, stopping: stopping.signal, logger, maxReportBytes: options.maxReportBytes }, log);
+      : await runClaimed(task, { claims, inbox, handler, owner, refreshMs, stopping: stopping.signal, logger, maxReportBytes: options.maxReportBytes, watchSession }, log);
     if (run.type === 'busy') logger.info(log, 'dispatch claimed by another executor; waiting for its report');
     if (run.type !== 'busy' && run.ran) state.executed++;
-    if (run.type === 'abandoned') logger.warn({ ...log, reason: run.reason }, 'handler outcome not reported; command handed back');
+    if (run.type === 'abandoned' && run.reason === 'session ended') logger.info(log, 'handler aborted as its session ended; nothing reported');
+    else if (run.type === 'abandoned') logger.warn({ ...log, reason: run.reason }, 'handler outcome not reported; command handed back');
     if (run.type !== 'report') return run;
     if (!run.ran) {
       state.replayed++;

@@ -12,6 +12,11 @@ export type ExecutorKind = 'ToolCall' | 'Processing';
 export interface ExecutorOptions {
   nc: NatsConnection;
   kinds: ExecutorKind[];
+  /**
+   * Runs one task. Its `signal` aborts when the executor stops, when its claim is lost, or when the
+   * task's session ends (cancelled, failed) while it runs: then nothing is reported and the command
+   * is acked, whatever the handler returns.
+   */
   handler: TaskHandler;
   streamName?: string;
   subjectPrefix?: string;

@@ -1,8 +1,9 @@
 /**
  * Running one dispatch's handler under its claim (see executorClaims.ts). The claim is refreshed
  * every ackWait/3 from before the handler starts until its report is recorded. The handler's
- * signal is aborted when the executor stops or when the claim is definitively lost (another
- * process may now run the dispatch): a lost claim's outcome is never recorded nor reported.
+ * signal is aborted when the executor stops, when the claim is definitively lost (another process
+ * may now run the dispatch: a lost claim's outcome is never recorded nor reported), or when the
+ * task's session ends while it runs (cancelled, failed: nothing waits for the outcome any more).
  */
 import type { Logger } from 'pino';
 import type { ExecuteTask } from '../protocol/commands.js';
@@ -16,8 +17,11 @@ export type ClaimedRun =
   | { type: 'busy' }
   /** A report to publish: recorded earlier by another holder, or made now by the handler. */
   | { type: 'report'; report: ExecutorReport; ran: boolean; recorded: boolean }
-  /** The handler ran but its outcome must not be reported: hand the command back. */
-  | { type: 'abandoned'; reason: 'claim lost' | 'stopped'; ran: boolean };
+  /**
+   * The handler ran but its outcome must not be reported: hand the command back, unless its
+   * session has ended (then nothing is to be done with it).
+   */
+  | { type: 'abandoned'; reason: 'claim lost' | 'stopped' | 'session ended'; ran: boolean };
 
 /** What runClaimed works with: the executor's buckets, handler and identity. */
 export interface ClaimedRunContext {
@@ -34,6 +38,11 @@ export interface ClaimedRunContext {
   logger: Logger;
   /** Tries at recording a report before giving up (default 4). */
   recordAttempts?: number;
+  /**
+   * Calls `onEnded` with the session's final event type if the session ends while its task runs
+   * (best effort: an end before the watch began goes unnoticed); returns the unwatch function.
+   */
+  watchSession?: (sessionId: string, onEnded: (eventType: string) => void) => () => void;
 }
 
 /**
@@ -87,6 +96,12 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     ctx.logger.warn({ ...log, err }, 'claim lost; aborting the handler, its outcome will not be reported');
     abort.abort(err);
   });
+  let ended: string | undefined;
+  const unwatch = ctx.watchSession?.(task.sessionId, (eventType) => {
+    ended = eventType;
+    ctx.logger.info({ ...log, ended: eventType }, 'session ended; aborting the handler');
+    abort.abort(new Error(`session ended (${eventType})`));
+  });
   let keepClaim = false;
   try {
     // The holder of a claim released just now may have recorded the report meanwhile.
@@ -94,6 +109,8 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     if (earlier) return { type: 'report', report: earlier, ran: false, recorded: true };
     const { outcome, threw } = await runWatched(ctx.handler, task, abort.signal);
     if (keeper.lost) return { type: 'abandoned', reason: 'claim lost', ran: true };
+    // Whatever the handler made of it: the session takes no more reports (it would reject them).
+    if (ended !== undefined) return { type: 'abandoned', reason: 'session ended', ran: true };
     // A handler that gave up on its abort (threw, or reported a failure, as the shell handler
     // does for a killed command) did not do the task: another executor will, at no attempt's cost.
     if (abort.signal.aborted && (threw || outcome.type === 'failed')) {
@@ -108,6 +125,7 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     keepClaim = !recorded;
     return { type: 'report', report, ran: true, recorded };
   } finally {
+    unwatch?.();
     keeper.stop();
     ctx.stopping.removeEventListener('abort', onStop);
     if (!keepClaim && !keeper.lost) await claim.release().catch(() => undefined);

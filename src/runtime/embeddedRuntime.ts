@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { InProcessBus } from '../actors/inProcessBus.js';
-import { HEADER, type Bus } from '../actors/bus.js';
+import { HEADER, NoRouteError, type Bus } from '../actors/bus.js';
 import { OutboxRelay } from '../actors/outboxRelay.js';
-import { Planner } from '../actors/planner.js';
+import { Planner, type Commit } from '../actors/planner.js';
 import { RetryScheduler } from '../actors/retryScheduler.js';
 import type { Timers } from '../actors/timers.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
@@ -106,6 +106,7 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   const retries = new RetryScheduler(planner, clock, logger, options.timers);
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));
+  planner.onCommit((commit) => publishEvents(bus, subjects, commit, logger));
   const unsubscribe = subscribeInputs(bus, subjects, planner, logger, new InputFailures(faults));
 
   const recover = (scope: RecoverScope = {}) => recoverSessions({ store, repository, relay, retries, clock }, scope);
@@ -128,6 +129,20 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
  * failure rejects the publish (so the publisher retries) and is counted, so that an input that
  * keeps failing becomes a fault rather than a silent loop.
  */
+/**
+ * Publishes a commit's events on the bus too (`<prefix>.ev.<sessionId>`, as they appear on NATS),
+ * for whoever follows a session there: an executor aborts a task whose session has ended. After the
+ * append, and without waiting: nobody needs to listen (the log is the record).
+ */
+function publishEvents(bus: Bus, subjects: Subjects, commit: Commit, logger: Logger): void {
+  for (const event of commit.events) {
+    const headers = { [HEADER.type]: event.type, [HEADER.correlationId]: event.correlationId, [HEADER.causationId]: event.causationId };
+    bus.publish(subjects.events(commit.sessionId), event, headers).catch((err: unknown) => {
+      if (!(err instanceof NoRouteError)) logger.warn({ err, sessionId: commit.sessionId, seq: event.sequence }, 'event not delivered on the bus');
+    });
+  }
+}
+
 function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger, failures: InputFailures): () => void {
   return bus.subscribe(subjects.allInputs, async (message) => {
     const sessionId = message.subject.split('.').pop()!;

@@ -7,7 +7,7 @@ import type { HandlerOutcome, TaskHandler } from '../../src/executors/report.js'
 import { executorWorld } from '../support/executorWorld.js';
 import { executeTask } from '../support/executeTask.js';
 import { natsTestEnv } from '../support/natsTestEnv.js';
-import { until, latch } from '../support/waiting.js';
+import { aborted, until, latch } from '../support/waiting.js';
 
 const env = natsTestEnv();
 const conn = env.conn;
@@ -211,6 +211,36 @@ describe('createExecutor', () => {
     const got = (await w.reports(2)).map((r) => r.data).sort((a, b) => String(a['taskId']).localeCompare(String(b['taskId'])));
     expect(got[0]).toMatchObject({ type: 'TaskFailed', taskId: 't1', error: 'executor error: boom', retryable: true });
     expect(got[1]).toMatchObject({ type: 'TaskCompleted', taskId: 't2', output: expect.stringMatching(/… \[truncated: \d+ of 70000 bytes\]$/) });
+  });
+
+  it("aborts a running handler when its session ends, reports nothing and acks the command; another session's end does not", async () => {
+    const w = await world();
+    const started = latch();
+    const reasons: unknown[] = [];
+    const handler: TaskHandler = async (_t, { signal }) => {
+      started.release();
+      await aborted(signal);
+      reasons.push(signal.reason);
+      return { type: 'completed', output: 'done all the same' }; // ignored: the session has ended
+    };
+    const ex = await w.start(handler);
+    await w.publishTask(w.task(1), 'd1');
+    await started.promise;
+    const end = async (session: string, type: string) => {
+      const h = headers();
+      h.set('Jetplan-Type', type);
+      await w.js.publish(`${w.subjectPrefix}.ev.${session}`, JSON.stringify({ type }), { headers: h });
+    };
+    // In order on one connection: had either of the first two aborted it, the reason would name it.
+    await end('s2', 'SessionCancelled'); // another session
+    await end('s1', 'TaskCompleted'); // not an end
+    await end('s1', 'SessionFailed');
+    await until(() => reasons.length === 1, 'the handler aborted');
+    expect(String((reasons[0] as Error).message)).toBe('session ended (SessionFailed)');
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the command acked');
+    expect((await w.consumerInfo()).num_pending).toBe(0);
+    expect(await w.storedReports()).toBe(0);
+    expect(ex.executed).toBe(1);
   });
 
   it('stop() takes no new work and waits for running handlers to report', async () => {
