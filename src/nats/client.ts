@@ -38,11 +38,22 @@ export interface SubmitOptions extends PublishOptions {
 /** Where a published input landed. */
 export interface Published {
   sessionId: string;
-  /** Stream sequence of the input message. */
+  /** Stream sequence of the input message (of the original one, for a duplicate). */
   seq: number;
   /** True when the server had already stored a message with this Nats-Msg-Id. */
   duplicate: boolean;
+  /** The input's message id (Nats-Msg-Id). */
+  messageId: string;
 }
+
+/**
+ * What became of a published input once its session processed it: the first event it caused, or
+ * its rejection, or nothing (an input the session had already applied under its message id).
+ */
+export type InputOutcome =
+  | { status: 'applied'; event: DomainEvent }
+  | { status: 'rejected'; reason: string; event: DomainEvent }
+  | { status: 'unchanged' };
 
 export interface SessionSummary {
   sessionId: string;
@@ -87,6 +98,12 @@ export interface JetplanClient {
   replay(sessionId: string, options?: { until?: number }): Promise<{ state: PlannerState; events: DomainEvent[] }>;
   sessions(): Promise<SessionSummary[]>;
   watch(sessionId: string, options?: WatchOptions): EventWatch;
+  /**
+   * Waits until the session has processed a published input and tells what came of it (a PubAck
+   * says only that the input is stored). Reads the session's events from its start; `signal` ends
+   * the wait (rejecting with its reason).
+   */
+  outcome(published: Published, options?: { signal?: AbortSignal }): Promise<InputOutcome>;
   /** The event store the client reads (opened on first use). */
   store(): Promise<JetStreamEventStore>;
   /** Releases the client's store; does not close `nc`. */
@@ -144,7 +161,7 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
         throw err;
       });
     if (ack.duplicate) await assertSameInput(ack.seq, `${prefix}.in.${sessionId}`, body, msgID);
-    return { sessionId, seq: ack.seq, duplicate: ack.duplicate };
+    return { sessionId, seq: ack.seq, duplicate: ack.duplicate, messageId: msgID };
   }
 
   /**
@@ -235,11 +252,42 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
       return watchEvents(js, streamName, `${prefix}.ev.${sessionId}`, o);
     },
 
+    async outcome(published, o = {}) {
+      checkSessionId(published.sessionId);
+      const watch = watchEvents(js, streamName, `${prefix}.ev.${published.sessionId}`, { fromStart: true });
+      const onAbort = () => void watch.close();
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        if (o.signal?.aborted) throw o.signal.reason;
+        for await (const event of watch) {
+          const verdict = outcomeOf(published, event);
+          if (verdict) return verdict;
+        }
+        throw o.signal?.reason ?? new Error(`stopped following session ${published.sessionId}`);
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+        await watch.close();
+      }
+    },
+
     async close() {
       if (storePromise) await (await storePromise.catch(() => undefined))?.close();
       storePromise = undefined;
     },
   };
+}
+
+/**
+ * The outcome `event` tells of `published`, if any. A session applies its inputs in stream order
+ * and records each one's stream sequence on the events it causes (`inputSequence`): its first
+ * event names it, and an event of a later input, before any of its own, means it caused none.
+ * Events stored before inputSequence existed are matched by causation id.
+ */
+function outcomeOf(published: Published, event: DomainEvent): InputOutcome | undefined {
+  const own = event.inputSequence === undefined ? event.causationId === published.messageId : event.inputSequence === published.seq;
+  if (own) return event.type === 'InputRejected' ? { status: 'rejected', reason: event.data.reason, event } : { status: 'applied', event };
+  if (event.inputSequence !== undefined && event.inputSequence > published.seq) return { status: 'unchanged' };
+  return undefined;
 }
 
 function watchEvents(js: JetStreamClient, streamName: string, subject: string, o: WatchOptions): EventWatch {

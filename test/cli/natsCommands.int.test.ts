@@ -439,7 +439,7 @@ describe('submit', () => {
     expect(first.io.err).toEqual([]);
     expect(first.code).toBe(0);
     const published = JSON.parse(first.io.stdoutText) as { sessionId: string; seq: number; duplicate: boolean };
-    expect(published).toEqual({ sessionId, seq: expect.any(Number), duplicate: false });
+    expect(published).toEqual({ sessionId, seq: expect.any(Number), duplicate: false, messageId: 'submit-1' });
     const again = await run([...args, '-'], { stdin: 'Summarise the notes.\n', isTTY: true });
     expect(again.code).toBe(0);
     expect(JSON.parse(again.io.stdoutText)).toEqual({ ...published, duplicate: true });

@@ -1,3 +1,4 @@
+import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { isSessionNotFoundError, isValidationError } from '../../src/errors.js';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
@@ -88,10 +89,33 @@ describe('createClient against a running planner service', () => {
     const sessionId = newSessionId();
     const first = await client.submit('Summarise the notes.', { sessionId, messageId: 'submit-1' });
     const again = await client.submit('Summarise the notes.', { sessionId, messageId: 'submit-1' });
-    expect(again).toEqual({ sessionId, seq: first.seq, duplicate: true });
+    expect(again).toEqual({ sessionId, seq: first.seq, duplicate: true, messageId: 'submit-1' });
     const events = await followAnswering(client, sessionId, 'n/a');
     expect(events.filter((e) => e.type === 'SessionStarted')).toHaveLength(1);
     expect(events.at(-1)?.type).toBe('SessionCompleted');
+  });
+
+  it('tells what came of a published input: applied, rejected, or unchanged (its id already applied)', async () => {
+    const { client, streamName } = await deployment();
+    const submitted = await client.submit('Deploy the release to production.', { messageId: 'o-submit' });
+    expect(await client.outcome(submitted)).toMatchObject({ status: 'applied', event: { type: 'SessionStarted', inputSequence: submitted.seq } });
+    const { sessionId } = submitted;
+    const bad = await client.answer(sessionId, 't9-none', 'yes');
+    expect(await client.outcome(bad)).toMatchObject({ status: 'rejected', reason: 'task t9-none is not waiting for clarification' });
+    // A duplicate PubAck names the original, whose outcome it gets.
+    expect(await client.outcome(await client.submit('Deploy the release to production.', { sessionId, messageId: 'o-submit' }))).toMatchObject({ status: 'applied' });
+    // Published again after the duplicate window (shortened here): stored anew, the session drops it.
+    const jsm = await jetstreamManager(await conn());
+    const info = await jsm.streams.info(streamName);
+    await jsm.streams.update(streamName, { ...info.config, duplicate_window: 100_000_000 }); // 100 ms, in ns
+    let again = await client.submit('Deploy the release to production.', { sessionId, messageId: 'o-submit' });
+    for (let i = 0; again.duplicate && i < 10_000; i++) again = await client.submit('Deploy the release to production.', { sessionId, messageId: 'o-submit' });
+    expect(again.duplicate).toBe(false);
+    await client.cancel(sessionId); // an event after it, of a later input
+    expect(await client.outcome(again)).toEqual({ status: 'unchanged' });
+    // Waiting can be ended.
+    const waiting = client.outcome({ sessionId, seq: 1e9, duplicate: false, messageId: 'never' }, { signal: AbortSignal.timeout(200) });
+    await expect(waiting).rejects.toThrow(/aborted|timeout/i);
   });
 
   it('cancels a session waiting for an answer; watch without fromStart sees only new events', async () => {
