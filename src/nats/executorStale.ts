@@ -9,11 +9,14 @@
  * with its dispatch id); any other is acknowledged without running it. That costs one read of the
  * session's log per stale command. Fresh commands are not looked up: a session rarely moves on
  * between the dispatch of a command and its delivery, and if it does the planner ignores the late
- * report.
+ * report. StaleCheck applies the guard to each command an executor takes.
  */
 import type { JsMsg } from '@nats-io/jetstream';
-import type { SessionRepository } from '../actors/sessionRepository.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { SessionRepository } from '../actors/sessionRepository.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import type { ExecuteTask } from '../protocol/commands.js';
 
 /**
@@ -63,4 +66,95 @@ export async function staleVerdict(repository: SessionRepository, task: ExecuteT
   const waitingOn = command?.type === 'ExecuteTask' ? command.dispatchId : null;
   if (waitingOn === task.dispatchId) return { action: 'run', reason: 'outstanding' };
   return { action: 'skip', reason: 'superseded', waitingOn };
+}
+
+/** The longest the stale check may take before the command is run unchecked (fail-open). */
+const STALE_CHECK_LIMIT_MS = 10_000;
+
+/** What a StaleCheck reads sessions from and how it judges commands (createExecutor's options, resolved). */
+export interface StaleCheckOptions {
+  nc: NatsConnection;
+  streamName: string;
+  subjectPrefix: string;
+  staleAfterMs: number;
+  ackWaitMs: number;
+  logger: Logger;
+}
+
+/**
+ * The stale-command guard of one executor: which commands to look up, the store their sessions
+ * are read through (opened on the first stale command, closed by `close`), and the time limit.
+ */
+export class StaleCheck {
+  readonly #opts: StaleCheckOptions;
+  /** When each of this executor's consumers was created (server time), by durable name. */
+  readonly #consumerCreatedMs = new Map<string, number>();
+  /** Sessions of stale commands are read through a store opened on the first one (no stream changes). */
+  #sessions: Promise<{ store: JetStreamEventStore; repository: SessionRepository }> | undefined;
+
+  constructor(opts: StaleCheckOptions) {
+    this.#opts = opts;
+  }
+
+  /** Records when the consumer `durable` was created (server time, ms since the epoch). */
+  consumerCreated(durable: string, createdMs: number): void {
+    this.#consumerCreatedMs.set(durable, createdMs);
+  }
+
+  /**
+   * Whether the command is stale (older than staleAfterMs) and its session, rebuilt from its log,
+   * no longer waits on its dispatch; fresh commands are not looked up. A session with no events, or
+   * a read or fold that fails, counts as waiting: the command is run, and the inbox and claims
+   * still keep a dispatch from running twice.
+   */
+  async notAwaited(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
+    const { staleAfterMs, ackWaitMs, logger } = this.#opts;
+    const ageMs = messageAgeMs(m);
+    // Checked: an old command, one delivered again, or one stored before its consumer existed (a
+    // new fleet reading the stream from its start, however recent the command).
+    const beforeConsumer = storedAtMs(m) < (this.#consumerCreatedMs.get(m.info.consumer) ?? -Infinity);
+    if (ageMs < staleAfterMs && !m.redelivered && !beforeConsumer) return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // Bounded: a read that never ends must not hold the command (kept leased) and its slot forever.
+      const limitMs = Math.min(ackWaitMs / 2, STALE_CHECK_LIMIT_MS);
+      const timedOut = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer from the session's log in ${limitMs} ms`)), limitMs);
+      });
+      const verdict = await Promise.race([staleVerdict(await this.#sessionRepository(), task), timedOut]);
+      if (verdict.action === 'run') return false;
+      const { action: _, ...why } = verdict; // reason (completed, failed, cancelled, superseded), waitingOn
+      logger.info({ ...log, ageMs, ...why }, 'stale command not awaited by its session; acked without running it');
+      return true;
+    } catch (err) {
+      logger.warn({ ...log, ageMs, err }, 'could not read the session of a stale command; running it');
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes the store of session reads, if one was opened. */
+  async close(): Promise<void> {
+    const opened = this.#sessions;
+    this.#sessions = undefined;
+    await (await opened?.catch(() => undefined))?.store.close();
+  }
+
+  async #sessionRepository(): Promise<SessionRepository> {
+    const { nc, streamName, subjectPrefix } = this.#opts;
+    this.#sessions ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix, ensureStream: false }).then((store) => ({
+      store,
+      repository: new SessionRepository({ store }),
+    }));
+    // A store that could not be opened (NATS briefly away) is tried again for the next command.
+    const opening = this.#sessions;
+    return opening.then(
+      (s) => s.repository,
+      (err: unknown) => {
+        if (this.#sessions === opening) this.#sessions = undefined;
+        throw err;
+      },
+    );
+  }
 }

@@ -21,6 +21,15 @@ function recording(): { calls: string[]; handler: TaskHandler } {
 }
 
 describe('createExecutor failing part-way', () => {
+  it('refuses a kind it does not know (the CLI spells them in lowercase), making no consumer', async () => {
+    const w = await executorWorld(env, ['ToolCall', 'Processing']);
+    const kinds = ['toolcall'] as unknown as ['ToolCall'];
+    await expect(w.start(recording().handler, { kinds })).rejects.toThrow('executor: unknown kind "toolcall" (ToolCall or Processing)');
+    const names: string[] = [];
+    for await (const c of w.jsm.consumers.list(w.streamName)) names.push(c.name);
+    expect(names).toEqual([]);
+  });
+
   it('a start refused on its second kind leaves no pull of the first kind running: the executor started next runs the command', async () => {
     const w = await executorWorld(env, ['ToolCall', 'Processing']);
     // The processing consumer exists with another filter: refused, after the toolcall one is made.
