@@ -175,7 +175,7 @@ describe('serve + executor echo + the client commands', () => {
     expect(JSON.parse(listJson.io.stdoutText)).toEqual([expect.objectContaining({ sessionId, status: 'completed', done: 3, total: 3 })]);
 
     expect(await e.stop('SIGTERM')).toBe(0);
-    expect(e.io.stdoutText).toContain('jetplan executor: SIGTERM, finishing running tasks\n');
+    expect(e.io.stdoutText).toContain('jetplan executor: SIGTERM, stopping running tasks\n');
     // 3 tasks + the deploy task again after its answer.
     expect(e.io.stdoutText).toContain('jetplan executor: stopped after 4 executions\n');
     // Its logs (info by default) go to the CLI's stderr as JSON lines, one per execution.
@@ -265,7 +265,7 @@ describe('serve + executor echo + the client commands', () => {
     const status = await statusJson(conn, sessionId);
     expect(status.tasks).toEqual([expect.objectContaining({ kind: 'ToolCall', status: 'Completed', result: expect.stringContaining('hello-shell') })]);
     expect(await e.stop('SIGINT')).toBe(0);
-    expect(e.io.stdoutText).toContain('jetplan executor: SIGINT, finishing running tasks\n');
+    expect(e.io.stdoutText).toContain('jetplan executor: SIGINT, stopping running tasks\n');
     expect(e.io.stdoutText).toContain('jetplan executor: stopped after 1 executions\n');
     expect(await s.stop()).toBe(0);
     expect(s.io.stdoutText).toContain('jetplan serve: SIGTERM, shutting down\n');
@@ -405,7 +405,8 @@ describe('questions, answers and cancelling (planner only)', () => {
     await serve(conn);
     await w.started('ClarificationRequested');
     expect(await w.stop('SIGINT')).toBe(130);
-    expect(w.io.err).toEqual([]);
+    // No terminal and no --answer: it says how to answer instead of waiting in silence.
+    expect(w.io.err).toEqual([expect.stringMatching(new RegExp(`waits for an answer: jetplan answer ${sessionId} t1-\\w+ "<answer>"`))]);
   });
 
   it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
@@ -417,7 +418,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     const quiet = start(['watch', sessionId, ...conn]);
     await quiet.started('ClarificationRequested');
     expect(await quiet.stop('SIGINT')).toBe(130);
-    expect(quiet.io.err).toEqual([]);
+    expect(quiet.io.err).toEqual([expect.stringMatching(/waits for an answer/)]);
 
     const asking = start(['watch', sessionId, ...conn], { stdin: openStdin(), isTTY: true });
     await asking.started('answer> ');

@@ -9,11 +9,12 @@ import { UsageError } from '../../cliErrors.js';
 import type { Command, CliContext } from '../../command.js';
 import { demoDelay } from '../../executor.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { untilSignalOrClosed } from './lifecycle.js';
+import { closeConnection, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan executor <echo|shell> [flags]
 Runs an executor on NATS JetStream: takes ExecuteTask commands, runs each dispatch once (recorded
-in a KV inbox) and reports back into the session. SIGTERM/SIGINT finish running tasks, then exit.
+in a KV inbox) and reports back into the session. SIGTERM/SIGINT abort running tasks (an outcome
+a handler still returns is reported; one that gives up is handed back to run elsewhere), then exit.
   echo                        the demo executor (asks before deploy/publish/delete…, fails flaky tasks once)
   shell                       runs a ToolCall's \`command\` without a shell, if its program is allowed
   --allow <prog,prog>         programs the shell executor may run, by name (found on PATH at start)
@@ -166,9 +167,9 @@ export const executorCommand: Command = {
     const why = await untilSignalOrClosed(ctx, nc);
     // An unexpected close is an error: one line on stderr, exit 1.
     if (why === 'closed') ctx.err(`jetplan executor: the NATS connection closed`);
-    else ctx.out(`jetplan executor: ${why}, finishing running tasks`);
+    else ctx.out(`jetplan executor: ${why}, stopping running tasks`);
     await executor.stop();
-    if (!nc.isClosed()) await nc.drain().catch(() => undefined);
+    await closeConnection(nc);
     ctx.out(`jetplan executor: stopped after ${executor.executed} executions`);
     return why === 'closed' ? 1 : 0;
   },

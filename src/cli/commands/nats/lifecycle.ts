@@ -16,3 +16,20 @@ export async function untilSignalOrClosed(ctx: CliContext, nc: NatsConnection): 
     off?.();
   }
 }
+
+/** How long a drain may take at shutdown before the connection is closed without it. */
+const DRAIN_LIMIT_MS = 10_000;
+
+/**
+ * Drains the connection (pending publishes and acks go out), then makes sure it is closed: a drain
+ * fails at once while NATS is away, and the connection, still reconnecting, would keep the process
+ * alive after the command returned. A drain that takes too long is cut short the same way.
+ */
+export async function closeConnection(nc: NatsConnection, limitMs = DRAIN_LIMIT_MS): Promise<void> {
+  if (nc.isClosed()) return;
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs)));
+  await Promise.race([nc.drain().catch(() => undefined), limit]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close().catch(() => undefined);
+}

@@ -3,7 +3,7 @@ import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { untilSignalOrClosed } from './lifecycle.js';
+import { closeConnection, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan serve [--nats <url>] [--http-port <port>] [--stream <name>] [--prefix <p>]
 Runs the planner service on NATS JetStream: consumes inputs, appends events, dispatches tasks.
@@ -53,7 +53,7 @@ export const serveCommand: Command = {
     if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
     else ctx.out(`jetplan serve: ${why}, shutting down`);
     await service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
-    if (!nc.isClosed()) await nc.drain().catch(() => undefined);
+    await closeConnection(nc);
     return why === 'closed' ? 1 : 0;
   },
 };

@@ -1,0 +1,39 @@
+/** Closing a long-running command's NATS connection at shutdown, whatever state NATS is in. */
+import { connect } from '@nats-io/transport-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeConnection } from '../../src/cli/commands/nats/lifecycle.js';
+import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
+
+const servers: NatsServerHandle[] = [];
+afterAll(async () => {
+  for (const s of servers) await s.cleanup();
+});
+
+describe('closeConnection', () => {
+  it('closes a connection whose server is away (a drain fails at once, and a reconnecting connection would keep the process alive)', async () => {
+    const server = await startNatsServer();
+    servers.push(server);
+    const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+    nc.subscribe('x.>', { callback: () => undefined });
+    await nc.flush();
+    await server.kill();
+    await closeConnection(nc);
+    expect(nc.isClosed()).toBe(true);
+  });
+
+  it('drains a connected one: what was published before is delivered', async () => {
+    const server = await startNatsServer();
+    servers.push(server);
+    const nc = await connect({ servers: server.url });
+    const other = await connect({ servers: server.url });
+    const got: string[] = [];
+    other.subscribe('x', { callback: (_e, m) => void got.push(m.string()) });
+    await other.flush();
+    nc.publish('x', 'last words');
+    await closeConnection(nc);
+    expect(nc.isClosed()).toBe(true);
+    await other.flush();
+    await other.close();
+    expect(got).toEqual(['last words']);
+  });
+});
