@@ -10,7 +10,8 @@ Prints a session's events as they are stored on NATS (from its first event), and
 session completes (0), fails or is cancelled (1), or when every input of a session that has not
 started was rejected and no other waits (1). A session not started yet is waited for (on a
 terminal, it says so). On a terminal, an open clarification question is
-asked and the answer published; --answer gives answers in order instead.
+asked and the answer published; --answer gives answers in order instead. Otherwise it says on
+stderr how to answer, and goes on waiting.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
 ${CONNECTION_USAGE}`;
@@ -56,9 +57,14 @@ export const watchCommand: Command = {
       const nothingWaits = async (seq: number | undefined): Promise<boolean> =>
         seq !== undefined && ((await client.lastInputSequence(sessionId)) ?? 0) <= seq;
       const maybeAsk = (): void => {
-        if (!canAsk || done || !open || lastSeq < caughtUp || asked.has(open.seq) || asking) return;
+        if (done || !open || lastSeq < caughtUp || asked.has(open.seq) || asking) return;
         const q = open;
         asked.add(q.seq);
+        if (!canAsk) {
+          // Nobody here can answer (no terminal, no --answer): say how, rather than wait in silence.
+          ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (or watch with --answer)`);
+          return;
+        }
         asking = (async () => {
           if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${q.question}`);
           const answer = await source.next();
