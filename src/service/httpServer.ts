@@ -23,7 +23,8 @@ export interface Health {
   nats: 'connected' | 'disconnected';
   stream: 'reachable' | 'unreachable';
   leader: boolean;
-  consumerPending: number;
+  /** Inputs waiting for the planner; null when it cannot be known (NATS or the stream away). */
+  consumerPending: number | null;
   error?: string;
 }
 
@@ -31,13 +32,14 @@ export interface Health {
 export async function checkHealth(source: HealthSource): Promise<Health> {
   const leader = source.isLeader();
   if (!source.natsConnected()) {
-    return { status: 'unavailable', nats: 'disconnected', stream: 'unreachable', leader, consumerPending: 0 };
+    const error = 'the NATS connection is down (reconnecting, or closed)';
+    return { status: 'unavailable', nats: 'disconnected', stream: 'unreachable', leader, consumerPending: null, error };
   }
   try {
     await source.checkStream();
   } catch (err) {
     const error = (err as Error).message;
-    return { status: 'unavailable', nats: 'connected', stream: 'unreachable', leader, consumerPending: 0, error };
+    return { status: 'unavailable', nats: 'connected', stream: 'unreachable', leader, consumerPending: null, error };
   }
   return { status: 'ok', nats: 'connected', stream: 'reachable', leader, consumerPending: await source.consumerPending() };
 }
@@ -57,7 +59,8 @@ export async function startHttpServer(port: number, source: HealthSource): Promi
         return respond(health.status === 'ok' ? 200 : 503, 'application/json', JSON.stringify(health));
       }
       if (path === '/metrics') {
-        const consumerPending = source.natsConnected() ? await source.consumerPending().catch(() => 0) : 0;
+        // NaN (unknown), not 0, while it cannot be read: an alert on a backlog must not see none.
+        const consumerPending = source.natsConnected() ? await source.consumerPending().catch(() => NaN) : NaN;
         return respond(200, PROMETHEUS_CONTENT_TYPE, renderPrometheus(source.metrics, { consumerPending, leader: source.isLeader() }));
       }
       respond(404, 'text/plain', 'not found\n');

@@ -3,7 +3,7 @@ import { STEP_BUCKETS_MS, type Metrics } from '../observability/metrics.js';
 
 /** Values the metrics object does not hold: read from the broker and the lease at scrape time. */
 export interface ServiceGauges {
-  /** Inputs not yet delivered plus delivered and not acked. */
+  /** Inputs not yet delivered plus delivered and not acked; NaN when it cannot be read. */
   consumerPending: number;
   leader: boolean;
 }

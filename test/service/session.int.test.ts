@@ -281,6 +281,8 @@ describe('planner service: sessions over JetStream', () => {
     await nc.close();
     const down = await fetch(`${base}/healthz`);
     expect(down.status).toBe(503);
-    expect(await down.json()).toMatchObject({ status: 'unavailable', nats: 'disconnected' });
+    expect(await down.json()).toMatchObject({ status: 'unavailable', nats: 'disconnected', consumerPending: null, error: expect.stringMatching(/NATS connection is down/) });
+    // Unknown, not 0: an alert on a backlog must not read "none" while it cannot be read.
+    expect(await (await fetch(`${base}/metrics`)).text()).toContain('jetplan_consumer_pending NaN\n');
   });
 });
