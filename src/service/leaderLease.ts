@@ -155,7 +155,8 @@ export class LeaderLease {
         this.o.logger.warn({ err }, 'lease renewal failed; retrying');
         return false;
       }
-      this.o.logger.warn({ err }, 'leader lease taken by another instance; stepping down');
+      // Usually another instance took it; also a key deleted, or a KV stream gone inconsistent.
+      this.o.logger.warn({ err }, 'leader lease renewal refused: the key changed (another instance took it, or it is gone); stepping down');
       this.setLeader(false);
       return false;
     }
