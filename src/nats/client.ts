@@ -4,7 +4,7 @@
  * which is the event store.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { SessionNotFoundError, ValidationError } from '../errors.js';
@@ -15,7 +15,7 @@ import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstre
 import { SessionId, type PlannerConfigInput, type PlannerState } from '../protocol/domain.js';
 import type { DomainEvent } from '../protocol/events.js';
 import type { SessionInput } from '../protocol/inputs.js';
-import { decodeEvent } from '../protocol/upcasters.js';
+import { watchSessionEvents } from './sessionWatch.js';
 
 export interface ClientOptions {
   streamName?: string;
@@ -131,36 +131,45 @@ function checkSessionId(sessionId: string): void {
   }
 }
 
+/** Creates a client of the deployment on `nc` (the stream and prefix of `options`). */
 export function createClient(nc: NatsConnection, options: ClientOptions = {}): JetplanClient {
-  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
-  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
-  const js: JetStreamClient = jetstream(nc);
-  let storePromise: Promise<JetStreamEventStore> | undefined;
+  return new NatsClient(nc, options);
+}
 
-  const store = (): Promise<JetStreamEventStore> => {
-    storePromise ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix: prefix, ensureStream: false });
-    return storePromise;
-  };
+/** The JetplanClient over one NATS connection. */
+class NatsClient implements JetplanClient {
+  readonly streamName: string;
+  readonly subjectPrefix: string;
+  readonly #nc: NatsConnection;
+  readonly #js: JetStreamClient;
+  #store: Promise<JetStreamEventStore> | undefined;
 
-  async function publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
+  constructor(nc: NatsConnection, options: ClientOptions) {
+    this.#nc = nc;
+    this.#js = jetstream(nc);
+    this.streamName = options.streamName ?? DEFAULT_STREAM_NAME;
+    this.subjectPrefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  }
+
+  store(): Promise<JetStreamEventStore> {
+    this.#store ??= JetStreamEventStore.create(this.#nc, { streamName: this.streamName, subjectPrefix: this.subjectPrefix, ensureStream: false });
+    return this.#store;
+  }
+
+  async publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
     checkSessionId(sessionId);
     const h = natsHeaders();
     h.set(HEADER_EVENT_TYPE, input.type);
     h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);
     const body = JSON.stringify(input);
     const msgID = o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`;
-    const ack = await js
-      .publish(`${prefix}.in.${sessionId}`, body, {
-        msgID,
-        headers: h,
-        expect: { streamName },
-      })
-      .catch(async (err: unknown) => {
-        // No stream takes the subject: nats.js says "jetstream is not enabled"; say what is missing.
-        await existingStream(await jetstreamManager(nc), { streamName, subjectPrefix: prefix });
-        throw err;
-      });
-    if (ack.duplicate) await assertSameInput(ack.seq, `${prefix}.in.${sessionId}`, body, msgID);
+    const subject = `${this.subjectPrefix}.in.${sessionId}`;
+    const ack = await this.#js.publish(subject, body, { msgID, headers: h, expect: { streamName: this.streamName } }).catch(async (err: unknown) => {
+      // No stream takes the subject: nats.js says "jetstream is not enabled"; say what is missing.
+      await existingStream(await jetstreamManager(this.#nc), { streamName: this.streamName, subjectPrefix: this.subjectPrefix });
+      throw err;
+    });
+    if (ack.duplicate) await this.#assertSameInput(ack.seq, subject, body, msgID);
     return { sessionId, seq: ack.seq, duplicate: ack.duplicate, messageId: msgID };
   }
 
@@ -169,112 +178,94 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
    * window): the input is dropped. That is the point of a retry of the same input, but a message
    * id reused for another input (another session, type or text) would be lost without a word.
    */
-  async function assertSameInput(seq: number, subject: string, body: string, msgID: string): Promise<void> {
-    const original = await (await jetstreamManager(nc)).streams.getMessage(streamName, { seq });
+  async #assertSameInput(seq: number, subject: string, body: string, msgID: string): Promise<void> {
+    const original = await (await jetstreamManager(this.#nc)).streams.getMessage(this.streamName, { seq });
     if (original === null || (original.subject === subject && original.string() === body)) return;
     throw new ValidationError(
       `message id ${msgID} was already used for another input (${original.subject}, stream sequence ${seq}); nothing was published`,
     );
   }
 
-  async function lastInputSequence(sessionId: string): Promise<number | undefined> {
-    checkSessionId(sessionId);
-    const jsm = await jetstreamManager(nc);
-    return (await jsm.streams.getMessage(streamName, { last_by_subj: `${prefix}.in.${sessionId}` }))?.seq;
+  submit(text: string, o: SubmitOptions = {}): Promise<Published> {
+    const sessionId = o.sessionId ?? newSessionId(o.messageId);
+    const input: SessionInput = { type: 'SubmitInput', text, ...(o.config ? { config: o.config as SubmitConfig } : {}) };
+    return this.publishInput(sessionId, input, o);
   }
 
-  async function rebuild(sessionId: string, until?: number) {
+  answer(sessionId: string, taskId: string, answer: string, o: PublishOptions = {}): Promise<Published> {
+    return this.publishInput(sessionId, { type: 'ProvideClarification', taskId, answer }, o);
+  }
+
+  cancel(sessionId: string, reason?: string, o: PublishOptions = {}): Promise<Published> {
+    return this.publishInput(sessionId, { type: 'CancelSession', ...(reason !== undefined ? { reason } : {}) }, o);
+  }
+
+  async status(sessionId: string): Promise<PlannerState> {
+    return toPlannerState(await this.#rebuild(sessionId));
+  }
+
+  async hasInput(sessionId: string): Promise<boolean> {
+    return (await this.lastInputSequence(sessionId)) !== undefined;
+  }
+
+  async lastInputSequence(sessionId: string): Promise<number | undefined> {
     checkSessionId(sessionId);
-    const s = await store();
-    const { state, exists } = await new SessionRepository({ store: s }).rebuild(sessionId, until);
+    const jsm = await jetstreamManager(this.#nc);
+    return (await jsm.streams.getMessage(this.streamName, { last_by_subj: `${this.subjectPrefix}.in.${sessionId}` }))?.seq;
+  }
+
+  async replay(sessionId: string, o: { until?: number } = {}): Promise<{ state: PlannerState; events: DomainEvent[] }> {
+    const state = await this.#rebuild(sessionId, o.until);
+    // Read exactly the events the state was built from.
+    const { events } = await (await this.store()).readStream(sessionId, { to: state.version });
+    return { state: toPlannerState(state), events };
+  }
+
+  async sessions(): Promise<SessionSummary[]> {
+    // One pass over the whole log, not one read per session.
+    const all = await new SessionRepository({ store: await this.store() }).rebuildAll();
+    return [...all.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([sessionId, { state, lastTimestamp }]) => {
+        const view = toPlannerState(state);
+        const done = view.tasks.filter((t) => t.status === 'Completed').length;
+        return { sessionId, status: view.status, phase: view.phase, done, total: view.tasks.length, version: view.version, lastEventAt: lastTimestamp };
+      });
+  }
+
+  watch(sessionId: string, o: WatchOptions = {}): EventWatch {
+    checkSessionId(sessionId);
+    return watchSessionEvents(this.#js, this.streamName, `${this.subjectPrefix}.ev.${sessionId}`, o);
+  }
+
+  async outcome(published: Published, o: { signal?: AbortSignal } = {}): Promise<InputOutcome> {
+    const watch = this.watch(published.sessionId, { fromStart: true });
+    const onAbort = () => void watch.close();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (o.signal?.aborted) throw o.signal.reason;
+      for await (const event of watch) {
+        const verdict = outcomeOf(published, event);
+        if (verdict) return verdict;
+      }
+      throw o.signal?.reason ?? new Error(`stopped following session ${published.sessionId}`);
+    } finally {
+      o.signal?.removeEventListener('abort', onAbort);
+      await watch.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#store) await (await this.#store.catch(() => undefined))?.close();
+    this.#store = undefined;
+  }
+
+  async #rebuild(sessionId: string, until?: number) {
+    checkSessionId(sessionId);
+    const { state, exists } = await new SessionRepository({ store: await this.store() }).rebuild(sessionId, until);
     if (!exists) throw new SessionNotFoundError(sessionId);
     return state;
   }
-
-  return {
-    streamName,
-    subjectPrefix: prefix,
-    publishInput,
-    store,
-
-    submit(text, o = {}) {
-      const sessionId = o.sessionId ?? newSessionId(o.messageId);
-      const input: SessionInput = { type: 'SubmitInput', text, ...(o.config ? { config: o.config as SubmitConfig } : {}) };
-      return publishInput(sessionId, input, o);
-    },
-
-    answer(sessionId, taskId, answer, o = {}) {
-      return publishInput(sessionId, { type: 'ProvideClarification', taskId, answer }, o);
-    },
-
-    cancel(sessionId, reason, o = {}) {
-      return publishInput(sessionId, { type: 'CancelSession', ...(reason !== undefined ? { reason } : {}) }, o);
-    },
-
-    async status(sessionId) {
-      return toPlannerState(await rebuild(sessionId));
-    },
-
-    async hasInput(sessionId) {
-      return (await lastInputSequence(sessionId)) !== undefined;
-    },
-
-    lastInputSequence,
-
-    async replay(sessionId, o = {}) {
-      const state = await rebuild(sessionId, o.until);
-      // Read exactly the events the state was built from.
-      const { events } = await (await store()).readStream(sessionId, { to: state.version });
-      return { state: toPlannerState(state), events };
-    },
-
-    async sessions() {
-      // One pass over the whole log, not one read per session.
-      const all = await new SessionRepository({ store: await store() }).rebuildAll();
-      return [...all.entries()]
-        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-        .map(([sessionId, { state, lastTimestamp }]) => {
-          const view = toPlannerState(state);
-          return {
-            sessionId,
-            status: view.status,
-            phase: view.phase,
-            done: view.tasks.filter((t) => t.status === 'Completed').length,
-            total: view.tasks.length,
-            version: view.version,
-            lastEventAt: lastTimestamp,
-          };
-        });
-    },
-
-    watch(sessionId, o = {}) {
-      checkSessionId(sessionId);
-      return watchEvents(js, streamName, `${prefix}.ev.${sessionId}`, o);
-    },
-
-    async outcome(published, o = {}) {
-      checkSessionId(published.sessionId);
-      const watch = watchEvents(js, streamName, `${prefix}.ev.${published.sessionId}`, { fromStart: true });
-      const onAbort = () => void watch.close();
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-      try {
-        if (o.signal?.aborted) throw o.signal.reason;
-        for await (const event of watch) {
-          const verdict = outcomeOf(published, event);
-          if (verdict) return verdict;
-        }
-        throw o.signal?.reason ?? new Error(`stopped following session ${published.sessionId}`);
-      } finally {
-        o.signal?.removeEventListener('abort', onAbort);
-        await watch.close();
-      }
-    },
-
-    async close() {
-      if (storePromise) await (await storePromise.catch(() => undefined))?.close();
-      storePromise = undefined;
-    },
-  };
 }
 
 /**
@@ -288,48 +279,4 @@ function outcomeOf(published: Published, event: DomainEvent): InputOutcome | und
   if (own) return event.type === 'InputRejected' ? { status: 'rejected', reason: event.data.reason, event } : { status: 'applied', event };
   if (event.inputSequence !== undefined && event.inputSequence > published.seq) return { status: 'unchanged' };
   return undefined;
-}
-
-function watchEvents(js: JetStreamClient, streamName: string, subject: string, o: WatchOptions): EventWatch {
-  let closed = false;
-  // Subscribe at once, so that events published after watch() returns and `ready` resolves are seen.
-  const started = (async () => {
-    const consumer = await js.consumers.get(streamName, {
-      filter_subjects: subject, // one subject, as nats-server 2.9 needs
-      deliver_policy: o.fromStart ? DeliverPolicy.All : DeliverPolicy.New,
-      inactive_threshold: 30_000,
-    });
-    const messages = await consumer.consume({ max_messages: 256 });
-    return { consumer, messages };
-  })();
-  started.catch(() => undefined); // surfaced by the iterator
-  const stop = async (): Promise<void> => {
-    const s = await started.catch(() => undefined);
-    if (!s) return;
-    // stop(), not close(): close() waits for the iterator to be drained, which never happens
-    // while the generator is suspended at a yield.
-    s.messages.stop();
-    s.consumer.delete().catch(() => undefined);
-  };
-  async function* events(): AsyncGenerator<DomainEvent> {
-    const { messages } = await started;
-    try {
-      if (closed) return;
-      for await (const m of messages) {
-        yield decodeEvent(m.string(), `${streamName} seq ${m.seq}`);
-      }
-    } finally {
-      await stop();
-    }
-  }
-  const iterable = events();
-  return {
-    ready: started.then(() => undefined),
-    [Symbol.asyncIterator]: () => iterable,
-    async close() {
-      closed = true;
-      await stop();
-      await iterable.return(undefined).catch(() => undefined);
-    },
-  };
 }
