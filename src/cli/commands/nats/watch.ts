@@ -1,7 +1,9 @@
 import { isSessionNotFoundError } from '../../../errors.js';
 import { AnswerSource } from '../../answers.js';
 import { listFlag, onePositional } from '../../args.js';
-import type { Command } from '../../command.js';
+import type { CliContext, Command } from '../../command.js';
+import type { EventWatch, JetplanClient } from '../../../nats/client.js';
+import type { DomainEvent } from '../../../protocol/events.js';
 import { timelineLine } from '../../view.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 
@@ -37,73 +39,114 @@ export const watchCommand: Command = {
         // nothing). On a terminal, say so, since nothing else shows until the first event.
         if (ctx.io.isTTY && !(await client.hasInput(sessionId))) ctx.out(`waiting for session ${sessionId}: it has no events or input yet`);
       }
-      const source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
-      const canAsk = answers.length > 0 || ctx.io.isTTY;
-      const watch = client.watch(sessionId, { fromStart: true });
-      let interrupted = false;
-      const off = ctx.io.onSignal(() => {
-        interrupted = true;
-        source.close();
-        void watch.close();
-      });
-      let open: { taskId: string; question: string; seq: number } | undefined;
-      let asking: Promise<void> | undefined;
-      const asked = new Set<number>();
-      let code = 130;
-      let lastSeq = 0;
-      let done = false;
-      let started = false;
-      /** Whether no input newer than the one at stream sequence `seq` is waiting for the service. */
-      const nothingWaits = async (seq: number | undefined): Promise<boolean> =>
-        seq !== undefined && ((await client.lastInputSequence(sessionId)) ?? 0) <= seq;
-      const maybeAsk = (): void => {
-        if (done || !open || lastSeq < caughtUp || asked.has(open.seq) || asking) return;
-        const q = open;
-        asked.add(q.seq);
-        if (!canAsk) {
-          // Nobody here can answer (no terminal, no --answer): say how, rather than wait in silence.
-          ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (or watch with --answer)`);
-          return;
-        }
-        asking = (async () => {
-          if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${q.question}`);
-          const answer = await source.next();
-          if (answer !== undefined && !interrupted && !done) await client.answer(sessionId, q.taskId, answer);
-        })()
-          .catch((err: unknown) => ctx.err(`jetplan: answer not sent: ${(err as Error).message}`))
-          .finally(() => {
-            asking = undefined;
-            maybeAsk(); // a question that came while this one was asked
-          });
-      };
-      try {
-        for await (const event of watch) {
-          ctx.out(ctx.json ? JSON.stringify(event) : timelineLine(event));
-          if (event.type === 'ClarificationRequested') open = { taskId: event.data.taskId, question: event.data.question, seq: event.sequence };
-          else if (event.type === 'ClarificationProvided') open = undefined;
-          const exit = EXIT[event.type];
-          if (exit !== undefined) {
-            code = exit;
-            break;
-          }
-          if (event.type === 'SessionStarted') started = true;
-          else if (!started && event.type === 'InputRejected' && (await nothingWaits(event.data.streamSequence))) {
-            // Every input so far was rejected and none is on its way: the session cannot start.
-            ctx.err(`jetplan: session ${sessionId} has not started: every input was rejected, the last with: ${event.data.reason}`);
-            code = 1;
-            break;
-          }
-          lastSeq = event.sequence;
-          maybeAsk();
-        }
-      } finally {
-        done = true;
-        off();
-        source.close();
-        await watch.close();
-        await asking;
-      }
-      return interrupted ? 130 : code;
+      return new Follower(client, ctx, sessionId, answers, caughtUp).run();
     });
   },
 };
+
+/** An open clarification question, by the sequence of the event that asked it. */
+interface OpenQuestion {
+  taskId: string;
+  question: string;
+  seq: number;
+}
+
+/** Follows one session's events to its end, printing them and answering its questions. */
+class Follower {
+  private readonly source: AnswerSource;
+  private readonly canAsk: boolean;
+  private readonly watch: EventWatch;
+  private interrupted = false;
+  private done = false;
+  private started = false;
+  private lastSeq = 0;
+  private open: OpenQuestion | undefined;
+  private asking: Promise<void> | undefined;
+  private readonly asked = new Set<number>();
+
+  constructor(
+    private readonly client: JetplanClient,
+    private readonly ctx: CliContext,
+    private readonly sessionId: string,
+    answers: string[],
+    /** The session's version when the watch began: a question asked before it is asked only if still open then. */
+    private readonly caughtUp: number,
+  ) {
+    this.source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
+    this.canAsk = answers.length > 0 || ctx.io.isTTY;
+    this.watch = client.watch(sessionId, { fromStart: true });
+  }
+
+  /** Resolves with the exit code: see USAGE (130 when interrupted). */
+  async run(): Promise<number> {
+    const off = this.ctx.io.onSignal(() => {
+      this.interrupted = true;
+      this.source.close();
+      void this.watch.close();
+    });
+    let code = 130;
+    try {
+      for await (const event of this.watch) {
+        const exit = await this.onEvent(event);
+        if (exit !== undefined) {
+          code = exit;
+          break;
+        }
+      }
+    } finally {
+      this.done = true;
+      off();
+      this.source.close();
+      await this.watch.close();
+      await this.asking;
+    }
+    return this.interrupted ? 130 : code;
+  }
+
+  /** Prints the event and acts on it; the exit code if the watch ends with it. */
+  private async onEvent(event: DomainEvent): Promise<number | undefined> {
+    const { ctx } = this;
+    ctx.out(ctx.json ? JSON.stringify(event) : timelineLine(event));
+    if (event.type === 'ClarificationRequested') this.open = { taskId: event.data.taskId, question: event.data.question, seq: event.sequence };
+    else if (event.type === 'ClarificationProvided') this.open = undefined;
+    const exit = EXIT[event.type];
+    if (exit !== undefined) return exit;
+    if (event.type === 'SessionStarted') this.started = true;
+    else if (!this.started && event.type === 'InputRejected' && (await this.nothingWaits(event.data.streamSequence))) {
+      // Every input so far was rejected and none is on its way: the session cannot start.
+      ctx.err(`jetplan: session ${this.sessionId} has not started: every input was rejected, the last with: ${event.data.reason}`);
+      return 1;
+    }
+    this.lastSeq = event.sequence;
+    this.maybeAsk();
+    return undefined;
+  }
+
+  /** Whether no input newer than the one at stream sequence `seq` is waiting for the service. */
+  private async nothingWaits(seq: number | undefined): Promise<boolean> {
+    return seq !== undefined && ((await this.client.lastInputSequence(this.sessionId)) ?? 0) <= seq;
+  }
+
+  /** Asks the open question once it is current (not while another is being asked), and sends the answer. */
+  private maybeAsk(): void {
+    const q = this.open;
+    if (this.done || !q || this.lastSeq < this.caughtUp || this.asked.has(q.seq) || this.asking) return;
+    this.asked.add(q.seq);
+    const { ctx, sessionId } = this;
+    if (!this.canAsk) {
+      // Nobody here can answer (no terminal, no --answer): say how, rather than wait in silence.
+      ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (or watch with --answer)`);
+      return;
+    }
+    this.asking = (async () => {
+      if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${q.question}`);
+      const answer = await this.source.next();
+      if (answer !== undefined && !this.interrupted && !this.done) await this.client.answer(sessionId, q.taskId, answer);
+    })()
+      .catch((err: unknown) => ctx.err(`jetplan: answer not sent: ${(err as Error).message}`))
+      .finally(() => {
+        this.asking = undefined;
+        this.maybeAsk(); // a question that came while this one was asked
+      });
+  }
+}
