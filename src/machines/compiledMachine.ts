@@ -1,7 +1,8 @@
-import type { AnyStateMachine, AnyStateNode, EventObject, StateValue } from 'xstate';
+import type { AnyStateMachine, EventObject, StateValue } from 'xstate';
 import { UnsupportedMachineError } from '../errors.js';
 import { IdMap } from './idMap.js';
-import { compileAction, compileGuard, type ActionRun, type Args, type CompiledAction, type Guard } from './compiledActions.js';
+import type { ActionRun, Args, CompiledAction } from './compiledActions.js';
+import { StateIndex, type CompiledTransition, type Node } from './stateIndex.js';
 
 /**
  * A machine's state as immutable data: what a compiled transition reads and returns. JSON-safe
@@ -37,20 +38,6 @@ export interface CompiledMachine<C extends object> {
   transition(state: PlainState<C>, event: EventObject, options?: { effects?: boolean }): [PlainState<C>, readonly EmittedAction[]];
 }
 
-interface Node {
-  readonly parent: Node | undefined;
-  readonly transitions: Map<string, CompiledTransition[]>;
-}
-interface Leaf {
-  readonly value: StateValue;
-  readonly node: Node;
-}
-interface CompiledTransition {
-  guard?: Guard;
-  target?: Leaf;
-  actions: CompiledAction[];
-}
-
 /** What a transition that matches nothing emits: shared, so frozen. */
 const NONE = Object.freeze([]) as unknown as EmittedAction[];
 
@@ -78,72 +65,22 @@ export function compileMachine<C extends object>(machine: AnyStateMachine, asChi
     }
     return compiled;
   };
-  const leafById = new Map<string, Leaf>();
-  // By the value's string (a top-level state) or JSON (a nested one), for states restored from JSON.
-  const leafByValue = new Map<string, Leaf>();
-  // Live states carry the leaf's own value object: found by identity, with no JSON per event.
-  const leafByObject = new WeakMap<object, Leaf>();
-  const build = (stateNode: AnyStateNode, parent: Node | undefined): Node => {
-    assertSupported(machine, stateNode);
-    const node: Node = { parent, transitions: new Map() };
-    pending.push([stateNode, node]);
-    if (stateNode.type === 'atomic') {
-      // Shared by every state in this leaf and a WeakMap key: frozen.
-      const leaf = { value: deepFreeze(valueOf(stateNode.path)), node };
-      leafById.set(stateNode.id, leaf);
-      leafByValue.set(valueKey(leaf.value), leaf);
-      if (typeof leaf.value === 'object') leafByObject.set(leaf.value, leaf);
-    }
-    for (const child of Object.values(stateNode.states) as AnyStateNode[]) build(child, node);
-    return node;
-  };
-  const pending: [AnyStateNode, Node][] = [];
-  build(machine.root, undefined);
-  // Transitions are compiled after every leaf exists, since a target may come later in the tree.
-  for (const [stateNode, node] of pending) {
-    for (const [eventType, candidates] of stateNode.transitions) {
-      node.transitions.set(
-        eventType,
-        candidates.map((t) => ({
-          ...(t.guard === undefined ? {} : { guard: compileGuard(machine, t.guard) }),
-          ...(t.target?.length ? { target: leafFor(t.target[0]!) } : {}),
-          actions: t.actions.map((a) => compileAction(machine, a, asChild)),
-        })),
-      );
-    }
-  }
-  function leafFor(stateNode: AnyStateNode): Leaf {
-    let n = stateNode;
-    while (n.type === 'compound') n = n.initial.target[0]!;
-    return leafById.get(n.id)!;
-  }
-  const leafOf = (value: StateValue): Leaf => {
-    if (typeof value === 'object') {
-      const hit = leafByObject.get(value);
-      if (hit) return hit;
-    }
-    const leaf = leafByValue.get(valueKey(value));
-    if (!leaf) throw new UnsupportedMachineError(`${machine.id}: no state ${JSON.stringify(value)}`);
-    if (typeof value === 'object') leafByObject.set(value, leaf);
-    return leaf;
-  };
-  const initialLeaf = leafFor(machine.root);
+  const states = new StateIndex(machine, asChild);
   const contextConfig = machine.config.context as unknown;
 
   return {
     id: machine.id,
     isState(value, src) {
       if (src !== undefined) return childLogic(src).isState(value);
-      if (typeof value !== 'string' && (typeof value !== 'object' || value === null)) return false;
-      return leafByValue.has(valueKey(value as StateValue));
+      return states.has(value);
     },
     initial(input) {
       const context =
         typeof contextConfig === 'function' ? contextConfig({ input }) : { ...(contextConfig as object) };
-      return { value: initialLeaf.value, context: context as C, children: IdMap.empty() };
+      return { value: states.initial.value, context: context as C, children: IdMap.empty() };
     },
     transition(state, event, options) {
-      const leaf = leafOf(state.value);
+      const leaf = states.leafOf(state.value);
       const chosen = select(leaf.node, { context: state.context as Record<string, unknown>, event });
       if (!chosen) return [state, NONE];
       const run = new Run(state.context as Record<string, unknown>, state.children, event, options?.effects ?? true, childLogic);
@@ -232,34 +169,4 @@ function merge(context: Record<string, unknown>, partial: Record<string, unknown
   }
   for (const key in partial) if (partial[key] !== undefined) next[key] = partial[key];
   return next;
-}
-
-function deepFreeze(value: StateValue): StateValue {
-  if (typeof value === 'object') for (const v of Object.values(value)) deepFreeze(v as StateValue);
-  return Object.freeze(value);
-}
-
-const valueKey = (value: StateValue): string => (typeof value === 'string' ? value : JSON.stringify(value));
-
-function valueOf(path: readonly string[]): StateValue {
-  let value: StateValue = path[path.length - 1]!;
-  for (let i = path.length - 2; i >= 0; i--) value = { [path[i]!]: value };
-  return value;
-}
-
-function assertSupported(machine: AnyStateMachine, node: AnyStateNode): void {
-  const where = `${machine.id}: state ${node.id}`;
-  const refuse = (what: string) => {
-    throw new UnsupportedMachineError(`${where} uses ${what}, which compiled machines do not support`);
-  };
-  if (node.type !== 'atomic' && node.type !== 'compound') refuse(`a ${node.type} state`);
-  // `after` and `invoke` come first: xstate implements them with entry actions of their own.
-  if (node.config.after) refuse('delayed (after) transitions');
-  if (node.invoke.length) refuse('invoke');
-  if (node.always?.length) refuse('eventless (always) transitions');
-  if (node.entry.length || node.exit.length) refuse('entry/exit actions');
-  for (const [eventType, candidates] of node.transitions) {
-    if (eventType.includes('*')) refuse(`the wildcard "${eventType}"`);
-    for (const t of candidates) if ((t.target?.length ?? 0) > 1) refuse('multiple targets');
-  }
 }
