@@ -2,25 +2,30 @@ import { createActor, type Actor, type InspectionEvent, type Observer } from 'xs
 import { sessionMachine } from '../machines/sessionMachine.js';
 import type { SessionState } from '../machines/sessionState.js';
 import { toPersistedSnapshot } from '../machines/xstateSnapshot.js';
-import type { Planner } from './planner.js';
+import type { CommitListener } from './planner.js';
 
 type SessionActor = Actor<typeof sessionMachine>;
 
+/** Where a mirror hears of committed events: the planner, or a follower of a session's log. */
+export interface CommitSource {
+  onCommit(listener: CommitListener): () => void;
+}
+
 /**
- * Runs each session's statechart as a live xstate actor beside the planner, fed the same committed
- * events, so developers can watch the machines (and their task actors) in an inspector such as
- * `@statelyai/inspect`. The mirror only observes: its effect actions are the machine's no-ops,
- * and the planner's decisions never depend on it.
+ * Runs each session's statechart as a live xstate actor beside the planner (or beside a follower
+ * of a session's log on NATS), fed the same committed events, so developers can watch the machines
+ * (and their task actors) in an inspector such as `@statelyai/inspect`. The mirror only observes:
+ * its effect actions are the machine's no-ops, and the planner's decisions never depend on it.
  */
 export class LiveMirror {
   private readonly actors = new Map<string, SessionActor>();
   private readonly off: () => void;
 
   constructor(
-    planner: Planner,
+    source: CommitSource,
     private readonly inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
   ) {
-    this.off = planner.onCommit(({ sessionId, events, state }) => {
+    this.off = source.onCommit(({ sessionId, events, state }) => {
       const actor = this.actors.get(sessionId);
       if (!actor) {
         // First sight of a session (new, or loaded after a restart): start from its state.

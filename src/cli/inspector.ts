@@ -1,8 +1,7 @@
 import { createServer } from 'node:net';
 import { createWebSocketInspector } from '@statelyai/inspect';
 import { createInspectorServer } from '@statelyai/inspect/server';
-import { LiveMirror } from '../actors/liveMirror.js';
-import type { Planner } from '../actors/planner.js';
+import { LiveMirror, type CommitSource } from '../actors/liveMirror.js';
 import { CliError } from './cliErrors.js';
 
 /** A running inspector bridge; `stop()` disconnects and closes its server. */
@@ -13,14 +12,15 @@ export interface InspectorHandle {
 
 /**
  * `--inspect <port>`: serves the Stately inspector bridge on localhost:<port> and mirrors every
- * session the planner commits as a live xstate actor connected to it, so the statecharts and their
- * task actors can be watched as they move. Open the printed URL in a browser.
+ * session the source commits (the planner, or a watched session's log) as a live xstate actor
+ * connected to it, so the statecharts and their task actors can be watched as they move. Open the
+ * printed URL in a browser.
  */
-export async function startInspector(planner: Planner, port: number): Promise<InspectorHandle> {
+export async function startInspector(source: CommitSource, port: number): Promise<InspectorHandle> {
   await assertPortFree(port);
   const server = createInspectorServer({ port, autoOpen: false });
   const inspector = createWebSocketInspector({ url: `ws://localhost:${port}` });
-  const mirror = new LiveMirror(planner, inspector.inspect);
+  const mirror = new LiveMirror(source, inspector.inspect);
   return {
     url: `http://localhost:${port}`,
     stop() {

@@ -93,12 +93,13 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
 
 /**
  * Whether the session has processed the input already: its message id is in the inbox window, or
- * its stream sequence is at or below the highest the session applied (inputs are applied in stream
- * order, so this holds for any redelivery however old, e.g. when the durable consumer is created
- * again and delivers the stream from its start).
+ * its stream sequence is at or below that of every input the window remembers (a redelivery
+ * however old, e.g. when the durable consumer is created again and delivers the stream from its
+ * start). An input above that floor and not in the window was never applied, even if a later one
+ * was: it is applied now rather than dropped.
  */
 export function isProcessed(state: SessionState, meta: Pick<InputMeta, 'messageId' | 'streamSequence'>): boolean {
-  if (meta.streamSequence !== undefined && meta.streamSequence <= state.inputSequence) return true;
+  if (meta.streamSequence !== undefined && meta.streamSequence <= state.inputSequenceFloor) return true;
   return state.recentInputs.includes(meta.messageId);
 }
 

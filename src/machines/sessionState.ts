@@ -25,12 +25,16 @@ export interface SessionState {
   snapshot: SessionSnapshot;
   version: number;
   recentInputs: string[];
+  /** The stream sequence of each of `recentInputs` (events' `inputSequence`; 0 if none, e.g. the embedded bus). */
+  recentSequences: number[];
   /**
-   * The highest stream sequence of an input the session has applied (events' `inputSequence`; 0 if
-   * none is recorded, e.g. inputs of the embedded bus). Inputs are applied in stream order, so an
-   * input at or below it is a redelivery, however far back it lies (the inbox window is bounded).
+   * The highest stream sequence among the inputs that have left the inbox window (0 if none). An
+   * input at or below it is older than every input the window remembers: a redelivery, however far
+   * back (a recreated durable consumer delivers the stream from its start). An input above it that
+   * the window does not name was never applied, even if a later one was (inputs are applied in
+   * stream order, but a lease handover can reorder them): it is applied, not taken for a repeat.
    */
-  inputSequence: number;
+  inputSequenceFloor: number;
   /**
    * The input whose events end the log, with the state before its first event: what decide needs
    * to finish that input's decision if its append was cut short. Kept in memory only (a snapshot
@@ -59,24 +63,40 @@ function lastInputAfter(state: SessionState, event: DomainEvent): LastInput {
   return last;
 }
 
-/** The state's input sequence once `event` is folded in. */
-const inputSequenceAfter = (state: { inputSequence: number }, event: DomainEvent): number =>
-  Math.max(state.inputSequence, event.inputSequence ?? 0);
+/** The inbox of a state: the window of recent input ids, their sequences, and the floor below it. */
+type Inbox = Pick<SessionState, 'recentInputs' | 'recentSequences' | 'inputSequenceFloor'>;
+
+/** The inbox once `event` is folded in: a new input enters the window, the oldest may leave it. */
+function rememberInput(inbox: Inbox, event: DomainEvent): Inbox {
+  const { recentInputs, recentSequences, inputSequenceFloor } = inbox;
+  if (recentInputs[recentInputs.length - 1] === event.causationId) return { recentInputs, recentSequences, inputSequenceFloor };
+  const cut = Math.max(0, recentInputs.length - INBOX_WINDOW + 1);
+  const ids = recentInputs.slice(cut);
+  const seqs = recentSequences.slice(cut);
+  ids.push(event.causationId);
+  seqs.push(event.inputSequence ?? 0);
+  return { recentInputs: ids, recentSequences: seqs, inputSequenceFloor: maxOf(recentSequences, 0, cut, inputSequenceFloor) };
+}
+
+/** The largest of `values[from..to)` and `start`. */
+function maxOf(values: readonly number[], from: number, to: number, start: number): number {
+  let max = start;
+  for (let i = from; i < to; i++) if (values[i]! > max) max = values[i]!;
+  return max;
+}
 
 const session = compileMachine<SessionContext>(sessionMachine);
 
 /** The state of a session that has no events yet. */
 export function initialSessionState(sessionId: string): SessionState {
-  return { sessionId, snapshot: session.initial({ sessionId }), version: 0, recentInputs: [], inputSequence: 0 };
+  return { sessionId, snapshot: session.initial({ sessionId }), version: 0, recentInputs: [], recentSequences: [], inputSequenceFloor: 0 };
 }
 
 /** evolve: folds one stored event into the state, dropping the commands it carries. */
 export function evolve(state: SessionState, event: DomainEvent): SessionState {
   assertFollows(state, event);
   const [snapshot] = session.transition(state.snapshot, event, NO_EFFECTS);
-  const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  const inputSequence = inputSequenceAfter(state, event);
-  return { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, inputSequence, lastInput: lastInputAfter(state, event) };
+  return { sessionId: state.sessionId, snapshot, version: event.sequence, ...rememberInput(state, event), lastInput: lastInputAfter(state, event) };
 }
 
 /** Folds drop the commands events carry: their params (e.g. the rendered context) are not built. */
@@ -96,9 +116,7 @@ export function step(state: SessionState, event: DomainEvent): { state: SessionS
       commands.push(action.params as PlannerCommand);
     }
   }
-  const recentInputs = rememberInput(state.recentInputs, event.causationId);
-  const inputSequence = inputSequenceAfter(state, event);
-  const next = { sessionId: state.sessionId, snapshot, version: event.sequence, recentInputs, inputSequence, lastInput: lastInputAfter(state, event) };
+  const next = { sessionId: state.sessionId, snapshot, version: event.sequence, ...rememberInput(state, event), lastInput: lastInputAfter(state, event) };
   return { state: next, commands };
 }
 
@@ -120,7 +138,6 @@ interface FoldedInput {
   event: number | undefined;
   snapshot: SessionSnapshot;
   version: number;
-  inputSequence: number;
   inputsEnd: number;
 }
 
@@ -128,8 +145,11 @@ interface FoldedInput {
 export class SessionFold {
   private snapshot: SessionSnapshot;
   private version: number;
-  private inputSequence: number;
+  /** Input ids and their sequences, oldest first: the window and, until trimmed, some before it. */
   private readonly inputs: string[];
+  private readonly seqs: number[];
+  /** The highest sequence among inputs trimmed off the front of `inputs`. */
+  private trimmedFloor: number;
   /** The last input as the start state had it, until an event of another input comes. */
   private startLast: LastInput | undefined;
   /** The last input seen here: its first event's meta and the fold's position before it. */
@@ -138,8 +158,9 @@ export class SessionFold {
   constructor(private readonly start: SessionState) {
     this.snapshot = start.snapshot;
     this.version = start.version;
-    this.inputSequence = start.inputSequence;
     this.inputs = start.recentInputs.slice();
+    this.seqs = start.recentSequences.slice();
+    this.trimmedFloor = start.inputSequenceFloor;
     this.startLast = start.lastInput;
   }
 
@@ -147,20 +168,23 @@ export class SessionFold {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
     const lastId = this.last?.input.messageId ?? this.startLast?.messageId;
     if (lastId !== event.causationId) {
-      const { snapshot, version, inputSequence } = this;
+      const { snapshot, version } = this;
       const input = { messageId: event.causationId, now: event.timestamp, correlationId: event.correlationId };
-      this.last = { input, event: event.inputSequence, snapshot, version, inputSequence, inputsEnd: this.inputs.length };
+      this.last = { input, event: event.inputSequence, snapshot, version, inputsEnd: this.inputs.length };
       this.startLast = undefined;
     }
     this.snapshot = session.transition(this.snapshot, event, NO_EFFECTS)[0];
     this.version = event.sequence;
-    this.inputSequence = Math.max(this.inputSequence, event.inputSequence ?? 0);
     if (this.inputs[this.inputs.length - 1] !== event.causationId) {
       this.inputs.push(event.causationId);
-      // Trimmed now and then, not per event: amortized O(1).
+      this.seqs.push(event.inputSequence ?? 0);
+      // Trimmed now and then, not per event: amortized O(1). One entry more than the window is
+      // kept, so that the state before the last input still has its whole window.
       if (this.inputs.length >= 2 * INBOX_WINDOW) {
-        const cut = this.inputs.length - INBOX_WINDOW;
+        const cut = this.inputs.length - INBOX_WINDOW - 1;
+        this.trimmedFloor = maxOf(this.seqs, 0, cut, this.trimmedFloor);
         this.inputs.splice(0, cut);
+        this.seqs.splice(0, cut);
         if (this.last) this.last.inputsEnd = Math.max(0, this.last.inputsEnd - cut);
       }
     }
@@ -169,17 +193,26 @@ export class SessionFold {
   /** The state so far, detached: later events do not change it. */
   get state(): SessionState {
     const sessionId = this.start.sessionId;
-    const recent = (end: number) => this.inputs.slice(Math.max(0, end - INBOX_WINDOW), end);
-    const { snapshot, version, inputSequence } = this;
-    const state: SessionState = { sessionId, snapshot, version, recentInputs: recent(this.inputs.length), inputSequence };
+    const { snapshot, version } = this;
+    const state: SessionState = { sessionId, snapshot, version, ...this.inboxAt(this.inputs.length) };
     if (this.last) {
       const { input, event, inputsEnd, ...at } = this.last;
-      state.lastInput = { ...input, before: { sessionId, ...at, recentInputs: recent(inputsEnd) } };
+      state.lastInput = { ...input, before: { sessionId, ...at, ...this.inboxAt(inputsEnd) } };
       if (event !== undefined) state.lastInput.inputSequence = event;
     } else if (this.startLast) {
       state.lastInput = this.startLast;
     }
     return state;
+  }
+
+  /** The inbox of the state whose inputs end at `end` (an index into `inputs`). */
+  private inboxAt(end: number): Inbox {
+    const from = Math.max(0, end - INBOX_WINDOW);
+    return {
+      recentInputs: this.inputs.slice(from, end),
+      recentSequences: this.seqs.slice(from, end),
+      inputSequenceFloor: maxOf(this.seqs, 0, from, this.trimmedFloor),
+    };
   }
 }
 
@@ -187,13 +220,6 @@ function assertFollows(state: { sessionId: string; version: number }, event: Dom
   if (event.sequence !== state.version + 1) {
     throw new Error(`session ${state.sessionId}: event ${event.sequence} does not follow version ${state.version}`);
   }
-}
-
-function rememberInput(recent: string[], id: string): string[] {
-  if (recent[recent.length - 1] === id) return recent;
-  const next = recent.length >= INBOX_WINDOW ? recent.slice(recent.length - INBOX_WINDOW + 1) : recent.slice();
-  next.push(id);
-  return next;
 }
 
 /** The task actor state of `taskId`, if the session has planned it. */
@@ -213,19 +239,22 @@ export function serializeState(state: SessionState): unknown {
   const snapshot = plain(state.snapshot);
   const context = state.snapshot.context;
   snapshot.context = { ...context, plan: context.plan.toJSON() };
-  return { sessionId: state.sessionId, version: state.version, recentInputs: state.recentInputs, inputSequence: state.inputSequence, snapshot };
+  const { sessionId, version, recentInputs, recentSequences, inputSequenceFloor } = state;
+  return { sessionId, version, recentInputs, recentSequences, inputSequenceFloor, snapshot };
 }
 
 /** Restores a state from {@link serializeState}'s output (after a JSON round trip). */
 export function restoreState(json: unknown): SessionState {
-  const { sessionId, version, recentInputs, inputSequence, snapshot } = json as Partial<{ [K in keyof SessionState]: unknown }> & {
+  const { sessionId, version, recentInputs, recentSequences, inputSequenceFloor, snapshot } = json as Partial<{ [K in keyof SessionState]: unknown }> & {
     snapshot?: PlainJson;
   };
   if (
     typeof sessionId !== 'string' ||
     typeof version !== 'number' ||
     !Array.isArray(recentInputs) ||
-    typeof inputSequence !== 'number' ||
+    !Array.isArray(recentSequences) ||
+    recentSequences.length !== recentInputs.length ||
+    typeof inputSequenceFloor !== 'number' ||
     typeof snapshot?.context !== 'object' ||
     typeof (snapshot.context as { plan?: unknown }).plan !== 'object' ||
     typeof snapshot.children !== 'object' ||
@@ -237,7 +266,7 @@ export function restoreState(json: unknown): SessionState {
   const revived = revive(snapshot) as SessionSnapshot;
   const context = revived.context as unknown as { plan: Record<string, PlannedTask> };
   revived.context = { ...revived.context, plan: IdMap.from(context.plan) };
-  return { sessionId, version, recentInputs: recentInputs as string[], inputSequence, snapshot: revived };
+  return { sessionId, version, recentInputs: recentInputs as string[], recentSequences: recentSequences as number[], inputSequenceFloor, snapshot: revived };
 }
 
 /** A machine state as JSON data: `children` a record of states. */

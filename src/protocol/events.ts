@@ -55,9 +55,8 @@ const envelopeFields = {
   causationId: z.string(),
   correlationId: z.string(),
   /**
-   * The stream sequence of the input message that caused the event (inputs from NATS only): a
-   * session's inputs are applied in stream order, so one at or below the highest recorded here was
-   * applied already, however old.
+   * The stream sequence of the input message that caused the event (inputs from NATS only): how a
+   * session knows a redelivered input, however old, once its id has left the inbox window.
    */
   inputSequence: z.number().int().positive().optional(),
 };

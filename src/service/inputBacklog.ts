@@ -66,19 +66,22 @@ export async function readInputBacklog(
       void messages.close().catch(() => undefined);
     }, READ_IDLE_MS);
     let seen = floor;
-    for await (const m of messages) {
-      idle.refresh(); // the same timer re-armed: nothing allocated per message
-      seen = m.seq;
-      if (m.seq > last) break;
-      const sessionId = sessionOfInputSubject(o.subjectPrefix, m.subject);
-      if (isSessionId(sessionId) && !isRetryDue(m.data)) {
-        const list = backlog.get(sessionId) ?? [];
-        list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
-        backlog.set(sessionId, list);
+    try {
+      for await (const m of messages) {
+        idle.refresh(); // the same timer re-armed: nothing allocated per message
+        seen = m.seq;
+        if (m.seq > last) break;
+        const sessionId = sessionOfInputSubject(o.subjectPrefix, m.subject);
+        if (isSessionId(sessionId) && !isRetryDue(m.data)) {
+          const list = backlog.get(sessionId) ?? [];
+          list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
+          backlog.set(sessionId, list);
+        }
+        if (m.seq >= last || m.info.pending === 0) break;
       }
-      if (m.seq >= last || m.info.pending === 0) break;
+    } finally {
+      clearTimeout(idle);
     }
-    clearTimeout(idle);
     await messages.close().catch(() => undefined);
     if (stalled) throw new Error(`the input backlog read stalled at stream sequence ${seen} of ${last}`);
   } finally {

@@ -4,7 +4,7 @@
  * durably appended what it caused. Each session's inputs are applied strictly in stream order;
  * sessions run concurrently.
  */
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, JetStreamApiCodes, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { KeyedQueue } from '../shared/keyedQueue.js';
@@ -32,17 +32,17 @@ export interface InputConsumerOptions {
   logger: Logger;
   maxInputBytes: number;
   /**
-   * What a session has applied: the ids of its recent inputs (its inbox window) and the highest
-   * stream sequence among them. With it, a new leader holds a session's later inputs until the
-   * earlier ones a previous leader left unapplied are applied.
+   * What a session has applied: the ids of its recent inputs (its inbox window) and the sequence
+   * floor below it. With it, a new leader holds a session's later inputs until the earlier ones a
+   * previous leader left unapplied are applied.
    */
   appliedInputs?: (sessionId: string) => Promise<AppliedInputs>;
 }
 
-/** What a session has applied (a {@link SessionState} has both). */
+/** What a session has applied (a SessionState has both): see decide's isProcessed. */
 export interface AppliedInputs {
   recentInputs: readonly string[];
-  inputSequence: number;
+  inputSequenceFloor: number;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -104,10 +104,17 @@ export class InputConsumer {
     this.failures.clear();
   }
 
-  /** Messages not yet delivered plus delivered and not acked (0 when the consumer is missing). */
+  /**
+   * Messages not yet delivered plus delivered and not acked: 0 when the consumer does not exist (yet),
+   * NaN when it cannot be read (the stream or NATS away): unknown, not "none".
+   */
   async pending(): Promise<number> {
-    const info = await this.o.jsm.consumers.info(this.o.streamName, this.o.durableName).catch(() => undefined);
-    return info ? info.num_pending + info.num_ack_pending : 0;
+    try {
+      const info = await this.o.jsm.consumers.info(this.o.streamName, this.o.durableName);
+      return info.num_pending + info.num_ack_pending;
+    } catch (err) {
+      return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound ? 0 : NaN;
+    }
   }
 
   private async run(): Promise<void> {
@@ -163,10 +170,10 @@ export class InputConsumer {
       Array.from({ length: Math.min(16, sessions.length) }, async () => {
         for (let next = sessions.pop(); next; next = sessions.pop()) {
           const [sessionId, inputs] = next;
-          const { recentInputs, inputSequence } = await this.appliedOrNone(sessionId);
+          const { recentInputs, inputSequenceFloor } = await this.appliedOrNone(sessionId);
           const recent = new Set(recentInputs);
           for (const { seq, messageId } of inputs) {
-            if (seq <= inputSequence || recent.has(messageId)) continue; // applied
+            if (seq <= inputSequenceFloor || recent.has(messageId)) continue; // applied
             this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
             held++;
           }
@@ -185,7 +192,7 @@ export class InputConsumer {
       return await this.o.appliedInputs!(sessionId);
     } catch (err) {
       this.o.logger.warn({ err, sessionId }, 'applied inputs not loaded; holding the session behind all its backlog');
-      return { recentInputs: [], inputSequence: 0 };
+      return { recentInputs: [], inputSequenceFloor: 0 };
     }
   }
 
@@ -198,6 +205,9 @@ export class InputConsumer {
       this.respond(m, 'term'); // no reason: nats-server 2.9 does not parse '+TERM <reason>'
       return;
     }
+    // Delivered now, not when its turn in the session's queue comes: a backlog hold on it must not
+    // expire while it waits there behind a slow input.
+    this.holds.delivered(m.seq);
     void this.queue.run(sessionId, () => this.process(sessionId, m, received)).catch((err: unknown) => {
       // process() handles its own failures; this only keeps a bug from crashing the process.
       this.o.logger.error({ err, sessionId, seq: m.seq }, 'input processing failed unexpectedly');
@@ -223,7 +233,6 @@ export class InputConsumer {
       this.respond(m, 'nak');
       return;
     }
-    this.holds.delivered(m.seq);
     if (this.holds.isBlocked(sessionId, m.seq)) {
       this.holds.hold(sessionId, m.seq);
       this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet

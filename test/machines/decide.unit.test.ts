@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, decide } from '../../src/machines/decide.js';
+import { backoffDelay, decide, type PlannerInput } from '../../src/machines/decide.js';
+import { INBOX_WINDOW } from '../../src/machines/sessionState.js';
+import type { InputMeta } from '../../src/protocol/inputs.js';
 import { currentTask, statusOf, taskView, toPlannerState } from '../../src/machines/sessionQueries.js';
 import { PlannerConfig } from '../../src/protocol/domain.js';
 import { bpeTokenCounter, countItemTokens } from '../../src/compaction/index.js';
@@ -313,14 +315,22 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(failedOnce).when(failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }).thenNothing();
   });
 
-  it('does nothing for an input at or below the stream sequence the session applied, however old its id', () => {
-    // Inputs are applied in stream order: a redelivery from before the inbox window (a durable
-    // consumer created again delivers the stream from its start) is known by its position.
-    const start = history([submit(TWO), { messageId: 'a', streamSequence: 5 }]);
-    expect(start.every((e) => e.inputSequence === 5)).toBe(true);
-    given(start).when(submit('Deploy the app.'), { messageId: 'long-gone', streamSequence: 3 }).thenNothing();
-    given(start).when(cancel(), { messageId: 'other', streamSequence: 5 }).thenNothing();
-    given(start).when(cancel(), { messageId: 'next', streamSequence: 6 }).then([{ type: 'SessionCancelled' }]);
+  it('does nothing for an input older than every one its inbox window remembers, however old its id', () => {
+    // A durable consumer created again delivers the stream from its start: inputs that left the
+    // window of the last INBOX_WINDOW ids are known by their position below those in it.
+    const steps: Array<[PlannerInput, Partial<InputMeta>]> = [[submit(TWO), { messageId: 'first', streamSequence: 1 }]];
+    for (let i = 0; i < INBOX_WINDOW + 5; i++) steps.push([invalid('noise'), { messageId: `n${i}`, streamSequence: i + 2 }]);
+    const start = history(...steps);
+    expect(start[0]!.inputSequence).toBe(1);
+    given(start).when(submit('Deploy the app.'), { messageId: 'first', streamSequence: 1 }).thenNothing(); // left the window
+    given(start).when(cancel(), { messageId: 'n3', streamSequence: 5 }).thenNothing(); // below the window too
+    given(start).when(cancel(), { messageId: 'n1000', streamSequence: 1_002 }).thenNothing(); // in the window, by id
+    given(start).when(cancel(), { messageId: 'next', streamSequence: INBOX_WINDOW + 7 }).then([{ type: 'SessionCancelled' }]);
+  });
+
+  it('applies an earlier input that arrives after a later one (a lease handover can reorder them), not dropping it', () => {
+    const start = history([submit(TWO), { messageId: 'a', streamSequence: 5 }], [invalid('x'), { messageId: 'c', streamSequence: 9 }]);
+    given(start).when(cancel(), { messageId: 'b', streamSequence: 7 }).then([{ type: 'SessionCancelled' }]);
     // Without a position (the embedded bus) only the message id counts.
     given(start).when(cancel(), { messageId: 'unplaced' }).then([{ type: 'SessionCancelled' }]);
   });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decide, type PlannerInput } from '../../src/machines/decide.js';
 import {
   evolve,
+  fold as foldOnto,
   INBOX_WINDOW,
   initialSessionState,
   restoreState,
@@ -179,6 +180,35 @@ describe('inbox window', () => {
     const meta = (messageId: string) => metaOf({ messageId });
     expect(decide(after, answer(ASK, 'x'), meta(`in-${INBOX_WINDOW + 4}`), deps).events).toEqual([]);
     expect(decide(after, answer(ASK, 'x'), meta('in-0'), deps).events.map((e) => e.type)).toEqual(['InputRejected']);
+  });
+
+  it('keeps each remembered input\'s stream sequence, and the highest of those that left: a fold and evolve agree', () => {
+    const state = run([[submit(TEXT), { streamSequence: 1 }]]).state;
+    // Sequences with gaps and not in order (a handover can reorder inputs), some without one.
+    const n = 2 * INBOX_WINDOW - 1; // the last input makes the fold trim its list
+    const seqOf = (i: number) => (i % 7 === 0 ? undefined : 10 + i * 3 + (i % 5 === 0 ? 7 : 0));
+    const rejections = Array.from({ length: n }, (_, i) => {
+      const event = { ...stored([{ type: 'InputRejected', data: { reason: `r${i}` } }], state.version + i)[0]!, causationId: `in-${i}` };
+      const seq = seqOf(i);
+      return seq === undefined ? event : { ...event, inputSequence: seq };
+    });
+    const evolved = rejections.reduce(evolve, state);
+    const folded = foldOnto(state, rejections);
+    expect(folded.recentInputs).toEqual(evolved.recentInputs);
+    expect(folded.recentSequences).toEqual(evolved.recentSequences);
+    expect(folded.inputSequenceFloor).toBe(evolved.inputSequenceFloor);
+    const left = n + 1 - INBOX_WINDOW; // the submit and the first rejections left the window
+    const expectedFloor = Math.max(1, ...Array.from({ length: left - 1 }, (_, i) => seqOf(i) ?? 0));
+    expect(evolved.inputSequenceFloor).toBe(expectedFloor);
+    expect(evolved.recentSequences).toEqual(Array.from({ length: INBOX_WINDOW }, (_, k) => seqOf(left - 1 + k) ?? 0));
+    // The state before the last input, as a fold keeps it for a cut-short decision, is evolve's too.
+    const before = rejections.slice(0, -1).reduce(evolve, state);
+    const { lastInput: _, ...expectedBefore } = before;
+    expect(JSON.stringify(serializeState(folded.lastInput!.before))).toBe(JSON.stringify(serializeState(expectedBefore as typeof before)));
+    expect(restoreState(JSON.parse(JSON.stringify(serializeState(folded))))).toMatchObject({
+      recentSequences: evolved.recentSequences,
+      inputSequenceFloor: evolved.inputSequenceFloor,
+    });
   });
 });
 

@@ -94,7 +94,7 @@ describe('InputConsumer: a new leader while NATS is unsettled', () => {
     });
     const flaky = new Proxy(jsm, { get: (target, prop) => (prop === 'consumers' ? consumers : Reflect.get(target, prop, target)) });
     const { planner, applied } = recordingPlanner();
-    consumerOf(nc, iso, planner, { jsm: flaky, appliedInputs: async () => ({ recentInputs: [], inputSequence: 0 }) }).start();
+    consumerOf(nc, iso, planner, { jsm: flaky, appliedInputs: async () => ({ recentInputs: [], inputSequenceFloor: 0 }) }).start();
     await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 15_000, interval: 50 });
     expect(infoFailures).toBeGreaterThan(1);
     expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
