@@ -8,7 +8,9 @@ import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jets
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { SessionNotFoundError, ValidationError } from '../errors.js';
+import { isProcessed } from '../machines/decide.js';
 import { toPlannerState } from '../machines/sessionQueries.js';
+import { SessionFold, initialSessionState } from '../machines/sessionState.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, existingStream } from '../persistence/jetstream/streamConfig.js';
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
@@ -239,14 +241,21 @@ class NatsClient implements JetplanClient {
   }
 
   async outcome(published: Published, o: { signal?: AbortSignal } = {}): Promise<InputOutcome> {
-    const watch = this.watch(published.sessionId, { fromStart: true });
+    const { sessionId, messageId, seq } = published;
+    // The session's version now: once the watch has caught up with it, the folded state tells
+    // whether the input was (or will be) dropped as processed, which no event of its own shows.
+    const tip = (await (await this.store()).readStream(sessionId, { last: 1 })).currentVersion;
+    const watch = this.watch(sessionId, { fromStart: true });
     const onAbort = () => void watch.close();
     o.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       if (o.signal?.aborted) throw o.signal.reason;
+      const folding = new SessionFold(initialSessionState(sessionId));
       for await (const event of watch) {
         const verdict = outcomeOf(published, event);
         if (verdict) return verdict;
+        folding.add(event);
+        if (event.sequence >= tip && isProcessed(folding.state, { messageId, streamSequence: seq })) return { status: 'unchanged' };
       }
       throw o.signal?.reason ?? new Error(`stopped following session ${published.sessionId}`);
     } finally {

@@ -111,7 +111,9 @@ describe('createClient against a running planner service', () => {
     let again = await client.submit('Deploy the release to production.', { sessionId, messageId: 'o-submit' });
     for (let i = 0; again.duplicate && i < 10_000; i++) again = await client.submit('Deploy the release to production.', { sessionId, messageId: 'o-submit' });
     expect(again.duplicate).toBe(false);
-    await client.cancel(sessionId); // an event after it, of a later input
+    // Told without a later input's event: the session's state says its id was applied.
+    expect(await client.outcome(again)).toEqual({ status: 'unchanged' });
+    await client.cancel(sessionId);
     expect(await client.outcome(again)).toEqual({ status: 'unchanged' });
     // Waiting can be ended.
     const waiting = client.outcome({ sessionId, seq: 1e9, duplicate: false, messageId: 'never' }, { signal: AbortSignal.timeout(200) });
