@@ -138,7 +138,12 @@ export class Planner {
  * recorded as rejected, not stored as an event that breaks its schema or crash the decider.
  */
 function checkInput(input: PlannerInput): PlannerInput {
-  if ((input as { type?: unknown }).type === 'InvalidInput') return input;
+  const given = input as unknown as { type?: unknown; reason?: unknown; inputType?: unknown } | null | undefined;
+  if (given?.type === 'InvalidInput') {
+    // The rejection of an input that failed where its bytes entered: its reason must be a string.
+    if (typeof given.reason !== 'string') return { type: 'InvalidInput', reason: 'invalid InvalidInput: reason: expected a string' };
+    return { type: 'InvalidInput', reason: given.reason, ...(typeof given.inputType === 'string' ? { inputType: given.inputType } : {}) };
+  }
   const parsed = parseInput(input);
   if (parsed.ok) return parsed.input;
   return { type: 'InvalidInput', reason: parsed.reason, ...(parsed.inputType ? { inputType: parsed.inputType } : {}) };

@@ -309,6 +309,8 @@ describe('Planner', () => {
     const bad = [
       { type: 'Bogus' },
       { type: 'TaskCompleted', taskId: task.taskId, dispatchId: task.dispatchId, output: { html: '<b>' } },
+      null,
+      { type: 'InvalidInput' },
     ] as unknown as PlannerInput[];
     for (const [i, input] of bad.entries()) await planner.handle('s1', input, { messageId: `bad-${i}` });
     const { events } = await store.readStream('s1');
@@ -316,6 +318,8 @@ describe('Planner', () => {
     expect(rejected).toEqual([
       { reason: 'unknown input type "Bogus"', inputType: 'Bogus', messageId: 'bad-0' },
       { reason: expect.stringMatching(/^invalid TaskCompleted: output: /), inputType: 'TaskCompleted', messageId: 'bad-1' },
+      { reason: 'invalid input: (root): Invalid input: expected object, received null', messageId: 'bad-2' },
+      { reason: 'invalid InvalidInput: reason: expected a string', messageId: 'bad-3' },
     ]);
     expect(events.some((e) => e.type === 'TaskCompleted')).toBe(false);
   });
