@@ -278,6 +278,13 @@ describe('planner service: sessions over JetStream', () => {
     expect(text).toContain('jetplan_leader 1');
     expect((await fetch(`${base}/nope`)).status).toBe(404);
 
+    // The stream gone while NATS is up: unhealthy, naming why, and the backlog unknown.
+    await (await jetstreamManager(nc)).streams.delete(iso.streamName);
+    const gone = await fetch(`${base}/healthz`);
+    expect(gone.status).toBe(503);
+    expect(await gone.json()).toMatchObject({ nats: 'connected', stream: 'unreachable', consumerPending: null, error: expect.stringMatching(/stream not found/) });
+    expect(await (await fetch(`${base}/metrics`)).text()).toContain('jetplan_consumer_pending NaN\n');
+
     await nc.close();
     const down = await fetch(`${base}/healthz`);
     expect(down.status).toBe(503);
