@@ -97,13 +97,15 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     abort.abort(err);
   });
   let ended: string | undefined;
-  const unwatch = ctx.watchSession?.(task.sessionId, (eventType) => {
-    ended = eventType;
-    ctx.logger.info({ ...log, ended: eventType }, 'session ended; aborting the handler');
-    abort.abort(new Error(`session ended (${eventType})`));
-  });
+  let unwatch: (() => void) | undefined;
   let keepClaim = false;
   try {
+    // Inside the try: a subscribe refused (the connection closing) must still release the claim.
+    unwatch = ctx.watchSession?.(task.sessionId, (eventType) => {
+      ended = eventType;
+      ctx.logger.info({ ...log, ended: eventType }, 'session ended; aborting the handler');
+      abort.abort(new Error(`session ended (${eventType})`));
+    });
     // The holder of a claim released just now may have recorded the report meanwhile.
     const earlier = await ctx.inbox.get(task.dispatchId);
     if (earlier) return { type: 'report', report: earlier, ran: false, recorded: true };
