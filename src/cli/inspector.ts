@@ -2,12 +2,19 @@ import { createServer } from 'node:net';
 import { createWebSocketInspector } from '@statelyai/inspect';
 import { createInspectorServer } from '@statelyai/inspect/server';
 import { LiveMirror, type CommitSource } from '../actors/liveMirror.js';
-import { CliError } from './cliErrors.js';
+import { CliError, UsageError } from './cliErrors.js';
 
 /** A running inspector bridge; `stop()` disconnects and closes its server. */
 export interface InspectorHandle {
   url: string;
   stop(): void;
+}
+
+/** Checks an `--inspect` port: port 0 would serve on a random port the inspector cannot know. */
+export function checkInspectPort(port: number | undefined): void {
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65_535)) {
+    throw new UsageError(`--inspect expects a port from 1 to 65535, got ${port}`);
+  }
 }
 
 /**

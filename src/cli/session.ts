@@ -4,11 +4,10 @@ import type { SessionState } from '../machines/sessionState.js';
 import type { AnswerSource } from './answers.js';
 import { describeError } from './cliErrors.js';
 import type { CliContext } from './command.js';
-import { UsageError } from './cliErrors.js';
 import { DEFAULT_DATA_DIR } from './context.js';
 import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
-import { startInspector, type InspectorHandle } from './inspector.js';
+import { checkInspectPort, startInspector, type InspectorHandle } from './inspector.js';
 import { stateView, taskCount } from './view.js';
 
 /** An open embedded runtime with the demo executor attached. */
@@ -20,10 +19,7 @@ export interface DemoRuntime {
 
 /** Opens the file store in the data dir with the demo executor (CorruptLogError, StoreUnavailableError). */
 export async function openDemoRuntime(ctx: CliContext, delayMs: number, inspectPort?: number): Promise<DemoRuntime> {
-  // Port 0 would serve on a random port the inspector client cannot know (and never exit).
-  if (inspectPort !== undefined && !(Number.isInteger(inspectPort) && inspectPort >= 1 && inspectPort <= 65_535)) {
-    throw new UsageError(`--inspect expects a port from 1 to 65535, got ${inspectPort}`);
-  }
+  checkInspectPort(inspectPort);
   const runtime = await createEmbeddedRuntime({ dataDir: ctx.dataDir, logger: ctx.logger });
   try {
     const inspector = inspectPort === undefined ? undefined : await startInspector(runtime.planner, inspectPort);

@@ -1,4 +1,6 @@
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { createWebSocketReceiver } from '@statelyai/inspect';
 /**
  * The NATS commands of the CLI run in-process through `main(argv, io)` against a real nats-server:
  * `serve` and `executor` run until the fake IO's signal, while `submit`, `answer`, `status`,
@@ -310,6 +312,36 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(events[0]?.type).toBe('SessionStarted');
     expect(events.find((e) => e.type === 'ClarificationProvided')?.data.answer).toBe('yaml');
     expect(events.at(-1)?.type).toBe('SessionCompleted');
+  });
+
+  it('watch --inspect mirrors the session live in the Stately inspector', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    const sessionId = uniqueName('s');
+    const w = start(['watch', sessionId, ...conn, '--answer', 'yaml', '--inspect', String(port)]);
+    const listening = () =>
+      new Promise<boolean>((resolve) => {
+        const socket = createConnection({ port, host: '127.0.0.1' }, () => resolve(true)).on('error', () => resolve(false));
+        socket.on('connect', () => socket.destroy());
+      });
+    await vi.waitFor(async () => expect(await listening()).toBe(true), { timeout: 10_000 });
+    const receiver = createWebSocketReceiver({ server: `ws://localhost:${port}` });
+    const seen = new Promise<unknown>((resolve) => {
+      receiver.subscribe((e: { type: string; event?: { type?: string } }) => {
+        if (e.type === '@xstate.event' && e.event?.type === 'ClarificationProvided') resolve(e);
+      });
+    });
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    expect(await w.done).toBe(0);
+    await expect(seen).resolves.toMatchObject({ type: '@xstate.event' });
+    expect(w.io.stderrLines).toEqual([`inspector: open http://localhost:${port} to watch the statecharts`]);
+    expect((await fails(['watch', sessionId, ...conn, '--inspect', '0'])).line).toMatch(/--inspect expects a port from 1 to 65535, got 0/);
   });
 
   it('answer publishes a ProvideClarification (text and --json with --message-id)', async () => {

@@ -1,13 +1,17 @@
 import { isSessionNotFoundError } from '../../../errors.js';
 import { AnswerSource } from '../../answers.js';
-import { listFlag, onePositional } from '../../args.js';
+import { listFlag, numberFlag, onePositional } from '../../args.js';
+import { checkInspectPort, startInspector } from '../../inspector.js';
+import type { CommitSource } from '../../../actors/liveMirror.js';
+import type { CommitListener } from '../../../actors/planner.js';
+import { SessionFold, initialSessionState } from '../../../machines/sessionState.js';
 import type { CliContext, Command } from '../../command.js';
 import type { EventWatch, JetplanClient } from '../../../nats/client.js';
 import type { DomainEvent } from '../../../protocol/events.js';
 import { timelineLine } from '../../view.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 
-const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json]
+const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json] [--inspect <port>]
 Prints a session's events as they are stored on NATS (from its first event), and exits when the
 session completes (0), fails or is cancelled (1), or when every input of a session that has not
 started was rejected and no other waits (1). A session not started yet is waited for (on a
@@ -16,6 +20,7 @@ asked and the answer published; --answer gives answers in order instead. Otherwi
 stderr how to answer, and goes on waiting.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
+  --inspect <port>  watch the session's statecharts live in the Stately inspector (http://localhost:<port>)
 ${CONNECTION_USAGE}`;
 
 const EXIT: Record<string, number> = { SessionCompleted: 0, SessionFailed: 1, SessionCancelled: 1 };
@@ -24,10 +29,12 @@ const EXIT: Record<string, number> = { SessionCompleted: 0, SessionFailed: 1, Se
 export const watchCommand: Command = {
   summary: "follow a session's events on NATS, answering its questions",
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, answer: 'strings' },
+  flags: { ...CONNECTION_FLAGS, answer: 'strings', inspect: 'number' },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
     const answers = listFlag(args, 'answer');
+    const inspectPort = numberFlag(args, 'inspect');
+    checkInspectPort(inspectPort);
     return withClient(args, ctx, async (client) => {
       // Events up to the current version are history: only a question still open then is asked.
       let caughtUp = 0;
@@ -39,7 +46,14 @@ export const watchCommand: Command = {
         // nothing). On a terminal, say so, since nothing else shows until the first event.
         if (ctx.io.isTTY && !(await client.hasInput(sessionId))) ctx.out(`waiting for session ${sessionId}: it has no events or input yet`);
       }
-      return new Follower(client, ctx, sessionId, answers, caughtUp).run();
+      const mirror = new FoldedCommits(sessionId);
+      const inspector = inspectPort === undefined ? undefined : await startInspector(mirror, inspectPort);
+      if (inspector) ctx.err(`inspector: open ${inspector.url} to watch the statecharts`);
+      try {
+        return await new Follower(client, ctx, sessionId, answers, caughtUp, (event) => mirror.add(event)).run();
+      } finally {
+        inspector?.stop();
+      }
     });
   },
 };
@@ -71,6 +85,8 @@ class Follower {
     answers: string[],
     /** The session's version when the watch began: a question asked before it is asked only if still open then. */
     private readonly caughtUp: number,
+    /** Told of each event as it is read. */
+    private readonly onRead: (event: DomainEvent) => void = () => undefined,
   ) {
     this.source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
     this.canAsk = answers.length > 0 || ctx.io.isTTY;
@@ -107,6 +123,7 @@ class Follower {
   private async onEvent(event: DomainEvent): Promise<number | undefined> {
     const { ctx } = this;
     ctx.out(ctx.json ? JSON.stringify(event) : timelineLine(event));
+    this.onRead(event);
     if (event.type === 'ClarificationRequested') this.open = { taskId: event.data.taskId, question: event.data.question, seq: event.sequence };
     else if (event.type === 'ClarificationProvided') this.open = undefined;
     const exit = EXIT[event.type];
@@ -148,5 +165,30 @@ class Follower {
         this.asking = undefined;
         this.maybeAsk(); // a question that came while this one was asked
       });
+  }
+}
+
+/**
+ * The watched session's events as commits for a live mirror (the inspector): each event folded
+ * onto the state before it, as the planner's commits carry them.
+ */
+class FoldedCommits implements CommitSource {
+  private readonly fold: SessionFold;
+  private readonly listeners = new Set<CommitListener>();
+
+  constructor(private readonly sessionId: string) {
+    this.fold = new SessionFold(initialSessionState(sessionId));
+  }
+
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  add(event: DomainEvent): void {
+    this.fold.add(event);
+    if (this.listeners.size === 0) return;
+    const commit = { sessionId: this.sessionId, events: [event], commands: [], state: this.fold.state };
+    for (const listener of this.listeners) listener(commit);
   }
 }
