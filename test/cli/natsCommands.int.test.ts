@@ -1,4 +1,4 @@
-import { createConnection, createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createWebSocketReceiver } from '@statelyai/inspect';
 /**
@@ -324,23 +324,23 @@ describe('questions, answers and cancelling (planner only)', () => {
       });
     });
     const sessionId = uniqueName('s');
-    const w = start(['watch', sessionId, ...conn, '--answer', 'yaml', '--inspect', String(port)]);
-    const listening = () =>
-      new Promise<boolean>((resolve) => {
-        const socket = createConnection({ port, host: '127.0.0.1' }, () => resolve(true)).on('error', () => resolve(false));
-        socket.on('connect', () => socket.destroy());
-      });
-    await vi.waitFor(async () => expect(await listening()).toBe(true), { timeout: 10_000 });
+    // Two questions: the watch (and its inspector) stays up on the second until the first's answer was seen.
+    expect((await run(['submit', ...conn, '--session', sessionId, '- Which format do you want?\n- Which colour do you want?'])).code).toBe(0);
+    const w = start(['watch', sessionId, ...conn, '--inspect', String(port)]);
+    await w.started('ClarificationRequested');
+    // The bridge replays what it relayed to a receiver that connects late.
     const receiver = createWebSocketReceiver({ server: `ws://localhost:${port}` });
     const seen = new Promise<unknown>((resolve) => {
       receiver.subscribe((e: { type: string; event?: { type?: string } }) => {
         if (e.type === '@xstate.event' && e.event?.type === 'ClarificationProvided') resolve(e);
       });
     });
-    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
-    expect(await w.done).toBe(0);
+    const [first, second] = (await statusJson(conn, sessionId)).tasks;
+    expect((await run(['answer', sessionId, first!.id, 'yaml', ...conn])).code).toBe(0);
     await expect(seen).resolves.toMatchObject({ type: '@xstate.event' });
-    expect(w.io.stderrLines).toEqual([`inspector: open http://localhost:${port} to watch the statecharts`]);
+    expect((await run(['answer', sessionId, second!.id, 'blue', ...conn])).code).toBe(0);
+    expect(await w.done).toBe(0);
+    expect(w.io.stderrLines[0]).toBe(`inspector: open http://localhost:${port} to watch the statecharts`);
     expect((await fails(['watch', sessionId, ...conn, '--inspect', '0'])).line).toMatch(/--inspect expects a port from 1 to 65535, got 0/);
   });
 
