@@ -242,6 +242,7 @@ class NatsClient implements JetplanClient {
 
   async outcome(published: Published, o: { signal?: AbortSignal } = {}): Promise<InputOutcome> {
     const { sessionId, messageId, seq } = published;
+    const meta = { messageId, streamSequence: seq };
     // The session's version now: once the watch has caught up with it, the folded state tells
     // whether the input was (or will be) dropped as processed, which no event of its own shows.
     const tip = (await (await this.store()).readStream(sessionId, { last: 1 })).currentVersion;
@@ -252,10 +253,13 @@ class NatsClient implements JetplanClient {
       if (o.signal?.aborted) throw o.signal.reason;
       const folding = new SessionFold(initialSessionState(sessionId));
       for await (const event of watch) {
-        const verdict = outcomeOf(published, event);
-        if (verdict) return verdict;
+        const own = ownOutcome(published, event);
+        if (own) return own;
+        // A later input decided while the state already held this one as processed: it was
+        // dropped then. (A later input decided first is no sign: a handover can reorder inputs.)
+        if ((event.inputSequence ?? 0) > seq && isProcessed(folding.state, meta)) return { status: 'unchanged' };
         folding.add(event);
-        if (event.sequence >= tip && isProcessed(folding.state, { messageId, streamSequence: seq })) return { status: 'unchanged' };
+        if (event.sequence >= tip && isProcessed(folding.state, meta)) return { status: 'unchanged' };
       }
       throw o.signal?.reason ?? new Error(`stopped following session ${published.sessionId}`);
     } finally {
@@ -278,14 +282,12 @@ class NatsClient implements JetplanClient {
 }
 
 /**
- * The outcome `event` tells of `published`, if any. A session applies its inputs in stream order
- * and records each one's stream sequence on the events it causes (`inputSequence`): its first
- * event names it, and an event of a later input, before any of its own, means it caused none.
- * Events stored before inputSequence existed are matched by causation id.
+ * The outcome `event` tells of `published` if it is the input's own: the first event it caused
+ * carries its stream sequence (`inputSequence`); events stored before inputSequence existed are
+ * matched by causation id.
  */
-function outcomeOf(published: Published, event: DomainEvent): InputOutcome | undefined {
+function ownOutcome(published: Published, event: DomainEvent): InputOutcome | undefined {
   const own = event.inputSequence === undefined ? event.causationId === published.messageId : event.inputSequence === published.seq;
-  if (own) return event.type === 'InputRejected' ? { status: 'rejected', reason: event.data.reason, event } : { status: 'applied', event };
-  if (event.inputSequence !== undefined && event.inputSequence > published.seq) return { status: 'unchanged' };
-  return undefined;
+  if (!own) return undefined;
+  return event.type === 'InputRejected' ? { status: 'rejected', reason: event.data.reason, event } : { status: 'applied', event };
 }

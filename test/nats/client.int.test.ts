@@ -2,7 +2,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { isSessionNotFoundError, isValidationError } from '../../src/errors.js';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
-import { createClient, newSessionId, type JetplanClient } from '../../src/nats/client.js';
+import { createClient, newSessionId, type JetplanClient, type Published } from '../../src/nats/client.js';
+import { SessionRepository } from '../../src/actors/sessionRepository.js';
+import { decide, type PlannerInput } from '../../src/machines/decide.js';
+import { JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
+import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
 import { connectionOptions, connectNats, NatsConnectError } from '../../src/nats/connect.js';
 import { createExecutor } from '../../src/nats/executor.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -118,6 +122,31 @@ describe('createClient against a running planner service', () => {
     // Waiting can be ended.
     const waiting = client.outcome({ sessionId, seq: 1e9, duplicate: false, messageId: 'never' }, { signal: AbortSignal.timeout(200) });
     await expect(waiting).rejects.toThrow(/aborted|timeout/i);
+  });
+
+  it('outcome waits for an input that a later one overtook (a handover can reorder them), and tells it applied', async () => {
+    // The planner by hand: the submit, then Q before P, as a new leader may apply them.
+    const nc = await conn();
+    const streamName = uniqueName('JPR');
+    const subjectPrefix = uniqueName('jpr');
+    const store = env.track(await JetStreamEventStore.create(nc, { streamName, subjectPrefix }), 'last');
+    const client = env.track(createClient(nc, { streamName, subjectPrefix }), 'last');
+    const sessionId = newSessionId();
+    const text = 'Fetch the logs. Deploy the app.';
+    const submitted = await client.submit(text, { sessionId });
+    const p = await client.cancel(sessionId, 'earlier');
+    const q = await client.submit('Summarise the results.', { sessionId });
+    const deps = defaultDecideDeps();
+    const apply = async (pub: Published, input: PlannerInput) => {
+      const { state } = await new SessionRepository({ store }).rebuild(sessionId);
+      const d = decide(state, input, { messageId: pub.messageId, now: Date.now(), streamSequence: pub.seq }, deps);
+      await store.appendToStream(sessionId, d.events, { expectedVersion: state.version });
+    };
+    await apply(submitted, { type: 'SubmitInput', text });
+    await apply(q, { type: 'SubmitInput', text: 'Summarise the results.' });
+    const outcome = client.outcome(p);
+    await apply(p, { type: 'CancelSession', reason: 'earlier' });
+    expect(await outcome).toMatchObject({ status: 'applied', event: { type: 'SessionCancelled' } });
   });
 
   it('cancels a session waiting for an answer; watch without fromStart sees only new events', async () => {
