@@ -104,6 +104,20 @@ export function isProcessed(state: SessionState, meta: Pick<InputMeta, 'messageI
 }
 
 /**
+ * Whether the session rests: no dispatch, question or completion is due at `now`. Every whole
+ * decision leaves its session so (decide advances it to its next resting point); a decision whose
+ * append was cut short may not, and then the input whose events end the log must be decided again
+ * before any later one (a new leader holds the session behind it).
+ */
+export function isAtRest(state: SessionState, now: number, deps: DecideDeps): boolean {
+  // A final failure is followed by SessionFailed in the same decision: one without it was cut.
+  if (statusOf(state) === 'active' && currentTask(state)?.status === 'Failed') return false;
+  const rec = new Recorder(state, { type: 'InvalidInput', reason: 'rest check' }, { messageId: 'rest-check', now });
+  advance(rec, deps);
+  return rec.events.length === 0;
+}
+
+/**
  * The rest of a decision whose append was cut short. A store without atomic multi-event appends
  * (JetStream on nats-server 2.9) can keep the first events of a decision and lose the others when
  * the process dies or the connection fails between them; the input, never acked, comes back. It

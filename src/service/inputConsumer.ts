@@ -39,10 +39,15 @@ export interface InputConsumerOptions {
   appliedInputs?: (sessionId: string) => Promise<AppliedInputs>;
 }
 
-/** What a session has applied (a SessionState has both): see decide's isProcessed. */
+/** What a session has applied (see decide's isProcessed), and an input it has not finished. */
 export interface AppliedInputs {
   recentInputs: readonly string[];
   inputSequenceFloor: number;
+  /**
+   * The input whose events end the log, if its decision was cut short (the session does not rest):
+   * it holds the session like an unapplied one, so that it is finished before any later input.
+   */
+  unfinished?: string | undefined;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -170,10 +175,10 @@ export class InputConsumer {
       Array.from({ length: Math.min(16, sessions.length) }, async () => {
         for (let next = sessions.pop(); next; next = sessions.pop()) {
           const [sessionId, inputs] = next;
-          const { recentInputs, inputSequenceFloor } = await this.appliedOrNone(sessionId);
+          const { recentInputs, inputSequenceFloor, unfinished } = await this.appliedOrNone(sessionId);
           const recent = new Set(recentInputs);
           for (const { seq, messageId } of inputs) {
-            if (seq <= inputSequenceFloor || recent.has(messageId)) continue; // applied
+            if ((seq <= inputSequenceFloor || recent.has(messageId)) && messageId !== unfinished) continue; // applied
             this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
             held++;
           }

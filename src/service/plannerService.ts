@@ -16,7 +16,7 @@ import { silentLogger } from '../observability/logger.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
-import type { DecideDeps } from '../machines/decide.js';
+import { isAtRest, type DecideDeps } from '../machines/decide.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
 import { startHttpServer, stopHttpServer } from './httpServer.js';
 import { InputConsumer } from './inputConsumer.js';
@@ -153,8 +153,9 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const publisher = new PubAckMux(nc);
   const effects = new JetStreamEffects({ publisher, isClosed: () => nc.isClosed(), subjectPrefix, logger });
   const repository = new SessionRepository({ store, snapshots });
+  const decideDeps = options.decideDeps ?? defaultDecideDeps();
   const planner = new Planner({
-    store, repository, decideDeps: options.decideDeps ?? defaultDecideDeps(), effects, clock, newId: options.newId ?? randomUUID, logger,
+    store, repository, decideDeps, effects, clock, newId: options.newId ?? randomUUID, logger,
   });
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));
@@ -162,7 +163,12 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const consumer = new InputConsumer({
     js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
     maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
-    appliedInputs: (sessionId) => repository.load(sessionId),
+    appliedInputs: async (sessionId) => {
+      const state = await repository.load(sessionId);
+      const last = state.lastInput;
+      const unfinished = last && !isAtRest(state, last.now, decideDeps) ? last.messageId : undefined;
+      return { recentInputs: state.recentInputs, inputSequenceFloor: state.inputSequenceFloor, unfinished };
+    },
   });
   return { streamName, clock, store, snapshots, jsm, publisher, effects, repository, planner, metrics, consumer };
 }

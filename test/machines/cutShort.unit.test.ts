@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, type PlannerInput } from '../../src/machines/decide.js';
+import { decide, isAtRest, type PlannerInput } from '../../src/machines/decide.js';
 import { fold as foldOnto, initialSessionState, restoreState, serializeState, type SessionState } from '../../src/machines/sessionState.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
 import { completed, deps, dispatch, failed, metaOf, run, SESSION, submit, T0, taskIds } from './deciderSpecification.js';
@@ -35,6 +35,8 @@ describe('a decision whose append was cut short', () => {
       for (let landed = 1; landed < whole.events.length; landed++) {
         // Loaded as the service loads it: whatever state it had, then a fold of the landed tail.
         const loaded = foldOnto(before, whole.events.slice(0, landed));
+        // A new leader tells the cut from a whole decision: the session does not rest.
+        expect(isAtRest(loaded, meta.now, deps)).toBe(false);
         // Redelivered later (another `now`, the same message id), or published again by its client
         // after the duplicate window (a new stream sequence too): finished as it was begun.
         for (const streamSequence of [7, 9]) {
@@ -51,6 +53,7 @@ describe('a decision whose append was cut short', () => {
     const meta = metaOf();
     const whole = decision(started, completed(FETCH, dispatch(FETCH, 1)), meta);
     const loaded = foldOnto(started, whole.events);
+    expect(isAtRest(loaded, meta.now, deps)).toBe(true);
     const again = decide(loaded, completed(FETCH, dispatch(FETCH, 1)), { ...meta, now: meta.now + 1 }, deps);
     expect(again.events).toEqual([]);
   });

@@ -9,7 +9,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide, type PlannerInput } from '../../src/machines/decide.js';
+import { decide, isAtRest, type PlannerInput } from '../../src/machines/decide.js';
 import { evolve, fold, initialSessionState, restoreState, serializeState, step as stepOf, type SessionState } from '../../src/machines/sessionState.js';
 import { toPersistedSnapshot } from '../../src/machines/xstateSnapshot.js';
 import { referenceInitial, referencePersisted, referenceStep } from '../support/xstateReference.js';
@@ -152,6 +152,8 @@ describe('replay (property)', () => {
             const again = decide(live, input, meta, deps);
             expect(again.events).toEqual(decision.events);
             expect(again.commands).toEqual(decision.commands);
+            // A whole decision leaves its session at rest (a new leader tells a cut one by this).
+            expect(isAtRest(decision.state, meta.now, deps)).toBe(true);
             for (const event of decision.events) {
               expect(DomainEvent.parse(event)).toEqual(event);
               log.push(event);
