@@ -44,6 +44,7 @@ async function assertPortFree(port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', () => reject(new CliError(`--inspect: port ${port} is in use`)));
-    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve()));
+    // On every interface, as the inspector's server listens: a port taken on IPv6 only counts too.
+    probe.listen(port, () => probe.close(() => resolve()));
   });
 }

@@ -5,7 +5,7 @@ import type { Backoff } from '../protocol/domain.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { Inbox } from '../persistence/inbox.js';
 import { HEADER, NoRouteError, type Bus, type BusMessage } from '../actors/bus.js';
-import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
+import { checkMaxReportBytes, DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
 import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from './report.js';
 
 /** Options of {@link startBusExecutor}. */
@@ -64,7 +64,7 @@ export const isExecutorStoppedError = (e: unknown): e is ExecutorStoppedError =>
  * is one whose report is still undelivered.
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
-  if (o.maxReportBytes !== undefined && !(o.maxReportBytes > 0)) throw new RangeError(`maxReportBytes must be positive, got ${o.maxReportBytes}`);
+  checkMaxReportBytes(o.maxReportBytes);
   const running = new Set<Promise<void>>();
   const track = (work: Promise<void>) => {
     running.add(work);

@@ -14,6 +14,20 @@ import type { ExecutorReport } from './report.js';
 export const DEFAULT_MAX_REPORT_BYTES = MAX_INPUT_BYTES;
 
 /**
+ * The smallest limit an executor takes: room for the report's ids and a marker with some text. Below
+ * it a cut report would keep nothing, and cutting it again (a report re-sent from the inbox) would
+ * not come out the same.
+ */
+export const MIN_MAX_REPORT_BYTES = 1_024;
+
+/** Checks an executor's `maxReportBytes` option (RangeError). */
+export function checkMaxReportBytes(maxBytes: number | undefined): void {
+  if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= MIN_MAX_REPORT_BYTES)) {
+    throw new RangeError(`maxReportBytes must be an integer of at least ${MIN_MAX_REPORT_BYTES}, got ${maxBytes}`);
+  }
+}
+
+/**
  * The most UTF-16 code units the schema takes in an output (64 Ki). Read from the schema so the
  * two cannot drift; it binds only under a byte limit above 64 KiB.
  */

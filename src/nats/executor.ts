@@ -21,6 +21,7 @@ import { silentLogger } from '../observability/logger.js';
 import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
 import { DEFAULT_EXEC_CLAIMS_BUCKET, KvClaims } from './executorClaims.js';
 import { ensureConsumer } from './executorConsumer.js';
+import { checkMaxReportBytes } from '../executors/fitReport.js';
 import { DEFAULT_STALE_AFTER_MS, StaleCheck } from './executorStale.js';
 import { NatsExecutor, type BoundConsumer } from './natsExecutor.js';
 import type { Executor, ExecutorKind, ExecutorOptions } from './executorOptions.js';
@@ -43,6 +44,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   if (kinds.length === 0) throw new Error('executor: at least one kind is needed');
   // Checked at run time too: plain JavaScript (or the CLI's lowercase spelling) would otherwise
   // bind a consumer on a subject no command is ever published to, and take nothing.
+  checkMaxReportBytes(options.maxReportBytes);
   const unknown = kinds.filter((k) => k !== 'ToolCall' && k !== 'Processing');
   if (unknown.length > 0) throw new Error(`executor: unknown kind ${JSON.stringify(unknown[0])} (ToolCall or Processing)`);
   if (!(staleAfterMs >= 0)) throw new Error(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);

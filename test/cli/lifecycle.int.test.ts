@@ -1,7 +1,9 @@
 /** Closing a long-running command's NATS connection at shutdown, whatever state NATS is in. */
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeConnection } from '../../src/cli/commands/nats/lifecycle.js';
+import { boundedShutdown, closeConnection } from '../../src/cli/commands/nats/lifecycle.js';
+import type { CliContext } from '../../src/cli/command.js';
+import { fakeIo } from './fakeIo.js';
 import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
 
 const servers: NatsServerHandle[] = [];
@@ -35,5 +37,23 @@ describe('closeConnection', () => {
     await other.flush();
     await other.close();
     expect(got).toEqual(['last words']);
+  });
+});
+
+describe('boundedShutdown', () => {
+  const ctxOf = (io = fakeIo()) => ({ ctx: { io } as unknown as CliContext, io });
+
+  it('waits for a shutdown that ends, failed or not', async () => {
+    expect(await boundedShutdown(ctxOf().ctx, Promise.resolve())).toBe('done');
+    expect(await boundedShutdown(ctxOf().ctx, Promise.reject(new Error('x')))).toBe('done');
+  });
+
+  it('gives way when it takes too long, or at a second signal', async () => {
+    const never = new Promise<void>(() => undefined);
+    expect(await boundedShutdown(ctxOf().ctx, never, 20)).toBe('timeout');
+    const { ctx, io } = ctxOf();
+    const cut = boundedShutdown(ctx, never);
+    io.signal('SIGTERM');
+    expect(await cut).toBe('SIGTERM');
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
 import { DEFAULT_MAX_REPORT_BYTES, fitReport, reportBytes, truncationMarker } from '../../src/executors/fitReport.js';
+import { checkMaxReportBytes } from '../../src/executors/fitReport.js';
 import { checkedReport, type ExecutorReport } from '../../src/executors/report.js';
 import { MAX_INPUT_BYTES, parseInput } from '../../src/protocol/parseInput.js';
 import { executeTask } from '../support/executeTask.js';
@@ -110,5 +111,15 @@ describe('checkedReport', () => {
 
   it('still turns an empty question into a non-retryable failure', () => {
     expect(checkedReport(executeTask(), { type: 'needsClarification', question: '' })).toMatchObject({ type: 'TaskFailed', retryable: false });
+  });
+});
+
+describe('checkMaxReportBytes', () => {
+  it('takes no limit, or an integer of at least MIN_MAX_REPORT_BYTES', () => {
+    expect(() => checkMaxReportBytes(undefined)).not.toThrow();
+    expect(() => checkMaxReportBytes(1_024)).not.toThrow();
+    for (const bad of [10, 1_023, 0, -1, 2_000.5, Number.NaN]) {
+      expect(() => checkMaxReportBytes(bad)).toThrow(`maxReportBytes must be an integer of at least 1024, got ${bad}`);
+    }
   });
 });

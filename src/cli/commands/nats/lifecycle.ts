@@ -33,3 +33,27 @@ export async function closeConnection(nc: NatsConnection, limitMs = DRAIN_LIMIT_
   clearTimeout(timer);
   if (!nc.isClosed()) await nc.close().catch(() => undefined);
 }
+
+/** How long a service's shutdown may take before it is cut short. */
+const SHUTDOWN_LIMIT_MS = 15_000;
+
+/**
+ * Waits for `closing` (a graceful shutdown) at most `limitMs`, or until a second signal. A
+ * shutdown can hang on NATS (away, or slow with a long backlog): then it gives way, and closing the
+ * connection ends what is left; nothing is lost, since work is acknowledged only once it is stored.
+ * Resolves how it ended.
+ */
+export async function boundedShutdown(ctx: CliContext, closing: Promise<unknown>, limitMs = SHUTDOWN_LIMIT_MS): Promise<'done' | 'timeout' | CliSignal> {
+  let timer: NodeJS.Timeout | undefined;
+  let off: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      closing.then(() => 'done' as const, () => 'done' as const),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), limitMs))),
+      new Promise<CliSignal>((resolve) => (off = ctx.io.onSignal(resolve))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    off?.();
+  }
+}

@@ -3,7 +3,7 @@ import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { closeConnection, untilSignalOrClosed } from './lifecycle.js';
+import { boundedShutdown, closeConnection, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan serve [--nats <url>] [--http-port <port>] [--stream <name>] [--prefix <p>]
 Runs the planner service on NATS JetStream: consumes inputs, appends events, dispatches tasks.
@@ -52,8 +52,12 @@ export const serveCommand: Command = {
     // An unexpected close is an error: one line on stderr, exit 1.
     if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
     else ctx.out(`jetplan serve: ${why}, shutting down`);
-    await service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
-    await closeConnection(nc);
+    const closing = service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
+    const how = await boundedShutdown(ctx, closing);
+    if (how !== 'done') {
+      ctx.err(`jetplan serve: shutdown cut short (${how === 'timeout' ? 'it took over 15 s' : how}); unacknowledged inputs are redelivered`);
+    }
+    await closeConnection(nc, how === 'done' ? undefined : 1_000);
     return why === 'closed' ? 1 : 0;
   },
 };
