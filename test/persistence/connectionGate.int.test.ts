@@ -2,25 +2,15 @@
  * The connection gate's status listener: stopping the gate (closing its store) removes it from the
  * caller's connection at once, not at the next status event, which a quiet connection never sends.
  */
-import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { ConnectionGate } from '../../src/persistence/jetstream/connectionGate.js';
 import { JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
 import { uniqueName } from '../support/natsServer.js';
 import { natsTestEnv } from '../support/natsTestEnv.js';
 import { until } from '../support/waiting.js';
+import { statusListeners } from '../support/statusListeners.js';
 
 const env = natsTestEnv();
-
-/**
- * The status listeners on `nc`. nats.js keeps them in an internal list, with no public count; the
- * check fails loudly if that list moves.
- */
-function statusListeners(nc: NatsConnection): number {
-  const listeners = (nc as unknown as { protocol?: { listeners?: unknown[] } }).protocol?.listeners;
-  if (!Array.isArray(listeners)) throw new Error('nats.js no longer keeps status listeners in protocol.listeners');
-  return listeners.length;
-}
 
 describe('ConnectionGate', () => {
   it('stop() removes its status listener from a quiet connection', async () => {

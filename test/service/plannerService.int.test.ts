@@ -1,20 +1,10 @@
 /** What a closed planner service leaves on the connection it was given (and does not own). */
-import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { isolation, serverEnv } from './harness.js';
 import { until } from '../support/waiting.js';
+import { statusListeners } from '../support/statusListeners.js';
 
 const { env } = serverEnv();
-
-/**
- * The status listeners on `nc`. nats.js keeps them in an internal list, with no public count; the
- * check fails loudly if that list moves.
- */
-function statusListeners(nc: NatsConnection): number {
-  const listeners = (nc as unknown as { protocol?: { listeners?: unknown[] } }).protocol?.listeners;
-  if (!Array.isArray(listeners)) throw new Error('nats.js no longer keeps status listeners in protocol.listeners');
-  return listeners.length;
-}
 
 describe('planner service close', () => {
   it('leaves no status listener on the caller’s connection, with or without its HTTP port', async () => {
