@@ -6,6 +6,7 @@
  * inputs until the earlier ones are applied, as one leader does.
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
 import { isSessionId } from './decodeInput.js';
 import { sessionOfInputSubject } from '../protocol/subjects.js';
 
@@ -90,3 +91,47 @@ export async function readInputBacklog(
   return backlog;
 }
 
+
+/** What a session has applied (see decide's isProcessed), and an input it has not finished. */
+export interface AppliedInputs {
+  recentInputs: readonly string[];
+  inputSequenceFloor: number;
+  /**
+   * The input whose events end the log, if its decision was cut short (the session does not rest):
+   * it holds the session like an unapplied one, so that it is finished before any later input.
+   */
+  unfinished?: string | undefined;
+}
+
+/**
+ * The backlog inputs (session, stream sequence) their sessions have not applied, or not finished:
+ * what must hold each session's later inputs. A session whose applied inputs cannot be loaded
+ * counts none as applied: holding all its backlog is safe (a hold ends after a while), counting it
+ * as applied could reorder its inputs.
+ */
+export async function unappliedOf(
+  backlog: Map<string, BacklogInput[]>,
+  appliedInputs: (sessionId: string) => Promise<AppliedInputs>,
+  logger: Logger,
+): Promise<Array<[string, number]>> {
+  const unapplied: Array<[string, number]> = [];
+  const sessions = [...backlog];
+  // A few sessions at a time: each is a load (snapshot plus tail) before consuming can start.
+  await Promise.all(
+    Array.from({ length: Math.min(16, sessions.length) }, async () => {
+      for (let next = sessions.pop(); next; next = sessions.pop()) {
+        const [sessionId, inputs] = next;
+        const applied = await appliedInputs(sessionId).catch((err: unknown) => {
+          logger.warn({ err, sessionId }, 'applied inputs not loaded; holding the session behind all its backlog');
+          return { recentInputs: [], inputSequenceFloor: 0 } as AppliedInputs;
+        });
+        const recent = new Set(applied.recentInputs);
+        for (const { seq, messageId } of inputs) {
+          const done = (seq <= applied.inputSequenceFloor || recent.has(messageId)) && messageId !== applied.unfinished;
+          if (!done) unapplied.push([sessionId, seq]);
+        }
+      }
+    }),
+  );
+  return unapplied;
+}

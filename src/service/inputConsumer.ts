@@ -13,7 +13,9 @@ import type { Metrics } from '../observability/metrics.js';
 import type { InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
-import { inputMessageId, readInputBacklog } from './inputBacklog.js';
+import { inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
+
+export type { AppliedInputs } from './inputBacklog.js';
 import { InputHolds } from './inputHolds.js';
 import { sessionOfInputSubject } from '../protocol/subjects.js';
 import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError } from '../errors.js';
@@ -39,16 +41,6 @@ export interface InputConsumerOptions {
   appliedInputs?: (sessionId: string) => Promise<AppliedInputs>;
 }
 
-/** What a session has applied (see decide's isProcessed), and an input it has not finished. */
-export interface AppliedInputs {
-  recentInputs: readonly string[];
-  inputSequenceFloor: number;
-  /**
-   * The input whose events end the log, if its decision was cut short (the session does not rest):
-   * it holds the session like an unapplied one, so that it is finished before any later input.
-   */
-  unfinished?: string | undefined;
-}
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** Failures of one input (other than the store's) after which it is rejected instead of retried. */
@@ -168,37 +160,9 @@ export class InputConsumer {
     // A failed read throws: the consume loop retries it with backoff rather than start without
     // the hold and apply a session's later input before one the previous leader left unapplied.
     const backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
-    let held = 0;
-    const sessions = [...backlog];
-    // A few sessions at a time: each is a load (snapshot plus tail) before consuming can start.
-    await Promise.all(
-      Array.from({ length: Math.min(16, sessions.length) }, async () => {
-        for (let next = sessions.pop(); next; next = sessions.pop()) {
-          const [sessionId, inputs] = next;
-          const { recentInputs, inputSequenceFloor, unfinished } = await this.appliedOrNone(sessionId);
-          const recent = new Set(recentInputs);
-          for (const { seq, messageId } of inputs) {
-            if ((seq <= inputSequenceFloor || recent.has(messageId)) && messageId !== unfinished) continue; // applied
-            this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
-            held++;
-          }
-        }
-      }),
-    );
-    if (held > 0) this.o.logger.info({ inputs: held }, 'holding sessions behind inputs a previous leader left unapplied');
-  }
-
-  /**
-   * The session's applied input ids, or none if they cannot be loaded: holding all its backlog is
-   * safe (the hold ends after BACKLOG_HOLD_MS), counting it as applied could reorder its inputs.
-   */
-  private async appliedOrNone(sessionId: string): Promise<AppliedInputs> {
-    try {
-      return await this.o.appliedInputs!(sessionId);
-    } catch (err) {
-      this.o.logger.warn({ err, sessionId }, 'applied inputs not loaded; holding the session behind all its backlog');
-      return { recentInputs: [], inputSequenceFloor: 0 };
-    }
+    const unapplied = await unappliedOf(backlog, this.o.appliedInputs, this.o.logger);
+    for (const [sessionId, seq] of unapplied) this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
+    if (unapplied.length > 0) this.o.logger.info({ inputs: unapplied.length }, 'holding sessions behind inputs a previous leader left unapplied');
   }
 
   private accept(m: JsMsg): void {
