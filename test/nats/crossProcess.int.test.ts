@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
+import { createWebSocketReceiver } from '@statelyai/inspect';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -237,6 +238,27 @@ describe('jetplan across processes', { timeout: 60_000 }, () => {
     expect(lines[0]).toMatch(/^\s+1 .* SessionStarted/);
     expect(lines.some((l) => /ClarificationProvided\s+t1-\w+: staging/.test(l))).toBe(true);
     expect(lines.at(-1)).toMatch(/SessionCompleted/);
+  });
+
+  it('watch --inspect exits when its session completes, even with an inspector page still connected', async () => {
+    const w = isolation();
+    start(serveArgs(w.conn));
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = probe.address() as AddressInfo;
+        probe.close(() => resolve(free));
+      });
+    });
+    const sessionId = (await run(['submit', ...w.conn, 'Which format do you want?'])).stdout.trim();
+    const watch = start(['watch', sessionId, ...w.conn, '--inspect', String(port)]);
+    await watch.waitFor(/ClarificationRequested/);
+    // A page connected to the bridge, as a browser tab would be, and left open.
+    const page = createWebSocketReceiver({ server: `ws://localhost:${port}` });
+    const connected = new Promise<void>((resolve) => page.subscribe(() => resolve()));
+    await connected; // the bridge replays what it relayed: the page is connected
+    await w.client.answer(sessionId, (await w.client.status(sessionId)).tasks[0]!.id, 'yaml');
+    expect(await watch.exited).toBe(0);
+    expect(watch.stdout()).toMatch(/SessionCompleted/);
   });
 
   it('serve exits in one line, leading nothing, when its HTTP port is in use', async () => {
