@@ -242,7 +242,7 @@ describe('jetplan across processes', { timeout: 60_000 }, () => {
 
   it('watch --inspect exits when its session completes, even with an inspector page still connected', async () => {
     const w = isolation();
-    start(serveArgs(w.conn));
+    await start(serveArgs(w.conn)).waitFor(/leader, consuming inputs/); // the stream exists
     const port = await new Promise<number>((resolve) => {
       const probe = createServer().listen(0, '127.0.0.1', () => {
         const { port: free } = probe.address() as AddressInfo;
