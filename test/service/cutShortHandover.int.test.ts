@@ -2,14 +2,12 @@
  * A decision cut short when its leader died (nats-server 2.9 appends one event at a time), then a
  * new leader: the input must be finished before a later input of the session is applied.
  */
-import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { jetstream, type JsMsg } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../src/machines/decide.js';
 import { initialSessionState } from '../../src/machines/sessionState.js';
-import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
-import { ensureInputConsumer } from '../../src/service/inputConsumer.js';
-import { isolation, publishInput, serverEnv, waitForEvents } from './harness.js';
+import { isolation, plannerStream, publishInput, serverEnv, waitForEvents } from './harness.js';
 
 const { env } = serverEnv();
 
@@ -17,10 +15,7 @@ describe('a decision cut short, then a leader change', () => {
   it('is finished before a later input of the session, which waits for it', async () => {
     const iso = isolation();
     const nc = await env.connect();
-    const jsm = await jetstreamManager(nc);
-    await ensureStream(nc, iso);
-    const durableName = 'jetplan-planner';
-    await ensureInputConsumer(jsm, { ...iso, durableName });
+    const { durableName } = await plannerStream(nc, iso);
     const store = await env.store(iso);
     const x = { type: 'SubmitInput' as const, text: 'Summarise part one.' };
     const xAck = await publishInput(nc, iso, 'cut', x, 'x-1');

@@ -1,6 +1,4 @@
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { ensureStream } from '../../src/persistence/jetstream/index.js';
-import { ensureInputConsumer } from '../../src/service/inputConsumer.js';
+import { jetstream } from '@nats-io/jetstream';
 import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import {
@@ -11,6 +9,7 @@ import {
   gate,
   has,
   isolation,
+  plannerStream,
   publishInput,
   startTestExecutor,
   waitForEvents,
@@ -149,11 +148,8 @@ describe('planner service: crashes, standbys and timers', () => {
   it("a new leader applies a session's inputs in order although the previous one left them with different nak delays", async () => {
     const iso = isolation();
     const nc = await env.connect();
-    const jsm = await jetstreamManager(nc);
     // The stream and the input consumer as a service makes them, and a previous leader by hand.
-    await ensureStream(nc, iso);
-    const durableName = 'jetplan-planner';
-    await ensureInputConsumer(jsm, { ...iso, durableName });
+    const { durableName } = await plannerStream(nc, iso);
     for (let k = 1; k <= 3; k++) await publishInput(nc, iso, 'ord', { type: 'SubmitInput', text: `Summarise part ${k}.` }, `ord-${k}`);
     const batch = await (await jetstream(nc).consumers.get(iso.streamName, durableName)).fetch({ max_messages: 3, expires: 5_000 });
     const delivered = [];

@@ -6,7 +6,8 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type PubAck } fr
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, vi } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
-import { JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
+import { ensureStream, JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
+import { ensureInputConsumer } from '../../src/service/inputConsumer.js';
 import { ExecuteTask } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { startPlannerService, type PlannerService, type PlannerServiceOptions } from '../../src/service/plannerService.js';
@@ -87,6 +88,20 @@ export async function startHeldExecutor(env: Env, nc: NatsConnection, iso: Isola
 }
 
 /** Publishes an input body (object → JSON, string/bytes as is), retrying while the server restarts. */
+/** The durable name of the planner's input consumer (the service's default). */
+export const PLANNER_DURABLE = 'jetplan-planner';
+
+/**
+ * The stream and the planner's input consumer as a service makes them, with no service running:
+ * for a test that plays a previous leader by hand.
+ */
+export async function plannerStream(nc: NatsConnection, iso: Isolation) {
+  const jsm = await jetstreamManager(nc);
+  await ensureStream(nc, iso);
+  await ensureInputConsumer(jsm, { ...iso, durableName: PLANNER_DURABLE });
+  return { jsm, durableName: PLANNER_DURABLE };
+}
+
 export async function publishInput(nc: NatsConnection, iso: Isolation, sessionId: string, body: unknown, msgID?: string): Promise<PubAck> {
   const js = jetstream(nc);
   const payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);

@@ -18,11 +18,11 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
-import { ensureInputConsumer, InputConsumer, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
-import { isolation, publishInput, serverEnv, type Isolation } from './harness.js';
+import { InputConsumer, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
+import { isolation, PLANNER_DURABLE, plannerStream, publishInput, serverEnv, type Isolation } from './harness.js';
 
 const { env } = serverEnv();
-const durableName = 'jetplan-planner';
+const durableName = PLANNER_DURABLE;
 
 /** A planner that records the message ids it applied, in order, after `before` resolves. */
 function recordingPlanner(before: () => Promise<void> = async () => undefined) {
@@ -52,9 +52,7 @@ function consumerOf(nc: NatsConnection, iso: Isolation, planner: Planner, extra:
  * delay, the two after it were held and nak'd at once, so the consumer redelivers them first.
  */
 async function leftByPreviousLeader(nc: NatsConnection, iso: Isolation): Promise<JetStreamManager> {
-  const jsm = await jetstreamManager(nc);
-  await ensureStream(nc, iso);
-  await ensureInputConsumer(jsm, { ...iso, durableName });
+  const { jsm } = await plannerStream(nc, iso);
   for (let k = 1; k <= 3; k++) await publishInput(nc, iso, 'ord', { type: 'SubmitInput', text: `Summarise part ${k}.` }, `ord-${k}`);
   const batch = await (await jetstream(nc).consumers.get(iso.streamName, durableName)).fetch({ max_messages: 3, expires: 5_000 });
   const delivered = [];
