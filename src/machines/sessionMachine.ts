@@ -56,6 +56,10 @@ export const sessionMachine = setup({
       ({ event }) => (event.data as { taskId: string }).taskId,
       ({ event }) => event,
     ),
+    // Tasks before the cursor are completed; the rest learn that the session ended without them.
+    endOpenTasks: enqueueActions(({ enqueue, context, event }) => {
+      for (let i = context.cursor; i < context.order.length; i++) enqueue.sendTo(context.order[i]!, event);
+    }),
     spawnTasks: enqueueActions(({ enqueue, event }) => {
       if (event.type !== 'TasksPlanned') return;
       for (const task of event.data.tasks) enqueue.spawnChild('task', { id: task.id, input: task });
@@ -103,8 +107,8 @@ export const sessionMachine = setup({
         TasksPlanned: { actions: ['recordPlan', 'spawnTasks'] },
         ContextCompacted: { actions: assign({ items: ({ event }) => event.data.items }) },
         SessionCompleted: 'completed',
-        SessionFailed: 'failed',
-        SessionCancelled: 'cancelled',
+        SessionFailed: { target: 'failed', actions: 'endOpenTasks' },
+        SessionCancelled: { target: 'cancelled', actions: 'endOpenTasks' },
       },
       states: {
         ready: {

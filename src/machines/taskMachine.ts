@@ -20,12 +20,15 @@ export type TaskEvent =
   | EventOf<'TaskFailed'>
   | EventOf<'TaskRetryScheduled'>
   | EventOf<'ClarificationRequested'>
-  | EventOf<'ClarificationProvided'>;
+  | EventOf<'ClarificationProvided'>
+  | EventOf<'SessionCancelled'>
+  | EventOf<'SessionFailed'>;
 
 /**
  * The task lifecycle: Planned → Running → Completed | NeedsClarification → Planned, and Failed
  * after the last attempt. A Clarification-kind task goes from Planned straight to
- * NeedsClarification and completes with the human's answer. Pure: every value comes on events.
+ * NeedsClarification and completes with the human's answer. A task the session ends before it
+ * finishes (cancelled, or failed on another task) is Cancelled. Pure: every value comes on events.
  */
 export const taskMachine = setup({
   types: { context: {} as TaskContext, events: {} as TaskEvent, input: {} as PlannedTask },
@@ -36,6 +39,10 @@ export const taskMachine = setup({
   actions: {
     recordQuestion: assign({
       question: ({ event }) => (event.type === 'ClarificationRequested' ? event.data.question : undefined),
+    }),
+    recordEnd: assign({
+      error: ({ event }) =>
+        event.type === 'SessionCancelled' ? `session cancelled: ${event.data.reason}` : event.type === 'SessionFailed' ? `session failed: ${event.data.reason}` : undefined,
     }),
     recordError: assign({
       error: ({ event }) => (event.type === 'TaskFailed' ? event.data.error : undefined),
@@ -58,6 +65,8 @@ export const taskMachine = setup({
         },
         TaskRetryScheduled: { actions: assign({ retryAt: ({ event }) => event.data.dueAt }) },
         ClarificationRequested: { guard: 'asksDirectly', target: 'NeedsClarification', actions: 'recordQuestion' },
+        SessionCancelled: { target: 'Cancelled', actions: 'recordEnd' },
+        SessionFailed: { target: 'Cancelled', actions: 'recordEnd' },
       },
     },
     Running: {
@@ -68,6 +77,8 @@ export const taskMachine = setup({
           { target: 'Planned', actions: 'recordError' },
         ],
         ClarificationRequested: { target: 'NeedsClarification', actions: 'recordQuestion' },
+        SessionCancelled: { target: 'Cancelled', actions: 'recordEnd' },
+        SessionFailed: { target: 'Cancelled', actions: 'recordEnd' },
       },
     },
     NeedsClarification: {
@@ -80,12 +91,15 @@ export const taskMachine = setup({
           },
           { target: 'Planned', actions: assign({ answer: ({ event }) => event.data.answer }) },
         ],
+        SessionCancelled: { target: 'Cancelled', actions: 'recordEnd' },
+        SessionFailed: { target: 'Cancelled', actions: 'recordEnd' },
       },
     },
     // Terminal, but not `type: 'final'`: a final child is stopped and dropped from its parent's
     // children, and the session keeps finished tasks (results, errors) in its persisted snapshot.
     Completed: { tags: ['terminal'] },
     Failed: { tags: ['terminal'] },
+    Cancelled: { tags: ['terminal'] },
   },
 });
 

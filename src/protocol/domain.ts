@@ -11,7 +11,7 @@ export const NodeKind = z.enum(['ToolCall', 'Processing', 'Clarification']);
 export type NodeKind = z.infer<typeof NodeKind>;
 
 /** A task's lifecycle state; the values are the task machine's state names. */
-export const TaskStatus = z.enum(['Planned', 'Running', 'Completed', 'NeedsClarification', 'Failed']);
+export const TaskStatus = z.enum(['Planned', 'Running', 'Completed', 'NeedsClarification', 'Failed', 'Cancelled']);
 export type TaskStatus = z.infer<typeof TaskStatus>;
 
 /** Something a task refers to; today only URLs found in its text. */

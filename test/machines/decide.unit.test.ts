@@ -299,6 +299,19 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(after).when(retryDue(FETCH, 2), { now: T0 * 2 }).thenNothing();
   });
 
+  it('marks the tasks a cancel or a failure cuts short Cancelled, with the reason; completed ones stay', () => {
+    const start = history(submit(TWO), completed(FETCH, dispatch(FETCH, 1)));
+    const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled' }]);
+    expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Completed' });
+    expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled', error: 'session cancelled: user asked' });
+    const asking = history(submit(ASK_THEN_WORK));
+    const c = given(asking).when(cancel()).then([{ type: 'SessionCancelled' }]);
+    expect([taskView(c.state, ASK)?.status, taskView(c.state, DEPLOY)?.status]).toEqual(['Cancelled', 'Cancelled']);
+    const f = given(history(submit(TWO))).when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false)).then([{ type: 'TaskFailed' }, { type: 'SessionFailed' }]);
+    expect(taskView(f.state, FETCH)).toMatchObject({ status: 'Failed', error: 'bad input' });
+    expect(taskView(f.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled', error: expect.stringMatching(/^session failed: task .* failed \(not retryable\): bad input$/) });
+  });
+
   it('rejects anything but SubmitInput for a session that never started, which stays open to start', () => {
     const reason = 'session has not started (no SubmitInput was accepted)';
     given().when(cancel()).thenRejects(reason);

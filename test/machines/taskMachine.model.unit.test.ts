@@ -35,8 +35,11 @@ function eventsFor(snapshot: TaskSnapshot): TaskEvent[] {
   const current = c.dispatchId ?? dispatchIdFor('s1', taskId, Math.max(1, c.attempts));
   const answer = domainEvent('ClarificationProvided', { taskId, answer: 'eu-west-1', ...(c.question ? { question: c.question } : {}) });
   // The decider never dispatches a Clarification task: it asks, and the answer completes it.
-  if (c.kind === 'Clarification') return [domainEvent('ClarificationRequested', { taskId, question: c.description }), answer];
+  // The session forwards its end to every task not yet completed.
+  const ends = [domainEvent('SessionCancelled', { reason: 'user stopped it' }), domainEvent('SessionFailed', { reason: 'task t0 failed: boom', taskId: 't0' })];
+  if (c.kind === 'Clarification') return [domainEvent('ClarificationRequested', { taskId, question: c.description }), answer, ...ends];
   return [
+    ...ends,
     domainEvent('TaskDispatched', { taskId, dispatchId: dispatchIdFor('s1', taskId, next), attempt: next, kind: c.kind }),
     domainEvent('TaskRetryScheduled', { taskId, attempt: next, dueAt: 1000 * next }),
     // Planned ignores this one (guard asksDirectly); Running relays the executor's question.
@@ -77,10 +80,13 @@ function checkInvariants(s: TaskSnapshot, task: PlannedTask): void {
       expect(c.error).toBeDefined();
       expect(c.attempts).toBeGreaterThanOrEqual(1);
       break;
+    case 'Cancelled':
+      expect(c.error).toMatch(/^session (cancelled: user stopped it|failed: task t0 failed: boom)$/);
+      break;
     default:
       throw new Error(`unexpected state ${String(s.value)}`);
   }
-  expect(s.hasTag('terminal')).toBe(s.value === 'Completed' || s.value === 'Failed');
+  expect(s.hasTag('terminal')).toBe(s.value === 'Completed' || s.value === 'Failed' || s.value === 'Cancelled');
 }
 
 /** Paths covering each (state, incoming transition) pair reachable for a task planned as `task`. */
