@@ -52,6 +52,8 @@ export function eventSummary(event: DomainEvent): string {
       return clip(event.data.reason);
     case 'ReportIgnored':
       return `${event.data.taskId}: ${clip(event.data.reason)}`;
+    case 'InputRepeated':
+      return `${event.data.messageId} again at sequence ${event.data.streamSequence}${event.data.appliedSequence ? ` (applied at ${event.data.appliedSequence})` : ''}`;
   }
 }
 

@@ -87,6 +87,7 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
   }
   const rec = new Recorder(state, input, meta);
   if (!processed) handleInput(rec, deps);
+  else if (isUnrecordedCopy(state, meta)) recordCopy(rec);
   advance(rec, deps);
   return { events: rec.events, state: rec.state, commands: rec.commands };
 }
@@ -101,6 +102,27 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
 export function isProcessed(state: SessionState, meta: Pick<InputMeta, 'messageId' | 'streamSequence'>): boolean {
   if (meta.streamSequence !== undefined && meta.streamSequence <= state.inputSequenceFloor) return true;
   return state.recentInputs.includes(meta.messageId);
+}
+
+/**
+ * Whether a processed input is a copy stored under a stream sequence the session has not recorded:
+ * its message id is in the window, but the broker stored it again (republished after the duplicate
+ * window). Unrecorded, that sequence would look new once the id leaves the window, and a redelivery
+ * from the stream's start would apply the copy a second time. An ended session needs no record:
+ * it rejects every input, so a copy can change nothing there.
+ */
+function isUnrecordedCopy(state: SessionState, meta: InputMeta): boolean {
+  const seq = meta.streamSequence;
+  if (seq === undefined || seq <= state.inputSequenceFloor || state.recentSequences.includes(seq)) return false;
+  const status = statusOf(state);
+  return status === 'idle' || status === 'active';
+}
+
+function recordCopy(rec: Recorder): void {
+  const { messageId, streamSequence } = rec.meta;
+  const at = rec.state.recentInputs.lastIndexOf(messageId);
+  const applied = rec.state.recentSequences[at] ?? 0;
+  rec.emit('InputRepeated', { messageId, streamSequence: streamSequence!, ...(applied > 0 ? { appliedSequence: applied } : {}) });
 }
 
 /**

@@ -56,7 +56,8 @@ export interface LastInput {
 
 /** The input of `event`: the same `lastInput` while its events go on, a new one at its first. */
 function lastInputAfter(state: SessionState, event: DomainEvent): LastInput {
-  if (state.lastInput?.messageId === event.causationId) return state.lastInput;
+  const current = state.lastInput;
+  if (current?.messageId === event.causationId && current.inputSequence === event.inputSequence) return current;
   const { lastInput: _, ...before } = state;
   const last: LastInput = { messageId: event.causationId, before, now: event.timestamp, correlationId: event.correlationId };
   if (event.inputSequence !== undefined) last.inputSequence = event.inputSequence;
@@ -69,13 +70,21 @@ type Inbox = Pick<SessionState, 'recentInputs' | 'recentSequences' | 'inputSeque
 /** The inbox once `event` is folded in: a new input enters the window, the oldest may leave it. */
 function rememberInput(inbox: Inbox, event: DomainEvent): Inbox {
   const { recentInputs, recentSequences, inputSequenceFloor } = inbox;
-  if (recentInputs[recentInputs.length - 1] === event.causationId) return { recentInputs, recentSequences, inputSequenceFloor };
+  if (sameInput(recentInputs, recentSequences, event)) return { recentInputs, recentSequences, inputSequenceFloor };
   const cut = Math.max(0, recentInputs.length - INBOX_WINDOW + 1);
   const ids = recentInputs.slice(cut);
   const seqs = recentSequences.slice(cut);
   ids.push(event.causationId);
   seqs.push(event.inputSequence ?? 0);
   return { recentInputs: ids, recentSequences: seqs, inputSequenceFloor: maxOf(recentSequences, 0, cut, inputSequenceFloor) };
+}
+
+/**
+ * Whether `event` was caused by the input the window ends with: the same message id and stream
+ * sequence (a copy stored again under a new sequence is an input of its own, see `InputRepeated`).
+ */
+function sameInput(ids: readonly string[], seqs: readonly number[], event: DomainEvent): boolean {
+  return ids[ids.length - 1] === event.causationId && seqs[seqs.length - 1] === (event.inputSequence ?? 0);
 }
 
 /** The largest of `values[from..to)` and `start`. */
@@ -166,8 +175,8 @@ export class SessionFold {
 
   add(event: DomainEvent): void {
     assertFollows({ sessionId: this.start.sessionId, version: this.version }, event);
-    const lastId = this.last?.input.messageId ?? this.startLast?.messageId;
-    if (lastId !== event.causationId) {
+    const lastInput = this.last ? { id: this.last.input.messageId, seq: this.last.event } : { id: this.startLast?.messageId, seq: this.startLast?.inputSequence };
+    if (lastInput.id !== event.causationId || lastInput.seq !== event.inputSequence) {
       const { snapshot, version } = this;
       const input = { messageId: event.causationId, now: event.timestamp, correlationId: event.correlationId };
       this.last = { input, event: event.inputSequence, snapshot, version, inputsEnd: this.inputs.length };
@@ -175,7 +184,7 @@ export class SessionFold {
     }
     this.snapshot = session.transition(this.snapshot, event, NO_EFFECTS)[0];
     this.version = event.sequence;
-    if (this.inputs[this.inputs.length - 1] !== event.causationId) {
+    if (!sameInput(this.inputs, this.seqs, event)) {
       this.inputs.push(event.causationId);
       this.seqs.push(event.inputSequence ?? 0);
       // Trimmed now and then, not per event: amortized O(1). One entry more than the window is

@@ -289,5 +289,6 @@ class NatsClient implements JetplanClient {
 function ownOutcome(published: Published, event: DomainEvent): InputOutcome | undefined {
   const own = event.inputSequence === undefined ? event.causationId === published.messageId : event.inputSequence === published.seq;
   if (!own) return undefined;
+  if (event.type === 'InputRepeated') return { status: 'unchanged' };
   return event.type === 'InputRejected' ? { status: 'rejected', reason: event.data.reason, event } : { status: 'applied', event };
 }

@@ -41,6 +41,17 @@ export const EventData = {
     streamSequence: z.number().int().optional(),
   }),
   ReportIgnored: z.object({ ...dispatchRef, report: z.string(), reason: z.string() }),
+  /**
+   * A copy of an applied input stored under a new stream sequence (republished after the stream's
+   * duplicate window): changes nothing, but records that sequence, so the copy is known as a repeat
+   * however late it is delivered again (e.g. by a durable consumer created again from the start).
+   */
+  InputRepeated: z.object({
+    messageId: z.string(),
+    streamSequence: z.number().int().positive(),
+    /** The stream sequence the input was applied under, when its events carry one. */
+    appliedSequence: z.number().int().positive().optional(),
+  }),
 } as const;
 
 export type EventType = keyof typeof EventData;
@@ -81,6 +92,7 @@ export const DomainEvent = z.discriminatedUnion('type', [
   variant('SessionCancelled'),
   variant('InputRejected'),
   variant('ReportIgnored'),
+  variant('InputRepeated'),
 ]);
 export type DomainEvent = z.infer<typeof DomainEvent>;
 export type EventOf<T extends EventType> = Extract<DomainEvent, { type: T }>;

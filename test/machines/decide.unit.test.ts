@@ -341,6 +341,30 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(start).when(cancel(), { messageId: 'next', streamSequence: INBOX_WINDOW + 7 }).then([{ type: 'SessionCancelled' }]);
   });
 
+  it('records a copy stored under a new sequence, so it stays a repeat once its id has left the window', () => {
+    // A client republished 'first' after the stream's duplicate window: the broker stored it again at 3.
+    const start = history([submit(TWO), { messageId: 'first', streamSequence: 1 }], [invalid('noise'), { messageId: 'n', streamSequence: 2 }]);
+    const copy = given(start)
+      .when(submit(TWO), { messageId: 'first', streamSequence: 3 })
+      .then([{ type: 'InputRepeated', data: { messageId: 'first', streamSequence: 3, appliedSequence: 1 } }]);
+    const recorded = [...start, ...copy.events];
+    given(recorded).when(submit(TWO), { messageId: 'first', streamSequence: 3 }).thenNothing(); // the copy redelivered
+    given(recorded).when(submit(TWO), { messageId: 'first', streamSequence: 1 }).thenNothing(); // the original redelivered
+    // The durable consumer is created again after INBOX_WINDOW more inputs: neither comes back.
+    const steps: Array<[PlannerInput, Partial<InputMeta>]> = [];
+    for (let i = 0; i < INBOX_WINDOW + 2; i++) steps.push([invalid('noise'), { messageId: `later-${i}`, streamSequence: i + 4 }]);
+    const later = [...recorded, ...history(...steps).map((e, i) => ({ ...e, sequence: recorded.length + i + 1 }))];
+    given(later).when(submit(TWO), { messageId: 'first', streamSequence: 3 }).thenNothing();
+    given(later).when(submit(TWO), { messageId: 'first', streamSequence: 1 }).thenNothing();
+    // A copy right after the input's own events is an input of its own in the window.
+    const direct = history([submit(TWO), { messageId: 'first', streamSequence: 1 }]);
+    const directCopy = given(direct).when(submit(TWO), { messageId: 'first', streamSequence: 2 }).then([{ type: 'InputRepeated' }]);
+    given([...direct, ...directCopy.events]).when(submit(TWO), { messageId: 'first', streamSequence: 2 }).thenNothing();
+    // An ended session rejects every input: a copy needs no record there.
+    const ended = history([submit(TWO), { messageId: 'first', streamSequence: 1 }], [cancel(), { messageId: 'stop', streamSequence: 2 }]);
+    given(ended).when(submit(TWO), { messageId: 'first', streamSequence: 3 }).thenNothing();
+  });
+
   it('applies an earlier input that arrives after a later one (a lease handover can reorder them), not dropping it', () => {
     const start = history([submit(TWO), { messageId: 'a', streamSequence: 5 }], [invalid('x'), { messageId: 'c', streamSequence: 9 }]);
     given(start).when(cancel(), { messageId: 'b', streamSequence: 7 }).then([{ type: 'SessionCancelled' }]);

@@ -43,7 +43,7 @@ type Action =
   | { kind: 'retryDue'; wait: number }
   | { kind: 'cancel' }
   | { kind: 'invalid' }
-  | { kind: 'redeliver'; back: number };
+  | { kind: 'redeliver'; back: number; copy: boolean };
 
 const which = fc.constantFrom<Which>('current', 'current', 'current', 'stale', 'unknownDispatch', 'unknownTask', 'lastIssued');
 const action: fc.Arbitrary<Action> = fc.oneof(
@@ -55,7 +55,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('retryDue' as const), wait: fc.integer({ min: 0, max: 2_000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('cancel' as const) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('invalid' as const) }) },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('redeliver' as const), back: fc.nat(5) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('redeliver' as const), back: fc.nat(5), copy: fc.boolean() }) },
 );
 
 const LONG = Array.from({ length: 60 }, (_, i) => `Step ${i} of the flaky deploy printed warning W${(i * 31) % 97}.`).join(' ');
@@ -117,8 +117,10 @@ function concretize(a: Action, state: SessionState, issued: string[], sent: Sent
     case 'invalid':
       return { meta, input: { type: 'InvalidInput', reason: 'not JSON', inputType: 'TaskCompleted' } };
     case 'redeliver': {
+      // The same message again, or a copy the broker stored anew (republished after its duplicate window).
       const earlier = sent[Math.max(0, sent.length - 1 - a.back)];
-      return earlier ? { ...earlier, meta: { ...earlier.meta, now } } : { meta, input: { type: 'CancelSession' } };
+      const streamSequence = a.copy ? meta.streamSequence : earlier?.meta.streamSequence;
+      return earlier ? { ...earlier, meta: { ...earlier.meta, now, streamSequence } } : { meta, input: { type: 'CancelSession' } };
     }
   }
 }

@@ -42,6 +42,17 @@ async function deployment() {
 const TERMINAL = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
 
 /** Follows a session to its end, answering each question with `answer`. */
+/** The session's first event of `type`, waiting for it to be appended. */
+async function firstOfType(client: JetplanClient, sessionId: string, type: DomainEvent['type']): Promise<DomainEvent> {
+  const watch = client.watch(sessionId, { fromStart: true });
+  try {
+    for await (const event of watch) if (event.type === type) return event;
+  } finally {
+    await watch.close();
+  }
+  throw new Error(`session ${sessionId}: the watch ended before a ${type}`);
+}
+
 async function followAnswering(client: JetplanClient, sessionId: string, answer: string): Promise<DomainEvent[]> {
   const seen: DomainEvent[] = [];
   for await (const event of client.watch(sessionId, { fromStart: true })) {
@@ -117,6 +128,11 @@ describe('createClient against a running planner service', () => {
     expect(again.duplicate).toBe(false);
     // Told without a later input's event: the session's state says its id was applied.
     expect(await client.outcome(again)).toEqual({ status: 'unchanged' });
+    // The session records the copy's sequence, so it stays a repeat once its id leaves the window.
+    const record = await firstOfType(client, sessionId, 'InputRepeated');
+    const repeated = await client.replay(sessionId);
+    expect(record).toMatchObject({ causationId: 'o-submit', inputSequence: again.seq, data: { messageId: 'o-submit', streamSequence: again.seq, appliedSequence: submitted.seq } });
+    expect(repeated.events.filter((e) => e.type === 'TasksPlanned')).toHaveLength(1);
     await client.cancel(sessionId);
     expect(await client.outcome(again)).toEqual({ status: 'unchanged' });
     // Waiting can be ended.
