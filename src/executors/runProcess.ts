@@ -1,7 +1,7 @@
 /**
- * Runs one program for the shell executor in its own process group, so a timeout, an abort or its
- * own exit takes down everything it started, and a grandchild that keeps the output pipes open
- * cannot hold up the report.
+ * Runs one program for the shell executor in its own process group, so a timeout, an abort, its
+ * own exit or the executor's death takes down everything it started, and a grandchild that keeps
+ * the output pipes open cannot hold up the report.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
@@ -78,6 +78,29 @@ function killGroup(pid: number | undefined): void {
   }
 }
 
+/**
+ * A watchdog for the program's process group: a small shell that waits for EOF on a pipe whose
+ * other end only this process holds, then SIGKILLs the group. The pipe closes however the executor
+ * ends, SIGKILL and crashes included, so a program never outlives its executor to run on beside
+ * the redelivered attempt. Killed itself when the program ends. None on Windows (no groups).
+ */
+function startWatchdog(pgid: number): (() => void) | undefined {
+  if (process.platform === 'win32') return undefined;
+  const watchdog = spawn('/bin/sh', ['-c', 'read -r _; kill -KILL "-$1" 2>/dev/null', 'jetplan-watchdog', String(pgid)], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    // Its own group: a Ctrl-C to the executor's terminal must not take the watchdog down first.
+    detached: true,
+  });
+  watchdog.on('error', () => {}); // no /bin/sh: the program just runs unwatched
+  watchdog.stdin.on('error', () => {});
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void }).unref?.();
+  return () => {
+    watchdog.kill('SIGKILL');
+    watchdog.stdin.destroy();
+  };
+}
+
 /** How the program ended, decided when it exited (not when its pipes closed). */
 interface Ending {
   code: number | null;
@@ -125,6 +148,7 @@ export function runProgram(o: RunOptions): Promise<HandlerOutcome> {
       env: o.env,
       ...(o.cwd ? { cwd: o.cwd } : {}),
     });
+    const stopWatchdog = child.pid === undefined ? undefined : startWatchdog(child.pid);
     let timedOut = false;
     let settled = false;
     const timer = setTimeout(() => {
@@ -136,6 +160,7 @@ export function runProgram(o: RunOptions): Promise<HandlerOutcome> {
     const finish = (outcome: HandlerOutcome): void => {
       if (settled) return;
       settled = true;
+      stopWatchdog?.();
       clearTimeout(timer);
       o.signal.removeEventListener('abort', onAbort);
       resolve(outcome);
