@@ -9,8 +9,13 @@ import { main } from '../../src/cli/main.js';
 export interface FakeIo extends CliIo {
   out: string[];
   err: string[];
-  /** Sends a signal to the command's handler (as Ctrl-C would). */
+  /** Sends a signal to the command's handlers (as Ctrl-C would). */
   signal(name?: CliSignal): void;
+  /**
+   * The number of signal handlers after each change. A real process whose last handler goes is
+   * back to the default action: a signal then kills it outright.
+   */
+  readonly signalHandlerCounts: number[];
   /** Resolves when stdout has received text containing `text`. */
   waitForOut(text: string): Promise<void>;
   readonly stdoutText: string;
@@ -29,7 +34,8 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
   const out: string[] = [];
   const err: string[] = [];
   const watchers: Array<{ text: string; resolve: () => void }> = [];
-  let handler: ((s: CliSignal) => void) | undefined;
+  const handlers = new Set<(s: CliSignal) => void>();
+  const signalHandlerCounts: number[] = [];
   const stdin =
     options.stdin instanceof Readable ? options.stdin : Readable.from(options.stdin === undefined ? [] : [options.stdin]);
   const io: FakeIo = {
@@ -48,12 +54,16 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
     },
     stderr: (text) => void err.push(text),
     onSignal(h) {
-      handler = h;
+      const handler = (signal: CliSignal) => h(signal); // one entry per registration, as process.on
+      handlers.add(handler);
+      signalHandlerCounts.push(handlers.size);
       return () => {
-        handler = undefined;
+        handlers.delete(handler);
+        signalHandlerCounts.push(handlers.size);
       };
     },
-    signal: (name = 'SIGINT') => handler?.(name),
+    signal: (name = 'SIGINT') => [...handlers].forEach((h) => h(name)),
+    signalHandlerCounts,
     waitForOut: (text) =>
       out.join('').includes(text) ? Promise.resolve() : new Promise((resolve) => watchers.push({ text, resolve })),
     get stdoutText() {

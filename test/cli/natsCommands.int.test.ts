@@ -187,6 +187,9 @@ describe('serve + executor echo + the client commands', () => {
 
     expect(await s.stop('SIGINT')).toBe(0);
     expect(s.io.stdoutText).toContain('jetplan serve: SIGINT, shutting down\n');
+    // A signal handler is in place from start to exit: between the first signal and the shutdown
+    // that a second one cuts short, a process without one would be killed outright.
+    expect(s.io.signalHandlerCounts.indexOf(0)).toBe(s.io.signalHandlerCounts.length - 1);
     expect(s.io.err.map((line) => (JSON.parse(line) as { level: number }).level).every((level) => level <= 30)).toBe(true);
     await expect(fetch(`http://127.0.0.1:${httpPort}/healthz`)).rejects.toThrow();
   });

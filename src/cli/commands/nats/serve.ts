@@ -1,7 +1,9 @@
-import { startPlannerService } from '../../../service/plannerService.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
+import { startPlannerService, type PlannerService } from '../../../service/plannerService.js';
 import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
-import type { Command } from '../../command.js';
+import type { CliContext, Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
 import { boundedShutdown, closeConnection, untilSignalOrClosed } from './lifecycle.js';
 
@@ -48,16 +50,29 @@ export const serveCommand: Command = {
     const where = nc.getServer();
     ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
     void service.whenLeader.then(() => ctx.out('jetplan serve: leader, consuming inputs'));
-    const why = await untilSignalOrClosed(ctx, nc);
-    // An unexpected close is an error: one line on stderr, exit 1.
-    if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
-    else ctx.out(`jetplan serve: ${why}, shutting down`);
-    const closing = service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
-    const how = await boundedShutdown(ctx, closing);
-    if (how !== 'done') {
-      ctx.err(`jetplan serve: shutdown cut short (${how === 'timeout' ? 'it took over 15 s' : how}); unacknowledged inputs are redelivered`);
+    // One handler held from here to exit: when a process's last SIGTERM/SIGINT handler goes, the
+    // default action is back, and a second signal between the wait below and boundedShutdown's own
+    // handler would kill the service outright instead of cutting its shutdown short.
+    const holdSignals = ctx.io.onSignal(() => {});
+    try {
+      return await runUntilStopped(ctx, nc, service, logger);
+    } finally {
+      holdSignals();
     }
-    await closeConnection(nc, how === 'done' ? undefined : 1_000);
-    return why === 'closed' ? 1 : 0;
   },
 };
+
+/** Serves until a signal or a lost connection, then shuts down within bounds; the exit code. */
+async function runUntilStopped(ctx: CliContext, nc: NatsConnection, service: PlannerService, logger: Logger): Promise<number> {
+  const why = await untilSignalOrClosed(ctx, nc);
+  // An unexpected close is an error: one line on stderr, exit 1.
+  if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
+  else ctx.out(`jetplan serve: ${why}, shutting down`);
+  const closing = service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
+  const how = await boundedShutdown(ctx, closing);
+  if (how !== 'done') {
+    ctx.err(`jetplan serve: shutdown cut short (${how === 'timeout' ? 'it took over 15 s' : how}); unacknowledged inputs are redelivered`);
+  }
+  await closeConnection(nc, how === 'done' ? undefined : 1_000);
+  return why === 'closed' ? 1 : 0;
+}
