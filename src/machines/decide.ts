@@ -83,7 +83,7 @@ export function decide(state: SessionState, input: PlannerInput, meta: InputMeta
   const processed = isProcessed(state, meta);
   if (processed) {
     const rest = finishCutShort(state, input, meta, deps);
-    if (rest) return rest;
+    if (rest) return withCopyRecorded(rest, input, meta);
   }
   const rec = new Recorder(state, input, meta);
   if (!processed) handleInput(rec, deps);
@@ -120,9 +120,18 @@ function isUnrecordedCopy(state: SessionState, meta: InputMeta): boolean {
 
 function recordCopy(rec: Recorder): void {
   const { messageId, streamSequence } = rec.meta;
-  const at = rec.state.recentInputs.lastIndexOf(messageId);
+  // The first entry of the id: later ones are copies recorded before this one.
+  const at = rec.state.recentInputs.indexOf(messageId);
   const applied = rec.state.recentSequences[at] ?? 0;
   rec.emit('InputRepeated', { messageId, streamSequence: streamSequence!, ...(applied > 0 ? { appliedSequence: applied } : {}) });
+}
+
+/** A finished decision, then the record of the copy that finished it if that copy is unrecorded. */
+function withCopyRecorded(decision: Decision, input: PlannerInput, meta: InputMeta): Decision {
+  if (!isUnrecordedCopy(decision.state, meta)) return decision;
+  const rec = new Recorder(decision.state, input, meta);
+  recordCopy(rec);
+  return { events: [...decision.events, ...rec.events], state: rec.state, commands: [...decision.commands, ...rec.commands] };
 }
 
 /**
