@@ -98,9 +98,18 @@ export interface AppliedInputs {
   inputSequenceFloor: number;
   /**
    * The input whose events end the log, if its decision was cut short (the session does not rest):
-   * it holds the session like an unapplied one, so that it is finished before any later input.
+   * it holds the session like an unapplied one, so that it is finished before any later input. Its
+   * stream sequence, when its events carry one, tells it from other copies of the same message id
+   * (an original applied and acked long ago is never redelivered: it must not hold the session).
    */
-  unfinished?: string | undefined;
+  unfinished?: { messageId: string; inputSequence?: number | undefined } | undefined;
+}
+
+/** Whether the backlog input `seq`/`messageId` is the unfinished input of `applied`. */
+function isUnfinished(applied: AppliedInputs, seq: number, messageId: string): boolean {
+  const unfinished = applied.unfinished;
+  if (unfinished?.messageId !== messageId) return false;
+  return unfinished.inputSequence === undefined || unfinished.inputSequence === seq;
 }
 
 /**
@@ -127,7 +136,7 @@ export async function unappliedOf(
         });
         const recent = new Set(applied.recentInputs);
         for (const { seq, messageId } of inputs) {
-          const done = (seq <= applied.inputSequenceFloor || recent.has(messageId)) && messageId !== applied.unfinished;
+          const done = (seq <= applied.inputSequenceFloor || recent.has(messageId)) && !isUnfinished(applied, seq, messageId);
           if (!done) unapplied.push([sessionId, seq]);
         }
       }

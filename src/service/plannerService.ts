@@ -166,7 +166,7 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
     appliedInputs: async (sessionId) => {
       const state = await repository.load(sessionId);
       const last = state.lastInput;
-      const unfinished = last && !isAtRest(state, last.now, decideDeps) ? last.messageId : undefined;
+      const unfinished = last && !isAtRest(state, last.now, decideDeps) ? { messageId: last.messageId, inputSequence: last.inputSequence } : undefined;
       return { recentInputs: state.recentInputs, inputSequenceFloor: state.inputSequenceFloor, unfinished };
     },
   });
