@@ -54,6 +54,8 @@ export function eventSummary(event: DomainEvent): string {
       return `${event.data.taskId}: ${clip(event.data.reason)}`;
     case 'InputRepeated':
       return `${event.data.messageId} again at sequence ${event.data.streamSequence}${event.data.appliedSequence ? ` (applied at ${event.data.appliedSequence})` : ''}`;
+    default:
+      return ''; // a type a later version added
   }
 }
 

@@ -1,5 +1,7 @@
 import { CorruptLogError } from '../errors.js';
-import { DomainEvent, EVENT_SCHEMA_VERSION, RawEnvelope } from './events.js';
+import { DomainEvent, EVENT_SCHEMA_VERSION, EVENT_TYPES, RawEnvelope } from './events.js';
+
+const KNOWN_TYPES: ReadonlySet<string> = new Set(EVENT_TYPES);
 
 /** Turns the `data` of one event type from version `from` into version `from + 1`. */
 export type Upcaster = (data: Record<string, unknown>) => Record<string, unknown>;
@@ -39,7 +41,8 @@ export function upcast(raw: RawEnvelope): RawEnvelope {
 
 /**
  * The one place stored bytes become a DomainEvent: parse, check the envelope, upcast, validate.
- * Anything that does not fit is a CorruptLogError naming where it came from.
+ * Anything that does not fit is a CorruptLogError naming where it came from; an event of a type
+ * this version does not know is passed on unchecked (see below).
  */
 export function decodeEvent(json: string | unknown, where: string): DomainEvent {
   let value: unknown = json;
@@ -53,6 +56,9 @@ export function decodeEvent(json: string | unknown, where: string): DomainEvent 
   if (raw.data.version > EVENT_SCHEMA_VERSION) {
     throw new CorruptLogError(`${where}: event version ${raw.data.version} is newer than this jetplan (${EVENT_SCHEMA_VERSION})`);
   }
+  // A type this version does not know comes from a later one (types are added, never changed):
+  // passed on as it is, as the stores pass it, for readers to skip and folds to ignore.
+  if (!KNOWN_TYPES.has(raw.data.type)) return raw.data as unknown as DomainEvent;
   const event = DomainEvent.safeParse(upcast(raw.data));
   if (!event.success) {
     const issue = event.error.issues[0];

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CorruptLogError, isCorruptLogError } from '../../src/errors.js';
-import { evolve, initialSessionState } from '../../src/machines/sessionState.js';
+import { evolve, fold, initialSessionState } from '../../src/machines/sessionState.js';
 import { statusOf, toPlannerState } from '../../src/machines/sessionQueries.js';
 import { EVENT_SCHEMA_VERSION, type DomainEvent, type RawEnvelope } from '../../src/protocol/events.js';
 import { decodeEvent, toCurrentEvent, upcast } from '../../src/protocol/upcasters.js';
@@ -135,6 +135,17 @@ describe('decodeEvent errors', () => {
     expect(
       corrupt(() => decodeEvent(envelope({ type: 'TaskCompleted', version: 0, data: { taskId: 't1', dispatchId: 'd1' } }), 'log:6')).message,
     ).toContain('invalid TaskCompleted event (data.output');
-    expect(corrupt(() => decodeEvent(envelope({ type: 'NoSuchEvent' }), 'log:7')).message).toMatch(/^log:7: invalid NoSuchEvent event \(type: /);
+  });
+
+  it('passes on an event of a type a later version added, for readers to skip', () => {
+    const later = envelope({ type: 'SomethingNew', data: { whatever: 1 } });
+    expect(decodeEvent(later, 'log:7')).toMatchObject({ type: 'SomethingNew', data: { whatever: 1 } });
+    // Folded as a no-op: the version moves on, nothing else.
+    const before = fold(initialSessionState('s1'), []);
+    const after = fold(before, [{ ...decodeEvent(later, 'log:7'), sequence: 1, sessionId: 's1' }]);
+    expect(after.version).toBe(1);
+    expect(after.snapshot).toEqual(before.snapshot);
+    // Its envelope is still checked.
+    expect(corrupt(() => decodeEvent({ ...later, sequence: 'x' }, 'log:8')).message).toMatch(/^log:8: not an event envelope/);
   });
 });
