@@ -7,6 +7,7 @@ import { createWebSocketReceiver } from '@statelyai/inspect';
  * `cancel`, `watch`, `replay --nats` and `sessions --nats` drive and read sessions. Each test has
  * its own stream and subject prefix.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CliSignal } from '../../src/cli/io.js';
@@ -414,13 +415,28 @@ describe('questions, answers and cancelling (planner only)', () => {
     await serve(conn);
     const sessionId = uniqueName('s');
     const client = createClient(nc, { streamName, subjectPrefix });
-    await client.submit('Fetch the logs.', { sessionId, config: { tokenBudget: 5 } }); // the library does not pre-check
-    const watched = await run(['watch', sessionId, ...conn]);
-    expect(watched.code).toBe(1);
-    expect(watched.io.err).toEqual([
-      `jetplan: session ${sessionId} has not started: every input was rejected, the last with: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`,
-    ]);
-    expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has not started (every input so far was rejected)` });
+    const rejected = await client.submit('Fetch the logs.', { sessionId, config: { tokenBudget: 5 } }); // the library does not pre-check
+    const notStarted = async () => {
+      const watched = await run(['watch', sessionId, ...conn]);
+      expect(watched.code).toBe(1);
+      expect(watched.io.err).toEqual([
+        `jetplan: session ${sessionId} has not started: every input was rejected, the last with: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`,
+      ]);
+      expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has not started (every input so far was rejected)` });
+    };
+    await notStarted();
+    // The rejected submit published again after the duplicate window (shortened here): recorded as
+    // a repeat, it is no input on its way either.
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(streamName);
+    await jsm.streams.update(streamName, { ...info.config, duplicate_window: 100_000_000 }); // 100 ms, in ns
+    await vi.waitFor(async () => {
+      const copy = await client.submit('Fetch the logs.', { sessionId, messageId: rejected.messageId, config: { tokenBudget: 5 } });
+      expect(copy.duplicate).toBe(false);
+    });
+    await vi.waitFor(async () => expect((await client.replay(sessionId)).events.map((e) => e.type)).toContain('InputRepeated'), { timeout: 10_000 });
+    await jsm.streams.update(streamName, info.config);
+    await notStarted();
     // A second submit waiting behind the rejection: watch follows it to the end instead.
     const e = await executor(conn, ['echo']);
     await client.submit('Summarise the notes.', { sessionId });

@@ -52,11 +52,14 @@ export async function assertCancellable(client: JetplanClient, sessionId: string
   if (idle && !(await inputWaits(client, sessionId))) throw new CliError(`session ${sessionId} has not started (every input so far was rejected)`);
 }
 
-/** Whether an input newer than every one the session has rejected is waiting for the service. */
+/** Whether an input newer than every one the session has rejected (or known as a repeat) is waiting for the service. */
 async function inputWaits(client: JetplanClient, sessionId: string): Promise<boolean> {
   const { events } = await client.replay(sessionId);
   let handled = 0;
-  for (const e of events) if (e.type === 'InputRejected') handled = Math.max(handled, e.data.streamSequence ?? 0);
+  for (const e of events) {
+    if (e.type === 'InputRejected') handled = Math.max(handled, e.data.streamSequence ?? 0);
+    else if (e.type === 'InputRepeated') handled = Math.max(handled, e.data.streamSequence);
+  }
   return ((await client.lastInputSequence(sessionId)) ?? 0) > handled;
 }
 

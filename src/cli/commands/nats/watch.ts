@@ -73,6 +73,8 @@ class Follower {
   private interrupted = false;
   private done = false;
   private started = false;
+  /** The reason of the last rejection while the session has not started. */
+  private lastRejection: string | undefined;
   private lastSeq = 0;
   private open: OpenQuestion | undefined;
   private asking: Promise<void> | undefined;
@@ -129,14 +131,21 @@ class Follower {
     const exit = EXIT[event.type];
     if (exit !== undefined) return exit;
     if (event.type === 'SessionStarted') this.started = true;
-    else if (!this.started && event.type === 'InputRejected' && (await this.nothingWaits(event.data.streamSequence))) {
-      // Every input so far was rejected and none is on its way: the session cannot start.
-      ctx.err(`jetplan: session ${this.sessionId} has not started: every input was rejected, the last with: ${event.data.reason}`);
+    else if (!this.started && (await this.cannotStart(event))) {
+      // Every input so far was rejected (or a copy of one) and none is on its way.
+      ctx.err(`jetplan: session ${this.sessionId} has not started: every input was rejected, the last with: ${this.lastRejection}`);
       return 1;
     }
     this.lastSeq = event.sequence;
     this.maybeAsk();
     return undefined;
+  }
+
+  /** Whether a session not started yet never will: `event` handled its last input, a rejected one. */
+  private async cannotStart(event: DomainEvent): Promise<boolean> {
+    if (event.type === 'InputRejected') this.lastRejection = event.data.reason;
+    else if (event.type !== 'InputRepeated' || this.lastRejection === undefined) return false;
+    return this.nothingWaits(event.data.streamSequence);
   }
 
   /** Whether no input newer than the one at stream sequence `seq` is waiting for the service. */
