@@ -40,10 +40,9 @@ export const taskMachine = setup({
     recordQuestion: assign({
       question: ({ event }) => (event.type === 'ClarificationRequested' ? event.data.question : undefined),
     }),
-    recordEnd: assign({
-      error: ({ event }) =>
-        event.type === 'SessionCancelled' ? `session cancelled: ${event.data.reason}` : event.type === 'SessionFailed' ? `session failed: ${event.data.reason}` : undefined,
-    }),
+    // A retry that will never come is not shown; an earlier attempt's error stays (the session's
+    // own end event says why it ended).
+    recordEnd: assign({ retryAt: undefined }),
     recordError: assign({
       error: ({ event }) => (event.type === 'TaskFailed' ? event.data.error : undefined),
     }),

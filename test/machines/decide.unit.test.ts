@@ -13,6 +13,7 @@ import {
   deps,
   dispatch,
   failed,
+  fold,
   given,
   history,
   invalid,
@@ -303,13 +304,19 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const start = history(submit(TWO), completed(FETCH, dispatch(FETCH, 1)));
     const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled' }]);
     expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Completed' });
-    expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled', error: 'session cancelled: user asked' });
+    expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
+    // A task waiting for its retry keeps its last error, and shows no retry to come.
+    const backoff = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'HTTP 503'));
+    expect(taskView(fold(backoff), FETCH)).toMatchObject({ status: 'Planned', retryAt: expect.any(Number) });
+    const c2 = given(backoff).when(cancel()).then([{ type: 'SessionCancelled' }]);
+    expect(taskView(c2.state, FETCH)).toMatchObject({ status: 'Cancelled', error: 'HTTP 503' });
+    expect(taskView(c2.state, FETCH)?.retryAt).toBeUndefined();
     const asking = history(submit(ASK_THEN_WORK));
     const c = given(asking).when(cancel()).then([{ type: 'SessionCancelled' }]);
     expect([taskView(c.state, ASK)?.status, taskView(c.state, DEPLOY)?.status]).toEqual(['Cancelled', 'Cancelled']);
     const f = given(history(submit(TWO))).when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false)).then([{ type: 'TaskFailed' }, { type: 'SessionFailed' }]);
     expect(taskView(f.state, FETCH)).toMatchObject({ status: 'Failed', error: 'bad input' });
-    expect(taskView(f.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled', error: expect.stringMatching(/^session failed: task .* failed \(not retryable\): bad input$/) });
+    expect(taskView(f.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
   });
 
   it('rejects anything but SubmitInput for a session that never started, which stays open to start', () => {
@@ -350,6 +357,10 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const recorded = [...start, ...copy.events];
     given(recorded).when(submit(TWO), { messageId: 'first', streamSequence: 3 }).thenNothing(); // the copy redelivered
     given(recorded).when(submit(TWO), { messageId: 'first', streamSequence: 1 }).thenNothing(); // the original redelivered
+    // A second copy names the sequence the input was applied under, not the first copy's.
+    given(recorded)
+      .when(submit(TWO), { messageId: 'first', streamSequence: 4 })
+      .then([{ type: 'InputRepeated', data: { messageId: 'first', streamSequence: 4, appliedSequence: 1 } }]);
     // The durable consumer is created again after INBOX_WINDOW more inputs: neither comes back.
     const steps: Array<[PlannerInput, Partial<InputMeta>]> = [];
     for (let i = 0; i < INBOX_WINDOW + 2; i++) steps.push([invalid('noise'), { messageId: `later-${i}`, streamSequence: i + 4 }]);
