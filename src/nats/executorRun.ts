@@ -18,8 +18,9 @@ export type ClaimedRun =
   /** A report to publish: recorded earlier by another holder, or made now by the handler. */
   | { type: 'report'; report: ExecutorReport; ran: boolean; recorded: boolean }
   /**
-   * The handler ran but its outcome must not be reported: hand the command back, unless its
-   * session has ended (then nothing is to be done with it).
+   * The handler's outcome must not be reported: hand the command back, unless its session has
+   * ended or moved on from the dispatch (then nothing is to be done with it; `ran` false when
+   * that was known before the handler started).
    */
   | { type: 'abandoned'; reason: 'claim lost' | 'stopped' | 'session ended'; ran: boolean };
 
@@ -43,6 +44,11 @@ export interface ClaimedRunContext {
    * (best effort: an end before the watch began goes unnoticed); returns the unwatch function.
    */
   watchSession?: (sessionId: string, onEnded: (eventType: string) => void) => () => void;
+  /**
+   * Whether the session has moved on from this dispatch (ended, or waits on something else), asked
+   * once the session is watched and before the handler starts: then the handler never runs.
+   */
+  movedOn?: () => Promise<boolean>;
 }
 
 /**
@@ -109,6 +115,7 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     // The holder of a claim released just now may have recorded the report meanwhile.
     const earlier = await ctx.inbox.get(task.dispatchId);
     if (earlier) return { type: 'report', report: earlier, ran: false, recorded: true };
+    if (ended !== undefined || (await ctx.movedOn?.())) return { type: 'abandoned', reason: 'session ended', ran: false };
     const { outcome, threw } = await runWatched(ctx.handler, task, abort.signal);
     if (keeper.lost) return { type: 'abandoned', reason: 'claim lost', ran: true };
     // Whatever the handler made of it: the session takes no more reports (it would reject them).

@@ -7,9 +7,10 @@
  * `staleAfterMs` (by the time the stream stored it) is run only if its session, rebuilt from its
  * log, is still waiting on exactly that dispatch (`outstanding(state).command` is an ExecuteTask
  * with its dispatch id); any other is acknowledged without running it. That costs one read of the
- * session's log per stale command. Fresh commands are not looked up: a session rarely moves on
- * between the dispatch of a command and its delivery, and if it does the planner ignores the late
- * report. StaleCheck applies the guard to each command an executor takes.
+ * session's log per stale command. A fresh command costs one read of its session's latest event
+ * (see {@link StaleCheck.movedOn}): a session cancelled while its command waited for a free
+ * executor must not have the command run. StaleCheck applies the guard to each command an executor
+ * takes.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -101,34 +102,60 @@ export class StaleCheck {
     this.#consumerCreatedMs.set(durable, createdMs);
   }
 
+  /** Whether `m` is stale: old, delivered again, or stored before its consumer existed. */
+  isStale(m: JsMsg): boolean {
+    // A new fleet reads the stream from its start: however recent, such a command is checked.
+    const beforeConsumer = storedAtMs(m) < (this.#consumerCreatedMs.get(m.info.consumer) ?? -Infinity);
+    return messageAgeMs(m) >= this.#opts.staleAfterMs || m.redelivered || beforeConsumer;
+  }
+
   /**
-   * Whether the command is stale (older than staleAfterMs) and its session, rebuilt from its log,
-   * no longer waits on its dispatch; fresh commands are not looked up. A session with no events, or
-   * a read or fold that fails, counts as waiting: the command is run, and the inbox and claims
-   * still keep a dispatch from running twice.
+   * Whether a stale command's session, rebuilt from its log, no longer waits on its dispatch. A
+   * session with no events, or a read or fold that fails, counts as waiting: the command is run,
+   * and the inbox and claims still keep a dispatch from running twice.
    */
   async notAwaited(m: JsMsg, task: ExecuteTask, log: object): Promise<boolean> {
-    const { staleAfterMs, ackWaitMs, logger } = this.#opts;
     const ageMs = messageAgeMs(m);
-    // Checked: an old command, one delivered again, or one stored before its consumer existed (a
-    // new fleet reading the stream from its start, however recent the command).
-    const beforeConsumer = storedAtMs(m) < (this.#consumerCreatedMs.get(m.info.consumer) ?? -Infinity);
-    if (ageMs < staleAfterMs && !m.redelivered && !beforeConsumer) return false;
+    const verdict = await this.#judged({ ...log, ageMs }, async () => staleVerdict(await this.#sessionRepository(), task));
+    if (verdict.action === 'run') return false;
+    const { action: _, ...why } = verdict; // reason (completed, failed, cancelled, superseded), waitingOn
+    this.#opts.logger.info({ ...log, ageMs, ...why }, 'stale command not awaited by its session; acked without running it');
+    return true;
+  }
+
+  /**
+   * Whether the session of a fresh command has moved on from its dispatch, cancelled say while the
+   * command waited for a free executor: one read of the session's latest event, which is the
+   * dispatch's own TaskDispatched unless something happened since (then the log is read, as for a
+   * stale command). Called once the executor follows the session's events, so that an end after
+   * this read is seen there. Fails open, as {@link notAwaited}.
+   */
+  async movedOn(task: ExecuteTask, log: object): Promise<boolean> {
+    const verdict = await this.#judged(log, async () => {
+      const { store, repository } = await this.#stores();
+      const tip = (await store.readStream(task.sessionId, { last: 1 })).events[0];
+      if (tip?.type === 'TaskDispatched' && tip.data.dispatchId === task.dispatchId) return { action: 'run', reason: 'outstanding' } as const;
+      return staleVerdict(repository, task);
+    }, 'could not read the session of a command; running it');
+    if (verdict.action === 'run') return false;
+    const { action: _, ...why } = verdict;
+    this.#opts.logger.info({ ...log, ...why }, 'command no longer awaited by its session; acked without running it');
+    return true;
+  }
+
+  /** `judge`'s verdict within the time limit; 'run' if it fails or takes too long (fail-open). */
+  async #judged(log: object, judge: () => Promise<StaleVerdict>, failure = 'could not read the session of a stale command; running it'): Promise<StaleVerdict> {
     let timer: NodeJS.Timeout | undefined;
     try {
       // Bounded: a read that never ends must not hold the command (kept leased) and its slot forever.
-      const limitMs = Math.min(ackWaitMs / 2, STALE_CHECK_LIMIT_MS);
+      const limitMs = Math.min(this.#opts.ackWaitMs / 2, STALE_CHECK_LIMIT_MS);
       const timedOut = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer from the session's log in ${limitMs} ms`)), limitMs);
       });
-      const verdict = await Promise.race([staleVerdict(await this.#sessionRepository(), task), timedOut]);
-      if (verdict.action === 'run') return false;
-      const { action: _, ...why } = verdict; // reason (completed, failed, cancelled, superseded), waitingOn
-      logger.info({ ...log, ageMs, ...why }, 'stale command not awaited by its session; acked without running it');
-      return true;
+      return await Promise.race([judge(), timedOut]);
     } catch (err) {
-      logger.warn({ ...log, ageMs, err }, 'could not read the session of a stale command; running it');
-      return false;
+      this.#opts.logger.warn({ ...log, err }, failure);
+      return { action: 'run', reason: 'unknown session' };
     } finally {
       clearTimeout(timer);
     }
@@ -142,6 +169,10 @@ export class StaleCheck {
   }
 
   async #sessionRepository(): Promise<SessionRepository> {
+    return (await this.#stores()).repository;
+  }
+
+  #stores(): Promise<{ store: JetStreamEventStore; repository: SessionRepository }> {
     const { nc, streamName, subjectPrefix } = this.#opts;
     this.#sessions ??= JetStreamEventStore.create(nc, { streamName, subjectPrefix, ensureStream: false }).then((store) => ({
       store,
@@ -149,12 +180,9 @@ export class StaleCheck {
     }));
     // A store that could not be opened (NATS briefly away) is tried again for the next command.
     const opening = this.#sessions;
-    return opening.then(
-      (s) => s.repository,
-      (err: unknown) => {
-        if (this.#sessions === opening) this.#sessions = undefined;
-        throw err;
-      },
-    );
+    opening.catch(() => {
+      if (this.#sessions === opening) this.#sessions = undefined;
+    });
+    return opening;
   }
 }

@@ -138,12 +138,15 @@ export class NatsExecutor implements Executor {
     const { nc, js, prefix, ackWaitMs, logger, options, staleCheck } = this.#parts;
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
     try {
-      if (await staleCheck.notAwaited(m, task, log)) {
+      // A stale command is judged from its session's log now; a fresh one once its run follows the
+      // session's events (see #settle), so that an end that comes in between is not missed.
+      const stale = staleCheck.isStale(m);
+      if (stale && (await staleCheck.notAwaited(m, task, log))) {
         this.#counts.skipped++;
         await m.ackAck().catch(() => m.ack());
         return;
       }
-      const run = await this.#settle(task, log);
+      const run = await this.#settle(task, log, stale ? undefined : () => staleCheck.movedOn(task, log));
       if (run.type === 'abandoned' && run.reason === 'session ended') {
         // Its session has ended: no one waits for the task, and a report would only be rejected.
         await m.ackAck().catch(() => m.ack());
@@ -166,7 +169,7 @@ export class NatsExecutor implements Executor {
   }
 
   /** The recorded report of this dispatch, or what came of running it under its claim. */
-  async #settle(task: ExecuteTask, log: object): Promise<ClaimedRun> {
+  async #settle(task: ExecuteTask, log: object, movedOn?: () => Promise<boolean>): Promise<ClaimedRun> {
     const { inbox, claims, handler, logger, options } = this.#parts;
     const known = await inbox.get(task.dispatchId);
     const run: ClaimedRun = known
@@ -174,10 +177,14 @@ export class NatsExecutor implements Executor {
       : await runClaimed(task, {
           claims, inbox, handler, owner: this.#owner, refreshMs: this.#refreshMs, stopping: this.#stopping.signal, logger,
           maxReportBytes: options.maxReportBytes, watchSession: (sessionId, onEnded) => this.#watchSession(sessionId, onEnded),
+          ...(movedOn ? { movedOn } : {}),
         }, log);
     if (run.type === 'busy') logger.info(log, 'dispatch claimed by another executor; waiting for its report');
     if (run.type !== 'busy' && run.ran) this.#counts.executed++;
-    if (run.type === 'abandoned' && run.reason === 'session ended') logger.info(log, 'handler aborted as its session ended; nothing reported');
+    if (run.type === 'abandoned' && !run.ran) this.#counts.skipped++;
+    if (run.type === 'abandoned' && run.reason === 'session ended') {
+      if (run.ran) logger.info(log, 'handler aborted as its session ended; nothing reported');
+    }
     else if (run.type === 'abandoned') logger.warn({ ...log, reason: run.reason }, 'handler outcome not reported; command handed back');
     if (run.type !== 'report') return run;
     if (!run.ran) {

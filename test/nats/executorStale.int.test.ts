@@ -3,8 +3,9 @@
  * stream from the start, and a new inbox bucket, so it knows no earlier report) must run an old
  * command only if its session, rebuilt from its log, still waits on exactly that dispatch: not
  * the commands of sessions that ended, nor those an open session already had reported or
- * superseded by a later attempt. Fresh commands are run without a read; a session with no events,
- * or a read that fails, runs the command.
+ * superseded by a later attempt. A fresh command costs a read of its session's latest event (its
+ * own TaskDispatched, or else the log is read); a session with no events, or a read that fails,
+ * runs the command.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import pino from 'pino';
@@ -57,6 +58,8 @@ function capturedLogger() {
 
 const SKIPPED = 'stale command not awaited by its session; acked without running it';
 const UNREADABLE = 'could not read the session of a stale command; running it';
+const FRESH_SKIPPED = 'command no longer awaited by its session; acked without running it';
+const FRESH_UNREADABLE = 'could not read the session of a command; running it';
 
 type Skip = [dispatchId: string | undefined, reason: string | undefined, waitingOn: string | null];
 const byDispatch = (rows: Skip[]): Skip[] => [...rows].sort((x, y) => String(x[0]).localeCompare(String(y[0])));
@@ -341,7 +344,7 @@ describe('the stale-command guard', () => {
     expect(calls.map((t) => t.dispatchId)).toEqual([waiting.dispatchId]);
   });
 
-  it('with the default threshold (30 s), reads a session only for a command stored before its consumer existed', async () => {
+  it('with the default threshold (30 s), reads a session log for a command stored before its consumer existed, a fresh one\'s latest event', async () => {
     const w = await world();
     const ended = async (sessionId: string) => {
       const s = w.session(sessionId);
@@ -361,15 +364,26 @@ describe('the stale-command guard', () => {
     await w.drained();
     expect(calls).toEqual([]);
     expect(ex.skipped).toBe(1);
-    // A fresh command delivered for the first time to an existing consumer: run without a read
-    // (here of an ended session, so only a read could have stopped it).
+    // A fresh command delivered for the first time to an existing consumer: its session's latest
+    // event is read. Its own TaskDispatched: run. Anything else: the log is read, and the command
+    // runs only if the session still waits on it (here one ended, cancelled while the command
+    // waited for a free executor, and one that took more input since, still waiting).
     const after = await ended('after');
     await w.publish(after);
+    const open = w.session('open');
+    await open.apply({ type: 'SubmitInput', text: TWO });
+    await w.publish(open.running());
+    const grown = w.session('grown');
+    await grown.apply({ type: 'SubmitInput', text: ONE });
+    const waited = grown.running();
+    await grown.apply({ type: 'SubmitInput', text: 'Summarise the results.' });
+    await w.publish(waited);
     await w.drained();
-    expect(calls.map((t) => t.dispatchId)).toEqual([after.dispatchId]);
-    expect(ex.skipped).toBe(1);
+    expect(calls.map((t) => t.dispatchId).sort()).toEqual([open.running().dispatchId, waited.dispatchId].sort());
+    expect(ex.skipped).toBe(2);
     expect(lines.filter((l) => l.msg === SKIPPED).map((l) => l.sessionId)).toEqual(['before']);
-    expect(lines.filter((l) => l.msg === UNREADABLE)).toEqual([]);
+    expect(lines.filter((l) => l.msg === FRESH_SKIPPED).map((l) => [l.sessionId, l.reason])).toEqual([['after', 'cancelled']]);
+    expect(lines.filter((l) => l.msg === UNREADABLE || l.msg === FRESH_UNREADABLE)).toEqual([]);
   });
 
   it('refuses a negative threshold', async () => {
