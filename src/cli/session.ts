@@ -117,7 +117,8 @@ export function printFinished(ctx: CliContext, state: SessionState, metrics?: Me
     const extra = rates
       ? ` · ${rates.tasksPerSecond.toFixed(2)} tasks/s · attempts succeeded ${Math.round(rates.completionRate * 100)}%`
       : '';
-    ctx.out(`status ${view.status} · tasks ${taskCount(view)} completed · ${view.version} events${extra}`);
+    const why = view.endReason === null ? '' : ` (${view.endReason})`;
+    ctx.out(`status ${view.status}${why} · tasks ${taskCount(view)} completed · ${view.version} events${extra}`);
   }
   return view.status === 'completed' ? 0 : 1;
 }

@@ -254,7 +254,7 @@ function fail(rec: Recorder, input: Extract<Report, { type: 'TaskFailed' }>, att
   const final = !retryable || attempt >= config.maxAttempts;
   rec.emit('TaskFailed', { taskId: input.taskId, dispatchId: input.dispatchId, error: input.error, retryable, final });
   if (final) {
-    const why = retryable ? `failed after ${attempt} attempts` : 'failed (not retryable)';
+    const why = retryable ? `failed after ${attempt} attempt${attempt === 1 ? '' : 's'}` : 'failed (not retryable)';
     return rec.emit('SessionFailed', { reason: `task ${input.taskId} ${why}: ${input.error}`, taskId: input.taskId });
   }
   const delay = backoffDelay(config, attempt);

@@ -21,6 +21,8 @@ export interface SessionContext {
   items: ContextItem[];
   rejected: number;
   ignored: number;
+  /** Why the session failed or was cancelled (its end event's reason); null while it has not. */
+  endReason: string | null;
 }
 
 /**
@@ -52,6 +54,9 @@ export const sessionMachine = setup({
     requestClarification: (_, _command: unknown) => {},
     countRejected: assign({ rejected: ({ context }) => context.rejected + 1 }),
     countIgnored: assign({ ignored: ({ context }) => context.ignored + 1 }),
+    recordEnd: assign({
+      endReason: ({ event }) => (event.type === 'SessionCancelled' || event.type === 'SessionFailed' ? event.data.reason : null),
+    }),
     forwardToTask: sendTo(
       ({ event }) => (event.data as { taskId: string }).taskId,
       ({ event }) => event,
@@ -83,6 +88,7 @@ export const sessionMachine = setup({
     items: [],
     rejected: 0,
     ignored: 0,
+    endReason: null,
   }),
   on: {
     InputRejected: { actions: 'countRejected' },
@@ -98,7 +104,7 @@ export const sessionMachine = setup({
             items: [{ id: 'system', slot: 'system' as const, text: event.data.config.systemPrompt, pinned: true }],
           })),
         },
-        SessionCancelled: 'cancelled',
+        SessionCancelled: { target: 'cancelled', actions: 'recordEnd' },
       },
     },
     active: {
@@ -107,8 +113,8 @@ export const sessionMachine = setup({
         TasksPlanned: { actions: ['recordPlan', 'spawnTasks'] },
         ContextCompacted: { actions: assign({ items: ({ event }) => event.data.items }) },
         SessionCompleted: 'completed',
-        SessionFailed: { target: 'failed', actions: 'endOpenTasks' },
-        SessionCancelled: { target: 'cancelled', actions: 'endOpenTasks' },
+        SessionFailed: { target: 'failed', actions: ['recordEnd', 'endOpenTasks'] },
+        SessionCancelled: { target: 'cancelled', actions: ['recordEnd', 'endOpenTasks'] },
       },
       states: {
         ready: {

@@ -52,6 +52,7 @@ export function toPlannerState(state: SessionState): PlannerState {
     },
     context: { items: ctx.items, summary: ctx.items.find((i) => i.slot === 'summary')?.text ?? '', tokens: -1 },
     config: ctx.config,
+    endReason: ctx.endReason,
     version: state.version,
   };
 }

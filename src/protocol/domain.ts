@@ -116,5 +116,7 @@ export interface PlannerState {
   context: { items: ContextItem[]; summary: string; tokens: number };
   /** null while the session has not started (its log holds only rejected inputs). */
   config: PlannerConfig | null;
+  /** Why the session failed or was cancelled; null otherwise. */
+  endReason: string | null;
   version: number;
 }

@@ -73,7 +73,7 @@ describe('jetplan replay', () => {
     await run(['demo', text, '--session', 'k1', '--data-dir', dir, '--budget', '40']);
     const failed = await run(['replay', 'f1', '--data-dir', dir]);
     expect(failed.io.stdoutText).toMatch(/TaskFailed .*\(final\)/);
-    expect(failed.io.stdoutText).toMatch(/SessionFailed +task t1-\w+ failed \(not retryable\)|SessionFailed +task t1-\w+ failed after 1 attempts/);
+    expect(failed.io.stdoutText).toMatch(/SessionFailed +task t1-\w+ failed \(not retryable\)|SessionFailed +task t1-\w+ failed after 1 attempt/);
     const compacted = await run(['replay', 'k1', '--data-dir', dir]);
     expect(compacted.io.stdoutText).toMatch(/ContextCompacted +\d+ → \d+ tokens \(budget 40\)/);
   });

@@ -305,6 +305,8 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled' }]);
     expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Completed' });
     expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
+    expect(toPlannerState(d.state).endReason).toBe('user asked');
+    expect(toPlannerState(fold(start)).endReason).toBeNull();
     // A task waiting for its retry keeps its last error, and shows no retry to come.
     const backoff = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'HTTP 503'));
     expect(taskView(fold(backoff), FETCH)).toMatchObject({ status: 'Planned', retryAt: expect.any(Number) });
@@ -317,6 +319,7 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const f = given(history(submit(TWO))).when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false)).then([{ type: 'TaskFailed' }, { type: 'SessionFailed' }]);
     expect(taskView(f.state, FETCH)).toMatchObject({ status: 'Failed', error: 'bad input' });
     expect(taskView(f.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
+    expect(toPlannerState(f.state).endReason).toBe(`task ${FETCH} failed (not retryable): bad input`);
   });
 
   it('rejects anything but SubmitInput for a session that never started, which stays open to start', () => {
