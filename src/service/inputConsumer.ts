@@ -20,6 +20,9 @@ import { InputHolds } from './inputHolds.js';
 import { sessionOfInputSubject } from '../protocol/subjects.js';
 import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
+import { sleepUnlessAborted, unlessAborted } from '../shared/waits.js';
+
+const STOPPED = 'input consumer stopped';
 
 /** Options of {@link InputConsumer}. */
 export interface InputConsumerOptions {
@@ -42,7 +45,6 @@ export interface InputConsumerOptions {
 }
 
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 /** Failures of one input (other than the store's) after which it is rejected instead of retried. */
 export const POISON_AFTER = 3;
 
@@ -81,6 +83,8 @@ export class InputConsumer {
   private messages: ConsumerMessages | undefined;
   private loop: Promise<void> | undefined;
   private stopped = true;
+  /** Aborted by stop(): ends the loop's waits on NATS (which, with NATS away, last a request's timeout). */
+  private stopping = new AbortController();
 
   constructor(private readonly o: InputConsumerOptions) {
     this.holds = new InputHolds(o.clock);
@@ -89,11 +93,13 @@ export class InputConsumer {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.stopping = new AbortController();
     this.loop = this.run();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     await this.messages?.close().catch(() => undefined);
     await this.loop;
     await this.queue.drain();
@@ -117,9 +123,9 @@ export class InputConsumer {
   private async run(): Promise<void> {
     for (let failures = 0; !this.stopped; failures++) {
       try {
-        await ensureInputConsumer(this.o.jsm, this.o);
-        await this.holdBacklog();
-        const consumer = await this.o.js.consumers.get(this.o.streamName, this.o.durableName);
+        await unlessAborted(ensureInputConsumer(this.o.jsm, this.o), this.stopping.signal, STOPPED);
+        await unlessAborted(this.holdBacklog(), this.stopping.signal, STOPPED);
+        const consumer = await unlessAborted(this.o.js.consumers.get(this.o.streamName, this.o.durableName), this.stopping.signal, STOPPED);
         const messages = await consumer.consume({ max_messages: 256, expires: 5_000 });
         this.messages = messages;
         // Stopped while starting: stop() found no iterator to close. close() would wait for an
@@ -134,7 +140,7 @@ export class InputConsumer {
       } catch (err) {
         if (!this.stopped) this.o.logger.warn({ err }, 'input consumer failed; recreating it');
       }
-      if (!this.stopped) await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)));
+      if (!this.stopped) await sleepUnlessAborted(Math.min(5_000, 100 * 2 ** Math.min(failures, 6)), this.stopping.signal);
     }
   }
 

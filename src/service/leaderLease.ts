@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { withinMs } from '../shared/waits.js';
 
 /** Options of {@link LeaderLease}. */
 export interface LeaderLeaseOptions {
@@ -28,6 +29,9 @@ export interface LeaderLeaseOptions {
 }
 
 export const DEFAULT_LEASE_BUCKET = 'jetplan_leases';
+
+/** How long close() waits for a renewal in flight, and then for the release, ms. */
+const RELEASE_WAIT_MS = 2_000;
 
 /** Holds or waits for the lease in a loop until closed. */
 export class LeaderLease {
@@ -83,10 +87,14 @@ export class LeaderLease {
     this.setLeader(false);
     this.watcher?.stop();
     this.wake();
-    await this.loop;
+    // Bounded waits: with NATS away a renewal in flight and the release each take a request's
+    // timeout, and an unreleased lease only costs a standby the rest of its TTL. A renewal that
+    // lands after the release, or a release after a renewal, fails on the key's revision.
+    if (this.loop) await withinMs(this.loop, RELEASE_WAIT_MS);
     clearTimeout(this.deadline);
     if (!wasLeader) return;
-    await this.kv.delete(this.o.key, { previousSeq: this.revision }).catch((err: unknown) => {
+    const released = this.kv.delete(this.o.key, { previousSeq: this.revision });
+    await withinMs(released, RELEASE_WAIT_MS, 'no answer').catch((err: unknown) => {
       this.o.logger.warn({ err }, 'lease not released; it expires after its TTL');
     });
   }

@@ -15,6 +15,7 @@ import type { InputConsumer } from './inputConsumer.js';
 import type { JetStreamEffects } from './jetStreamEffects.js';
 import { LeaderLease } from './leaderLease.js';
 import { recoverSessions, type RecoveryResult } from './recovery.js';
+import { sleepUnlessAborted } from '../shared/waits.js';
 
 /** How this instance campaigns. */
 export interface CampaignOptions {
@@ -144,7 +145,7 @@ async function recoverThenConsume(
       return recovery;
     } catch (err) {
       logger.error({ err }, 'recovery failed; retrying');
-      await sleep(Math.min(5_000, 200 * 2 ** attempt), signal);
+      await sleepUnlessAborted(Math.min(5_000, 200 * 2 ** attempt), signal);
     }
   }
   return undefined;
@@ -160,22 +161,10 @@ const DEFER_AFTER_PASSES = 3;
 async function recoverDeferred(deps: RecoveryDeps, deferred: string[], stillLeading: () => boolean, signal: AbortSignal): Promise<void> {
   let left = deferred;
   while (left.length > 0 && stillLeading()) {
-    await sleep(5_000, signal);
+    await sleepUnlessAborted(5_000, signal);
     if (!stillLeading()) return;
     left = (await recoverSessions({ ...deps, sessionIds: left, deferFailing: true }).catch(() => ({ deferred: left }))).deferred;
     deps.logger.info({ left: left.length }, 'deferred sessions recovered again');
   }
 }
 
-/** Waits `ms`, or less once `signal` is aborted (a leadership term ending need not wait it out). */
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });

@@ -3,8 +3,9 @@ import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { boundedShutdown, closeConnection } from '../../src/cli/commands/nats/lifecycle.js';
 import type { CliContext } from '../../src/cli/command.js';
+import { main } from '../../src/cli/main.js';
 import { fakeIo } from './fakeIo.js';
-import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
+import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
 
 const servers: NatsServerHandle[] = [];
 afterAll(async () => {
@@ -19,7 +20,7 @@ describe('closeConnection', () => {
     nc.subscribe('x.>', { callback: () => undefined });
     await nc.flush();
     await server.kill();
-    await closeConnection(nc);
+    expect(await closeConnection(nc)).toBe(false); // not drained: serve says so
     expect(nc.isClosed()).toBe(true);
   });
 
@@ -32,7 +33,7 @@ describe('closeConnection', () => {
     other.subscribe('x', { callback: (_e, m) => void got.push(m.string()) });
     await other.flush();
     nc.publish('x', 'last words');
-    await closeConnection(nc);
+    expect(await closeConnection(nc)).toBe(true);
     expect(nc.isClosed()).toBe(true);
     await other.flush();
     await other.close();
@@ -55,5 +56,23 @@ describe('boundedShutdown', () => {
     const cut = boundedShutdown(ctx, never);
     io.signal('SIGTERM');
     expect(await cut).toBe('SIGTERM');
+  });
+});
+
+describe('jetplan serve stopped while NATS is away', () => {
+  it('exits 0 and says that its connection was closed without a drain', async () => {
+    const server = await startNatsServer();
+    servers.push(server);
+    const io = fakeIo();
+    const conn = ['--nats', server.url, '--stream', uniqueName('JPLC'), '--prefix', uniqueName('jplc'), '--lease-bucket', uniqueName('lease')];
+    const done = main(['serve', ...conn], io);
+    await Promise.race([io.waitForOut('leader, consuming inputs'), done.then((code) => Promise.reject(new Error(`serve exited ${code}: ${io.err.join('')}`)))]);
+    await server.kill();
+    io.signal('SIGTERM');
+    expect(await done).toBe(0);
+    expect(io.stdoutText).toContain('jetplan serve: SIGTERM, shutting down\n');
+    expect(io.err.filter((line) => !line.startsWith('{'))).toEqual([
+      'jetplan serve: the connection was closed without a drain (NATS away?); unacknowledged inputs are redelivered\n',
+    ]);
   });
 });

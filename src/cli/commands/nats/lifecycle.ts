@@ -21,21 +21,28 @@ export async function untilSignalOrClosed(ctx: CliContext, nc: NatsConnection): 
 const DRAIN_LIMIT_MS = 10_000;
 
 /**
- * Drains the connection (pending publishes and acks go out), then makes sure it is closed: a drain
- * fails at once while NATS is away, and the connection, still reconnecting, would keep the process
- * alive after the command returned. A drain that takes too long is cut short the same way.
+ * Drains the connection (pending publishes and acks go out), then makes sure it is closed: while
+ * NATS is away there is no drain (it would wait for a reconnect), and the connection, still
+ * reconnecting, would keep the process alive after the command returned. A drain that takes too
+ * long is cut short the same way.
+ * Resolves whether the drain completed.
  */
-export async function closeConnection(nc: NatsConnection, limitMs = DRAIN_LIMIT_MS): Promise<void> {
-  if (nc.isClosed()) return;
+export async function closeConnection(nc: NatsConnection, limitMs = DRAIN_LIMIT_MS): Promise<boolean> {
+  if (nc.isClosed()) return true;
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, limitMs)));
-  await Promise.race([nc.drain().catch(() => undefined), limit]);
+  const limit = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), limitMs)));
+  // rtt() fails at once while the connection is down, where a drain would wait for a reconnect.
+  const drained = await Promise.race([
+    nc.rtt().then(() => nc.drain()).then(() => true, () => false),
+    limit,
+  ]);
   clearTimeout(timer);
   if (!nc.isClosed()) await nc.close().catch(() => undefined);
+  return drained;
 }
 
-/** How long a service's shutdown may take before it is cut short. */
-const SHUTDOWN_LIMIT_MS = 15_000;
+/** How long a service's shutdown may take before it is cut short, the connection's drain included. */
+export const SHUTDOWN_LIMIT_MS = 15_000;
 
 /**
  * Waits for `closing` (a graceful shutdown) at most `limitMs`, or until a second signal. A

@@ -5,7 +5,7 @@ import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { CliContext, Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { boundedShutdown, closeConnection, untilSignalOrClosed } from './lifecycle.js';
+import { boundedShutdown, closeConnection, SHUTDOWN_LIMIT_MS, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan serve [--nats <url>] [--http-port <port>] [--stream <name>] [--prefix <p>]
 Runs the planner service on NATS JetStream: consumes inputs, appends events, dispatches tasks.
@@ -68,11 +68,16 @@ async function runUntilStopped(ctx: CliContext, nc: NatsConnection, service: Pla
   // An unexpected close is an error: one line on stderr, exit 1.
   if (why === 'closed') ctx.err(`jetplan serve: the NATS connection closed`);
   else ctx.out(`jetplan serve: ${why}, shutting down`);
+  const started = Date.now();
   const closing = service.close().catch((err: unknown) => logger.error({ err }, 'close failed'));
   const how = await boundedShutdown(ctx, closing);
   if (how !== 'done') {
     ctx.err(`jetplan serve: shutdown cut short (${how === 'timeout' ? 'it took over 15 s' : how}); unacknowledged inputs are redelivered`);
   }
-  await closeConnection(nc, how === 'done' ? undefined : 1_000);
+  // The drain gets what is left of the 15 s (at least 1 s): a stop takes 15 s at most, NATS away or not.
+  const drainMs = how === 'done' ? Math.max(1_000, SHUTDOWN_LIMIT_MS - (Date.now() - started)) : 1_000;
+  if (!(await closeConnection(nc, drainMs)) && why !== 'closed' && how === 'done') {
+    ctx.err('jetplan serve: the connection was closed without a drain (NATS away?); unacknowledged inputs are redelivered');
+  }
   return why === 'closed' ? 1 : 0;
 }
