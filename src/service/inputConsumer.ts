@@ -237,7 +237,9 @@ export class InputConsumer {
       if (await this.rejectPoison(sessionId, m, input, err)) return { events: 0 };
       this.holds.hold(sessionId, m.seq);
       const delay = nakDelay(m);
-      this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
+      // A shutdown cut short fails every input under way alike: expected, not an error each.
+      if (this.stopped && isStoreUnavailableError(err)) this.o.logger.debug({ err, sessionId, seq: m.seq }, 'input not applied before shutdown; redelivered');
+      else this.o.logger.error({ err, sessionId, seq: m.seq, delay }, 'input not applied; redelivering it');
       this.respond(m, 'nak', delay);
       return undefined;
     }

@@ -161,7 +161,7 @@ class Follower {
     const { ctx, sessionId } = this;
     if (!this.canAsk) {
       // Nobody here can answer (no terminal, no --answer): say how, rather than wait in silence.
-      ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" , with this watch's connection flags (or watch with --answer)`);
+      ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (with this watch's connection flags), or watch with --answer`);
       return;
     }
     this.asking = (async () => {
