@@ -240,9 +240,10 @@ export function taskSnapshot(state: SessionState, taskId: string): TaskSnapshot 
  * The schema of serialized session state; bump it when the machines change shape or derive their
  * context differently, so older snapshots are rebuilt from the log. 3: distinct answer item ids.
  * 4: the input sequence. 5: tasks a session ends before they finish are Cancelled. 6: an input is
- * its message id and stream sequence (a copy under a new sequence is an input of its own).
+ * its message id and stream sequence (a copy under a new sequence is an input of its own). 7: the
+ * session's endReason.
  */
-export const STATE_SCHEMA = 6;
+export const STATE_SCHEMA = 7;
 
 /** A JSON-safe form of the state: plain records all the way down (a snapshot store's input). */
 export function serializeState(state: SessionState): unknown {

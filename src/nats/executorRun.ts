@@ -115,7 +115,9 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     // The holder of a claim released just now may have recorded the report meanwhile.
     const earlier = await ctx.inbox.get(task.dispatchId);
     if (earlier) return { type: 'report', report: earlier, ran: false, recorded: true };
-    if (ended !== undefined || (await ctx.movedOn?.())) return { type: 'abandoned', reason: 'session ended', ran: false };
+    // The watch may see the end while the read is under way (a read from before it): asked again after.
+    const sessionEnded = (): boolean => ended !== undefined;
+    if (sessionEnded() || (await ctx.movedOn?.()) || sessionEnded()) return { type: 'abandoned', reason: 'session ended', ran: false };
     const { outcome, threw } = await runWatched(ctx.handler, task, abort.signal);
     if (keeper.lost) return { type: 'abandoned', reason: 'claim lost', ran: true };
     // Whatever the handler made of it: the session takes no more reports (it would reject them).

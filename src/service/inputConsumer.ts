@@ -163,10 +163,13 @@ export class InputConsumer {
    */
   private async holdBacklog(): Promise<void> {
     if (!this.o.appliedInputs) return;
+    // Stopped meanwhile (the lease lost mid-read): its holds would outlive the term in `holds`.
+    const { signal } = this.stopping;
     // A failed read throws: the consume loop retries it with backoff rather than start without
     // the hold and apply a session's later input before one the previous leader left unapplied.
     const backlog = await readInputBacklog(this.o.js, this.o.jsm, this.o);
     const unapplied = await unappliedOf(backlog, this.o.appliedInputs, this.o.logger);
+    if (signal.aborted) return;
     for (const [sessionId, seq] of unapplied) this.holds.holdBacklog(sessionId, seq, BACKLOG_HOLD_MS);
     if (unapplied.length > 0) this.o.logger.info({ inputs: unapplied.length }, 'holding sessions behind inputs a previous leader left unapplied');
   }

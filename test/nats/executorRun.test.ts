@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { recordReport } from '../../src/nats/executorRun.js';
+import { recordReport, runClaimed, type ClaimedRunContext } from '../../src/nats/executorRun.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { executeTask } from '../support/executeTask.js';
 
 describe('recordReport', () => {
   it('tries again after failures and succeeds', async () => {
@@ -22,5 +24,45 @@ describe('recordReport', () => {
     };
     expect(await recordReport(put, 3, 0, () => undefined)).toBe(false);
     expect(calls).toBe(3);
+  });
+});
+
+describe('runClaimed: a session that moved on before the handler starts', () => {
+  /** A run whose claim, inbox and session watch are in memory; `movedOn` as given. */
+  function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>) {
+    const calls: string[] = [];
+    let onEnded: ((type: string) => void) | undefined;
+    const ctx: ClaimedRunContext = {
+      claims: { ttlMs: 30_000, take: async () => ({ refresh: async () => {}, release: async () => void calls.push('released') }) } as never,
+      inbox: { get: async () => undefined, put: async () => void calls.push('recorded') } as never,
+      handler: async () => {
+        calls.push('handler');
+        return { type: 'completed', output: 'done' };
+      },
+      owner: 'me',
+      refreshMs: 10_000,
+      stopping: new AbortController().signal,
+      logger: silentLogger,
+      watchSession: (_sessionId, ended) => {
+        onEnded = ended;
+        return () => void calls.push('unwatched');
+      },
+      movedOn: () => movedOn((type) => onEnded!(type)),
+    };
+    return { calls, run: () => runClaimed(executeTask(), ctx, {}) };
+  }
+
+  it('runs the handler while the session waits on the dispatch', async () => {
+    const { calls, run } = runWith(async () => false);
+    expect(await run()).toMatchObject({ type: 'report', ran: true, recorded: true });
+    expect(calls).toEqual(['handler', 'recorded', 'unwatched', 'released']);
+  });
+
+  it('does not start it when the read finds the session moved on, or the watch sees its end during the read', async () => {
+    for (const movedOn of [async () => true, async (end: (type: string) => void) => (end('SessionCancelled'), false)]) {
+      const { calls, run } = runWith(movedOn);
+      expect(await run()).toEqual({ type: 'abandoned', reason: 'session ended', ran: false });
+      expect(calls).toEqual(['unwatched', 'released']);
+    }
   });
 });

@@ -18,8 +18,9 @@ import { Metrics } from '../../src/observability/metrics.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
-import { InputConsumer, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
+import { InputConsumer, type AppliedInputs, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
 import { isolation, PLANNER_DURABLE, plannerStream, publishInput, serverEnv, type Isolation } from './harness.js';
+import { latch } from '../support/waiting.js';
 
 const { env } = serverEnv();
 const durableName = PLANNER_DURABLE;
@@ -75,6 +76,35 @@ describe('InputConsumer: a new leader while NATS is unsettled', () => {
     await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 15_000, interval: 50 });
     expect(appliedInputs).toHaveBeenCalledWith('ord');
     expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
+  });
+
+  it('stops at once during a backlog read, and that read leaves no hold behind for a later term', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await leftByPreviousLeader(nc, iso);
+    const { planner, applied } = recordingPlanner();
+    const loading = latch();
+    const reading = latch();
+    const appliedInputs = vi.fn(async (): Promise<AppliedInputs> => {
+      reading.release();
+      await loading.promise; // the lease is lost while the backlog's sessions load
+      return { recentInputs: [], inputSequenceFloor: 0 };
+    });
+    const consumer = consumerOf(nc, iso, planner, { jsm, appliedInputs });
+    consumer.start();
+    await reading.promise;
+    await consumer.stop(); // does not wait for the read
+    loading.release();
+    await vi.waitFor(() => expect(appliedInputs).toHaveBeenCalledTimes(1));
+    // Meanwhile the next leader applies and acks the three inputs.
+    const batch = await (await jetstream(nc).consumers.get(iso.streamName, durableName)).fetch({ max_messages: 3, expires: 5_000 });
+    for await (const m of batch) m.ack();
+    await nc.flush();
+    // Elected again: a later input of that session is not held behind inputs acked elsewhere.
+    appliedInputs.mockImplementation(async () => ({ recentInputs: ['ord-1', 'ord-2', 'ord-3'], inputSequenceFloor: 0 }));
+    consumer.start();
+    await publishInput(nc, iso, 'ord', { type: 'SubmitInput', text: 'Summarise part 4.' }, 'ord-4');
+    await vi.waitFor(() => expect(applied).toEqual(['ord-4']), { timeout: 15_000, interval: 50 });
   });
 
   it('retries reading the backlog instead of starting without it', async () => {

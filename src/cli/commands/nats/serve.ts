@@ -74,8 +74,8 @@ async function runUntilStopped(ctx: CliContext, nc: NatsConnection, service: Pla
   if (how !== 'done') {
     ctx.err(`jetplan serve: shutdown cut short (${how === 'timeout' ? 'it took over 15 s' : how}); unacknowledged inputs are redelivered`);
   }
-  // The drain gets what is left of the 15 s (at least 1 s): a stop takes 15 s at most, NATS away or not.
-  const drainMs = how === 'done' ? Math.max(1_000, SHUTDOWN_LIMIT_MS - (Date.now() - started)) : 1_000;
+  // The drain gets what is left of the 15 s: a stop takes 15 s at most, NATS away or not; none after a second signal.
+  const drainMs = how === 'done' || how === 'timeout' ? Math.max(0, SHUTDOWN_LIMIT_MS - (Date.now() - started)) : 0;
   if (!(await closeConnection(nc, drainMs)) && why !== 'closed' && how === 'done') {
     ctx.err('jetplan serve: the connection was closed without a drain (NATS away?); unacknowledged inputs are redelivered');
   }
