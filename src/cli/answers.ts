@@ -20,6 +20,11 @@ export class AnswerSource {
     this.queued = [...answers];
   }
 
+  /** Whether `next()` has an answer to give without reading stdin: a flag not used yet. */
+  get hasQueued(): boolean {
+    return this.queued.length > 0;
+  }
+
   /** The next answer, or undefined when there is none (or input was closed by an interrupt). */
   async next(): Promise<string | undefined> {
     if (this.closed) return undefined;

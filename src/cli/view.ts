@@ -99,7 +99,7 @@ function taskLine(t: Task): string {
 export function stateLines(view: PlannerState): string[] {
   const c = view.config;
   return [
-    `session ${view.sessionId}  status ${view.status}${view.endReason === null ? '' : ` (${clip(view.endReason, 80)})`}  phase ${view.phase}  version ${view.version}`,
+    `session ${view.sessionId}  status ${view.status}${view.endReason === null ? '' : ` (${clip(view.endReason, 500)})`}  phase ${view.phase}  version ${view.version}`,
     c
       ? `config: token budget ${c.tokenBudget}, max attempts ${c.maxAttempts}, backoff ${c.backoff.baseMs}ms ×${c.backoff.factor} (max ${c.backoff.maxMs}ms), profile ${c.profile}`
       : 'config: none (the session has not started: every input so far was rejected)',

@@ -460,6 +460,17 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(w.io.err).toEqual([expect.stringMatching(new RegExp(`waits for an answer: jetplan answer ${sessionId} t1-\\w+ "<answer>"`))]);
   });
 
+  it('watch says how to answer once its --answer values are used up', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want? Which colour do you like?'])).code).toBe(0);
+    const w = start(['watch', sessionId, ...conn, '--answer', 'CSV']);
+    await vi.waitFor(() => expect(w.io.err).toEqual([expect.stringMatching(new RegExp(`^jetplan: t2-\\w+ waits for an answer: jetplan answer ${sessionId} t2-`))]), { timeout: 10_000 });
+    expect(await w.stop('SIGINT')).toBe(130);
+    expect((await statusJson(conn, sessionId)).tasks.map((t) => [t.status, t.answer])).toEqual([['Completed', 'CSV'], ['NeedsClarification', undefined]]);
+  });
+
   it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
     const { conn } = isolated();
     await serve(conn);

@@ -68,7 +68,6 @@ interface OpenQuestion {
 /** Follows one session's events to its end, printing them and answering its questions. */
 class Follower {
   private readonly source: AnswerSource;
-  private readonly canAsk: boolean;
   private readonly watch: EventWatch;
   private interrupted = false;
   private done = false;
@@ -91,7 +90,6 @@ class Follower {
     private readonly onRead: (event: DomainEvent) => void = () => undefined,
   ) {
     this.source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
-    this.canAsk = answers.length > 0 || ctx.io.isTTY;
     this.watch = client.watch(sessionId, { fromStart: true });
   }
 
@@ -159,8 +157,8 @@ class Follower {
     if (this.done || !q || this.lastSeq < this.caughtUp || this.asked.has(q.seq) || this.asking) return;
     this.asked.add(q.seq);
     const { ctx, sessionId } = this;
-    if (!this.canAsk) {
-      // Nobody here can answer (no terminal, no --answer): say how, rather than wait in silence.
+    if (!ctx.io.isTTY && !this.source.hasQueued) {
+      // Nobody here can answer (no terminal, no --answer left): say how, rather than wait in silence.
       ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (with this watch's connection flags), or watch with --answer`);
       return;
     }
