@@ -1,4 +1,4 @@
-import { evolve, initialSessionState } from '../../machines/sessionState.js';
+import { SessionRepository } from '../../actors/sessionRepository.js';
 import type { EventStore } from '../../persistence/eventStore.js';
 import { noPositionals } from '../args.js';
 import type { Command } from '../command.js';
@@ -19,13 +19,13 @@ export interface SessionRow {
   lastEventAt: string;
 }
 
+/** Every session, rebuilt in one pass over the whole log (not one read per session). */
 async function rows(store: EventStore): Promise<SessionRow[]> {
   const result: SessionRow[] = [];
-  for (const sessionId of await store.listStreams()) {
-    const { events } = await store.readStream(sessionId);
-    const view = stateView(events.reduce(evolve, initialSessionState(sessionId)));
+  for (const [sessionId, { state, lastTimestamp }] of await new SessionRepository({ store }).rebuildAll()) {
+    const view = stateView(state);
     const done = view.tasks.filter((t) => t.status === 'Completed').length;
-    result.push({ sessionId, status: view.status, done, total: view.tasks.length, lastEventAt: iso(events.at(-1)?.timestamp) });
+    result.push({ sessionId, status: view.status, done, total: view.tasks.length, lastEventAt: iso(lastTimestamp) });
   }
   return result.sort((a, b) => a.lastEventAt.localeCompare(b.lastEventAt) || a.sessionId.localeCompare(b.sessionId));
 }
