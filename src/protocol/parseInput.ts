@@ -4,6 +4,8 @@ import { SessionInput } from './inputs.js';
 export const MAX_INPUT_BYTES = 64 * 1024;
 
 const KNOWN_TYPES = new Set<string>(SessionInput.options.map((o) => o.shape.type.value));
+/** The types a client or executor may send, for messages. */
+const CLIENT_TYPES = [...KNOWN_TYPES].filter((t) => t !== 'RetryDue').map((t) => `"${t}"`).join(', ');
 // fatal: bytes that are not UTF-8 are rejected as invalid JSON rather than decoded to U+FFFD.
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -26,6 +28,10 @@ export function parseInput(body: Uint8Array | string | unknown, maxBytes = MAX_I
     }
   }
   const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && typeof type !== 'string') {
+    // zod would list every type of the union, RetryDue (internal to the planner) included.
+    return { ok: false, reason: `invalid input: type: expected one of ${CLIENT_TYPES}` };
+  }
   if (typeof type === 'string' && !KNOWN_TYPES.has(type)) {
     return { ok: false, reason: `unknown input type ${JSON.stringify(type).slice(0, 80)}`, inputType: type.slice(0, 64) };
   }

@@ -12,7 +12,8 @@ describe('parseInput', () => {
   it.each([
     ['{not json', /^invalid JSON: /],
     [JSON.stringify({ type: 'Nope' }), /^unknown input type "Nope"$/],
-    [JSON.stringify({ text: 'x' }), /^invalid input: type: /],
+    [JSON.stringify({ text: 'x' }), /^invalid input: type: expected one of "SubmitInput", .*"NeedsClarification"$/],
+    [JSON.stringify({ type: 7 }), /^invalid input: type: expected one of (?!.*RetryDue)/],
     ['[1]', /^invalid input: \(root\): /],
     [new Uint8Array([0x7b, 0xff, 0x7d]), /^invalid JSON: /],
     [JSON.stringify({ type: 'ProvideClarification', taskId: 't1' }), /^invalid ProvideClarification: answer: /],
