@@ -38,6 +38,8 @@ const HEADER_LINE = (value: string) => value.replace(/[\r\n]+/g, ' ');
  */
 export class JetStreamEffects implements Effects {
   private readonly inFlight = new Set<Promise<void>>();
+  /** Dispatch ids given up on at shutdown, for close() to report in one line. */
+  private readonly unsent: string[] = [];
   private closingSince: number | undefined;
   /** Commands acked since start (tests, logs). */
   published = 0;
@@ -57,6 +59,12 @@ export class JetStreamEffects implements Effects {
   async close(): Promise<void> {
     this.closingSince ??= Date.now();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    if (this.unsent.length > 0) {
+      // One line for all of them: a shutdown cut short can leave thousands.
+      const { length } = this.unsent;
+      this.o.logger.warn({ commands: length, dispatchIds: this.unsent.slice(0, 10) }, 'ExecuteTask commands not published before shutdown; the next leader republishes them');
+      this.unsent.length = 0;
+    }
   }
 
   /** The subject an ExecuteTask goes to. */
@@ -85,7 +93,8 @@ export class JetStreamEffects implements Effects {
       } catch (err) {
         if (isPermanentPublishError(err)) return await this.refused(entry, body, err);
         if (this.givingUp() || this.o.isClosed()) {
-          this.o.logger.warn({ dispatchId: entry.id, err }, 'ExecuteTask not published before shutdown; the next leader republishes it');
+          this.o.logger.debug({ dispatchId: entry.id, err }, 'ExecuteTask not published before shutdown; the next leader republishes it');
+          this.unsent.push(entry.id);
           return;
         }
         const delay = Math.min(this.o.maxDelayMs ?? 5_000, base * 2 ** (attempt - 1));
