@@ -93,10 +93,20 @@ export class LeaderLease {
     if (this.loop) await withinMs(this.loop, RELEASE_WAIT_MS);
     clearTimeout(this.deadline);
     if (!wasLeader) return;
-    const released = this.kv.delete(this.o.key, { previousSeq: this.revision });
-    await withinMs(released, RELEASE_WAIT_MS, 'no answer').catch((err: unknown) => {
+    await withinMs(this.release(), RELEASE_WAIT_MS, 'no answer').catch((err: unknown) => {
       this.o.logger.warn({ err }, 'lease not released; it expires after its TTL');
     });
+  }
+
+  /** Deletes the key at our revision, or at the one a renewal close() did not wait for moved it to. */
+  private async release(): Promise<void> {
+    try {
+      await this.kv.delete(this.o.key, { previousSeq: this.revision });
+    } catch (err) {
+      const ours = await this.ourRevision();
+      if (ours === undefined || ours === this.revision) throw err;
+      await this.kv.delete(this.o.key, { previousSeq: ours });
+    }
   }
 
   private async run(): Promise<void> {

@@ -108,6 +108,17 @@ describe('LeaderLease', () => {
     expect(first.lease.holder).not.toBe(second.lease.holder);
   });
 
+  it('close() releases the lease even when a renewal it did not hear of moved the key on', async () => {
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 60_000 }; // no renewal of its own meanwhile
+    const a = await lease('a', await connectTo(), spec, []);
+    await a.until(true);
+    // As if a renewal had landed after close() stopped waiting for it.
+    const kv = await new Kvm(await connectTo()).open(spec.bucket);
+    await kv.put(spec.key, a.lease.holder);
+    await a.lease.close();
+    expect((await kv.get(spec.key))?.operation).toBe('DEL'); // a standby need not wait out the TTL
+  });
+
   it('a renewal that was written although it failed does not make the leader step down', async () => {
     const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 3_000 };
     const log: string[] = [];
