@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { SessionInput, type NeedsClarificationReport, type TaskCompletedReport, type TaskFailedReport } from '../protocol/inputs.js';
 import type { ExecuteTask } from '../protocol/commands.js';
 import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
@@ -28,13 +28,40 @@ export function toReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorRe
   return { type: 'NeedsClarification', ...ids, question: outcome.question };
 }
 
-/** Runs a handler; a handler that throws has failed its attempt (retryable), it is not re-run. */
-export async function runHandler(handler: TaskHandler, task: ExecuteTask, signal: AbortSignal): Promise<HandlerOutcome> {
+/** A handler's outcome as it must be: checked where it enters, since JavaScript handlers are unchecked. */
+const HandlerOutcomeSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('completed'), output: z.string() }),
+  z.object({ type: z.literal('failed'), error: z.string(), retryable: z.boolean().optional() }),
+  z.object({ type: z.literal('needsClarification'), question: z.string() }),
+]);
+
+/** What was thrown, as text, whatever it is (an object without a prototype has no toString). */
+function describeThrown(err: unknown): string {
+  if (err instanceof Error) return err.message;
   try {
-    return await handler(task, { signal, idempotencyKey: task.dispatchId });
-  } catch (err) {
-    return { type: 'failed', error: `executor error: ${err instanceof Error ? err.message : String(err)}`, retryable: true };
+    return String(err);
+  } catch {
+    return Object.prototype.toString.call(err);
   }
+}
+
+/**
+ * Runs a handler once: a handler that throws has failed its attempt (retryable); one that returns
+ * something other than an outcome (undefined from a branch without `return`, a missing field) has
+ * failed it for good, with the reason. Never throws, so the dispatch is never run again for it.
+ */
+export async function runHandler(handler: TaskHandler, task: ExecuteTask, signal: AbortSignal): Promise<HandlerOutcome> {
+  let returned: unknown;
+  try {
+    returned = await handler(task, { signal, idempotencyKey: task.dispatchId });
+  } catch (err) {
+    return { type: 'failed', error: `executor error: ${describeThrown(err)}`, retryable: true };
+  }
+  const outcome = HandlerOutcomeSchema.safeParse(returned);
+  if (outcome.success) return outcome.data;
+  const issue = outcome.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  return { type: 'failed', error: `the handler returned an invalid outcome (${where}${issue?.message ?? 'not an outcome'})`, retryable: false };
 }
 
 /**

@@ -126,6 +126,32 @@ describe('startBusExecutor', () => {
     await w.stop();
   });
 
+  it('fails the attempt for good, once, when a handler returns no outcome or throws what has no text', async () => {
+    const returns: Array<[() => Promise<unknown>, RegExp]> = [
+      [async () => undefined, /^the handler returned an invalid outcome \(.+\)$/],
+      [async () => ({ type: 'completed' }), /^the handler returned an invalid outcome \(output: .+\)$/],
+      [async () => ({ type: 'done', output: 'x' }), /^the handler returned an invalid outcome \(type: .+\)$/],
+    ];
+    for (const [handler, error] of returns) {
+      let calls = 0;
+      const w = setup(async () => {
+        calls++;
+        return (await handler()) as HandlerOutcome;
+      });
+      await publishTask(w.bus, task());
+      expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: false, error: expect.stringMatching(error) });
+      await publishTask(w.bus, task());
+      expect(calls).toBe(1);
+      await w.stop();
+    }
+    const w = setup(async () => {
+      throw Object.create(null);
+    });
+    await publishTask(w.bus, task());
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: true, error: 'executor error: [object Object]' });
+    await w.stop();
+  });
+
   it('cuts an output over the report limit to fit before recording it, so a redelivery sends the same', async () => {
     const w = setup(async () => ({ type: 'completed', output: '1\n'.repeat(30_000) }));
     await publishTask(w.bus, task());
