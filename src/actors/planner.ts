@@ -4,7 +4,7 @@ import { SessionId } from '../protocol/domain.js';
 import type { EventStore } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
 import type { OutboxCommand, PlannerCommand } from '../protocol/commands.js';
-import type { InputMeta } from '../protocol/inputs.js';
+import { InputMetaSchema, type InputMeta } from '../protocol/inputs.js';
 import { decide, type DecideDeps, type PlannerInput } from '../machines/decide.js';
 import type { SessionState } from '../machines/sessionState.js';
 import { outstanding } from '../machines/sessionQueries.js';
@@ -60,6 +60,11 @@ export class Planner {
     }
     // Defaults last: a key present but undefined (e.g. a missing header) must not erase them.
     const full: InputMeta = { ...meta, messageId: meta.messageId ?? this.o.newId(), now: meta.now ?? this.o.clock() };
+    const metaCheck = InputMetaSchema.safeParse(full);
+    if (!metaCheck.success) {
+      const issue = metaCheck.error.issues[0];
+      return Promise.reject(new ValidationError(`invalid meta: ${issue?.path.join('.')}: ${issue?.message}`));
+    }
     const checked = checkInput(input);
     return this.queue.run(sessionId, () => this.apply(sessionId, checked, full));
   }

@@ -67,3 +67,15 @@ export interface InputMeta {
    */
   streamSequence?: number;
 }
+
+/**
+ * InputMeta as the events' envelopes need it: checked where a caller hands it over, since a value
+ * the envelope schema refuses (a numeric message id, a time that is not a number) would be
+ * appended and then make the log unreadable.
+ */
+export const InputMetaSchema = z.object({
+  messageId: z.string().min(1),
+  now: z.number().finite(),
+  correlationId: z.string().optional(),
+  streamSequence: z.number().int().positive().optional(),
+});

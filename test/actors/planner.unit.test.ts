@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { PlannerInput } from '../../src/machines/decide.js';
 import { Planner, toOutbox, type Commit, type Effects } from '../../src/actors/planner.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
-import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, StoreUnavailableError } from '../../src/errors.js';
+import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, isValidationError, StoreUnavailableError } from '../../src/errors.js';
 import { decide } from '../../src/machines/decide.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
@@ -12,6 +12,7 @@ import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import { MemorySnapshotStore } from '../../src/persistence/memorySnapshotStore.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import type { NewEvent } from '../../src/protocol/events.js';
+import type { InputMeta } from '../../src/protocol/inputs.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
 
 function deferred<T = void>() {
@@ -322,6 +323,23 @@ describe('Planner', () => {
       { reason: 'invalid InvalidInput: reason: expected a string', messageId: 'bad-3' },
     ]);
     expect(events.some((e) => e.type === 'TaskCompleted')).toBe(false);
+  });
+
+  it('refuses meta the envelopes cannot carry, appending nothing (the log stays readable)', async () => {
+    const { planner, store } = setup();
+    const bad: Array<[Partial<InputMeta>, RegExp]> = [
+      [{ messageId: 123 as unknown as string }, /^invalid meta: messageId: /],
+      [{ messageId: '' }, /^invalid meta: messageId: /],
+      [{ now: 'soon' as unknown as number }, /^invalid meta: now: /],
+      [{ correlationId: 7 as unknown as string }, /^invalid meta: correlationId: /],
+      [{ streamSequence: 'x' as unknown as number }, /^invalid meta: streamSequence: /],
+    ];
+    for (const [meta, message] of bad) {
+      const refused = planner.handle('s1', submit, meta);
+      await expect(refused).rejects.toSatisfy((e: unknown) => isValidationError(e));
+      await expect(refused).rejects.toThrow(message);
+    }
+    expect((await store.readStream('s1')).exists).toBe(false);
   });
 
   it('a new input that changes nothing performs nothing', async () => {
