@@ -1,4 +1,4 @@
-import { bpeTokenCounter, countItemTokens } from '../compaction/index.js';
+import { bpeTokenCounter } from '../compaction/index.js';
 import { toPlannerState } from '../machines/sessionQueries.js';
 import type { SessionState } from '../machines/sessionState.js';
 import type { PlannerState, Task } from '../protocol/domain.js';
@@ -6,8 +6,7 @@ import type { DomainEvent } from '../protocol/events.js';
 
 /** The read model the CLI prints: toPlannerState with the context's token count filled in. */
 export function stateView(state: SessionState): PlannerState {
-  const view = toPlannerState(state);
-  return { ...view, context: { ...view.context, tokens: countItemTokens(view.context.items, bpeTokenCounter) } };
+  return toPlannerState(state, bpeTokenCounter);
 }
 
 /** Tasks completed / total, e.g. `3/5`. */

@@ -1,4 +1,5 @@
 import type { PlannerState, Task, TaskStatus } from '../protocol/domain.js';
+import { countItemTokens, type TokenCounter } from '../compaction/tokenCounter.js';
 import type { ExecuteTask, PlannerCommand } from '../protocol/commands.js';
 import { renderContext } from './sessionMachine.js';
 import { taskSnapshot, type SessionState } from './sessionState.js';
@@ -34,8 +35,11 @@ export function currentTask(state: SessionState): Task | undefined {
   return id === undefined ? undefined : taskView(state, id);
 }
 
-/** The read model `replay` and `status` print. */
-export function toPlannerState(state: SessionState): PlannerState {
+/**
+ * The read model `replay` and `status` print. Its context's `tokens` are counted with `counter`
+ * (e.g. `bpeTokenCounter`, as the planner counts them); -1 without one, since counting costs.
+ */
+export function toPlannerState(state: SessionState, counter?: TokenCounter): PlannerState {
   const ctx = state.snapshot.context;
   const current = currentTask(state);
   const phase = phaseOf(state);
@@ -50,7 +54,11 @@ export function toPlannerState(state: SessionState): PlannerState {
       retry:
         phase === 'backoff' && current?.retryAt !== undefined ? { taskId: current.id, dueAt: current.retryAt } : null,
     },
-    context: { items: ctx.items, summary: ctx.items.find((i) => i.slot === 'summary')?.text ?? '', tokens: -1 },
+    context: {
+      items: ctx.items,
+      summary: ctx.items.find((i) => i.slot === 'summary')?.text ?? '',
+      tokens: counter ? countItemTokens(ctx.items, counter) : -1,
+    },
     config: ctx.config,
     endReason: ctx.endReason,
     version: state.version,

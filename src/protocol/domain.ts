@@ -113,6 +113,7 @@ export interface PlannerState {
   tasks: Task[];
   cursor: number;
   waiting: { clarification: string | null; retry: { taskId: string; dueAt: number } | null };
+  /** `tokens`: the items' size as the planner counts it, or -1 when not counted (see toPlannerState). */
   context: { items: ContextItem[]; summary: string; tokens: number };
   /** null while the session has not started (its log holds only rejected inputs). */
   config: PlannerConfig | null;

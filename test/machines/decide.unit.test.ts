@@ -307,6 +307,10 @@ describe('decide: cancel, idempotency, invalid input', () => {
     expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
     expect(toPlannerState(d.state).endReason).toBe('user asked');
     expect(toPlannerState(fold(start)).endReason).toBeNull();
+    // Context tokens: counted with a counter, -1 without one.
+    expect(toPlannerState(d.state).context.tokens).toBe(-1);
+    expect(toPlannerState(d.state, bpeTokenCounter).context.tokens).toBe(countItemTokens(d.state.snapshot.context.items, bpeTokenCounter));
+    expect(toPlannerState(d.state, bpeTokenCounter).context.tokens).toBeGreaterThan(0);
     // A task waiting for its retry keeps its last error, and shows no retry to come.
     const backoff = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'HTTP 503'));
     expect(taskView(fold(backoff), FETCH)).toMatchObject({ status: 'Planned', retryAt: expect.any(Number) });
