@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { link, open, realpath, unlink, writeFile } from 'node:fs/promises';
+import { link, open, readdir, realpath, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
 
@@ -105,6 +105,7 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
   } finally {
     await unlinkIfPresent(tmpPath);
   }
+  await removeDeadTemps(dir);
   return async () => {
     try {
       // Only remove a lock that is still ours.
@@ -113,6 +114,21 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
       held.delete(key);
     }
   };
+}
+
+/** The temp file of a lock attempt: `LOCK.<pid>.<8 hex>.tmp`. */
+const LOCK_TEMP = /^LOCK\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Removes the temp files of lock attempts whose process is dead (killed between writing the file
+ * and removing it); a live process's is left alone, it may be about to link it. Best effort.
+ */
+async function removeDeadTemps(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const pid = LOCK_TEMP.exec(name)?.[1];
+    if (pid !== undefined && !isPidAlive(Number(pid))) await unlinkIfPresent(join(dir, name)).catch(() => undefined);
+  }
 }
 
 function assertNotLive(dir: string, key: string, lock: { pid: number | undefined } | undefined): void {

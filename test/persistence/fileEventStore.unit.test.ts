@@ -305,6 +305,16 @@ describe('FileEventStore directory lock', () => {
     expect((await readFile(join(dir, 'LOCK'), 'utf8')).trim()).toBe(String(process.pid));
   });
 
+  it('removes the lock attempts of dead processes (killed before cleaning up), not those of live ones', async () => {
+    const dir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await writeFile(join(dir, `LOCK.${dead}.0badc0de.tmp`), `${dead}\n`);
+    await writeFile(join(dir, `LOCK.${process.pid}.0a0a0a0a.tmp`), `${process.pid}\n`); // a live one, mid-attempt
+    const release = await acquireDirLock(dir);
+    expect((await readdir(dir)).sort()).toEqual(['LOCK', `LOCK.${process.pid}.0a0a0a0a.tmp`]);
+    await release();
+  });
+
   it('fails without leaving files when the lock cannot be read', async () => {
     const dir = await tempDir();
     await mkdir(join(dir, 'LOCK'));
