@@ -95,6 +95,13 @@ describe('failures (exit 1)', () => {
     await expectError(['demo', 'Count more words.', '--session', 'dup', '--data-dir', dir], 1, /^jetplan: session dup already exists/);
   });
 
+  it('starts a session id whose every input was rejected (it never started)', async () => {
+    expect((await run(['demo', 'Count the words.', '--session', 'rej', '--config', '{"tokenBudget":3}', '--data-dir', dir])).code).toBe(2);
+    const again = await run(['demo', 'Count the words.', '--session', 'rej', '--data-dir', dir]);
+    expect(again.code).toBe(0);
+    expect(again.io.stdoutText).toMatch(/status completed/);
+  });
+
   it('reports a log corrupted in the middle as one line', async () => {
     const text = '- Count the words.\n- Sort the words\n- Print the list';
     expect((await run(['demo', text, '--session', 'c1', '--data-dir', dir])).code).toBe(0);

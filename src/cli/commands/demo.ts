@@ -10,6 +10,7 @@ import type { CliContext, Command } from '../command.js';
 import { demoDelay } from '../executor.js';
 import { readAll } from '../lines.js';
 import { closeDemoRuntime, driveSession, openDemoRuntime } from '../session.js';
+import { statusOf } from '../../machines/sessionQueries.js';
 
 const USAGE = `Usage: jetplan demo ["<text>"] [flags]
 Plans the text into tasks and runs the session with the built-in demo executor.
@@ -90,7 +91,8 @@ export const demoCommand: Command = {
     planText(text); // unusable text: a ValidationError (exit 2) before any session exists
     const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
     try {
-      while ((await demo.runtime.repository.load(sessionId)).version > 0) {
+      // A session whose every input was rejected has not started: it takes this text.
+      for (let state = await demo.runtime.repository.load(sessionId); state.version > 0 && statusOf(state) !== 'idle'; state = await demo.runtime.repository.load(sessionId)) {
         if (requested) throw new CliError(`session ${sessionId} already exists (continue it with jetplan resume ${sessionId})`);
         sessionId = sessionIdFrom(args);
       }
