@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
 import { GLOBAL_FLAGS, parseArgs } from '../../src/cli/args.js';
 import { createContext } from '../../src/cli/context.js';
+import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
 import { fakeIo, run, tempDir } from './fakeIo.js';
 
 let dir: string;
@@ -96,7 +97,10 @@ describe('failures (exit 1)', () => {
   });
 
   it('starts a session id whose every input was rejected (it never started)', async () => {
-    expect((await run(['demo', 'Count the words.', '--session', 'rej', '--config', '{"tokenBudget":3}', '--data-dir', dir])).code).toBe(2);
+    // A library caller's cancel before any submit: rejected, the session exists and has not started.
+    const runtime = await createEmbeddedRuntime({ dataDir: dir });
+    await runtime.planner.handle('rej', { type: 'CancelSession' });
+    await runtime.close();
     const again = await run(['demo', 'Count the words.', '--session', 'rej', '--data-dir', dir]);
     expect(again.code).toBe(0);
     expect(again.io.stdoutText).toMatch(/status completed/);
