@@ -77,6 +77,7 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
   const key = await realpath(dir);
   const lockPath = join(dir, 'LOCK');
   const tmpPath = join(dir, `LOCK.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  attempts.add(tmpPath);
   await writeFile(tmpPath, `${process.pid}\n`);
   try {
     for (let attempt = 0; ; attempt++) {
@@ -104,6 +105,7 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
     }
   } finally {
     await unlinkIfPresent(tmpPath);
+    attempts.delete(tmpPath);
   }
   await removeDeadTemps(dir);
   return async () => {
@@ -119,15 +121,23 @@ export async function acquireDirLock(dir: string, options: DirLockOptions = {}):
 /** The temp file of a lock attempt: `LOCK.<pid>.<8 hex>.tmp`. */
 const LOCK_TEMP = /^LOCK\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
+/** This process's lock attempts under way, by temp path: its own pid on a temp is no sign of life. */
+const attempts = new Set<string>();
+
 /**
  * Removes the temp files of lock attempts whose process is dead (killed between writing the file
- * and removing it); a live process's is left alone, it may be about to link it. Best effort.
+ * and removing it); a live process's is left alone, it may be about to link it. One with our own
+ * pid is an earlier process's (a restart that got the same pid, PID 1 in a container) unless it
+ * is one of our attempts under way. Best effort.
  */
 async function removeDeadTemps(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names) {
-    const pid = LOCK_TEMP.exec(name)?.[1];
-    if (pid !== undefined && !isPidAlive(Number(pid))) await unlinkIfPresent(join(dir, name)).catch(() => undefined);
+    const pid = Number(LOCK_TEMP.exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(pid)) continue;
+    const path = join(dir, name);
+    const dead = pid === process.pid ? !attempts.has(path) : !isPidAlive(pid);
+    if (dead) await unlinkIfPresent(path).catch(() => undefined);
   }
 }
 

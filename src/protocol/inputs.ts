@@ -74,7 +74,8 @@ export interface InputMeta {
  * appended and then make the log unreadable.
  */
 export const InputMetaSchema = z.object({
-  messageId: z.string().min(1),
+  // A line break cannot go into a NATS header (Nats-Msg-Id of the events).
+  messageId: z.string().min(1).regex(/^[^\r\n]+$/, 'no line breaks'),
   now: z.number().finite(),
   correlationId: z.string().optional(),
   streamSequence: z.number().int().positive().optional(),

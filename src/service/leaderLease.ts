@@ -100,11 +100,13 @@ export class LeaderLease {
 
   /** Deletes the key at our revision, or at the one a renewal close() did not wait for moved it to. */
   private async release(): Promise<void> {
+    // The revision tried, not `this.revision` later: the late renewal's reply may set that meanwhile.
+    const tried = this.revision;
     try {
-      await this.kv.delete(this.o.key, { previousSeq: this.revision });
+      await this.kv.delete(this.o.key, { previousSeq: tried });
     } catch (err) {
       const ours = await this.ourRevision();
-      if (ours === undefined || ours === this.revision) throw err;
+      if (ours === undefined || ours === tried) throw err;
       await this.kv.delete(this.o.key, { previousSeq: ours });
     }
   }

@@ -330,6 +330,7 @@ describe('Planner', () => {
     const bad: Array<[Partial<InputMeta>, RegExp]> = [
       [{ messageId: 123 as unknown as string }, /^invalid meta: messageId: /],
       [{ messageId: '' }, /^invalid meta: messageId: /],
+      [{ messageId: 'a\r\nNats-Msg-Id: b' }, /^invalid meta: messageId: no line breaks$/],
       [{ now: 'soon' as unknown as number }, /^invalid meta: now: /],
       [{ correlationId: 7 as unknown as string }, /^invalid meta: correlationId: /],
       [{ streamSequence: 'x' as unknown as number }, /^invalid meta: streamSequence: /],

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rm, stat, truncate, unlink, link, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -309,10 +309,17 @@ describe('FileEventStore directory lock', () => {
     const dir = await tempDir();
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
     await writeFile(join(dir, `LOCK.${dead}.0badc0de.tmp`), `${dead}\n`);
-    await writeFile(join(dir, `LOCK.${process.pid}.0a0a0a0a.tmp`), `${process.pid}\n`); // a live one, mid-attempt
-    const release = await acquireDirLock(dir);
-    expect((await readdir(dir)).sort()).toEqual(['LOCK', `LOCK.${process.pid}.0a0a0a0a.tmp`]);
-    await release();
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+    await writeFile(join(dir, `LOCK.${live.pid}.0a0a0a0a.tmp`), `${live.pid}\n`); // a live one, mid-attempt
+    // Our own pid, not one of our attempts: left by an earlier process that had it (PID 1 restarted).
+    await writeFile(join(dir, `LOCK.${process.pid}.0b0b0b0b.tmp`), `${process.pid}\n`);
+    try {
+      const release = await acquireDirLock(dir);
+      expect((await readdir(dir)).sort()).toEqual(['LOCK', `LOCK.${live.pid}.0a0a0a0a.tmp`]);
+      await release();
+    } finally {
+      live.kill();
+    }
   });
 
   it('fails without leaving files when the lock cannot be read', async () => {
