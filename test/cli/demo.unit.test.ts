@@ -73,6 +73,11 @@ describe('jetplan demo', () => {
     const done = await run(['resume', 'w1', '--data-dir', dir]);
     expect(done.code).toBe(0);
     expect(done.io.stdoutText).toBe('session w1\nstatus completed · tasks 5/5 completed · 19 events\n');
+    expect(done.io.err).toEqual([]);
+    // Answers for a session that has ended are not used, and it says so.
+    const late = await run(['resume', 'w1', '--data-dir', dir, '--answer', 'too late']);
+    expect(late.code).toBe(0);
+    expect(late.io.stderrLines).toEqual(['jetplan: session w1 is completed; --answer not used']);
     const ids = await executions(dir);
     expect(new Set(ids).size).toBe(ids.length);
   });

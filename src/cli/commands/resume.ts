@@ -48,6 +48,8 @@ export const resumeCommand: Command = {
     if (statusOf(state) !== 'active') {
       await closeDemoRuntime(demo);
       printFinished(ctx, state);
+      // Nothing will ask: say so rather than drop the answers silently.
+      if (answers.length > 0) ctx.err(`jetplan: session ${sessionId} is ${statusOf(state)}; --answer not used`);
       return 0;
     }
     const source = new AnswerSource(answers, ctx.io, true);
