@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirs } from './makeDirs.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
@@ -66,7 +67,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
    * process holds the directory and CorruptLogError when acknowledged history is damaged.
    */
   static async open(dir: string, options: FileEventStoreOptions = {}): Promise<FileEventStore> {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     const releaseLock = await acquireDirLock(dir);
     const path = join(dir, 'events.log');
     try {

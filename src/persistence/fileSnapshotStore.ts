@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeDirs } from './makeDirs.js';
 import { z } from 'zod';
 import { StoreUnavailableError } from '../errors.js';
 import type { Snapshot, SnapshotStore } from './snapshotStore.js';
@@ -57,7 +58,7 @@ export class FileSnapshotStore implements SnapshotStore {
   /** Atomically replaces the stream's snapshot (temp file + fsync + rename + directory fsync). */
   async save(snapshot: Snapshot): Promise<void> {
     this.assertOpen();
-    await mkdir(this.snapshotDir, { recursive: true });
+    await makeDirs(this.snapshotDir);
     const path = join(this.snapshotDir, snapshotFileName(snapshot.streamId));
     const tmpPath = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
     try {

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { mkdir, open, writeFile } from 'node:fs/promises';
+import { open, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { makeDirs } from './makeDirs.js';
 import { CorruptLogError } from '../errors.js';
 import { syncPath } from './syncPath.js';
 
@@ -77,7 +78,7 @@ export class FileInbox<T> implements Inbox<T> {
 
   /** Opens (creating, durably) the file and reads its records. */
   static async open<T>(path: string): Promise<FileInbox<T>> {
-    await mkdir(dirname(path), { recursive: true });
+    await makeDirs(dirname(path));
     const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
     try {
       const bytes = await fh.readFile();

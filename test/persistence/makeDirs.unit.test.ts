@@ -1,0 +1,42 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeDirs } from '../../src/persistence/makeDirs.js';
+import { FileEventStore } from '../../src/persistence/fileEventStore.js';
+
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'jetplan-mkdirs-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('makeDirs', () => {
+  it('creates the missing parents and accepts a directory that exists', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'a', 'b', 'c');
+    await makeDirs(dir);
+    expect((await stat(dir)).isDirectory()).toBe(true);
+    await expect(makeDirs(dir)).resolves.toBeUndefined();
+    await expect(makeDirs(root)).resolves.toBeUndefined();
+  });
+
+  it('refuses a file in the way, at the path or at a parent, with ENOTDIR', async () => {
+    const root = await tempDir();
+    const file = join(root, 'file');
+    await writeFile(file, 'x');
+    await expect(makeDirs(file)).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(makeDirs(join(file, 'sub', 'deeper'))).rejects.toMatchObject({ code: 'ENOTDIR' });
+  });
+
+  // Node's recursive mkdir spins forever on this path; the CLI hung on `--data-dir /proc/x`.
+  it.runIf(existsSync('/proc/self'))('fails where a parent exists but refuses new entries (/proc)', async () => {
+    await expect(makeDirs('/proc/jetplan-test/sub')).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(FileEventStore.open('/proc/jetplan-test')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
