@@ -4,6 +4,14 @@ import type { Readable } from 'node:stream';
 export type CliSignal = 'SIGINT' | 'SIGTERM';
 
 /**
+ * The exit code of a command a signal stopped: 128 + the signal's number, as shells report it
+ * (130 for Ctrl-C, 143 for SIGTERM), so a supervisor can tell the two apart.
+ */
+export function interruptedExitCode(signal: CliSignal): number {
+  return signal === 'SIGTERM' ? 143 : 130;
+}
+
+/**
  * Everything the CLI touches outside itself, injected so tests can run commands in-process:
  * output writers, stdin, whether stdin is a terminal, the environment and a signal hook.
  */

@@ -7,7 +7,7 @@ import { processIo, type CliIo } from './io.js';
 
 /**
  * The jetplan CLI: runs the command named in `argv` (without `node` and the script) and resolves
- * with the exit code: 0 success, 1 failure, 2 usage error, 130 interrupted. Never throws: every
+ * with the exit code: 0 success, 1 failure, 2 usage error, 130 interrupted (143 by SIGTERM). Never throws: every
  * error becomes one line on stderr, without a stack trace.
  */
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {

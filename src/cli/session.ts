@@ -8,6 +8,7 @@ import { DEFAULT_DATA_DIR } from './context.js';
 import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
 import { checkInspectPort, startInspector, type InspectorHandle } from './inspector.js';
+import { interruptedExitCode, type CliSignal } from './io.js';
 import { stateView, taskCount } from './view.js';
 
 /** An open embedded runtime with the demo executor attached. */
@@ -51,7 +52,9 @@ export async function driveSession(
   begin: () => Promise<void>,
 ): Promise<number> {
   const driver = new SessionDriver(demo.runtime, sessionId, ctx);
-  const offSignal = ctx.io.onSignal(() => {
+  let stoppedBy: CliSignal = 'SIGINT';
+  const offSignal = ctx.io.onSignal((signal) => {
+    stoppedBy = signal;
     driver.interrupt();
     answers.close();
   });
@@ -65,7 +68,7 @@ export async function driveSession(
     driver.dispose();
     await closeDemoRuntime(demo);
   }
-  return printOutcome(ctx, sessionId, outcome, demo.runtime.metrics);
+  return printOutcome(ctx, sessionId, outcome, demo.runtime.metrics, stoppedBy);
 }
 
 /** The command that continues a session, with the data dir when it is not the default. */
@@ -74,12 +77,12 @@ export function resumeHint(ctx: CliContext, sessionId: string): string {
   return `jetplan resume ${sessionId}${dir}`;
 }
 
-function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metrics: Metrics): number {
+function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metrics: Metrics, stoppedBy: CliSignal): number {
   if (outcome.kind === 'fault') return printFault(ctx, sessionId, outcome.error);
   if (outcome.kind === 'interrupted') {
     if (ctx.json) ctx.out(JSON.stringify({ sessionId, outcome: 'interrupted' }));
     ctx.err(`interrupted; continue with: ${resumeHint(ctx, sessionId)}`);
-    return 130;
+    return interruptedExitCode(stoppedBy);
   }
   if (outcome.kind === 'waiting') {
     if (ctx.json) {

@@ -154,7 +154,7 @@ describe('interrupting', () => {
     const done = main(['demo', 'Which format do you want?', '--json', '--data-dir', dir, '--session', 'i2'], io);
     await io.waitForOut('answer> ');
     io.signal('SIGTERM');
-    expect(await done).toBe(130);
+    expect(await done).toBe(143); // 128 + SIGTERM, as a shell reports it
     expect(io.stdoutText).toContain('{"sessionId":"i2","outcome":"interrupted"}');
     expect(io.stderrLines).toHaveLength(1);
   });

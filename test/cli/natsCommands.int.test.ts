@@ -471,7 +471,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect((await statusJson(conn, sessionId)).tasks.map((t) => [t.status, t.answer])).toEqual([['Completed', 'CSV'], ['NeedsClarification', undefined]]);
   });
 
-  it('watch exits 130 on a signal, also while asking on a terminal, and sends no answer', async () => {
+  it('watch exits 130 on Ctrl-C and 143 on SIGTERM, also while asking on a terminal, and sends no answer', async () => {
     const { conn } = isolated();
     await serve(conn);
     const sessionId = uniqueName('s');
@@ -484,7 +484,7 @@ describe('questions, answers and cancelling (planner only)', () => {
 
     const asking = start(['watch', sessionId, ...conn], { stdin: openStdin(), isTTY: true });
     await asking.started('answer> ');
-    expect(await asking.stop('SIGTERM')).toBe(130);
+    expect(await asking.stop('SIGTERM')).toBe(143); // 128 + the signal, as a shell reports it
     expect(asking.io.err).toEqual([]);
     const status = await statusJson(conn, sessionId);
     expect(status.status).toBe('active');

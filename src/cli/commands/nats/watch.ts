@@ -2,6 +2,7 @@ import { isSessionNotFoundError } from '../../../errors.js';
 import { AnswerSource } from '../../answers.js';
 import { listFlag, numberFlag, onePositional } from '../../args.js';
 import { checkInspectPort, startInspector } from '../../inspector.js';
+import { interruptedExitCode, type CliSignal } from '../../io.js';
 import type { CommitSource } from '../../../actors/liveMirror.js';
 import type { CommitListener } from '../../../actors/planner.js';
 import { SessionFold, initialSessionState } from '../../../machines/sessionState.js';
@@ -17,7 +18,7 @@ session completes (0), fails or is cancelled (1), or when every input of a sessi
 started was rejected and no other waits (1). A session not started yet is waited for (on a
 terminal, it says so). On a terminal, an open clarification question is
 asked and the answer published; --answer gives answers in order instead. Otherwise it says on
-stderr how to answer, and goes on waiting.
+stderr how to answer, and goes on waiting. Ctrl-C exits 130, SIGTERM 143.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
   --inspect <port>  watch the session's statecharts live in the Stately inspector (http://localhost:<port>)
@@ -69,7 +70,7 @@ interface OpenQuestion {
 class Follower {
   private readonly source: AnswerSource;
   private readonly watch: EventWatch;
-  private interrupted = false;
+  private interrupted: CliSignal | undefined;
   private done = false;
   private started = false;
   /** The reason of the last rejection while the session has not started. */
@@ -93,10 +94,10 @@ class Follower {
     this.watch = client.watch(sessionId, { fromStart: true });
   }
 
-  /** Resolves with the exit code: see USAGE (130 when interrupted). */
+  /** Resolves with the exit code: see USAGE (130 on Ctrl-C, 143 on SIGTERM). */
   async run(): Promise<number> {
-    const off = this.ctx.io.onSignal(() => {
-      this.interrupted = true;
+    const off = this.ctx.io.onSignal((signal) => {
+      this.interrupted = signal;
       this.source.close();
       void this.watch.close();
     });
@@ -116,7 +117,7 @@ class Follower {
       await this.watch.close();
       await this.asking;
     }
-    return this.interrupted ? 130 : code;
+    return this.interrupted ? interruptedExitCode(this.interrupted) : code;
   }
 
   /** Prints the event and acts on it; the exit code if the watch ends with it. */
