@@ -16,7 +16,7 @@ import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, existingStream } from '../
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { SessionId, type PlannerConfigInput, type PlannerState } from '../protocol/domain.js';
 import type { DomainEvent } from '../protocol/events.js';
-import type { SessionInput } from '../protocol/inputs.js';
+import { reservedMessageIdProblem, type SessionInput } from '../protocol/inputs.js';
 import { watchSessionEvents } from './sessionWatch.js';
 
 export interface ClientOptions {
@@ -160,6 +160,8 @@ class NatsClient implements JetplanClient {
 
   async publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
     checkSessionId(sessionId);
+    const reserved = o.messageId === undefined ? undefined : reservedMessageIdProblem(o.messageId);
+    if (reserved !== undefined) throw new ValidationError(reserved); // the service would reject it
     const h = natsHeaders();
     h.set(HEADER_EVENT_TYPE, input.type);
     h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);

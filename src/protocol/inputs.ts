@@ -69,6 +69,21 @@ export interface InputMeta {
 }
 
 /**
+ * Message id prefixes jetplan uses for the ids it makes: `in.<stream seq>` for an input published
+ * without a `Nats-Msg-Id`, `retry.<session>.<task>.<attempt>` for a retry timer's input,
+ * `recover.<session>` for a recovery's republished commands. A client id with one of them could
+ * be taken for one of those inputs (and that input for a repeat of it): the service rejects it.
+ */
+export const RESERVED_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['in.', 'retry.', 'recover.']);
+
+/** Why a client's message id cannot be used (a reserved prefix), or undefined. */
+export function reservedMessageIdProblem(messageId: string): string | undefined {
+  const prefix = RESERVED_MESSAGE_ID_PREFIXES.find((p) => messageId.startsWith(p));
+  if (prefix === undefined) return undefined;
+  return `message id ${JSON.stringify(messageId)} starts with "${prefix}", which is reserved for ids jetplan makes (${RESERVED_MESSAGE_ID_PREFIXES.join(', ')})`;
+}
+
+/**
  * InputMeta as the events' envelopes need it: checked where a caller hands it over, since a value
  * the envelope schema refuses (a numeric message id, a time that is not a number) would be
  * appended and then make the log unreadable.

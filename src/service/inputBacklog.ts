@@ -5,6 +5,7 @@
  * input could come back first. Reading them at start lets the consumer hold each session's later
  * inputs until the earlier ones are applied, as one leader does.
  */
+import { reservedMessageIdProblem } from '../protocol/inputs.js';
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import { isSessionId } from './decodeInput.js';
@@ -31,8 +32,13 @@ function isRetryDue(data: Uint8Array): boolean {
   }
 }
 
-/** The message id an input is known by: its `Nats-Msg-Id`, else its stream sequence. */
-export const inputMessageId = (msgId: string | undefined, seq: number): string => msgId || `in.${seq}`;
+/**
+ * The message id an input is known by: its `Nats-Msg-Id`, else its stream sequence. An id with a
+ * reserved prefix is not used (the input is rejected under `in.<seq>`): `in.<n>` of a client could
+ * otherwise make a later input without an id at sequence n look like a repeat of it.
+ */
+export const inputMessageId = (msgId: string | undefined, seq: number): string =>
+  msgId && reservedMessageIdProblem(msgId) === undefined ? msgId : `in.${seq}`;
 
 /**
  * The inputs between the durable consumer's ack floor and the last message it delivered, by

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { KeyedQueue } from '../shared/keyedQueue.js';
 import type { Planner } from '../actors/planner.js';
 import type { Metrics } from '../observability/metrics.js';
-import type { InputMeta } from '../protocol/inputs.js';
+import { reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
 import { inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
@@ -216,7 +216,7 @@ export class InputConsumer {
       this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
-    const input = decodeInput(m.data, this.o.maxInputBytes);
+    const input = refuseReservedId(m.headers?.get('Nats-Msg-Id'), decodeInput(m.data, this.o.maxInputBytes));
     // The ack is outside the try: an ack that cannot be sent is no failure of the input (it was
     // applied; a redelivery is dropped by the session's inbox).
     const applied = await this.apply(sessionId, m, input);
@@ -289,4 +289,12 @@ export class InputConsumer {
       ...(correlationId ? { correlationId } : {}),
     };
   }
+}
+
+/** `input`, or its rejection when its `Nats-Msg-Id` has a prefix reserved for jetplan's own ids. */
+function refuseReservedId(msgId: string | undefined, input: PlannerInput): PlannerInput {
+  const problem = msgId ? reservedMessageIdProblem(msgId) : undefined;
+  if (problem === undefined) return input;
+  const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
+  return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, ...(inputType ? { inputType } : {}) };
 }

@@ -179,9 +179,13 @@ describe('createClient against a running planner service', () => {
     expect((await client.status(sessionId)).status).toBe('cancelled');
   });
 
-  it('rejects bad session ids and reports unknown sessions', async () => {
+  it('rejects bad session ids and reserved message ids, and reports unknown sessions', async () => {
     const { client } = await deployment();
     await expect(client.submit('x', { sessionId: 'no.dots' })).rejects.toSatisfy(isValidationError);
+    // Ids jetplan makes itself: refused before anything is published (the service would reject them).
+    for (const messageId of ['in.7', 'retry.s.t1.2', 'recover.s']) {
+      await expect(client.submit('Summarise the notes.', { messageId })).rejects.toThrow(/starts with "(in|retry|recover)\.", which is reserved/);
+    }
     await expect(client.status('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
     await expect(client.replay('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
     expect(await client.sessions()).toEqual([]);

@@ -134,6 +134,34 @@ describe('planner service: sessions over JetStream', () => {
     }, { timeout: 10_000 });
   });
 
+  it('rejects a client message id with a reserved prefix, so an input without an id is never taken for a repeat of it', async () => {
+    const iso = isolation();
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    await publishInput(nc, iso, 'ids', { type: 'SubmitInput', text: 'Which format do you want?' });
+    const asked = await waitForEvents(store, 'ids', has('ClarificationRequested'));
+    const { taskId } = asked.find((e) => e.type === 'ClarificationRequested')!.data as { taskId: string };
+    const jsm = await jetstreamManager(nc);
+    const last = (await jsm.streams.info(iso.streamName)).state.last_seq;
+    // A client id naming the sequence the answer below will get (the rejection's event comes between).
+    const spoof = await publishInput(nc, iso, 'ids', { type: 'ProvideClarification', taskId: 'nope', answer: 'x' }, `in.${last + 3}`);
+    const retry = await publishInput(nc, iso, 'ids', { type: 'CancelSession' }, `retry.ids.${taskId}.2`);
+    await waitForEvents(store, 'ids', (events) => rejected(events).length === 2);
+    const answer = await publishInput(nc, iso, 'ids', { type: 'ProvideClarification', taskId, answer: 'CSV' });
+
+    const events = await waitForEvents(store, 'ids', has('SessionCompleted'));
+    expect(spoof.seq).toBe(last + 1);
+    const rejections = rejected(events).map((e) => e.data as { reason: string; messageId: string; streamSequence: number });
+    expect(rejections).toEqual([
+      { reason: `Nats-Msg-Id: message id "in.${last + 3}" starts with "in.", which is reserved for ids jetplan makes (in., retry., recover.)`, inputType: 'ProvideClarification', messageId: `in.${spoof.seq}`, streamSequence: spoof.seq },
+      expect.objectContaining({ reason: expect.stringMatching(/^Nats-Msg-Id: message id "retry\.ids\.\S+" starts with "retry\."/), messageId: `in.${retry.seq}`, inputType: 'CancelSession' }),
+    ]);
+    expect(events.some((e) => e.type === 'InputRepeated')).toBe(false);
+    expect(events.find((e) => e.type === 'ClarificationProvided')).toMatchObject({ causationId: `in.${answer.seq}`, data: { taskId, answer: 'CSV' } });
+  });
+
   it('blocks a session whose input cannot be applied (nak + backoff) and keeps its inputs in order', async () => {
     const iso = isolation();
     const service = await env.service(iso);
