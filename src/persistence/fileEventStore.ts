@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from './makeDirs.js';
+import { checkNewEvents } from './appendChecks.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
@@ -16,7 +17,7 @@ import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, isRepeatedAppend, StreamIndex } from './streamIndex.js';
 import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -113,7 +114,12 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
    */
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
+    checkNewEvents(streamId, events);
     const current = this.reserved.get(streamId) ?? this.index.version(streamId);
+    // Only once the earlier append is durable (nothing reserved): the index then holds it.
+    if (current === this.index.version(streamId) && isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) {
+      return { nextExpectedVersion: current };
+    }
     checkExpectedVersion(streamId, options.expectedVersion, current);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };

@@ -1,6 +1,7 @@
 import type { DomainEvent } from '../protocol/events.js';
 import type { PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
 import type { StreamIndex } from './streamIndex.js';
+import { checkStreamId } from './appendChecks.js';
 
 /**
  * The reads shared by the stores that keep their streams in an in-memory {@link StreamIndex} (the
@@ -14,6 +15,7 @@ export abstract class IndexedEventStore {
   /** Reads a copy of the stream's events between the inclusive bounds of `options`. */
   async readStream(streamId: string, options?: ReadOptions): Promise<ReadResult> {
     this.assertOpen();
+    checkStreamId(streamId);
     return this.index.read(streamId, options);
   }
 

@@ -6,8 +6,9 @@ import type {
   EventStore,
   OutboxStore,
 } from './eventStore.js';
+import { checkNewEvents } from './appendChecks.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, sequenceEvents, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, isRepeatedAppend, sequenceEvents, StreamIndex } from './streamIndex.js';
 
 /**
  * An event store and outbox held in memory, for tests and throwaway sessions. Every method does
@@ -22,7 +23,9 @@ export class MemoryEventStore extends IndexedEventStore implements EventStore, O
   /** Appends `events` (and `options.commands`) atomically at `options.expectedVersion`. */
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
+    checkNewEvents(streamId, events);
     const current = this.index.version(streamId);
+    if (isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) return { nextExpectedVersion: current };
     checkExpectedVersion(streamId, options.expectedVersion, current);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };

@@ -15,6 +15,18 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
   if (expected !== actual) throw new ConcurrencyError(streamId, expected, actual);
 }
 
+/**
+ * Whether `events` are already the stream's last events, appended at `expected`: a retry of an
+ * append whose result the caller never saw. The stores then succeed without appending again, as
+ * JetStream's deduplication by message id does, so a retry is idempotent on every store.
+ */
+export function isRepeatedAppend(index: StreamIndex, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): boolean {
+  if (expected === 'any' || !Number.isInteger(expected) || expected < 0 || events.length === 0) return false;
+  if (index.version(streamId) !== expected + events.length) return false;
+  const stored = index.read(streamId, { from: expected + 1 }).events;
+  return stored.length === events.length && stored.every((event, i) => event.id === events[i]!.id);
+}
+
 /** Gives `events` the sequences that follow `version` (1-based, no gaps). */
 export function sequenceEvents(events: readonly NewEvent[], version: number): DomainEvent[] {
   return events.map((event, i) => ({ ...event, sequence: version + i + 1 }) as DomainEvent);

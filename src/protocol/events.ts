@@ -104,6 +104,21 @@ export type NewEvent = DomainEvent extends infer E
     : never
   : never;
 
+const { sequence: _sequence, ...newEnvelopeFields } = envelopeFields;
+
+/**
+ * An event handed to a store's append: a current envelope without its sequence, whose data is
+ * that of a known type. Checked where events enter a store, since what the read path would refuse
+ * must never be stored (one bad record would make a whole log unreadable).
+ */
+export const NewDomainEvent = z.discriminatedUnion(
+  'type',
+  EVENT_TYPES.map((type) => z.object({ ...newEnvelopeFields, type: z.literal(type), data: EventData[type] })) as unknown as [
+    z.ZodObject<{ type: z.ZodLiteral<EventType> }>,
+    ...z.ZodObject<{ type: z.ZodLiteral<EventType> }>[],
+  ],
+);
+
 /** The raw envelope as stored, before upcasting (any version, data unchecked). */
 export const RawEnvelope = z.object({ ...envelopeFields, type: z.string(), data: z.unknown() });
 export type RawEnvelope = z.infer<typeof RawEnvelope>;

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError } from '../../src/errors.js';
+import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, isValidationError } from '../../src/errors.js';
+import type { NewEvent } from '../../src/protocol/events.js';
 import { aggregateStream, type EventStore, type OutboxStore } from '../../src/persistence/eventStore.js';
 import { makeCommand, makeEvent, makeEvents, sequenced, uniqueStream } from './fixtures.js';
 
@@ -259,6 +260,48 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       const events = [makeEvent(id, { payload: { type: 'InputRejected', data: { reason, inputType: 'ü' } } })];
       await store().appendToStream(id, events, { expectedVersion: 0 });
       expect((await store().readStream(id)).events[0]?.data).toEqual({ reason, inputType: 'ü' });
+    });
+
+    it('refuses events the read path could not give back, with ValidationError, storing nothing', async () => {
+      const id = uniqueStream();
+      const { data: _data, ...noData } = makeEvent(id) as NewEvent & { data?: unknown };
+      const twice = makeEvent(id);
+      const bad: Array<[string, unknown[]]> = [
+        ['no data', [noData]],
+        ['unknown type', [{ ...makeEvent(id), type: 'Nope' }]],
+        ['data of the wrong shape', [{ ...makeEvent(id), type: 'SessionStarted', data: {} }]],
+        ['a numeric id', [{ ...makeEvent(id), id: 7 }]],
+        ['another session', [makeEvent(uniqueStream())]],
+        ['one id twice', [twice, { ...twice }]],
+        ['a valid event before a bad one', [makeEvent(id), noData]],
+      ];
+      for (const [what, events] of bad) {
+        const err = await rejection(() => store().appendToStream(id, events as NewEvent[], { expectedVersion: 0 }));
+        expect(isValidationError(err), what).toBe(true);
+      }
+      expect(await store().readStream(id)).toEqual({ events: [], currentVersion: 0, exists: false });
+      expect(await store().listStreams()).not.toContain(id);
+    });
+
+    it('takes the same stream ids everywhere: session ids, 1-64 characters of [A-Za-z0-9_-]', async () => {
+      for (const id of ['', 'a.b', 'a b', '../x', 'a\nb', 'x'.repeat(65), 'é']) {
+        expect(isValidationError(await rejection(() => store().appendToStream(id, [], { expectedVersion: 0 }))), JSON.stringify(id)).toBe(true);
+        expect(isValidationError(await rejection(() => store().readStream(id))), JSON.stringify(id)).toBe(true);
+      }
+      const longest = 'x'.repeat(64);
+      await store().appendToStream(longest, makeEvents(longest, 1), { expectedVersion: 'any' });
+      expect((await store().readStream(longest)).exists).toBe(true);
+    });
+
+    it('succeeds on a retry of an append that landed (same events, same expected version), appending nothing again', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 2);
+      await store().appendToStream(id, events, { expectedVersion: 0 });
+      expect(await store().appendToStream(id, structuredClone(events), { expectedVersion: 0 })).toEqual({ nextExpectedVersion: 2 });
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+      // Not once the stream has moved on past it: that is a conflict.
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 2 });
+      expect(isConcurrencyError(await rejection(() => store().appendToStream(id, events, { expectedVersion: 0 })))).toBe(true);
     });
 
     it('isolates stored history from callers mutating inputs and results', async () => {

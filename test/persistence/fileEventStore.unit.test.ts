@@ -245,10 +245,11 @@ describe('FileEventStore group commit', () => {
     const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
     await probe.close();
     const spy = vi.spyOn(proto, 'datasync').mockRejectedValueOnce(new Error('EIO: simulated'));
+    const other = uniqueStream();
     try {
       const failed = await Promise.allSettled([
         store.appendToStream(id, makeEvents(id, 1), { expectedVersion: 1 }),
-        store.appendToStream(uniqueStream(), makeEvents(id, 1), { expectedVersion: 0 }),
+        store.appendToStream(other, makeEvents(other, 1), { expectedVersion: 0 }),
       ]);
       expect(failed.map((r) => r.status === 'rejected' && isStoreUnavailableError(r.reason))).toEqual([true, true]);
     } finally {

@@ -356,6 +356,20 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
     expect((await store.readStream('p')).currentVersion).toBe(2);
   });
 
+  it("an event id another session's message has is the caller's error (ValidationError), not a conflict", async () => {
+    const opts = isolation();
+    const store = await newStore(opts);
+    const e = event('p');
+    await store.appendToStream('p', [e], { expectedVersion: 0 });
+    // Event ids are Nats-Msg-Ids, deduplicated stream-wide: retrying would never help.
+    for (const expectedVersion of [0, 'any'] as const) {
+      const err = await store.appendToStream('q', [{ ...e, sessionId: 'q' }], { expectedVersion }).catch((x: unknown) => x);
+      expect(isValidationError(err)).toBe(true);
+      expect((err as Error).message).toMatch(/event id "[^"]+" is already the message id of stream sequence 1 \(\S+\.ev\.p\).*nothing was appended$/);
+    }
+    expect((await store.readStream('q')).exists).toBe(false);
+  });
+
   it("expectedVersion 'any' appends at the tip, also under contention", async () => {
     const opts = isolation();
     const a = await newStore(opts);

@@ -113,20 +113,12 @@ export async function fetchTip(ctx: AppendContext, subject: string): Promise<Pos
   return { version: envelope.sequence, seq: last.seq, lastId: envelope.id };
 }
 
-/**
- * Whether stream seq `seq` holds event `eventId` as `version` on `subject`. A duplicate ack only
- * says the msg id was seen; this checks the original landed where this append wanted it.
- */
-export async function isStoredAs(
-  ctx: AppendContext,
-  subject: string,
-  eventId: string,
-  version: number,
-  seq: number,
-): Promise<boolean> {
+/** The subject and envelope of the message at stream sequence `seq`, if there is one. */
+export async function storedAt(ctx: AppendContext, seq: number): Promise<{ subject: string; id: string; sequence: number } | undefined> {
   const stored = await retryTransient(ctx, () => ctx.jsm.streams.getMessage(ctx.streamName, { seq }));
-  const envelope = stored === null ? undefined : decodeEnvelope(ctx.streamName, stored.data, seq);
-  return stored?.subject === subject && envelope?.id === eventId && envelope.sequence === version;
+  if (stored === null) return undefined;
+  const envelope = decodeEnvelope(ctx.streamName, stored.data, seq);
+  return { subject: stored.subject, id: envelope.id, sequence: envelope.sequence };
 }
 
 /**

@@ -13,6 +13,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
+import { checkNewEvents, checkStreamId } from '../appendChecks.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
@@ -21,7 +22,7 @@ import {
   alreadyLanded,
   eventBody,
   fetchTip,
-  isStoredAs,
+  storedAt,
   oversized,
   publishEvent,
   type AppendContext,
@@ -142,6 +143,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
 
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.#assertOpen();
+    checkNewEvents(streamId, events);
     const subject = this.#subjects.events(streamId);
     const { expectedVersion } = options;
     if (expectedVersion !== 'any' && (!Number.isInteger(expectedVersion) || expectedVersion < 0)) {
@@ -166,6 +168,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     onEvent: (event: DomainEvent) => void,
   ): Promise<Omit<ReadResult, 'events'>> {
     this.#assertOpen();
+    checkStreamId(streamId);
     const subject = this.#subjects.events(streamId);
     // What onEvent throws is the caller's (a fold's) error, not the store's: passed on untranslated.
     let thrown: { error: unknown } | undefined;
@@ -307,7 +310,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
         // Only a rejected first event means nothing of this append was written.
         throw i === 0 ? new FirstEventConflict(conflict) : conflict;
       }
-      if (ack.duplicate) await this.#verifyDuplicate(streamId, subject, event.id, version, ack.seq, expectedVersion);
+      if (ack.duplicate) await this.#verifyDuplicate(streamId, subject, event.id, version, ack.seq, expectedVersion, i);
       tip = { version, seq: ack.seq, lastId: event.id };
       this.#positions.set(streamId, tip);
     }
@@ -342,7 +345,11 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       : new StoreUnavailableError(`${what} after ${i} event(s) of the append were stored; retrying until the stream takes it`, { cause: err });
   }
 
-  /** A duplicate ack is success only if the original is this event at this very position. */
+  /**
+   * A duplicate ack is success only if the original is this event at this very position. An
+   * original on another subject is another session's message with the same id: event ids are
+   * message ids here, deduplicated stream-wide, so the caller's ids are at fault, not a conflict.
+   */
   async #verifyDuplicate(
     streamId: string,
     subject: string,
@@ -350,8 +357,16 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     version: number,
     seq: number,
     expectedVersion: number,
+    index: number,
   ): Promise<void> {
-    if (!(await isStoredAs(this.#ctx, subject, eventId, version, seq))) {
+    const stored = await storedAt(this.#ctx, seq);
+    if (stored !== undefined && stored.subject !== subject) {
+      const written = index === 0 ? 'nothing was appended' : `${index} event(s) of the append were stored before it`;
+      throw new ValidationError(
+        `stream ${streamId}: event id ${JSON.stringify(eventId)} is already the message id of stream sequence ${seq} (${stored.subject}); on JetStream event ids are message ids and must be unique across the stream; ${written}`,
+      );
+    }
+    if (stored?.id !== eventId || stored.sequence !== version) {
       this.#positions.delete(streamId);
       throw new ConcurrencyError(streamId, expectedVersion, undefined, {
         cause: new Error(`event ${eventId} is already stored at stream sequence ${seq}, not as version ${version}`),

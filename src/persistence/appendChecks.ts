@@ -1,0 +1,39 @@
+import { ValidationError } from '../errors.js';
+import { SessionId } from '../protocol/domain.js';
+import { NewDomainEvent, type NewEvent } from '../protocol/events.js';
+
+/**
+ * Refuses a stream id that is not a session id (1 to 64 characters of [A-Za-z0-9_-]): every store
+ * takes the same ids, so code written against the memory store does not break on JetStream, where
+ * the id is a subject token.
+ */
+export function checkStreamId(streamId: string): void {
+  if (typeof streamId !== 'string' || !SessionId.safeParse(streamId).success) {
+    throw new ValidationError(`invalid stream id ${JSON.stringify(streamId)}: 1-64 characters of [A-Za-z0-9_-]`);
+  }
+}
+
+/**
+ * Refuses an append the read path could not give back: an event that is not a valid envelope of a
+ * known type with its data, one of another session, or two events with one id (ids are how a
+ * retried append is recognised). Stores call it before anything is written.
+ */
+export function checkNewEvents(streamId: string, events: readonly NewEvent[]): void {
+  checkStreamId(streamId);
+  if (!Array.isArray(events)) throw new ValidationError(`stream ${streamId}: events must be an array`);
+  const ids = new Set<string>();
+  events.forEach((event, i) => {
+    const parsed = NewDomainEvent.safeParse(event);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+      const type = typeof (event as { type?: unknown } | null)?.type === 'string' ? ` (${(event as { type: string }).type})` : '';
+      throw new ValidationError(`stream ${streamId}: event ${i}${type} is not a valid event: ${where}${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+    if (event.sessionId !== streamId) {
+      throw new ValidationError(`stream ${streamId}: event ${i} (${event.type}) belongs to session ${JSON.stringify(event.sessionId)}`);
+    }
+    if (ids.has(event.id)) throw new ValidationError(`stream ${streamId}: event id ${JSON.stringify(event.id)} appears twice in one append`);
+    ids.add(event.id);
+  });
+}
