@@ -22,10 +22,24 @@ export type CommitListener = (commit: Commit) => void;
 
 /** One acknowledged append and the state after it. */
 export interface Commit {
-  sessionId: string;
-  events: DomainEvent[];
-  commands: OutboxCommand[];
-  state: SessionState;
+  readonly sessionId: string;
+  readonly events: readonly DomainEvent[];
+  readonly commands: readonly OutboxCommand[];
+  /** The session's state after the events: the planner's own, so frozen (read it, never change it). */
+  readonly state: Readonly<SessionState>;
+}
+
+/**
+ * A commit as listeners and callers get it, frozen: they share it with each other and with the
+ * planner, whose cached state is `state`, so a listener that sorted the events or changed the
+ * version would corrupt what the others see and the session's next decision. Shallow (the events'
+ * data and the snapshot are not walked): what is frozen is what a slip would change.
+ */
+function frozenCommit(sessionId: string, events: DomainEvent[], commands: OutboxCommand[], state: SessionState): Commit {
+  for (const event of events) Object.freeze(event);
+  Object.freeze(state.recentInputs);
+  Object.freeze(state.recentSequences);
+  return Object.freeze({ sessionId, events: Object.freeze(events), commands: Object.freeze(commands), state: Object.freeze(state) });
 }
 
 /** The planner's dependencies, built in one composition root. */
@@ -88,7 +102,7 @@ export class Planner {
       // 2. decide
       const decision = decide(state, input, meta, this.o.decideDeps);
       const commands = toOutbox(decision.commands, decision.state, meta);
-      const commit: Commit = { sessionId, events: decision.events, commands, state: decision.state };
+      const commit = frozenCommit(sessionId, decision.events, commands, decision.state);
       if (decision.events.length === 0) {
         if (state.recentInputs.includes(meta.messageId)) this.reissue(state, meta);
         return commit;
@@ -110,8 +124,22 @@ export class Planner {
       });
       this.o.effects.perform(commands);
       this.log(commit, meta);
-      for (const listener of this.listeners) listener(commit);
+      this.notify(commit);
       return commit;
+    }
+  }
+
+  /**
+   * Hands the commit to each listener. The commit is durable whatever a listener does: one that
+   * throws (a bug of its own, a write to the frozen commit) is logged, and the rest still get it.
+   */
+  private notify(commit: Commit): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(commit);
+      } catch (err) {
+        this.o.logger.error({ err, sessionId: commit.sessionId }, 'a commit listener failed; the commit stands');
+      }
     }
   }
 

@@ -264,6 +264,26 @@ describe('Planner', () => {
     expect(other).toHaveBeenCalledTimes(2);
   });
 
+  it('gives listeners a frozen commit, and a listener that throws neither fails the input nor starves the others', async () => {
+    const { planner, store } = setup();
+    const seen: string[][] = [];
+    planner.onCommit((c) => {
+      (c.events as DomainEvent[]).sort((a, b) => b.sequence - a.sequence); // a slip: TypeError, frozen
+    });
+    planner.onCommit((c) => {
+      (c.state as { version: number }).version = -1;
+    });
+    planner.onCommit((c) => seen.push(c.events.map((e) => e.type)));
+    const first = await planner.handle('s1', submit);
+    expect(Object.isFrozen(first) && Object.isFrozen(first.events) && Object.isFrozen(first.events[0]) && Object.isFrozen(first.state)).toBe(true);
+    expect(first.state.version).toBe(3);
+    expect(seen).toEqual([['SessionStarted', 'TasksPlanned', 'TaskDispatched']]);
+    // The session goes on from the state the listeners could not change.
+    const next = await planner.handle('s1', { type: 'CancelSession' });
+    expect(next.events.map((e) => e.sequence)).toEqual([4]);
+    expect((await store.inner.readStream('s1')).currentVersion).toBe(4);
+  });
+
   it('a duplicate message id appends nothing, and performs again only the work the session waits on', async () => {
     const { store, planner, effects } = setup();
     const listener = vi.fn();

@@ -53,7 +53,7 @@ function whenFinished(rt: EmbeddedRuntime, sessionId: string): Promise<DomainEve
 }
 
 const nextFault = (rt: EmbeddedRuntime) => new Promise<RuntimeFault>((resolve) => rt.onFault(resolve));
-const hasEvent = (type: string) => (events: Array<{ type: string }>) => events.some((e) => e.type === type);
+const hasEvent = (type: string) => (events: ReadonlyArray<{ type: string }>) => events.some((e) => e.type === type);
 const submit = { type: 'SubmitInput' as const, text: '- Fetch the data\n- Summarise the results' };
 
 describe('embedded runtime faults', () => {
