@@ -1,4 +1,6 @@
 import type { CliIo } from './io.js';
+import { MAX_TEXT } from '../protocol/inputs.js';
+import { UsageError } from './cliErrors.js';
 import { LineReader } from './lines.js';
 
 /**
@@ -31,12 +33,19 @@ export class AnswerSource {
     const flag = this.queued.shift();
     if (flag !== undefined) return flag;
     if (!this.useStdin) return undefined;
-    this.reader ??= new LineReader(this.io.stdin);
+    this.reader ??= new LineReader(this.io.stdin, MAX_TEXT);
     for (;;) {
       if (this.io.isTTY) this.io.stdout('answer> ');
       const line = await this.reader.next();
       if (line === undefined || this.closed) return undefined;
-      if (line.trim() !== '') return line.trim();
+      const answer = line.trim();
+      if (answer.length > MAX_TEXT) {
+        // At a prompt the person can try again; piped, the input itself is wrong.
+        if (!this.io.isTTY) throw new UsageError(tooLong('an answer on stdin'));
+        this.io.stderr(`${tooLong('that answer')}; try again\n`);
+        continue;
+      }
+      if (answer !== '') return answer;
     }
   }
 
@@ -45,4 +54,17 @@ export class AnswerSource {
     this.closed = true;
     this.reader?.close();
   }
+}
+
+/** Why an answer cannot be sent: longer than a ProvideClarification's answer may be. */
+export function tooLong(what: string): string {
+  return `${what} is too long (more than ${MAX_TEXT} characters)`;
+}
+
+/** `--answer` values, trimmed: refused (a usage error) if empty or too long, before anything is sent. */
+export function checkedAnswers(answers: readonly string[]): string[] {
+  const trimmed = answers.map((a) => a.trim());
+  if (trimmed.some((a) => a === '')) throw new UsageError('--answer needs a non-empty value');
+  if (trimmed.some((a) => a.length > MAX_TEXT)) throw new UsageError(tooLong('--answer'));
+  return trimmed;
 }

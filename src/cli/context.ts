@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { boolFlag, stringFlag, type ParsedArgs } from './args.js';
-import { CliError } from './cliErrors.js';
+import { CliError, UsageError } from './cliErrors.js';
 import type { CliContext } from './command.js';
 import type { CliIo } from './io.js';
 
@@ -14,9 +14,12 @@ export function createContext(args: ParsedArgs, io: CliIo): CliContext {
     { name: 'jetplan', level: verbose ? 'debug' : 'silent' },
     { write: (line: string) => io.stderr(line) },
   );
+  const dataDir = stringFlag(args, 'data-dir') ?? DEFAULT_DATA_DIR;
+  // An empty path would be taken as "no directory": a session run and then found nowhere.
+  if (dataDir.trim() === '') throw new UsageError('--data-dir needs a non-empty value');
   return {
     io,
-    dataDir: stringFlag(args, 'data-dir') ?? DEFAULT_DATA_DIR,
+    dataDir,
     json: boolFlag(args, 'json'),
     verbose,
     logger,

@@ -102,11 +102,14 @@ export class SessionDriver {
     if (this.fault) return { kind: 'fault', error: this.fault };
     if (answer === undefined) return { kind: 'waiting', state, taskId, question: open.question };
     log.debug('clarification answered');
-    await this.runtime.planner.handle(
+    const { events } = await this.runtime.planner.handle(
       this.sessionId,
       { type: 'ProvideClarification', taskId, answer },
       { correlationId: this.sessionId },
     );
+    // Refused (the progress line said why): nothing else will come to wake the run, so the
+    // question, if it is still open, is asked again rather than waited on forever.
+    if (events.some((e) => e.type === 'InputRejected')) return this.ask(taskId, answers);
     return undefined;
   }
 

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startBusExecutor } from '../executors/busExecutor.js';
 import { demoHandler } from '../executors/demoExecutor.js';
-import type { ExecutorReport, TaskHandler } from '../executors/report.js';
+import { isExecutorReport, type ExecutorReport, type TaskHandler } from '../executors/report.js';
 import { FileInbox } from '../persistence/inbox.js';
 import type { EmbeddedRuntime } from '../runtime/embeddedRuntime.js';
 import { CliError } from './cliErrors.js';
@@ -27,7 +27,7 @@ export function demoDelay(env: Record<string, string | undefined>): number {
  * delivered twice at once only once. Returns the stop function.
  */
 export async function startDemoExecutor(runtime: EmbeddedRuntime, dataDir: string, delayMs: number): Promise<() => Promise<void>> {
-  const file = await FileInbox.open<ExecutorReport>(join(dataDir, 'executions.log'));
+  const file = await FileInbox.open<ExecutorReport>(join(dataDir, 'executions.log'), { isValue: isExecutorReport });
   return startBusExecutor({
     bus: runtime.bus,
     subjects: runtime.subjects,

@@ -1,24 +1,34 @@
-import { createInterface, type Interface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 
-/** Reads a stream line by line on demand; `next()` resolves undefined at EOF or after close. */
+/**
+ * Reads a stream line by line on demand; `next()` resolves undefined at EOF or after close. A line
+ * is kept to `maxLineChars + 1` characters (the rest, up to its newline, is dropped): an endless
+ * line must neither grow memory without bound nor crash (readline's buffer does both), and a
+ * caller that checks lengths still sees that the line was too long.
+ */
 export class LineReader {
-  private readonly rl: Interface;
   private readonly buffered: string[] = [];
   private readonly waiters: Array<(line: string | undefined) => void> = [];
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  /** Dropping the rest of a line already given as too long, up to its newline. */
+  private skipping = false;
   private ended = false;
+  private readonly onData = (chunk: Buffer | string) => this.take(typeof chunk === 'string' ? chunk : this.decoder.write(chunk));
+  private readonly onEnd = () => {
+    const rest = this.partial + this.decoder.end();
+    if (rest !== '') this.line(rest);
+    this.finish();
+  };
 
-  constructor(input: Readable) {
-    this.rl = createInterface({ input, crlfDelay: Infinity, terminal: false });
-    this.rl.on('line', (line) => {
-      const waiter = this.waiters.shift();
-      if (waiter) waiter(line);
-      else this.buffered.push(line);
-    });
-    this.rl.on('close', () => {
-      this.ended = true;
-      for (const waiter of this.waiters.splice(0)) waiter(undefined);
-    });
+  constructor(
+    private readonly input: Readable,
+    private readonly maxLineChars = Infinity,
+  ) {
+    input.on('data', this.onData);
+    input.on('end', this.onEnd);
+    input.on('error', this.onEnd);
   }
 
   /** The next line, or undefined once the input has ended or the reader was closed. */
@@ -31,13 +41,56 @@ export class LineReader {
   /** Stops reading; pending and later `next()` calls resolve undefined. */
   close(): void {
     this.buffered.length = 0;
-    this.rl.close();
+    this.input.off('data', this.onData);
+    this.input.off('end', this.onEnd);
+    this.input.off('error', this.onEnd);
+    this.input.pause();
+    this.finish();
+  }
+
+  private take(text: string): void {
+    let start = 0;
+    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+      if (!this.skipping) this.line(this.partial + text.slice(start, nl));
+      this.partial = '';
+      this.skipping = false;
+      start = nl + 1;
+    }
+    if (this.skipping) return;
+    this.partial = (this.partial + text.slice(start)).slice(0, this.maxLineChars + 1);
+    if (this.partial.length > this.maxLineChars) {
+      // Too long already: given now (its end may never come), the rest of it dropped.
+      this.line(this.partial);
+      this.partial = '';
+      this.skipping = true;
+    }
+  }
+
+  private line(raw: string): void {
+    const line = (raw.endsWith('\r') ? raw.slice(0, -1) : raw).slice(0, this.maxLineChars + 1);
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(line);
+    else this.buffered.push(line);
+  }
+
+  private finish(): void {
+    this.ended = true;
+    for (const waiter of this.waiters.splice(0)) waiter(undefined);
   }
 }
 
-/** Reads a whole stream as UTF-8 text (piped input, up to EOF). */
-export async function readAll(input: Readable): Promise<string> {
+/**
+ * Reads a whole stream as UTF-8 text (piped input, up to EOF), or its first `maxBytes + 1` bytes:
+ * enough for the caller's size check to refuse it, without reading an endless stream forever.
+ */
+export async function readAll(input: Readable, maxBytes = Infinity): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const chunk of input) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  return Buffer.concat(chunks).toString('utf8');
+  let size = 0;
+  for await (const chunk of input) {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    chunks.push(bytes);
+    size += bytes.length;
+    if (size > maxBytes) break; // leaving the loop destroys the stream: the writer gets EPIPE
+  }
+  return Buffer.concat(chunks).subarray(0, Number.isFinite(maxBytes) ? maxBytes + 1 : undefined).toString('utf8');
 }

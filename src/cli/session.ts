@@ -73,8 +73,14 @@ export async function driveSession(
 
 /** The command that continues a session, with the data dir when it is not the default. */
 export function resumeHint(ctx: CliContext, sessionId: string): string {
-  const dir = ctx.dataDir === DEFAULT_DATA_DIR ? '' : ` --data-dir ${JSON.stringify(ctx.dataDir)}`;
+  const dir = ctx.dataDir === DEFAULT_DATA_DIR ? '' : ` --data-dir ${shellQuote(ctx.dataDir)}`;
   return `jetplan resume ${sessionId}${dir}`;
+}
+
+/** `value` as one shell word, safe to paste: single-quoted unless it is plainly safe as it is. */
+export function shellQuote(value: string): string {
+  if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value)) return value;
+  return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metrics: Metrics, stoppedBy: CliSignal): number {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { SessionInput, type NeedsClarificationReport, type TaskCompletedReport, type TaskFailedReport } from '../protocol/inputs.js';
+import { NeedsClarificationReport, SessionInput, TaskCompletedReport, TaskFailedReport } from '../protocol/inputs.js';
 import type { ExecuteTask } from '../protocol/commands.js';
 import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
 
@@ -80,4 +80,11 @@ export function checkedReport(task: ExecuteTask, outcome: HandlerOutcome, maxByt
     error: `executor produced an invalid report (${issue?.path.join('.')}: ${issue?.message})`,
     retryable: false,
   });
+}
+
+const ReportSchema = z.discriminatedUnion('type', [TaskCompletedReport, TaskFailedReport, NeedsClarificationReport]);
+
+/** Whether `value` is a report as executors record and send them (the inputs' own schemas). */
+export function isExecutorReport(value: unknown): value is ExecutorReport {
+  return ReportSchema.safeParse(value).success;
 }

@@ -45,7 +45,7 @@ function parseRecord<T>(line: string): { id: string; value: T } | undefined {
  * before the last is an error: acknowledged records follow it, so it is damage or a hand edit.
  * Scans bytes, not decoded text, so offsets stay exact whatever the lines hold.
  */
-function scanRecords<T>(path: string, bytes: Buffer): { records: Array<{ id: string; value: T }>; valid: number } {
+function scanRecords<T>(path: string, bytes: Buffer, isValue: (value: unknown) => boolean = () => true): { records: Array<{ id: string; value: T }>; valid: number } {
   const records: Array<{ id: string; value: T }> = [];
   let valid = 0;
   for (let line = 1; ; line++) {
@@ -53,7 +53,8 @@ function scanRecords<T>(path: string, bytes: Buffer): { records: Array<{ id: str
     if (end < 0) break;
     const text = bytes.toString('utf8', valid, end);
     if (text !== '') {
-      const record = parseRecord<T>(text);
+      const parsed = parseRecord<T>(text);
+      const record = parsed && isValue(parsed.value) ? parsed : undefined;
       if (!record && bytes.indexOf(0x0a, end + 1) >= 0) {
         throw new CorruptLogError(`${path} line ${line} is not a valid record; restore the file from a backup or delete that line`);
       }
@@ -76,13 +77,17 @@ export class FileInbox<T> implements Inbox<T> {
     private readonly entries: Map<string, T>,
   ) {}
 
-  /** Opens (creating, durably) the file and reads its records. */
-  static async open<T>(path: string): Promise<FileInbox<T>> {
+  /**
+   * Opens (creating, durably) the file and reads its records. With `isValue`, a record whose value
+   * fails it counts as damaged, as a line that is not JSON does: a report the planner would reject
+   * must not be re-sent in place of running the task.
+   */
+  static async open<T>(path: string, options: { isValue?: (value: unknown) => boolean } = {}): Promise<FileInbox<T>> {
     await makeDirs(dirname(path));
     const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
     try {
       const bytes = await fh.readFile();
-      const { records, valid } = scanRecords<T>(path, bytes);
+      const { records, valid } = scanRecords<T>(path, bytes, options.isValue);
       if (valid < bytes.length) {
         // Cut, or the next put would be glued to it (torn) or follow it (damaged) and be lost on
         // the next open; the bytes are kept, durably, before the file loses them.

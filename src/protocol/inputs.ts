@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { PlannerConfig } from './domain.js';
 
-const MAX_TEXT = 64 * 1024;
+/** The longest text or answer, in characters. */
+export const MAX_TEXT = 64 * 1024;
 
 /** Messages into the planner (clients, executors and the retry timer). Commands are imperative. */
 export const SubmitInput = z.object({
@@ -12,7 +13,8 @@ export const SubmitInput = z.object({
 export const ProvideClarification = z.object({
   type: z.literal('ProvideClarification'),
   taskId: z.string().min(1),
-  answer: z.string().min(1).max(MAX_TEXT),
+  // Blank is no answer: the text SubmitInput refuses as having nothing to plan is refused here too.
+  answer: z.string().min(1).max(MAX_TEXT).refine((a) => a.trim() !== '', 'must not be blank'),
 });
 export const CancelSession = z.object({ type: z.literal('CancelSession'), reason: z.string().optional() });
 export const TaskCompletedReport = z.object({

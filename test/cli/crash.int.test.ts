@@ -133,7 +133,7 @@ describe('jetplan CLI, end to end in child processes', () => {
     demo.child.kill('SIGINT');
     const { code } = await demo.exited;
     expect(code).toBe(130);
-    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c2 --data-dir ${JSON.stringify(dir)}\n`);
+    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c2 --data-dir ${dir}\n`);
 
     const state = await resumeToCompletion('c2');
     await expectDurableAndExact('c2', state);

@@ -59,7 +59,7 @@ describe('jetplan demo', () => {
     const first = await run(['demo', FIVE_TASKS, '--data-dir', dir, '--session', 'w1', '--backoff-ms', '0']);
     expect(first.code).toBe(0);
     expect(first.io.stdoutText).toContain('waiting for an answer to t3-ef63afa6: Which format do you want?');
-    expect(first.io.stdoutText).toContain(`continue with: jetplan resume w1 --data-dir ${JSON.stringify(dir)} --answer "<answer>"`);
+    expect(first.io.stdoutText).toContain(`continue with: jetplan resume w1 --data-dir ${dir} --answer "<answer>"`);
 
     const second = await run(['resume', 'w1', '--data-dir', dir, '--answer', 'csv']);
     expect(second.code).toBe(0);
@@ -115,6 +115,11 @@ describe('jetplan demo', () => {
     expect(io.stdoutText).toContain('(giving up)');
     // The status line says why it failed.
     expect(io.stdoutText).toMatch(/status failed \(task t1-\w+ failed after 1 attempt\w*: transient failure .+\) · tasks 0\/1 completed/);
+    // resume of the ended session exits as demo did.
+    const sessionId = /^session (\S+)$/m.exec(io.stdoutText)![1]!;
+    const resumed = await run(['resume', sessionId, '--data-dir', dir]);
+    expect(resumed.code).toBe(1);
+    expect(resumed.io.stdoutText).toContain('status failed');
   });
 
   it('shows compaction when the context outgrows a small budget', async () => {
@@ -139,7 +144,7 @@ describe('interrupting', () => {
     await io.waitForOut('▶ t1-');
     io.signal('SIGINT');
     expect(await done).toBe(130);
-    expect(io.stderrLines).toEqual([`interrupted; continue with: jetplan resume i1 --data-dir ${JSON.stringify(dir)}`]);
+    expect(io.stderrLines).toEqual([`interrupted; continue with: jetplan resume i1 --data-dir ${dir}`]);
 
     const resumed = await run(['resume', 'i1', '--data-dir', dir, '--answer', 'csv', '--answer', 'prod']);
     expect(resumed.code).toBe(0);

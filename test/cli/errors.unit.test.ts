@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import { existsSync } from 'node:fs';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -85,6 +86,21 @@ describe('the --nats hook', () => {
 });
 
 describe('failures (exit 1)', () => {
+  it('refuses an empty --data-dir, a too long --answer or stdin answer, and endless stdin text, in one line, storing nothing', async () => {
+    await expectError(['demo', 'Count the words.', '--data-dir', ''], 2, 'jetplan: --data-dir needs a non-empty value (see jetplan help)');
+    const long = 'a'.repeat(64 * 1024 + 1);
+    await expectError(['demo', 'Which format do you want?', '--data-dir', dir, '--answer', long], 2, 'jetplan: --answer is too long (more than 65536 characters) (see jetplan help)');
+    expect((await run(['sessions', '--data-dir', dir])).io.stdoutText).toBe('no sessions\n');
+    // A line with no end in sight: refused once it is too long, not read into memory forever.
+    const endless = (chunk: string) => new Readable({ read() { setImmediate(() => this.push(chunk.repeat(1000))); } }); // as a pipe: chunks come later
+    const answered = await run(['demo', 'Which format do you want?', '--data-dir', dir, '--session', 'la'], { stdin: endless('a') });
+    expect(answered.code).toBe(2);
+    expect(answered.io.stderrLines).toEqual(['jetplan: an answer on stdin is too long (more than 65536 characters) (see jetplan help)']);
+    const piped = await run(['demo', '--data-dir', dir], { stdin: endless('Step. ') });
+    expect(piped.code).toBe(2);
+    expect(piped.io.stderrLines).toEqual([expect.stringMatching(/^jetplan: input is too long: more than 65536 bytes/)]);
+  });
+
   it('reports an unknown session', async () => {
     await expectError(['resume', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');
     await expectError(['replay', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');

@@ -122,6 +122,18 @@ describe('FileInbox', () => {
     await expect(FileInbox.open<Value>(path)).rejects.toThrow(`${path} line 1 is not a valid record`);
   });
 
+  it('with isValue, a record whose value fails it counts as damaged (the demo executor: not a report)', async () => {
+    const path = join(await tempDir(), 'executions.log');
+    const isValue = (v: unknown) => typeof (v as { n?: unknown }).n === 'number';
+    await writeFile(path, '{"id":"a","value":{"type":"bogus"}}\n{"id":"b","value":{"n":2,"tags":[]}}\n');
+    await expect(FileInbox.open<Value>(path, { isValue })).rejects.toThrow(`${path} line 1 is not a valid record`);
+    // As the last line it is cut (kept beside the file), as a torn one is.
+    await writeFile(path, '{"id":"b","value":{"n":2,"tags":[]}}\n{"id":"a","value":{"type":"bogus"}}\n');
+    const inbox = await FileInbox.open<Value>(path, { isValue });
+    expect(await inbox.get('a')).toBeUndefined();
+    expect(await inbox.get('b')).toEqual({ n: 2, tags: [] });
+  });
+
   it('fsyncs the directory after creating the file', async () => {
     const dir = await tempDir();
     const probe = await open(join(dir, 'probe'), 'w');

@@ -108,6 +108,7 @@ describe('planner service: sessions over JetStream', () => {
       [{ type: 'RetryDue', taskId, attempt: 1 }, /^input type "RetryDue" is internal to the planner$/],
       [42, /^invalid input: \(root\): /],
       [{ type: 'ProvideClarification', taskId, answer: 'yes' }, new RegExp(`^task ${taskId} is not waiting for clarification$`)],
+      [{ type: 'ProvideClarification', taskId, answer: ' \t ' }, /^invalid ProvideClarification: answer: must not be blank$/],
       [{ type: 'TaskCompleted', taskId, dispatchId: 'nope', output: '' }, new RegExp(`^unknown dispatch nope for task ${taskId}$`)],
       [JSON.stringify({ type: 'SubmitInput', text: 'x'.repeat(3_000) }), /^oversized body \(\d+ bytes > 2048\)$/],
     ];

@@ -4,12 +4,13 @@ import { bpeTokenCounter } from '../../compaction/index.js';
 import { budgetProblem } from '../../machines/decide.js';
 import { Backoff, PlannerConfig, SessionId } from '../../protocol/domain.js';
 import { listFlag, numberFlag, stringFlag, type ParsedArgs } from '../args.js';
-import { AnswerSource } from '../answers.js';
+import { AnswerSource, checkedAnswers } from '../answers.js';
+import { MAX_INPUT_BYTES } from '../../protocol/parseInput.js';
 import { CliError, UsageError } from '../cliErrors.js';
 import type { CliContext, Command } from '../command.js';
 import { demoDelay } from '../executor.js';
 import { readAll } from '../lines.js';
-import { closeDemoRuntime, driveSession, openDemoRuntime } from '../session.js';
+import { closeDemoRuntime, driveSession, openDemoRuntime, resumeHint } from '../session.js';
 import { statusOf } from '../../machines/sessionQueries.js';
 
 const USAGE = `Usage: jetplan demo ["<text>"] [flags]
@@ -55,17 +56,15 @@ export function configFromArgs(args: ParsedArgs): Partial<PlannerConfig> {
   return parsed.data;
 }
 
-/** The answers given with --answer, which must not be empty. */
+/** The answers given with --answer, which must not be empty or too long. */
 export function answerFlags(args: ParsedArgs): string[] {
-  const answers = listFlag(args, 'answer').map((a) => a.trim());
-  if (answers.some((a) => a === '')) throw new UsageError('--answer needs a non-empty value');
-  return answers;
+  return checkedAnswers(listFlag(args, 'answer'));
 }
 
 async function sessionText(args: ParsedArgs, ctx: CliContext): Promise<{ text: string; fromStdin: boolean }> {
   if (args.positionals.length > 0) return { text: args.positionals.join(' '), fromStdin: false };
   if (ctx.io.isTTY) throw new UsageError('demo needs the text to plan (an argument, or piped on stdin)');
-  return { text: await readAll(ctx.io.stdin), fromStdin: true };
+  return { text: await readAll(ctx.io.stdin, MAX_INPUT_BYTES), fromStdin: true };
 }
 
 function sessionIdFrom(args: ParsedArgs): string {
@@ -93,7 +92,7 @@ export const demoCommand: Command = {
     try {
       // A session whose every input was rejected has not started: it takes this text.
       for (let state = await demo.runtime.repository.load(sessionId); state.version > 0 && statusOf(state) !== 'idle'; state = await demo.runtime.repository.load(sessionId)) {
-        if (requested) throw new CliError(`session ${sessionId} already exists (continue it with jetplan resume ${sessionId})`);
+        if (requested) throw new CliError(`session ${sessionId} already exists (continue it with ${resumeHint(ctx, sessionId)})`);
         sessionId = sessionIdFrom(args);
       }
     } catch (error) {

@@ -47,10 +47,10 @@ export const resumeCommand: Command = {
     if (!ctx.json) ctx.out(`session ${sessionId}`);
     if (statusOf(state) !== 'active') {
       await closeDemoRuntime(demo);
-      printFinished(ctx, state);
+      const code = printFinished(ctx, state); // as demo exits: 1 for a session that failed or was cancelled
       // Nothing will ask: say so rather than drop the answers silently.
       if (answers.length > 0) ctx.err(`jetplan: session ${sessionId} is ${statusOf(state)}; --answer not used`);
-      return 0;
+      return code;
     }
     const source = new AnswerSource(answers, ctx.io, true);
     return driveSession(ctx, demo, sessionId, source, async () => {

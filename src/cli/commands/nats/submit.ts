@@ -1,4 +1,5 @@
 import { readAll } from '../../lines.js';
+import { MAX_INPUT_BYTES } from '../../../protocol/parseInput.js';
 import { numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
@@ -29,7 +30,7 @@ export const submitCommand: Command = {
     let text = args.positionals.join(' ');
     if (text === '' || text === '-') {
       if (ctx.io.isTTY && text === '') throw new UsageError('submit needs text (or pipe it on stdin)');
-      text = await readAll(ctx.io.stdin);
+      text = await readAll(ctx.io.stdin, MAX_INPUT_BYTES);
     }
     if (text.trim() === '') throw new UsageError('submit needs non-empty text');
     planText(text); // text the planner would reject (nothing to plan, over 64 KiB): exit 2 now

@@ -1,5 +1,5 @@
 import { isSessionNotFoundError } from '../../../errors.js';
-import { AnswerSource } from '../../answers.js';
+import { AnswerSource, checkedAnswers } from '../../answers.js';
 import { listFlag, numberFlag, onePositional } from '../../args.js';
 import { checkInspectPort, startInspector } from '../../inspector.js';
 import { interruptedExitCode, type CliSignal } from '../../io.js';
@@ -33,7 +33,7 @@ export const watchCommand: Command = {
   flags: { ...CONNECTION_FLAGS, answer: 'strings', inspect: 'number' },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
-    const answers = listFlag(args, 'answer');
+    const answers = checkedAnswers(listFlag(args, 'answer'));
     const inspectPort = numberFlag(args, 'inspect');
     checkInspectPort(inspectPort);
     return withClient(args, ctx, async (client) => {

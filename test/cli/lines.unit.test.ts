@@ -1,0 +1,53 @@
+import { PassThrough, Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { LineReader, readAll } from '../../src/cli/lines.js';
+import { shellQuote } from '../../src/cli/session.js';
+
+async function lines(reader: LineReader): Promise<string[]> {
+  const out: string[] = [];
+  for (let line = await reader.next(); line !== undefined; line = await reader.next()) out.push(line);
+  return out;
+}
+
+describe('LineReader', () => {
+  it('splits on newlines, drops CR of CRLF, keeps a last line without newline, and decodes UTF-8 split across chunks', async () => {
+    const euro = Buffer.from('€');
+    const input = Readable.from([Buffer.from('one\r\ntwo\n\nthr'), Buffer.concat([Buffer.from('ee '), euro.subarray(0, 1)]), euro.subarray(1), Buffer.from('\nlast')]);
+    expect(await lines(new LineReader(input))).toEqual(['one', 'two', '', 'three €', 'last']);
+  });
+
+  it('gives a line over the limit at once, cut to limit + 1, and drops its rest up to the newline', async () => {
+    const input = new PassThrough();
+    const reader = new LineReader(input, 5);
+    input.write('abcdefghij'); // no newline yet: an endless line must not be waited on
+    expect(await reader.next()).toBe('abcdef');
+    input.end('klmnop\nok\n');
+    expect(await lines(reader)).toEqual(['ok']);
+  });
+
+  it('resolves pending and later reads undefined once closed', async () => {
+    const input = new PassThrough();
+    const reader = new LineReader(input);
+    const pending = reader.next();
+    reader.close();
+    expect(await pending).toBeUndefined();
+    expect(await reader.next()).toBeUndefined();
+  });
+});
+
+describe('readAll', () => {
+  it('reads a stream to its end, or stops one byte past the limit (an endless stream ends)', async () => {
+    expect(await readAll(Readable.from(['ab', 'cd']))).toBe('abcd');
+    const endless = new Readable({ read() { this.push('Step. '); } });
+    expect(await readAll(endless, 10)).toBe('Step. Step.'); // 11 bytes: over the limit, for the caller's check
+    expect(endless.destroyed).toBe(true);
+  });
+});
+
+describe('shellQuote', () => {
+  it('leaves plain paths alone and single-quotes the rest, so a pasted hint runs nothing', () => {
+    expect(shellQuote('/tmp/data-1/x.y')).toBe('/tmp/data-1/x.y');
+    expect(shellQuote('q$HOME`x`')).toBe("'q$HOME`x`'");
+    expect(shellQuote("it's here")).toBe("'it'\\''s here'");
+  });
+});
