@@ -39,10 +39,13 @@ export const isNatsConnectError = (e: unknown): e is NatsConnectError =>
 /** Builds the nats.js options (exported for tests). */
 export function connectionOptions(options: NatsConnectionOptions = {}): ConnectionOptions {
   const url = resolveNatsUrl(options);
-  const servers = url
+  const parsed = url
     .split(',')
     .map((s) => s.trim())
-    .filter((s) => s.length > 0);
+    .filter((s) => s.length > 0)
+    .map(splitCredentials);
+  const servers = parsed.map((p) => p.server);
+  const inUrl = parsed.find((p) => p.user !== undefined);
   const opts: ConnectionOptions = {
     servers,
     name: options.name ?? 'jetplan',
@@ -52,6 +55,12 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
     noAsyncTraces: true,
   };
   if (options.timeoutMs !== undefined) opts.timeout = options.timeoutMs;
+  // Credentials in the URL (nats://user:pass@host, nats://token@host) count unless given as options:
+  // nats.js would drop them silently.
+  if (inUrl && options.user === undefined && options.token === undefined) {
+    if (inUrl.pass === undefined) opts.token = inUrl.user;
+    else Object.assign(opts, { user: inUrl.user, pass: inUrl.pass });
+  }
   if (options.user !== undefined) opts.user = options.user;
   if (options.pass !== undefined) opts.pass = options.pass;
   if (options.token !== undefined) opts.token = options.token;
@@ -75,6 +84,31 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
   return opts;
 }
 
+/** A server URL without its credentials, and those credentials (percent-decoded). */
+function splitCredentials(server: string): { server: string; user?: string; pass?: string } {
+  const match = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i.exec(server);
+  if (!match) return { server };
+  const [, scheme = '', userinfo = '', rest = ''] = match;
+  const colon = userinfo.indexOf(':');
+  const decode = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v;
+    }
+  };
+  const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon));
+  return { server: `${scheme}${rest}`, user, ...(colon < 0 ? {} : { pass: decode(userinfo.slice(colon + 1)) }) };
+}
+
+/** `url` as it may be shown: any credentials in it replaced by `***`. */
+export function redactUrl(url: string): string {
+  return url
+    .split(',')
+    .map((s) => (splitCredentials(s.trim()).user === undefined ? s : s.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, '$1***@')))
+    .join(',');
+}
+
 /**
  * Connects (reconnecting forever once connected), with socket writes coalesced per event-loop turn
  * (coalescingTransport.ts). Initial failures are one-line NatsConnectErrors.
@@ -85,7 +119,7 @@ export async function connectNats(options: NatsConnectionOptions = {}): Promise<
   try {
     return await connectCoalescing(opts);
   } catch (err) {
-    throw new NatsConnectError(describeConnectError(err, url), { cause: err });
+    throw new NatsConnectError(describeConnectError(err, redactUrl(url)), { cause: err });
   }
 }
 

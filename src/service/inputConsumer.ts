@@ -18,7 +18,7 @@ import { inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } fro
 export type { AppliedInputs } from './inputBacklog.js';
 import { InputHolds } from './inputHolds.js';
 import { sessionOfInputSubject } from '../protocol/subjects.js';
-import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError } from '../errors.js';
+import { isConcurrencyError, isCorruptLogError, isStoreUnavailableError, isValidationError, ValidationError } from '../errors.js';
 import type { PlannerInput } from '../machines/decide.js';
 import { sleepUnlessAborted, unlessAborted } from '../shared/waits.js';
 
@@ -54,13 +54,31 @@ const BACKLOG_HOLD_MS = 120_000;
 /** Redelivery delay of a failed (or blocked) input: grows with its delivery count, capped at 30 s. */
 const nakDelay = (m: JsMsg) => Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount - 1));
 
+/**
+ * Refuses a durable consumer of this name that takes another prefix's inputs: another deployment
+ * on the stream. Taking it over would move its filter, and its inputs past the new position would
+ * never be applied. Resolves with this deployment's filter.
+ */
+export async function assertOwnInputConsumer(jsm: JetStreamManager, o: Pick<InputConsumerOptions, 'streamName' | 'subjectPrefix' | 'durableName'>): Promise<string> {
+  const filter = `${o.subjectPrefix}.in.>`;
+  const existing = await jsm.consumers.info(o.streamName, o.durableName).catch(() => undefined);
+  const theirs = existing?.config.filter_subject;
+  if (theirs !== undefined && theirs !== filter) {
+    throw new ValidationError(
+      `consumer ${o.durableName} on stream ${o.streamName} takes ${theirs}, not ${filter}: it belongs to another deployment; give this one its own durable name`,
+    );
+  }
+  return filter;
+}
+
 /** Creates the durable consumer if missing (idempotent), or updates it to jetplan's settings. */
 export async function ensureInputConsumer(jsm: JetStreamManager, o: Pick<InputConsumerOptions, 'streamName' | 'subjectPrefix' | 'durableName'>): Promise<void> {
   const settings = { ack_wait: nanos(30_000), max_ack_pending: 20_000 };
+  const filter = await assertOwnInputConsumer(jsm, o);
   try {
     await jsm.consumers.add(o.streamName, {
       durable_name: o.durableName,
-      filter_subject: `${o.subjectPrefix}.in.>`,
+      filter_subject: filter,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       ...settings,

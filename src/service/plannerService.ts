@@ -4,7 +4,7 @@
  * arms retry timers and republishes outstanding commands. Correctness does not rest on the lease:
  * appends expect the session subject's last sequence and ExecuteTask is deduplicated by dispatch id.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -13,13 +13,13 @@ import { Planner } from '../actors/planner.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
-import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
+import { DEFAULT_SUBJECT_PREFIX, JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
 import { startHttpServer, stopHttpServer } from './httpServer.js';
-import { InputConsumer } from './inputConsumer.js';
+import { assertOwnInputConsumer, InputConsumer } from './inputConsumer.js';
 import { JetStreamEffects } from './jetStreamEffects.js';
 import type { RecoveryResult } from './recovery.js';
 import { campaign, type LeaderParts, type Leadership } from './leadership.js';
@@ -44,11 +44,11 @@ export interface PlannerServiceOptions {
   leaseTtlMs?: number;
   /** Lease bucket (default 'jetplan_leases'). */
   leaseBucket?: string;
-  /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN, else 'jetplan_snapshots_<stream>'). */
+  /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN and prefix jetplan; see {@link deploymentNames}). */
   snapshotBucket?: string;
   /** Largest input body accepted, bytes (default 64 KiB). */
   maxInputBytes?: number;
-  /** Durable name of the input consumer (default 'jetplan-planner'). */
+  /** Durable name of the input consumer (default 'jetplan-planner' for prefix jetplan; see {@link deploymentNames}). */
   durableName?: string;
   /**
    * The decider's planning, compaction and token counting (default: the built-in text planner,
@@ -74,6 +74,22 @@ export interface PlannerService {
 
 const kvName = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
+/**
+ * The names of a deployment's own resources: its input consumer, lease key and snapshot bucket.
+ * The default prefix keeps the names deployments already have; another prefix on the same stream
+ * is another deployment, with names of its own (its prefix, and a hash of it since the name keeps
+ * only some characters). Shared names let a deployment of one prefix take over the other's
+ * consumer (moving its filter: inputs stranded), its lease, and read its sessions' snapshots.
+ */
+export function deploymentNames(streamName: string, subjectPrefix: string): { durableName: string; leaseKey: string; snapshotBucket: string } {
+  const own = subjectPrefix === DEFAULT_SUBJECT_PREFIX ? '' : `_${kvName(subjectPrefix)}_${createHash('sha256').update(subjectPrefix).digest('hex').slice(0, 8)}`;
+  return {
+    durableName: own === '' ? 'jetplan-planner' : `jetplan-planner${own}`,
+    leaseKey: `planner.${kvName(streamName)}${own}`,
+    snapshotBucket: streamName === 'JETPLAN' && own === '' ? 'jetplan_snapshots' : `jetplan_snapshots_${kvName(streamName)}${own}`,
+  };
+}
+
 /** Builds the service and starts campaigning for leadership. */
 export async function startPlannerService(serviceOptions: PlannerServiceOptions): Promise<PlannerService> {
   const options = { ...serviceOptions, logger: serviceOptions.logger ?? silentLogger };
@@ -94,7 +110,7 @@ export async function startPlannerService(serviceOptions: PlannerServiceOptions)
       metrics, logger: options.logger,
     });
     leadership = await campaign({
-      nc: options.nc, logger: options.logger, leaseKey: `planner.${kvName(parts.streamName)}`,
+      nc: options.nc, logger: options.logger, leaseKey: parts.leaseKey,
       instanceId: options.instanceId, leaseTtlMs: options.leaseTtlMs, leaseBucket: options.leaseBucket,
     }, parts);
   } catch (err) {
@@ -126,6 +142,7 @@ export async function startPlannerService(serviceOptions: PlannerServiceOptions)
 /** What a service is made of, built before it campaigns. */
 interface Components extends LeaderParts {
   streamName: string;
+  leaseKey: string;
   clock: () => number;
   store: JetStreamEventStore;
   snapshots: KvSnapshotStore;
@@ -145,11 +162,17 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const streamName = options.streamName ?? 'JETPLAN';
   const store = await JetStreamEventStore.create(nc, { streamName, ...(options.subjectPrefix ? { subjectPrefix: options.subjectPrefix } : {}) });
   const subjectPrefix = store.subjectPrefix;
-  const snapshots = await KvSnapshotStore.create(nc, {
-    bucket: options.snapshotBucket ?? (streamName === 'JETPLAN' ? 'jetplan_snapshots' : `jetplan_snapshots_${kvName(streamName)}`),
-  });
-  const js = jetstream(nc);
+  const names = deploymentNames(streamName, subjectPrefix);
   const jsm = await jetstreamManager(nc, { timeout: 3_000 });
+  const durableName = options.durableName ?? names.durableName;
+  try {
+    await assertOwnInputConsumer(jsm, { streamName, subjectPrefix, durableName }); // at start: one clear error
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const snapshots = await KvSnapshotStore.create(nc, { bucket: options.snapshotBucket ?? names.snapshotBucket });
+  const js = jetstream(nc);
   const publisher = new PubAckMux(nc);
   const effects = new JetStreamEffects({ publisher, isClosed: () => nc.isClosed(), subjectPrefix, logger });
   const repository = new SessionRepository({ store, snapshots });
@@ -159,7 +182,6 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   });
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));
-  const durableName = options.durableName ?? 'jetplan-planner';
   const consumer = new InputConsumer({
     js, jsm, streamName, subjectPrefix, durableName, planner, metrics, clock, logger,
     maxInputBytes: options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES,
@@ -170,7 +192,7 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
       return { recentInputs: state.recentInputs, inputSequenceFloor: state.inputSequenceFloor, unfinished };
     },
   });
-  return { streamName, clock, store, snapshots, jsm, publisher, effects, repository, planner, metrics, consumer };
+  return { streamName, leaseKey: names.leaseKey, clock, store, snapshots, jsm, publisher, effects, repository, planner, metrics, consumer };
 }
 
 /** Closes in dependency order: stop taking input, drain the planner, then release the lease and stores. */

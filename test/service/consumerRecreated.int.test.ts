@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { INBOX_WINDOW } from '../../src/machines/sessionState.js';
 import { has, isolation, publishInput, serverEnv, waitForEvents } from './harness.js';
+import { plannerDurable } from './harness.js';
 
 const { env } = serverEnv();
 
@@ -22,7 +23,7 @@ describe('planner service: its durable input consumer deleted', () => {
     const before = await waitForEvents(store, 'long', (ev) => ev.filter((e) => e.type === 'InputRejected').length === answers, 60_000);
     expect(before.every((e) => typeof e.inputSequence === 'number')).toBe(true);
 
-    await (await jetstreamManager(nc)).consumers.delete(iso.streamName, 'jetplan-planner');
+    await (await jetstreamManager(nc)).consumers.delete(iso.streamName, plannerDurable(iso));
     // Applied after every input before it (per-session order), the replayed ones included.
     await publishInput(nc, iso, 'long', { type: 'CancelSession', reason: 'done' }, 'cancel-1');
     const after = await waitForEvents(store, 'long', has('SessionCancelled'), 60_000);

@@ -2,6 +2,7 @@
  * Helpers of the service integration tests: a real nats-server per file, isolated streams, a tiny
  * executor on a JetStream consumer, and waits on the event log (no sleeps).
  */
+import { deploymentNames } from '../../src/service/plannerService.js';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, vi } from 'vitest';
@@ -88,8 +89,11 @@ export async function startHeldExecutor(env: Env, nc: NatsConnection, iso: Isola
 }
 
 /** Publishes an input body (object → JSON, string/bytes as is), retrying while the server restarts. */
-/** The durable name of the planner's input consumer (the service's default). */
+/** The durable name of the planner's input consumer (the service's default for the default prefix). */
 export const PLANNER_DURABLE = 'jetplan-planner';
+
+/** The durable name a service of `iso` gives its input consumer (its prefix is not the default). */
+export const plannerDurable = (iso: Isolation): string => deploymentNames(iso.streamName, iso.subjectPrefix).durableName;
 
 /**
  * The stream and the planner's input consumer as a service makes them, with no service running:

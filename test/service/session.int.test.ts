@@ -13,6 +13,7 @@ import {
   startTestExecutor,
   waitForEvents,
 } from './harness.js';
+import { plannerDurable } from './harness.js';
 
 const { env } = serverEnv();
 
@@ -130,7 +131,7 @@ describe('planner service: sessions over JetStream', () => {
     expect(await store.listStreams()).toEqual(['bad']);
     const jsm = await jetstreamManager(nc);
     await vi.waitFor(async () => {
-      const info = await jsm.consumers.info(iso.streamName, 'jetplan-planner');
+      const info = await jsm.consumers.info(iso.streamName, plannerDurable(iso));
       expect({ ack: info.num_ack_pending, pending: info.num_pending, redelivered: info.num_redelivered }).toEqual({ ack: 0, pending: 0, redelivered: 0 });
     }, { timeout: 10_000 });
   });
@@ -176,7 +177,7 @@ describe('planner service: sessions over JetStream', () => {
     await publishInput(nc, iso, 'ok', { type: 'SubmitInput', text: 'Summarise it.' }, 'ok-1');
 
     await waitForEvents(store, 'ok', has('TasksPlanned')); // other sessions go on
-    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, 'jetplan-planner')).num_redelivered).toBeGreaterThan(0), { timeout: 10_000 });
+    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, plannerDurable(iso))).num_redelivered).toBeGreaterThan(0), { timeout: 10_000 });
     await jsm.streams.purge(iso.streamName, { filter: `${iso.subjectPrefix}.ev.blk` });
 
     const events = await waitForEvents(store, 'blk', (evs) => evs.filter((e) => e.type === 'TasksPlanned').length === 3);
@@ -243,7 +244,7 @@ describe('planner service: sessions over JetStream', () => {
       data: { inputType: 'SubmitInput', messageId: 'huge-1', streamSequence: big.seq, reason: expect.stringMatching(/event TasksPlanned would be a message of \d+ bytes, over the 4096 bytes/) },
     });
     // Rejected on its first delivery: a deterministic refusal is not retried.
-    const info = await jsm.consumers.info(iso.streamName, 'jetplan-planner');
+    const info = await jsm.consumers.info(iso.streamName, plannerDurable(iso));
     expect(info.num_redelivered).toBe(0);
   });
 
@@ -266,7 +267,7 @@ describe('planner service: sessions over JetStream', () => {
     await waitForEvents(store, 'low', has('SessionStarted'));
     // A third delivery means the second was nak'd, not rejected: there, the rest of the decision
     // was refused before it was sent (the store had read the lowered limit).
-    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, 'jetplan-planner')).delivered.consumer_seq).toBeGreaterThanOrEqual(3), { timeout: 10_000 });
+    await vi.waitFor(async () => expect((await jsm.consumers.info(iso.streamName, plannerDurable(iso))).delivered.consumer_seq).toBeGreaterThanOrEqual(3), { timeout: 10_000 });
     expect((await store.readStream('low')).events.map((e) => e.type)).toEqual(['SessionStarted']);
     await limit(-1); // the operator raises it: the input goes through, whole
     const events = await waitForEvents(store, 'low', has('TaskDispatched'));

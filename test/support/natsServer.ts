@@ -87,7 +87,7 @@ export function uniqueName(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
 }
 
-export async function startNatsServer(options: { dir?: string; port?: number } = {}): Promise<NatsServerHandle> {
+export async function startNatsServer(options: { dir?: string; port?: number; args?: string[] } = {}): Promise<NatsServerHandle> {
   const binary = findNatsServer();
   const port = options.port ?? (await freePort());
   const ownsDir = options.dir === undefined;
@@ -100,7 +100,7 @@ export async function startNatsServer(options: { dir?: string; port?: number } =
 
   const launch = async (): Promise<void> => {
     stderr = '';
-    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], {
+    const proc = spawn(binary, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir, ...(options.args ?? [])], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     child = proc;

@@ -22,7 +22,8 @@ export const CONNECTION_FLAGS: FlagSpec = {
 };
 
 export const CONNECTION_USAGE = `Connection:
-  --nats <url>       NATS server(s), comma-separated (default $NATS_URL, else nats://127.0.0.1:4222)
+  --nats <url>       NATS server(s), comma-separated (default $NATS_URL, else nats://127.0.0.1:4222);
+                     nats://user:pass@host or nats://token@host also authenticate
   --user <u> --pass <p> | --token <t> | --creds <file>   authentication
   --tls-ca <file> --tls-cert <file> --tls-key <file>     TLS
   --stream <name>    JetStream stream (default JETPLAN)

@@ -1,0 +1,36 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionOptions, connectNats, isNatsConnectError, redactUrl } from '../../src/nats/connect.js';
+import { startNatsServer, type NatsServerHandle } from '../support/natsServer.js';
+
+let server: NatsServerHandle;
+beforeAll(async () => {
+  server = await startNatsServer({ args: ['--user', 'ann', '--pass', 'p@ss/w:rd'] });
+});
+afterAll(async () => {
+  await server?.cleanup();
+});
+
+const withCredentials = (userinfo: string) => server.url.replace('nats://', `nats://${userinfo}@`);
+
+describe('credentials in the NATS URL', () => {
+  it('are used (percent-decoded) and kept out of the server list', () => {
+    const o = connectionOptions({ url: 'nats://ann:p%40ss@h:1, nats://h2:2' });
+    expect(o).toMatchObject({ servers: ['nats://h:1', 'nats://h2:2'], user: 'ann', pass: 'p@ss' });
+    expect(connectionOptions({ url: 'tok3n@h:1' })).toMatchObject({ servers: ['h:1'], token: 'tok3n' });
+    // Options given as such win over the URL's.
+    expect(connectionOptions({ url: 'nats://ann:x@h:1', user: 'bob', pass: 'y' })).toMatchObject({ user: 'bob', pass: 'y' });
+  });
+
+  it('connect to a server that requires them', async () => {
+    const nc = await connectNats({ url: withCredentials('ann:p%40ss%2Fw%3Ard') });
+    await nc.flush();
+    await nc.close();
+  });
+
+  it('never appear in an error: the password is replaced by ***', async () => {
+    const err = await connectNats({ url: withCredentials('ann:wrong-secret'), timeoutMs: 2_000 }).catch((e: unknown) => e);
+    expect(isNatsConnectError(err)).toBe(true);
+    expect((err as Error).message).toBe(`cannot connect to NATS at ${withCredentials('***')}: authorization failed (check --user/--pass, --token or --creds)`);
+    expect(redactUrl('nats://a:b@h:1,nats://h:2')).toBe('nats://***@h:1,nats://h:2');
+  });
+});
