@@ -39,7 +39,9 @@ const HandlerOutcomeSchema = z.discriminatedUnion('type', [
 function describeThrown(err: unknown): string {
   if (err instanceof Error) return err.message;
   try {
-    return String(err);
+    // A plain object says more as JSON than as "[object Object]".
+    const text = typeof err === 'object' && err !== null ? JSON.stringify(err) : undefined;
+    return text !== undefined && text !== '{}' ? text : String(err);
   } catch {
     return Object.prototype.toString.call(err);
   }

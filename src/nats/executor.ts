@@ -18,8 +18,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { silentLogger } from '../observability/logger.js';
-import { DEFAULT_EXEC_INBOX_BUCKET, KvExecutorInbox } from './executorInbox.js';
-import { DEFAULT_EXEC_CLAIMS_BUCKET, KvClaims } from './executorClaims.js';
+import { KvExecutorInbox } from './executorInbox.js';
+import { executorNames } from '../protocol/deploymentNames.js';
+import { ValidationError } from '../errors.js';
+import { KvClaims } from './executorClaims.js';
 import { ensureConsumer } from './executorConsumer.js';
 import { checkMaxReportBytes } from '../executors/fitReport.js';
 import { DEFAULT_STALE_AFTER_MS, StaleCheck } from './executorStale.js';
@@ -35,22 +37,31 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const { nc, handler } = options;
   const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
   const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
-  const durablePrefix = options.durablePrefix ?? 'jetplan-exec';
+  const names = executorNames(streamName, prefix);
+  const durablePrefix = options.durablePrefix ?? names.durablePrefix;
   const ackWaitMs = options.ackWaitMs ?? 30_000;
-  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const concurrency = options.concurrency ?? 4;
   const logger = options.logger ?? silentLogger;
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
   const kinds = [...new Set(options.kinds)];
-  if (kinds.length === 0) throw new Error('executor: at least one kind is needed');
+  // Every bad option the same way: a ValidationError, before anything is created.
+  if (kinds.length === 0) throw new ValidationError('executor: at least one kind is needed');
   // Checked at run time too: plain JavaScript (or the CLI's lowercase spelling) would otherwise
   // bind a consumer on a subject no command is ever published to, and take nothing.
-  checkMaxReportBytes(options.maxReportBytes);
   const unknown = kinds.filter((k) => k !== 'ToolCall' && k !== 'Processing');
-  if (unknown.length > 0) throw new Error(`executor: unknown kind ${JSON.stringify(unknown[0])} (ToolCall or Processing)`);
-  if (!(staleAfterMs >= 0)) throw new Error(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);
+  if (unknown.length > 0) throw new ValidationError(`executor: unknown kind ${JSON.stringify(unknown[0])} (ToolCall or Processing)`);
+  if (!(staleAfterMs >= 0)) throw new ValidationError(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);
+  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${concurrency}`);
+  if (!/^[A-Za-z0-9_-]+$/.test(durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(durablePrefix)}`);
+  try {
+    checkMaxReportBytes(options.maxReportBytes);
+  } catch (err) {
+    throw new ValidationError(`executor: ${(err as Error).message}`, { cause: err });
+  }
 
   const jsm = await jetstreamManager(nc);
-  const { inbox, claims } = await openStores(nc, options, ackWaitMs);
+  const { inbox, claims } = await openStores(nc, options, ackWaitMs, names);
   const js = jetstream(nc);
   const staleCheck = new StaleCheck({ nc, streamName, subjectPrefix: prefix, staleAfterMs, ackWaitMs, logger });
   const binding: Binding = { jsm, js, streamName, prefix, durablePrefix, ackWaitMs, logger, staleCheck };
@@ -97,16 +108,17 @@ async function openStores(
   nc: NatsConnection,
   options: ExecutorOptions,
   ackWaitMs: number,
+  names: ReturnType<typeof executorNames>,
 ): Promise<{ inbox: KvExecutorInbox; claims: KvClaims }> {
   await ensureStream(nc, { streamName: options.streamName ?? DEFAULT_STREAM_NAME, subjectPrefix: options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX });
   const inbox = await KvExecutorInbox.open(nc, {
-    bucket: options.inboxBucket ?? DEFAULT_EXEC_INBOX_BUCKET,
+    bucket: options.inboxBucket ?? names.inboxBucket,
     ...(options.inboxTtlMs !== undefined ? { ttlMs: options.inboxTtlMs } : {}),
   });
   // A claim outlives a few missed refreshes (one per ackWait/3), not a dead executor. A bucket
   // made by an executor with a shorter ack wait may expire claims before we refresh them: refused.
   const claims = await KvClaims.open(nc, {
-    bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : DEFAULT_EXEC_CLAIMS_BUCKET),
+    bucket: options.claimsBucket ?? (options.inboxBucket ? `${options.inboxBucket}_claims` : names.claimsBucket),
     ttlMs: Math.max(3 * ackWaitMs, 10_000),
     minTtlMs: ackWaitMs,
   });

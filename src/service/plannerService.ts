@@ -4,7 +4,8 @@
  * arms retry timers and republishes outstanding commands. Correctness does not rest on the lease:
  * appends expect the session subject's last sequence and ExecuteTask is deduplicated by dispatch id.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { plannerNames } from '../protocol/deploymentNames.js';
 import type { Server } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -13,7 +14,7 @@ import { Planner } from '../actors/planner.js';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
-import { DEFAULT_SUBJECT_PREFIX, JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
+import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
@@ -72,23 +73,9 @@ export interface PlannerService {
   lastRecovery(): RecoveryResult | undefined;
 }
 
-const kvName = (s: string) => s.replace(/[^A-Za-z0-9_-]/g, '_');
 
-/**
- * The names of a deployment's own resources: its input consumer, lease key and snapshot bucket.
- * The default prefix keeps the names deployments already have; another prefix on the same stream
- * is another deployment, with names of its own (its prefix, and a hash of it since the name keeps
- * only some characters). Shared names let a deployment of one prefix take over the other's
- * consumer (moving its filter: inputs stranded), its lease, and read its sessions' snapshots.
- */
-export function deploymentNames(streamName: string, subjectPrefix: string): { durableName: string; leaseKey: string; snapshotBucket: string } {
-  const own = subjectPrefix === DEFAULT_SUBJECT_PREFIX ? '' : `_${kvName(subjectPrefix)}_${createHash('sha256').update(subjectPrefix).digest('hex').slice(0, 8)}`;
-  return {
-    durableName: own === '' ? 'jetplan-planner' : `jetplan-planner${own}`,
-    leaseKey: `planner.${kvName(streamName)}${own}`,
-    snapshotBucket: streamName === 'JETPLAN' && own === '' ? 'jetplan_snapshots' : `jetplan_snapshots_${kvName(streamName)}${own}`,
-  };
-}
+/** The names of a deployment's own resources: see {@link plannerNames}. */
+export const deploymentNames = plannerNames;
 
 /** Builds the service and starts campaigning for leadership. */
 export async function startPlannerService(serviceOptions: PlannerServiceOptions): Promise<PlannerService> {

@@ -150,6 +150,13 @@ describe('startBusExecutor', () => {
     await publishTask(w.bus, task());
     expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: true, error: 'executor error: [object Object]' });
     await w.stop();
+    // A plain object thrown says what it holds.
+    const plain = setup(async () => {
+      throw { code: 'E42', detail: 'quota' };
+    });
+    await publishTask(plain.bus, task());
+    expect(await plain.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', retryable: true, error: 'executor error: {"code":"E42","detail":"quota"}' });
+    await plain.stop();
   });
 
   it('cuts an output over the report limit to fit before recording it, so a redelivery sends the same', async () => {

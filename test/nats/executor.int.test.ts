@@ -1,3 +1,4 @@
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { headers } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { describe, expect, it } from 'vitest';
@@ -67,7 +68,7 @@ describe('createExecutor', () => {
     const infos = await w.jsm.consumers.list(w.streamName).next();
     const durables = infos.filter((i) => i.config.durable_name);
     expect(durables.map((i) => [i.config.durable_name, i.config.filter_subject])).toEqual([
-      ['jetplan-exec-toolcall', `${w.subjectPrefix}.exec.toolcall.>`],
+      [`${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-toolcall`, `${w.subjectPrefix}.exec.toolcall.>`],
     ]);
   });
 

@@ -4,6 +4,7 @@
  * same fetch after the reconnect: the pull loop must not run more handlers than its slots, nor keep
  * the extra slots afterwards.
  */
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
@@ -44,7 +45,7 @@ describe('executor across a server crash', () => {
     const subjectPrefix = uniqueName('jpr');
     await ensureStream(nc, { streamName, subjectPrefix });
     const js = jetstream(nc);
-    const durable = 'jetplan-exec-toolcall';
+    const durable = `${executorNames(streamName, subjectPrefix).durablePrefix}-toolcall`;
 
     // Handlers hold their commands until the test opens the current gate, so that the executor
     // takes all it will take before any slot frees up; the last command opens the gate for good.

@@ -8,6 +8,7 @@
  * runs the command.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { decide, type PlannerInput } from '../../src/machines/decide.js';
@@ -209,7 +210,7 @@ describe('the stale-command guard', () => {
     const drained = () =>
       until(async () => {
         for (const kind of ['toolcall', 'processing']) {
-          const info = await jsm.consumers.info(streamName, `jetplan-exec-${kind}`);
+          const info = await jsm.consumers.info(streamName, `${executorNames(streamName, subjectPrefix).durablePrefix}-${kind}`);
           if (info.num_pending > 0 || info.num_ack_pending > 0) return false;
         }
         return true;

@@ -3,6 +3,9 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
 import type { TaskHandler } from '../../src/executors/report.js';
+import type { ExecutorOptions } from '../../src/nats/executor.js';
+import { isValidationError } from '../../src/errors.js';
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { executorWorld } from '../support/executorWorld.js';
 import { executeTask } from '../support/executeTask.js';
 import { natsTestEnv } from '../support/natsTestEnv.js';
@@ -30,10 +33,43 @@ describe('createExecutor failing part-way', () => {
     expect(names).toEqual([]);
   });
 
+  it('refuses bad options with a ValidationError before it makes anything', async () => {
+    const w = await executorWorld(env, ['ToolCall']);
+    const bad: Array<[Partial<ExecutorOptions>, RegExp]> = [
+      [{ kinds: [] as unknown as ['ToolCall'] }, /at least one kind/],
+      [{ ackWaitMs: 0 }, /ackWaitMs must be an integer of at least 1000, got 0/],
+      [{ ackWaitMs: -5 }, /ackWaitMs must be an integer of at least 1000, got -5/],
+      [{ concurrency: 0 }, /concurrency must be an integer of at least 1, got 0/],
+      [{ durablePrefix: 'a.b' }, /durablePrefix must be letters, digits, _ or -, got "a.b"/],
+      [{ maxReportBytes: 10 }, /maxReportBytes/],
+      [{ staleAfterMs: -1 }, /staleAfterMs must be 0 or more/],
+    ];
+    for (const [extra, message] of bad) {
+      const err = await w.start(recording().handler, extra).catch((e: unknown) => e);
+      expect(isValidationError(err), JSON.stringify(extra)).toBe(true);
+      expect((err as Error).message).toMatch(message);
+    }
+    const names: string[] = [];
+    for await (const c of w.jsm.consumers.list(w.streamName)) names.push(c.name);
+    expect(names).toEqual([]);
+  });
+
+  it('names its consumers and buckets after its deployment when the stream or prefix is not the default', async () => {
+    const w = await executorWorld(env, ['ToolCall']);
+    const executor = await w.start(recording().handler, { inboxBucket: undefined });
+    const own = executorNames(w.streamName, w.subjectPrefix);
+    expect(executor.inbox.bucket).toBe(own.inboxBucket);
+    expect(own.inboxBucket).not.toBe(executorNames('JETPLAN', 'jetplan').inboxBucket);
+    const names: string[] = [];
+    for await (const c of w.jsm.consumers.list(w.streamName)) names.push(c.name);
+    expect(names).toEqual([`${own.durablePrefix}-toolcall`]);
+    expect(executorNames('JETPLAN', 'jetplan')).toEqual({ durablePrefix: 'jetplan-exec', inboxBucket: 'jetplan_exec_inbox', claimsBucket: 'jetplan_exec_claims' });
+  });
+
   it('a start refused on its second kind leaves no pull of the first kind running: the executor started next runs the command', async () => {
     const w = await executorWorld(env, ['ToolCall', 'Processing']);
     // The processing consumer exists with another filter: refused, after the toolcall one is made.
-    const processing = 'jetplan-exec-processing';
+    const processing = `${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-processing`;
     await w.jsm.consumers.add(w.streamName, {
       durable_name: processing, filter_subject: `${w.subjectPrefix}.exec.other.>`,
       ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All,

@@ -4,6 +4,7 @@
  * consumer the server refuses is named with the server's reason, and executors starting at once
  * with the planner service on the same stream all start.
  */
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JsMsg } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
@@ -63,7 +64,7 @@ describe('the executor on an existing stream', () => {
     const { config } = await w.jsm.streams.info(w.streamName);
     expect([...config.subjects].sort()).toEqual([...wanted(w.subjectPrefix), 'extra.>'].sort()); // the operator's subject kept
     expect(config.duplicate_window).toBe(120_000 * 1_000_000);
-    expect(await w.durables()).toEqual(['jetplan-exec-processing', 'jetplan-exec-toolcall']);
+    expect(await w.durables()).toEqual([`${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-processing`, `${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-toolcall`]);
     expect(await w.roundTrip()).toMatchObject({ type: 'TaskCompleted', dispatchId: 's1.t1.1', output: 'ran t1' });
     expect(w.calls).toHaveLength(1);
   });
@@ -110,7 +111,7 @@ describe('the executor on an existing stream', () => {
     await w.jsm.streams.add({ name: w.streamName, subjects: wanted(w.subjectPrefix), max_consumers: 1 });
     await w.jsm.consumers.add(w.streamName, { durable_name: 'someone-else', ack_policy: 'explicit' as const });
     await expect(w.start({ kinds: ['ToolCall'] })).rejects.toThrow(
-      new RegExp(`^cannot create consumer jetplan-exec-toolcall on stream ${w.streamName} \\(filter ${w.subjectPrefix}\\.exec\\.toolcall\\.>\\): .*maximum consumers`),
+      new RegExp(`^cannot create consumer ${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-toolcall on stream ${w.streamName} \\(filter ${w.subjectPrefix}\\.exec\\.toolcall\\.>\\): .*maximum consumers`),
     );
   });
 
@@ -136,7 +137,7 @@ describe('the executor on an existing stream', () => {
     await serving;
     expect(started.map((s) => (s.status === 'rejected' ? String(s.reason) : 'ok'))).toEqual(['ok', 'ok', 'ok']);
     expect([...(await w.jsm.streams.info(w.streamName)).config.subjects].sort()).toEqual(wanted(w.subjectPrefix).sort());
-    expect(await w.durables()).toEqual(['jetplan-exec-processing', 'jetplan-exec-toolcall', 'other-fleet-processing', 'other-fleet-toolcall']);
+    expect(await w.durables()).toEqual([`${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-processing`, `${executorNames(w.streamName, w.subjectPrefix).durablePrefix}-toolcall`, 'other-fleet-processing', 'other-fleet-toolcall']);
     expect(await w.roundTrip()).toMatchObject({ type: 'TaskCompleted', dispatchId: 's1.t1.1' });
   });
 });

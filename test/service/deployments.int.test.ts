@@ -15,7 +15,7 @@ describe('deployment names', () => {
     const ab = deploymentNames('JETPLAN', 'a.b');
     expect(ab.durableName).toMatch(/^jetplan-planner_a_b_[0-9a-f]{8}$/);
     expect(ab.leaseKey).toMatch(/^planner\.JETPLAN_a_b_[0-9a-f]{8}$/);
-    expect(ab.snapshotBucket).toMatch(/^jetplan_snapshots_JETPLAN_a_b_[0-9a-f]{8}$/);
+    expect(ab.snapshotBucket).toMatch(/^jetplan_snapshots_a_b_[0-9a-f]{8}$/);
     // Prefixes that read alike in a name stay apart.
     expect(deploymentNames('JETPLAN', 'a_b').durableName).not.toBe(ab.durableName);
   });

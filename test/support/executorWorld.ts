@@ -3,6 +3,7 @@
  * the file's nats-server, executors started on it (stopped after the file's tests), and readers
  * of what they reported.
  */
+import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { createExecutor, type Executor, type ExecutorKind, type ExecutorOptions } from '../../src/nats/executor.js';
@@ -46,7 +47,7 @@ export async function executorWorld(env: NatsTestEnv, kinds: ExecutorKind[] = ['
     return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
   };
 
-  const consumerInfo = (kind = 'toolcall') => jsm.consumers.info(streamName, `jetplan-exec-${kind}`);
+  const consumerInfo = (kind = 'toolcall') => jsm.consumers.info(streamName, `${executorNames(streamName, subjectPrefix).durablePrefix}-${kind}`);
   const kv = (bucket: string) => new Kvm(nc).open(bucket);
 
   return { nc, streamName, subjectPrefix, inboxBucket, js, jsm, start, reports, storedReports, consumerInfo, kv };

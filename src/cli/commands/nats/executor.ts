@@ -29,11 +29,13 @@ a handler still returns is reported; one that gives up is handed back to run els
   --ack-wait-ms <ms>          consumer ack wait; progress acks every third of it (default 30000,
                               at most 2147483647)
   --concurrency <n>           tasks at once per kind (default 4)
-  --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox)
+  --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox; its own for
+                              another --stream or --prefix)
   --inbox-ttl-ms <ms>         forget recorded reports after this long (when the bucket is created;
                               default: keep them; at least 60000, at most 315360000000 = 10 years)
-  --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec); executors
-                              of different kinds of work (echo and shell) need their own
+  --durable-prefix <name>     durable consumer names <name>-<kind> (default jetplan-exec; its own for
+                              another --prefix); executors of different kinds of work (echo and
+                              shell) need their own
   --stale-after-ms <ms>       a command stored longer ago than this runs only if its session still
                               waits on it (one read of the session); default 30000, 0 = always check
 Shell commands run with only PATH (the allowed programs' directories), HOME and LANG set.
