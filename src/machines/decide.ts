@@ -6,6 +6,7 @@ import type { Compactor } from '../compaction/compactor.js';
 import type { z } from 'zod';
 import { evolve, serializeState, step, type SessionState } from './sessionState.js';
 import { currentTask, dispatchIdFor, phaseOf, statusOf, taskView } from './sessionQueries.js';
+import { executeTaskFor, renderContext } from './sessionMachine.js';
 
 /** What the decider needs besides state and input; all pure. */
 export interface DecideDeps {
@@ -14,6 +15,12 @@ export interface DecideDeps {
   compactor: Compactor;
   /** Counts tokens as the compactor does (summed per item); decides whether to compact. */
   countTokens(text: string): number;
+  /**
+   * The largest ExecuteTask body (UTF-8 bytes of its JSON) a dispatch may carry: its context is
+   * compacted further until it fits, whatever the token budget allows (a token can take up to
+   * ~11 bytes of JSON). The NATS service sets it from the stream's message limit; unset, no limit.
+   */
+  maxCommandBytes?: number;
 }
 
 /**
@@ -288,6 +295,34 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   rec.emit('ContextCompacted', { budget, target, ...result });
 }
 
+/** JSON-escaped, a UTF-16 unit takes at most 6 bytes (`\u0001`): a bound that needs no encoding. */
+const MAX_JSON_BYTES_PER_UNIT = 6;
+/** Rounds of compaction a dispatch may take to fit its command: the first nearly always does. */
+const MAX_FIT_ROUNDS = 4;
+
+/**
+ * Compacts the context further until the dispatch's ExecuteTask fits `maxBytes`. The compactor
+ * counts tokens, so the byte room is turned into tokens at the context's own bytes per token.
+ * Nothing left to drop (the task's own text alone too large): the publish refuses it, as before.
+ */
+function fitCommand(rec: Recorder, deps: DecideDeps, dispatch: { taskId: string; dispatchId: string; attempt: number }, maxBytes: number): void {
+  for (let round = 0; round < MAX_FIT_ROUNDS; round++) {
+    const ctx = rec.state.snapshot.context;
+    const room = maxBytes - Buffer.byteLength(JSON.stringify(executeTaskFor(ctx, dispatch, '')));
+    const units = ctx.items.reduce((n, item) => n + item.text.length + 2, 0);
+    if (units * MAX_JSON_BYTES_PER_UNIT <= room) return; // the usual case: no need to encode it
+    const bytes = Buffer.byteLength(JSON.stringify(renderContext(ctx.items))) - 2;
+    if (bytes <= room) return;
+    const tokens = ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0);
+    const fits = Math.max(0, Math.floor((tokens * Math.max(0, room)) / bytes));
+    const target = Math.floor(fits * COMPACTION_TARGET);
+    const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
+    const result = deps.compactor.compact({ items: ctx.items, budget: target, pinnedBudget: fits, openTasks });
+    if (result.tokensAfter >= tokens) return;
+    rec.emit('ContextCompacted', { budget: ctx.config!.tokenBudget, target, ...result });
+  }
+}
+
 const MAX_AUTOMATIC_STEPS = 4;
 
 /** Moves an active session to its next resting point: dispatch, ask, or complete. */
@@ -309,6 +344,7 @@ function advance(rec: Recorder, deps: DecideDeps): void {
     compact(rec, deps);
     const attempt = task.attempts + 1;
     const dispatchId = dispatchIdFor(rec.state.sessionId, task.id, attempt);
+    if (deps.maxCommandBytes !== undefined) fitCommand(rec, deps, { taskId: task.id, dispatchId, attempt }, deps.maxCommandBytes);
     rec.emit('TaskDispatched', { taskId: task.id, dispatchId, attempt, kind: task.kind });
   }
 }

@@ -198,24 +198,35 @@ function answerId(items: readonly ContextItem[], taskId: string, sequence: numbe
   return items.some((item) => item.id === id) ? `${id}-${sequence}` : id;
 }
 
+/**
+ * The command that dispatches attempt `attempt` of task `taskId` with the session's context as it
+ * is (`rendered` in its place: the decider sizes a command before its context is final).
+ */
+export function executeTaskFor(
+  context: SessionContext,
+  dispatch: { taskId: string; dispatchId: string; attempt: number },
+  rendered: string = renderContext(context.items),
+): ExecuteTask {
+  const { taskId, dispatchId, attempt } = dispatch;
+  const task = planOf(context).get(taskId)!;
+  return {
+    type: 'ExecuteTask',
+    sessionId: context.sessionId,
+    taskId,
+    dispatchId,
+    attempt,
+    kind: task.kind,
+    description: task.description,
+    attachments: task.attachments,
+    context: rendered,
+  };
+}
+
 function executeTaskAction() {
   return {
     type: 'executeTask' as const,
-    params: ({ context, event }: { context: SessionContext; event: DomainEvent }): ExecuteTask => {
-      const { taskId, dispatchId, attempt } = (event as EventOf<'TaskDispatched'>).data;
-      const task = planOf(context).get(taskId)!;
-      return {
-        type: 'ExecuteTask',
-        sessionId: context.sessionId,
-        taskId,
-        dispatchId,
-        attempt,
-        kind: task.kind,
-        description: task.description,
-        attachments: task.attachments,
-        context: renderContext(context.items),
-      };
-    },
+    params: ({ context, event }: { context: SessionContext; event: DomainEvent }): ExecuteTask =>
+      executeTaskFor(context, (event as EventOf<'TaskDispatched'>).data),
   };
 }
 

@@ -50,9 +50,9 @@ export const MAX_BACKOFF_FACTOR = 10;
 /** The most attempts a task may get. */
 export const MAX_ATTEMPTS = 100;
 /**
- * The largest token budget. A task's rendered context travels in one NATS message, and servers
- * refuse messages above `max_payload` (1 MB by default): at ~4 bytes a token, 100k tokens leave
- * room for the task, JSON escaping and headers. Larger messages are refused, not retried.
+ * The largest token budget. A task's rendered context travels in one NATS message; the service
+ * compacts it further when its bytes would not fit (decideDeps.maxCommandBytes), so the budget
+ * bounds the context an LLM gets, not the message.
  */
 export const MAX_TOKEN_BUDGET = 100_000;
 

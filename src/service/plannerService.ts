@@ -74,6 +74,9 @@ export interface PlannerService {
 }
 
 
+/** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes). */
+export const COMMAND_HEADER_ROOM = 8 * 1024;
+
 /** The names of a deployment's own resources: see {@link plannerNames}. */
 export const deploymentNames = plannerNames;
 
@@ -163,7 +166,9 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const publisher = new PubAckMux(nc);
   const effects = new JetStreamEffects({ publisher, isClosed: () => nc.isClosed(), subjectPrefix, logger });
   const repository = new SessionRepository({ store, snapshots });
-  const decideDeps = options.decideDeps ?? defaultDecideDeps();
+  // A dispatch's context is kept within what one message can carry (less room for headers: ids
+  // and the correlation id), whatever its token budget would allow.
+  const decideDeps: DecideDeps = { maxCommandBytes: store.messageLimit - COMMAND_HEADER_ROOM, ...(options.decideDeps ?? defaultDecideDeps()) };
   const planner = new Planner({
     store, repository, decideDeps, effects, clock, newId: options.newId ?? randomUUID, logger,
   });

@@ -432,6 +432,36 @@ describe('decide: context compaction', () => {
     expect(d.commands[0]).toMatchObject({ type: 'ExecuteTask', context: expect.stringContaining('A: eu-west-1') });
   });
 
+  it('with maxCommandBytes, compacts until each ExecuteTask fits in bytes, under the token budget too', () => {
+    const maxCommandBytes = 12_000;
+    const byteHeavy = { ...deps, maxCommandBytes };
+    const text = Array.from({ length: 6 }, (_, i) => `- Summarise part ${i + 1}`).join('\n');
+    // Russian words: ~11 bytes of JSON a token; 6 results hold ~1,500 tokens (budget 50,000), 24 KB.
+    const result = 'программирование '.repeat(180);
+    let state = decide(given().state, submit(text, { tokenBudget: 50_000 }), metaOf(), byteHeavy).state;
+    const sizes: number[] = [];
+    let compactions = 0;
+    for (let task = currentTask(state); task?.status === 'Running'; task = currentTask(state)) {
+      const d = decide(state, completed(task.id, task.dispatchId!, result), metaOf(), byteHeavy);
+      compactions += d.events.filter((e) => e.type === 'ContextCompacted').length;
+      for (const c of d.commands) if (c.type === 'ExecuteTask') sizes.push(Buffer.byteLength(JSON.stringify(c)));
+      state = d.state;
+    }
+    expect(statusOf(state)).toBe('completed');
+    expect(sizes).toHaveLength(5);
+    expect(compactions).toBeGreaterThan(0);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(maxCommandBytes);
+    // Without the bound the same session sends commands larger than that.
+    let unbounded = decide(given().state, submit(text, { tokenBudget: 50_000 }), metaOf(), deps).state;
+    const plain: number[] = [];
+    for (let task = currentTask(unbounded); task?.status === 'Running'; task = currentTask(unbounded)) {
+      const d = decide(unbounded, completed(task.id, task.dispatchId!, result), metaOf(), deps);
+      for (const c of d.commands) if (c.type === 'ExecuteTask') plain.push(Buffer.byteLength(JSON.stringify(c)));
+      unbounded = d.state;
+    }
+    expect(Math.max(...plain)).toBeGreaterThan(maxCommandBytes);
+  });
+
   it('compacts to a share of the budget, and not again while the context stays under the budget', () => {
     const budget = 300;
     const asked: number[] = [];

@@ -140,16 +140,16 @@ export const has = (type: string, pred: (e: DomainEvent) => boolean = () => true
   events.some((e) => e.type === type && pred(e));
 
 /** Every message on `<prefix>.exec.>` as (msg id, subject), read with an ordered consumer. */
-export async function execMessages(nc: NatsConnection, iso: Isolation): Promise<Array<{ msgId: string; subject: string }>> {
+export async function execMessages(nc: NatsConnection, iso: Isolation): Promise<Array<{ msgId: string; subject: string; bytes: number }>> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(iso.streamName, { subjects_filter: `${iso.subjectPrefix}.exec.>` });
   const total = Object.values(info.state.subjects ?? {}).reduce((n, c) => n + c, 0);
-  const out: Array<{ msgId: string; subject: string }> = [];
+  const out: Array<{ msgId: string; subject: string; bytes: number }> = [];
   if (total === 0) return out;
   const consumer = await jetstream(nc).consumers.get(iso.streamName, { filter_subjects: `${iso.subjectPrefix}.exec.>` });
   const messages = await consumer.consume();
   for await (const m of messages) {
-    out.push({ msgId: m.headers?.get('Nats-Msg-Id') ?? '', subject: m.subject });
+    out.push({ msgId: m.headers?.get('Nats-Msg-Id') ?? '', subject: m.subject, bytes: m.data.length });
     if (out.length >= total) break;
   }
   await messages.close();

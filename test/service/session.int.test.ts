@@ -221,6 +221,33 @@ describe('planner service: sessions over JetStream', () => {
     expect(events.find((e) => e.type === 'TaskCompleted')).toMatchObject({ causationId: 'psn-3', data: { output: 'summarised' } });
   });
 
+  it("keeps each dispatch's context within what a message can carry, whatever the token budget allows", async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    const p = iso.subjectPrefix;
+    const limit = 48_000;
+    await jsm.streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: limit });
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const store = await env.store(iso);
+    // A run of one letter is ~8 bytes a token: 8 results of 9,000 bytes hold ~9,000 tokens, far
+    // below the budget, yet 72 KB: more than one message takes.
+    const executor = await startTestExecutor(nc, iso, () => ({ type: 'TaskCompleted', output: 'a'.repeat(9_000) }));
+    env.stops.push(() => executor.stop());
+    const text = Array.from({ length: 8 }, (_, i) => `- Summarise part ${i + 1}`).join('\n');
+    await publishInput(nc, iso, 'bytes', { type: 'SubmitInput', text, config: { tokenBudget: 60_000 } });
+
+    const events = await waitForEvents(store, 'bytes', (es) => es.some((e) => e.type === 'SessionCompleted' || e.type === 'SessionFailed'));
+    expect(events.at(-1)?.type).toBe('SessionCompleted');
+    const compactions = events.filter((e) => e.type === 'ContextCompacted').map((e) => e.data as { tokensBefore: number; budget: number });
+    expect(compactions.length).toBeGreaterThan(0);
+    expect(compactions.every((c) => c.tokensBefore < c.budget)).toBe(true); // compacted for bytes, not tokens
+    const exec = await execMessages(nc, iso);
+    expect(exec).toHaveLength(8);
+    expect(Math.max(...exec.map((m) => m.bytes))).toBeLessThanOrEqual(limit);
+  });
+
   it('rejects at once an input whose events are larger than the stream takes, and applies the next one', async () => {
     const iso = isolation();
     const nc = await env.connect();

@@ -133,6 +133,14 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     return this.#options.streamName;
   }
 
+  /**
+   * The largest message the stream takes, bytes (its max_msg_size or the server's max_payload,
+   * whichever is lower), as last read: at start, and again when an append was refused for size.
+   */
+  get messageLimit(): number {
+    return this.#ctx.maxMessageBytes;
+  }
+
   get subjectPrefix(): string {
     return this.#options.subjectPrefix;
   }
