@@ -3,7 +3,7 @@
  */
 
 // Protocol: schemas at the boundaries.
-export { SessionId, NodeKind, TaskStatus, Attachment, PlannedTask, Task, PlannerConfig, ContextItem } from './protocol/domain.js';
+export { SessionId, NodeKind, TaskStatus, Attachment, PlannedTask, Task, PlannerConfig, ContextItem, Backoff } from './protocol/domain.js';
 export type { PlannerState, PlannerConfigInput } from './protocol/domain.js';
 export { DomainEvent, EVENT_SCHEMA_VERSION, EVENT_TYPES, RawEnvelope } from './protocol/events.js';
 export type { EventType, EventOf, NewEvent } from './protocol/events.js';
@@ -41,7 +41,10 @@ export { sessionMachine } from './machines/sessionMachine.js';
 export { decide, backoffDelay } from './machines/decide.js';
 export type { DecideDeps, Decision, PlannerInput } from './machines/decide.js';
 export { evolve, fold, step, SessionFold, initialSessionState, serializeState, restoreState } from './machines/sessionState.js';
-export type { SessionState, SessionSnapshot, TaskSnapshot } from './machines/sessionState.js';
+export type { SessionState, SessionSnapshot, TaskSnapshot, LastInput } from './machines/sessionState.js';
+export type { SessionContext } from './machines/sessionMachine.js';
+export type { TaskContext } from './machines/taskMachine.js';
+export type { IdMap } from './machines/idMap.js';
 export { compileMachine } from './machines/compiledMachine.js';
 export type { CompiledMachine, EmittedAction, PlainState } from './machines/compiledMachine.js';
 export { toPersistedSnapshot } from './machines/xstateSnapshot.js';
@@ -51,7 +54,8 @@ export type { SessionStatus, SessionPhase } from './machines/sessionQueries.js';
 // Planning and compaction.
 export { planText } from './planning/index.js';
 export { createRelevanceCompactor, bpeTokenCounter } from './compaction/index.js';
-export type { Compactor, CompactionRequest, CompactionResult, TokenCounter } from './compaction/index.js';
+export type { Compactor, CompactionRequest, CompactionResult, TokenCounter, RelevanceCompactorOptions } from './compaction/index.js';
+export type { PlanTextOptions } from './planning/index.js';
 
 // Persistence: the port and its adapters.
 export { aggregateStream, isOutboxStore, isStreamingRead } from './persistence/eventStore.js';
@@ -71,13 +75,15 @@ export type {
 export type { Snapshot, SnapshotStore } from './persistence/snapshotStore.js';
 export { MemoryEventStore } from './persistence/memoryEventStore.js';
 export { FileEventStore } from './persistence/fileEventStore.js';
-export type { FileEventStoreOptions } from './persistence/fileEventStore.js';
+export type { FileEventStoreOptions, FileEventStoreStats } from './persistence/fileEventStore.js';
+export type { IndexedEventStore } from './persistence/indexedEventStore.js';
 export { MemorySnapshotStore } from './persistence/memorySnapshotStore.js';
 export { FileSnapshotStore } from './persistence/fileSnapshotStore.js';
 export { MemoryInbox, FileInbox } from './persistence/inbox.js';
 export type { Inbox } from './persistence/inbox.js';
 export { JetStreamEventStore, KvSnapshotStore, ensureStream } from './persistence/jetstream/index.js';
-export type { JetStreamEventStoreOptions } from './persistence/jetstream/jetStreamEventStore.js';
+export type { JetStreamEventStoreOptions, JetStreamEventStoreStats } from './persistence/jetstream/jetStreamEventStore.js';
+export type { JetplanStreamOptions, ResolvedStreamOptions } from './persistence/jetstream/streamConfig.js';
 export type { KvSnapshotStoreOptions } from './persistence/jetstream/kvSnapshotStore.js';
 
 // Runtime.
@@ -86,12 +92,14 @@ export type { Commit, CommitListener, Effects, PlannerOptions } from './actors/p
 export { SessionRepository } from './actors/sessionRepository.js';
 export type { SessionRepositoryOptions } from './actors/sessionRepository.js';
 export { InProcessBus } from './actors/inProcessBus.js';
-export type { Bus, BusMessage } from './actors/bus.js';
+export type { Bus, BusMessage, BusHandler } from './actors/bus.js';
 export { OutboxRelay } from './actors/outboxRelay.js';
+export type { OutboxRelayOptions } from './actors/outboxRelay.js';
 export { RetryScheduler } from './actors/retryScheduler.js';
 export { realTimers } from './actors/timers.js';
 export type { Timers } from './actors/timers.js';
 export { LiveMirror } from './actors/liveMirror.js';
+export type { CommitSource, SessionActor } from './actors/liveMirror.js';
 export { createEmbeddedRuntime, defaultDecideDeps } from './runtime/embeddedRuntime.js';
 export type { EmbeddedRuntime, EmbeddedRuntimeOptions, RecoverScope, RuntimeFault, FaultListener } from './runtime/embeddedRuntime.js';
 

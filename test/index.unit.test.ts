@@ -20,6 +20,22 @@ import type {
   SessionStatus,
   Timers,
   WatchOptions,
+  Backoff,
+  RelevanceCompactorOptions,
+  PlanTextOptions,
+  JetplanStreamOptions,
+  ResolvedStreamOptions,
+  FileEventStoreStats,
+  JetStreamEventStoreStats,
+  OutboxRelayOptions,
+  CommitSource,
+  SessionActor,
+  BusHandler,
+  LastInput,
+  SessionContext,
+  TaskContext,
+  IdMap,
+  IndexedEventStore,
 } from '../src/index.js';
 
 /** Every type above, so that none is an unused import. */
@@ -27,6 +43,10 @@ export type PublicTypes = [
   BusExecutorOptions, CommitListener, FileEventStoreOptions, JetStreamEventStoreOptions, KvExecutorInboxOptions,
   KvSnapshotStoreOptions, PendingCommand, Published, PublishOptions, RecoveryResult, SessionPhase,
   SessionRepositoryOptions, SessionStatus, Timers, WatchOptions,
+  // Named by public signatures (found missing by a black-box user's checker over index.d.ts).
+  Backoff, RelevanceCompactorOptions, PlanTextOptions, JetplanStreamOptions, ResolvedStreamOptions,
+  FileEventStoreStats, JetStreamEventStoreStats, OutboxRelayOptions, CommitSource, SessionActor,
+  BusHandler, LastInput, SessionContext, TaskContext, IdMap<string>, IndexedEventStore,
 ];
 
 describe('public API', () => {

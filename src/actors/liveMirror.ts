@@ -4,7 +4,8 @@ import type { SessionState } from '../machines/sessionState.js';
 import { toPersistedSnapshot } from '../machines/xstateSnapshot.js';
 import type { CommitListener } from './planner.js';
 
-type SessionActor = Actor<typeof sessionMachine>;
+/** A live session actor (xstate), as the mirror runs it for the inspector. */
+export type SessionActor = Actor<typeof sessionMachine>;
 
 /** Where a mirror hears of committed events: the planner, or a follower of a session's log. */
 export interface CommitSource {

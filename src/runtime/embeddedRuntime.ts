@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { InProcessBus } from '../actors/inProcessBus.js';
@@ -38,6 +39,12 @@ export interface EmbeddedRuntimeOptions {
   newId?: () => string;
   /** Timers of the retry scheduler and the outbox relay (tests drive them by hand). */
   timers?: Timers;
+  /**
+   * The decider's planning, compaction and token counting (default {@link defaultDecideDeps}):
+   * plug in your own `plan`, e.g. one backed by a model; it must stay deterministic for a given
+   * text, since replay never calls it.
+   */
+  decideDeps?: DecideDeps;
 }
 
 /** What {@link EmbeddedRuntime.recover} re-arms: one session's work, or (without it) every session's. */
@@ -84,6 +91,8 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? Date.now;
   const newId = options.newId ?? randomUUID;
+  // An empty path is not "no directory": a session would run and be kept nowhere.
+  if (options.dataDir !== undefined && options.dataDir.trim() === '') throw new ValidationError('dataDir must not be empty (omit it for an in-memory store)');
   const faults = new Faults(logger);
   const store = faultReportingStore(
     options.dataDir ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true }) : new MemoryEventStore(),
@@ -102,7 +111,7 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
     // Work of a session that was cancelled (or ended) before its command got through is not sent.
     isObsolete: async (entry) => statusOf(await repository.load(entry.sessionId)) !== 'active',
   });
-  const planner = new Planner({ store, repository, decideDeps: defaultDecideDeps(), effects: relay, clock, newId, logger });
+  const planner = new Planner({ store, repository, decideDeps: options.decideDeps ?? defaultDecideDeps(), effects: relay, clock, newId, logger });
   const retries = new RetryScheduler(planner, clock, logger, options.timers);
   const metrics = new Metrics(clock);
   planner.onCommit((commit) => metrics.record(commit));

@@ -11,7 +11,7 @@ import { toPlannerState } from '../../src/machines/sessionQueries.js';
 import { FileInbox, MemoryInbox } from '../../src/persistence/inbox.js';
 import type { ExecuteTask, RequestClarification } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
-import { createEmbeddedRuntime, type EmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
+import { createEmbeddedRuntime, defaultDecideDeps, type EmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
 
 function deferred<T = void>() {
   let resolve!: (v: T) => void;
@@ -114,6 +114,16 @@ describe('embedded runtime', () => {
     // Every command was delivered and marked so.
     await vi.waitFor(async () => expect(await rt.store.pendingCommands()).toEqual([]));
     expect(await rt.recover()).toEqual({ sessions: 0, commands: 0 });
+  });
+
+  it('plans with the decideDeps it is given, and refuses an empty dataDir (not a memory store in disguise)', async () => {
+    const plans: string[] = [];
+    const base = defaultDecideDeps();
+    const rt = await createEmbeddedRuntime({ decideDeps: { ...base, plan: (text, start) => (plans.push(text), base.plan(text, start)) } });
+    cleanups.push(() => rt.close());
+    await rt.planner.handle('s1', { type: 'SubmitInput', text: 'Summarise the notes.' });
+    expect(plans).toEqual(['Summarise the notes.']);
+    await expect(createEmbeddedRuntime({ dataDir: ' ' })).rejects.toThrow('dataDir must not be empty (omit it for an in-memory store)');
   });
 
   it('turns an invalid bus input into InputRejected with the reason', async () => {
