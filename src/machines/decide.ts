@@ -309,12 +309,13 @@ function fitCommand(rec: Recorder, deps: DecideDeps, dispatch: { taskId: string;
   for (let round = 0; round < MAX_FIT_ROUNDS; round++) {
     const ctx = rec.state.snapshot.context;
     const room = maxBytes - Buffer.byteLength(JSON.stringify(executeTaskFor(ctx, dispatch, '')));
+    if (room <= 0) return; // the task alone is too large: no context can help
     const units = ctx.items.reduce((n, item) => n + item.text.length + 2, 0);
     if (units * MAX_JSON_BYTES_PER_UNIT <= room) return; // the usual case: no need to encode it
     const bytes = Buffer.byteLength(JSON.stringify(renderContext(ctx.items))) - 2;
     if (bytes <= room) return;
     const tokens = ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0);
-    const fits = Math.max(0, Math.floor((tokens * Math.max(0, room)) / bytes));
+    const fits = Math.floor((tokens * room) / bytes);
     const target = Math.floor(fits * COMPACTION_TARGET);
     const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
     const result = deps.compactor.compact({ items: ctx.items, budget: target, pinnedBudget: fits, openTasks });

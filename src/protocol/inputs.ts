@@ -55,6 +55,11 @@ export const SessionInput = z.discriminatedUnion('type', [
 export type SessionInput = z.infer<typeof SessionInput>;
 export type InputType = SessionInput['type'];
 
+/** Whether `type` names an input a client may send (RetryDue is the planner's own). */
+export function isInputType(type: string): type is InputType {
+  return type !== 'RetryDue' && SessionInput.options.some((o) => o.shape.type.value === type);
+}
+
 /**
  * What arrives with every input: the decider is pure, so time and ids come from here.
  * `messageId` is the input's idempotency key (Nats-Msg-Id over NATS).

@@ -10,8 +10,8 @@ import type { Logger } from 'pino';
 import { KeyedQueue } from '../shared/keyedQueue.js';
 import type { Planner } from '../actors/planner.js';
 import type { Metrics } from '../observability/metrics.js';
-import { reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
-import { HEADER_CORRELATION_ID } from '../persistence/jetstream/headers.js';
+import { isInputType, reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
+import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
 import { inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
 
@@ -234,7 +234,7 @@ export class InputConsumer {
       this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
-    const input = refuseReservedId(m.headers?.get('Nats-Msg-Id'), decodeInput(m.data, this.o.maxInputBytes));
+    const input = refuseReservedId(m.headers?.get('Nats-Msg-Id'), withHeaderType(decodeInput(m.data, this.o.maxInputBytes), m.headers?.get(HEADER_EVENT_TYPE)));
     // The ack is outside the try: an ack that cannot be sent is no failure of the input (it was
     // applied; a redelivery is dropped by the session's inbox).
     const applied = await this.apply(sessionId, m, input);
@@ -315,4 +315,13 @@ function refuseReservedId(msgId: string | undefined, input: PlannerInput): Plann
   if (problem === undefined) return input;
   const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
   return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, ...(inputType ? { inputType } : {}) };
+}
+
+/**
+ * A rejection of a body that could not be read (bad JSON, oversized) names the input type its
+ * `Jetplan-Type` header gives, when that is one: the publisher then sees which of its inputs it was.
+ */
+function withHeaderType(input: PlannerInput, headerType: string | undefined): PlannerInput {
+  if (input.type !== 'InvalidInput' || input.inputType !== undefined || !headerType || !isInputType(headerType)) return input;
+  return { ...input, inputType: headerType };
 }

@@ -74,7 +74,7 @@ export interface PlannerService {
 }
 
 
-/** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes). */
+/** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes); a quarter of a smaller limit. */
 export const COMMAND_HEADER_ROOM = 8 * 1024;
 
 /** The names of a deployment's own resources: see {@link plannerNames}. */
@@ -168,7 +168,8 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const repository = new SessionRepository({ store, snapshots });
   // A dispatch's context is kept within what one message can carry (less room for headers: ids
   // and the correlation id), whatever its token budget would allow.
-  const decideDeps: DecideDeps = { maxCommandBytes: store.messageLimit - COMMAND_HEADER_ROOM, ...(options.decideDeps ?? defaultDecideDeps()) };
+  const headerRoom = Math.min(COMMAND_HEADER_ROOM, Math.floor(store.messageLimit / 4));
+  const decideDeps: DecideDeps = { maxCommandBytes: store.messageLimit - headerRoom, ...(options.decideDeps ?? defaultDecideDeps()) };
   const planner = new Planner({
     store, repository, decideDeps, effects, clock, newId: options.newId ?? randomUUID, logger,
   });

@@ -462,6 +462,13 @@ describe('decide: context compaction', () => {
     expect(Math.max(...plain)).toBeGreaterThan(maxCommandBytes);
   });
 
+  it('with a maxCommandBytes the task alone exceeds, dispatches as before (the publish refuses it, with the reason)', () => {
+    for (const maxCommandBytes of [-4_096, 0, 100]) {
+      const d = decide(given().state, submit('Summarise the report.'), metaOf(), { ...deps, maxCommandBytes });
+      expect(d.events.map((e) => e.type)).toEqual(['SessionStarted', 'TasksPlanned', 'TaskDispatched']);
+    }
+  });
+
   it('compacts to a share of the budget, and not again while the context stays under the budget', () => {
     const budget = 300;
     const asked: number[] = [];

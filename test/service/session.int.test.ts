@@ -1,4 +1,5 @@
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import { describe, expect, it, vi } from 'vitest';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
@@ -162,6 +163,22 @@ describe('planner service: sessions over JetStream', () => {
     ]);
     expect(events.some((e) => e.type === 'InputRepeated')).toBe(false);
     expect(events.find((e) => e.type === 'ClarificationProvided')).toMatchObject({ causationId: `in.${answer.seq}`, data: { taskId, answer: 'CSV' } });
+  });
+
+  it('names the input type of an unreadable body from its Jetplan-Type header, when that is an input type', async () => {
+    const iso = isolation();
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    const js = jetstream(nc);
+    for (const type of ['ProvideClarification', 'Bogus', 'RetryDue']) {
+      const h = headers();
+      h.set('Jetplan-Type', type);
+      await js.publish(`${iso.subjectPrefix}.in.hdr`, '{"type":', { headers: h });
+    }
+    const events = await waitForEvents(store, 'hdr', (es) => rejected(es).length === 3);
+    expect(rejected(events).map((e) => (e.data as { inputType?: string }).inputType)).toEqual(['ProvideClarification', undefined, undefined]);
   });
 
   it('blocks a session whose input cannot be applied (nak + backoff) and keeps its inputs in order', async () => {
