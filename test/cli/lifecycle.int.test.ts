@@ -72,7 +72,22 @@ describe('jetplan serve stopped while NATS is away', () => {
     expect(await done).toBe(0);
     expect(io.stdoutText).toContain('jetplan serve: SIGTERM, shutting down\n');
     expect(io.err.filter((line) => !line.startsWith('{'))).toEqual([
+      expect.stringMatching(/^jetplan serve: NATS disconnected \(\S+\); reconnecting, work waits\n$/),
       'jetplan serve: the connection was closed without a drain (NATS away?); unacknowledged inputs are redelivered\n',
     ]);
+  });
+
+  it('says when NATS goes away and when it is back, once each', async () => {
+    const server = await startNatsServer();
+    servers.push(server);
+    const io = fakeIo();
+    const conn = ['--nats', server.url, '--stream', uniqueName('JPLC'), '--prefix', uniqueName('jplc'), '--lease-bucket', uniqueName('lease')];
+    const done = main(['serve', ...conn], io);
+    await Promise.race([io.waitForOut('leader, consuming inputs'), done.then((code) => Promise.reject(new Error(`serve exited ${code}: ${io.err.join('')}`)))]);
+    await server.restart();
+    await io.waitForOut('jetplan serve: reconnected to ');
+    io.signal('SIGTERM');
+    expect(await done).toBe(0);
+    expect(io.err.filter((line) => line.includes('NATS disconnected'))).toHaveLength(1);
   });
 });

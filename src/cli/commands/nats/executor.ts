@@ -9,7 +9,7 @@ import { UsageError } from '../../cliErrors.js';
 import type { Command, CliContext } from '../../command.js';
 import { demoDelay } from '../../executor.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { closeConnection, untilSignalOrClosed } from './lifecycle.js';
+import { closeConnection, reportConnection, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan executor <echo|shell> [flags]
 Runs an executor on NATS JetStream: takes ExecuteTask commands, runs each dispatch once (recorded
@@ -166,6 +166,7 @@ export const executorCommand: Command = {
       throw err;
     }
     ctx.out(`jetplan executor: ${name} taking ${kinds.join(', ')} tasks from ${nc.getServer()}`);
+    reportConnection(ctx, nc, 'jetplan executor');
     const why = await untilSignalOrClosed(ctx, nc);
     // An unexpected close is an error: one line on stderr, exit 1.
     if (why === 'closed') ctx.err(`jetplan executor: the NATS connection closed`);

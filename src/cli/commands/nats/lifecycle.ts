@@ -17,6 +17,26 @@ export async function untilSignalOrClosed(ctx: CliContext, nc: NatsConnection): 
   }
 }
 
+/**
+ * Says on the command's output when NATS goes away and when it is back: an operator otherwise sees
+ * only the timeouts that follow. One line each way, not one per reconnect attempt. Ends with the
+ * connection.
+ */
+export function reportConnection(ctx: CliContext, nc: NatsConnection, name: string): void {
+  void (async () => {
+    let down = false;
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' && !down) {
+        down = true;
+        ctx.err(`${name}: NATS disconnected (${s.server}); reconnecting, work waits`);
+      } else if (s.type === 'reconnect') {
+        down = false;
+        ctx.out(`${name}: reconnected to ${s.server}`);
+      }
+    }
+  })().catch(() => undefined);
+}
+
 /** How long a drain may take at shutdown before the connection is closed without it. */
 const DRAIN_LIMIT_MS = 10_000;
 

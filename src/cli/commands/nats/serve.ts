@@ -5,7 +5,7 @@ import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { CliContext, Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
-import { boundedShutdown, closeConnection, SHUTDOWN_LIMIT_MS, untilSignalOrClosed } from './lifecycle.js';
+import { boundedShutdown, closeConnection, reportConnection, SHUTDOWN_LIMIT_MS, untilSignalOrClosed } from './lifecycle.js';
 
 const USAGE = `Usage: jetplan serve [--nats <url>] [--http-port <port>] [--stream <name>] [--prefix <p>]
 Runs the planner service on NATS JetStream: consumes inputs, appends events, dispatches tasks.
@@ -50,6 +50,7 @@ export const serveCommand: Command = {
     const where = nc.getServer();
     ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
     void service.whenLeader.then(() => ctx.out('jetplan serve: leader, consuming inputs'));
+    reportConnection(ctx, nc, 'jetplan serve');
     // One handler held from here to exit: when a process's last SIGTERM/SIGINT handler goes, the
     // default action is back, and a second signal between the wait below and boundedShutdown's own
     // handler would kill the service outright instead of cutting its shutdown short.
