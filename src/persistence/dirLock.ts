@@ -143,7 +143,11 @@ async function removeDeadTemps(dir: string): Promise<void> {
 
 function assertNotLive(dir: string, key: string, lock: { pid: number | undefined } | undefined): void {
   if (lock?.pid !== undefined && isHolderLive(lock.pid, key, held)) {
-    throw new StoreUnavailableError(`data directory ${dir} is in use by pid ${lock.pid}`);
+    // A pid reused by another program after the holder died (a reboot, a container) looks alive:
+    // say how to tell and what to do, since only a person can.
+    throw new StoreUnavailableError(
+      `data directory ${dir} is in use by pid ${lock.pid} (if that process is not jetplan, the lock is left from a crash: remove ${join(dir, 'LOCK')})`,
+    );
   }
 }
 

@@ -105,6 +105,8 @@ describe('failures (exit 1)', () => {
     await expectError(['resume', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');
     await expectError(['replay', 'nope', '--data-dir', dir], 1, 'jetplan: unknown session nope');
     await expectError(['replay', 'nope', '--data-dir', join(dir, 'missing')], 1, 'jetplan: unknown session nope');
+    await expectError(['resume', 'nope', '--data-dir', join(dir, 'missing')], 1, 'jetplan: unknown session nope');
+    expect(existsSync(join(dir, 'missing'))).toBe(false); // a mistyped --data-dir leaves nothing behind
   });
 
   it('refuses to start a session id that exists', async () => {
@@ -141,7 +143,7 @@ describe('failures (exit 1)', () => {
     expect((await run(['demo', 'Count the words.', '--session', 'held', '--data-dir', dir])).code).toBe(0);
     const store = await FileEventStore.open(dir);
     try {
-      const inUse = /^jetplan: data directory .* is in use by pid \d+$/;
+      const inUse = /^jetplan: data directory .* is in use by pid \d+ \(if that process is not jetplan, the lock is left from a crash: remove .*LOCK\)$/;
       await expectError(['demo', 'Count the words.', '--data-dir', dir], 1, inUse);
       await expectError(['resume', 'x', '--data-dir', dir], 1, inUse);
       // Readers take no lock: they read the log as it stands, e.g. while a demo runs.

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { SessionNotFoundError } from '../../errors.js';
 import { outstanding, statusOf } from '../../machines/sessionQueries.js';
 import { HEADER } from '../../actors/bus.js';
@@ -35,6 +37,8 @@ export const resumeCommand: Command = {
     const sessionId = sessionIdArg(args);
     const answers = answerFlags(args);
     const delayMs = demoDelay(ctx.io.env);
+    // No log, no session: said without creating the directory (a mistyped --data-dir).
+    if (!existsSync(join(ctx.dataDir, 'events.log'))) throw new SessionNotFoundError(sessionId);
     const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
     let state;
     try {
