@@ -39,7 +39,8 @@ export class AnswerSource {
       const line = await this.reader.next();
       if (line === undefined || this.closed) return undefined;
       const answer = line.trim();
-      if (answer.length > MAX_TEXT) {
+      // The line as read: cut to MAX_TEXT + 1, so its trimmed rest could pass for a short one.
+      if (line.length > MAX_TEXT) {
         // At a prompt the person can try again; piped, the input itself is wrong.
         if (!this.io.isTTY) throw new UsageError(tooLong('an answer on stdin'));
         this.io.stderr(`${tooLong('that answer')}; try again\n`);

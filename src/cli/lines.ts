@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 
+/** Lines read ahead of `next()` before the input is paused: `yes | jetplan demo` must not fill memory. */
+const MAX_BUFFERED_LINES = 64;
+
 /**
  * Reads a stream line by line on demand; `next()` resolves undefined at EOF or after close. A line
  * is kept to `maxLineChars + 1` characters (the rest, up to its newline, is dropped): an endless
@@ -33,7 +36,11 @@ export class LineReader {
 
   /** The next line, or undefined once the input has ended or the reader was closed. */
   next(): Promise<string | undefined> {
-    if (this.buffered.length > 0) return Promise.resolve(this.buffered.shift());
+    if (this.buffered.length > 0) {
+      const line = this.buffered.shift();
+      if (this.buffered.length < MAX_BUFFERED_LINES && !this.ended) this.input.resume();
+      return Promise.resolve(line);
+    }
     if (this.ended) return Promise.resolve(undefined);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
@@ -70,7 +77,7 @@ export class LineReader {
     const line = (raw.endsWith('\r') ? raw.slice(0, -1) : raw).slice(0, this.maxLineChars + 1);
     const waiter = this.waiters.shift();
     if (waiter) waiter(line);
-    else this.buffered.push(line);
+    else if (this.buffered.push(line) >= MAX_BUFFERED_LINES) this.input.pause(); // lines nobody asked for yet: stop reading
   }
 
   private finish(): void {

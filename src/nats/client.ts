@@ -160,7 +160,7 @@ class NatsClient implements JetplanClient {
 
   async publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
     checkSessionId(sessionId);
-    const reserved = o.messageId === undefined ? undefined : reservedMessageIdProblem(o.messageId);
+    const reserved = o.messageId === undefined ? undefined : reservedMessageIdProblem(o.messageId, input);
     if (reserved !== undefined) throw new ValidationError(reserved); // the service would reject it
     const h = natsHeaders();
     h.set(HEADER_EVENT_TYPE, input.type);

@@ -57,7 +57,7 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
   if (options.timeoutMs !== undefined) opts.timeout = options.timeoutMs;
   // Credentials in the URL (nats://user:pass@host, nats://token@host) count unless given as options:
   // nats.js would drop them silently.
-  if (inUrl && options.user === undefined && options.token === undefined) {
+  if (inUrl && options.user === undefined && options.token === undefined && options.credsFile === undefined) {
     if (inUrl.pass === undefined) opts.token = inUrl.user;
     else Object.assign(opts, { user: inUrl.user, pass: inUrl.pass });
   }
@@ -84,11 +84,16 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
   return opts;
 }
 
-/** A server URL without its credentials, and those credentials (percent-decoded). */
+/**
+ * A server URL without its credentials, and those credentials (percent-decoded). The host is what
+ * follows the last `@` (a host has none; a password or token may: base64 has `/`, `+`, `=`).
+ */
 function splitCredentials(server: string): { server: string; user?: string; pass?: string } {
-  const match = /^([a-z][a-z0-9+.-]*:\/\/)?([^@/]*)@(.*)$/i.exec(server);
-  if (!match) return { server };
-  const [, scheme = '', userinfo = '', rest = ''] = match;
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(server)?.[0] ?? '';
+  const rest = server.slice(scheme.length);
+  const at = rest.lastIndexOf('@');
+  if (at < 0) return { server };
+  const userinfo = rest.slice(0, at);
   const colon = userinfo.indexOf(':');
   const decode = (v: string) => {
     try {
@@ -98,14 +103,19 @@ function splitCredentials(server: string): { server: string; user?: string; pass
     }
   };
   const user = decode(colon < 0 ? userinfo : userinfo.slice(0, colon));
-  return { server: `${scheme}${rest}`, user, ...(colon < 0 ? {} : { pass: decode(userinfo.slice(colon + 1)) }) };
+  return { server: `${scheme}${rest.slice(at + 1)}`, user, ...(colon < 0 ? {} : { pass: decode(userinfo.slice(colon + 1)) }) };
 }
 
 /** `url` as it may be shown: any credentials in it replaced by `***`. */
 export function redactUrl(url: string): string {
   return url
     .split(',')
-    .map((s) => (splitCredentials(s.trim()).user === undefined ? s : s.replace(/^(\s*(?:[a-z][a-z0-9+.-]*:\/\/)?)[^@/]*@/i, '$1***@')))
+    .map((s) => {
+      const { server, user } = splitCredentials(s.trim());
+      if (user === undefined) return s;
+      const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(server)?.[0] ?? '';
+      return `${scheme}***@${server.slice(scheme.length)}`;
+    })
     .join(',');
 }
 

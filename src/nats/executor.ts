@@ -51,7 +51,7 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const unknown = kinds.filter((k) => k !== 'ToolCall' && k !== 'Processing');
   if (unknown.length > 0) throw new ValidationError(`executor: unknown kind ${JSON.stringify(unknown[0])} (ToolCall or Processing)`);
   if (!(staleAfterMs >= 0)) throw new ValidationError(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);
-  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 1_000) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 1000, got ${ackWaitMs}`);
+  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 100) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 100, got ${ackWaitMs}`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${concurrency}`);
   if (!/^[A-Za-z0-9_-]+$/.test(durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(durablePrefix)}`);
   try {

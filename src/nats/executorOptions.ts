@@ -21,13 +21,17 @@ export interface ExecutorOptions {
   streamName?: string;
   subjectPrefix?: string;
   /**
-   * Durable consumer names are `<durablePrefix>-<kind>` (default 'jetplan-exec'). Executors sharing
+   * Durable consumer names are `<durablePrefix>-<kind>` (default 'jetplan-exec', or for another
+   * subject prefix `jetplan-exec_<prefix>_<hash>`: see executorNames). Executors sharing
    * a prefix share its consumers and split the commands between them: executors of different kinds
    * of work (a fake and a real one) each need their own prefix. A consumer made under a new prefix
    * starts at the beginning of the stream; see `staleAfterMs`.
    */
   durablePrefix?: string;
-  /** KV bucket of recorded reports (default 'jetplan_exec_inbox'). */
+  /**
+   * KV bucket of recorded reports (default 'jetplan_exec_inbox', or for another stream or prefix
+   * `jetplan_exec_inbox[_<stream>][_<prefix>_<hash>]`: dispatch ids are unique only per deployment).
+   */
   inboxBucket?: string;
   /**
    * Forget recorded reports after this long (ms), when this executor creates the inbox bucket.
@@ -35,7 +39,8 @@ export interface ExecutorOptions {
    */
   inboxTtlMs?: number;
   /**
-   * KV bucket of claims on running dispatches (default `<inboxBucket>_claims`, or 'jetplan_exec_claims').
+   * KV bucket of claims on running dispatches (default `<inboxBucket>_claims`; 'jetplan_exec_claims'
+   * for the default inbox).
    * Created with a TTL of 3x the ack wait (at least 10 s); an existing bucket whose TTL is shorter
    * than this executor's ack wait is refused at startup.
    */

@@ -83,11 +83,34 @@ export interface InputMeta {
  */
 export const RESERVED_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['in.', 'retry.', 'recover.']);
 
-/** Why a client's message id cannot be used (a reserved prefix), or undefined. */
-export function reservedMessageIdProblem(messageId: string): string | undefined {
+/**
+ * Prefixes of the ids executors and the service give reports: `report.<dispatchId>`, and
+ * `refused.<dispatchId>` for a command NATS refused. Only a report of that very dispatch may carry
+ * one (or one with more after it: `report.<dispatchId>.2`): another input under it would make the
+ * broker drop the real report as a duplicate.
+ */
+export const REPORT_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['report.', 'refused.']);
+
+/**
+ * Why a client's message id cannot be used for `input` (a reserved prefix), or undefined. `input`
+ * is what the body holds, if it could be read: a report may carry its own dispatch's report id.
+ */
+export function reservedMessageIdProblem(messageId: string, input?: { type: string; dispatchId?: string }): string | undefined {
   const prefix = RESERVED_MESSAGE_ID_PREFIXES.find((p) => messageId.startsWith(p));
-  if (prefix === undefined) return undefined;
-  return `message id ${JSON.stringify(messageId)} starts with "${prefix}", which is reserved for ids jetplan makes (${RESERVED_MESSAGE_ID_PREFIXES.join(', ')})`;
+  const all = [...RESERVED_MESSAGE_ID_PREFIXES, ...REPORT_MESSAGE_ID_PREFIXES].join(', ');
+  if (prefix !== undefined) return `message id ${JSON.stringify(messageId)} starts with "${prefix}", which is reserved for ids jetplan makes (${all})`;
+  const report = REPORT_MESSAGE_ID_PREFIXES.find((p) => messageId.startsWith(p));
+  if (report === undefined || (input !== undefined && isOwnReportId(messageId, report, input))) return undefined;
+  return `message id ${JSON.stringify(messageId)} starts with "${report}", which is reserved for the report of dispatch ${messageId.slice(report.length)}`;
+}
+
+const isReportType = (type: string): boolean => type === 'TaskCompleted' || type === 'TaskFailed' || type === 'NeedsClarification';
+
+/** A report's id under its own dispatch: `<prefix><dispatchId>`, or that and `.<more>` (its own retries). */
+function isOwnReportId(messageId: string, prefix: string, input: { type: string; dispatchId?: string }): boolean {
+  if (input.dispatchId === undefined || !isReportType(input.type)) return false;
+  const own = `${prefix}${input.dispatchId}`;
+  return messageId === own || messageId.startsWith(`${own}.`);
 }
 
 /**

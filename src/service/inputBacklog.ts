@@ -24,11 +24,13 @@ const READ_IDLE_MS = 10_000;
  * A retry timer's input may be applied without a trace in the log (not due yet, session ended), so
  * it cannot be told apart from one never applied: it holds nothing.
  */
-function isRetryDue(data: Uint8Array): boolean {
+function bodyOf(data: Uint8Array): { type: string; dispatchId?: string } | undefined {
   try {
-    return (JSON.parse(new TextDecoder().decode(data)) as { type?: unknown }).type === 'RetryDue';
+    const body = JSON.parse(new TextDecoder().decode(data)) as { type?: unknown; dispatchId?: unknown };
+    if (typeof body?.type !== 'string') return undefined;
+    return typeof body.dispatchId === 'string' ? { type: body.type, dispatchId: body.dispatchId } : { type: body.type };
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -37,8 +39,8 @@ function isRetryDue(data: Uint8Array): boolean {
  * reserved prefix is not used (the input is rejected under `in.<seq>`): `in.<n>` of a client could
  * otherwise make a later input without an id at sequence n look like a repeat of it.
  */
-export const inputMessageId = (msgId: string | undefined, seq: number): string =>
-  msgId && reservedMessageIdProblem(msgId) === undefined ? msgId : `in.${seq}`;
+export const inputMessageId = (msgId: string | undefined, seq: number, input?: { type: string; dispatchId?: string }): string =>
+  msgId && reservedMessageIdProblem(msgId, input) === undefined ? msgId : `in.${seq}`;
 
 /**
  * The inputs between the durable consumer's ack floor and the last message it delivered, by
@@ -79,9 +81,10 @@ export async function readInputBacklog(
         seen = m.seq;
         if (m.seq > last) break;
         const sessionId = sessionOfInputSubject(o.subjectPrefix, m.subject);
-        if (isSessionId(sessionId) && !isRetryDue(m.data)) {
+        const body = bodyOf(m.data);
+        if (isSessionId(sessionId) && body?.type !== 'RetryDue') {
           const list = backlog.get(sessionId) ?? [];
-          list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq) });
+          list.push({ seq: m.seq, messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq, body) });
           backlog.set(sessionId, list);
         }
         if (m.seq >= last || m.info.pending === 0) break;

@@ -61,7 +61,11 @@ const nakDelay = (m: JsMsg) => Math.min(30_000, 250 * 2 ** Math.min(7, m.info.de
  */
 export async function assertOwnInputConsumer(jsm: JetStreamManager, o: Pick<InputConsumerOptions, 'streamName' | 'subjectPrefix' | 'durableName'>): Promise<string> {
   const filter = `${o.subjectPrefix}.in.>`;
-  const existing = await jsm.consumers.info(o.streamName, o.durableName).catch(() => undefined);
+  // Only "not found" means there is none: on any other failure, adding could take another's over.
+  const existing = await jsm.consumers.info(o.streamName, o.durableName).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return undefined;
+    throw err;
+  });
   const theirs = existing?.config.filter_subject;
   if (theirs !== undefined && theirs !== filter) {
     throw new ValidationError(
@@ -252,7 +256,7 @@ export class InputConsumer {
    */
   private async apply(sessionId: string, m: JsMsg, input: PlannerInput): Promise<{ events: number } | undefined> {
     try {
-      const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m));
+      const commit = await this.o.planner.handle(sessionId, input, this.metaOf(m, input));
       return { events: commit.events.length };
     } catch (err) {
       if (await this.rejectPoison(sessionId, m, input, err)) return { events: 0 };
@@ -288,7 +292,7 @@ export class InputConsumer {
     const reason = invalid ? message : `not applied after ${failures} attempts: ${message}`;
     const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
     try {
-      await this.o.planner.handle(sessionId, { type: 'InvalidInput', reason, ...(inputType ? { inputType } : {}) }, this.metaOf(m));
+      await this.o.planner.handle(sessionId, { type: 'InvalidInput', reason, ...(inputType ? { inputType } : {}) }, this.metaOf(m, input));
     } catch (rejectErr) {
       this.o.logger.error({ err: rejectErr, sessionId, seq: m.seq }, 'a failing input could not be rejected either');
       return false;
@@ -298,10 +302,11 @@ export class InputConsumer {
     return true;
   }
 
-  private metaOf(m: JsMsg): InputMeta {
+  /** The input's meta; `input` as decoded (and refused, for a reserved id: then named `in.<seq>`). */
+  private metaOf(m: JsMsg, input: PlannerInput): InputMeta {
     const correlationId = m.headers?.get(HEADER_CORRELATION_ID);
     return {
-      messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq),
+      messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq, input.type === 'InvalidInput' ? undefined : input),
       now: this.o.clock(),
       streamSequence: m.seq,
       ...(correlationId ? { correlationId } : {}),
@@ -311,7 +316,7 @@ export class InputConsumer {
 
 /** `input`, or its rejection when its `Nats-Msg-Id` has a prefix reserved for jetplan's own ids. */
 function refuseReservedId(msgId: string | undefined, input: PlannerInput): PlannerInput {
-  const problem = msgId ? reservedMessageIdProblem(msgId) : undefined;
+  const problem = msgId ? reservedMessageIdProblem(msgId, input) : undefined;
   if (problem === undefined) return input;
   const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
   return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, ...(inputType ? { inputType } : {}) };

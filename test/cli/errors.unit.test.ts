@@ -96,6 +96,10 @@ describe('failures (exit 1)', () => {
     const answered = await run(['demo', 'Which format do you want?', '--data-dir', dir, '--session', 'la'], { stdin: endless('a') });
     expect(answered.code).toBe(2);
     expect(answered.io.stderrLines).toEqual(['jetplan: an answer on stdin is too long (more than 65536 characters) (see jetplan help)']);
+    // Cut at the limit, a line whose rest is blank must not pass for a short answer.
+    const padded = await run(['demo', 'Which format do you want?', '--data-dir', dir, '--session', 'lb'], { stdin: `${'a'.repeat(64 * 1024)} and more\n` });
+    expect(padded.code).toBe(2);
+    expect(padded.io.stderrLines).toEqual(['jetplan: an answer on stdin is too long (more than 65536 characters) (see jetplan help)']);
     const piped = await run(['demo', '--data-dir', dir], { stdin: endless('Step. ') });
     expect(piped.code).toBe(2);
     expect(piped.io.stderrLines).toEqual([expect.stringMatching(/^jetplan: input is too long: more than 65536 bytes/)]);

@@ -25,6 +25,21 @@ describe('LineReader', () => {
     expect(await lines(reader)).toEqual(['ok']);
   });
 
+  it('stops reading while lines it read ahead wait (an endless stream of lines does not fill memory)', async () => {
+    let pulled = 0;
+    const endless = new Readable({ read() { pulled++; setImmediate(() => this.push('y\n'.repeat(100))); } });
+    const reader = new LineReader(endless);
+    expect(await reader.next()).toBe('y');
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50)); // time enough to read far ahead
+    await settle();
+    const soon = pulled; // the stream's own buffer fills (its highWaterMark), then nothing more is read
+    await settle();
+    expect(pulled).toBe(soon);
+    expect(soon * 200).toBeLessThan(64 * 1024);
+    for (let i = 0; i < 500; i++) expect(await reader.next()).toBe('y'); // and it reads on when asked
+    reader.close();
+  });
+
   it('resolves pending and later reads undefined once closed', async () => {
     const input = new PassThrough();
     const reader = new LineReader(input);

@@ -19,6 +19,10 @@ describe('credentials in the NATS URL', () => {
     expect(connectionOptions({ url: 'tok3n@h:1' })).toMatchObject({ servers: ['h:1'], token: 'tok3n' });
     // Options given as such win over the URL's.
     expect(connectionOptions({ url: 'nats://ann:x@h:1', user: 'bob', pass: 'y' })).toMatchObject({ user: 'bob', pass: 'y' });
+    // A token or password as it comes (base64 has / + =; an @ left unencoded): the host follows the last @.
+    expect(connectionOptions({ url: 'nats://s3cr3t/tok+en=@h:1' })).toMatchObject({ servers: ['nats://h:1'], token: 's3cr3t/tok+en=' });
+    expect(connectionOptions({ url: 'nats://ann:p@ss@h:1' })).toMatchObject({ servers: ['nats://h:1'], user: 'ann', pass: 'p@ss' });
+    expect(redactUrl('nats://s3cr3t/tok+en=@h:1, nats://ann:p@ss@h:2')).toBe('nats://***@h:1,nats://***@h:2');
   });
 
   it('connect to a server that requires them', async () => {

@@ -37,8 +37,9 @@ describe('createExecutor failing part-way', () => {
     const w = await executorWorld(env, ['ToolCall']);
     const bad: Array<[Partial<ExecutorOptions>, RegExp]> = [
       [{ kinds: [] as unknown as ['ToolCall'] }, /at least one kind/],
-      [{ ackWaitMs: 0 }, /ackWaitMs must be an integer of at least 1000, got 0/],
-      [{ ackWaitMs: -5 }, /ackWaitMs must be an integer of at least 1000, got -5/],
+      [{ ackWaitMs: 0 }, /ackWaitMs must be an integer of at least 100, got 0/],
+      [{ ackWaitMs: -5 }, /ackWaitMs must be an integer of at least 100, got -5/],
+      [{ ackWaitMs: 99.5 }, /ackWaitMs must be an integer of at least 100, got 99.5/],
       [{ concurrency: 0 }, /concurrency must be an integer of at least 1, got 0/],
       [{ durablePrefix: 'a.b' }, /durablePrefix must be letters, digits, _ or -, got "a.b"/],
       [{ maxReportBytes: 10 }, /maxReportBytes/],

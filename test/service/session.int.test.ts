@@ -158,7 +158,7 @@ describe('planner service: sessions over JetStream', () => {
     expect(spoof.seq).toBe(last + 1);
     const rejections = rejected(events).map((e) => e.data as { reason: string; messageId: string; streamSequence: number });
     expect(rejections).toEqual([
-      { reason: `Nats-Msg-Id: message id "in.${last + 3}" starts with "in.", which is reserved for ids jetplan makes (in., retry., recover.)`, inputType: 'ProvideClarification', messageId: `in.${spoof.seq}`, streamSequence: spoof.seq },
+      { reason: `Nats-Msg-Id: message id "in.${last + 3}" starts with "in.", which is reserved for ids jetplan makes (in., retry., recover., report., refused.)`, inputType: 'ProvideClarification', messageId: `in.${spoof.seq}`, streamSequence: spoof.seq },
       expect.objectContaining({ reason: expect.stringMatching(/^Nats-Msg-Id: message id "retry\.ids\.\S+" starts with "retry\."/), messageId: `in.${retry.seq}`, inputType: 'CancelSession' }),
     ]);
     expect(events.some((e) => e.type === 'InputRepeated')).toBe(false);
