@@ -48,12 +48,13 @@ export async function checkHealth(source: HealthSource): Promise<Health> {
 export async function startHttpServer(port: number, source: HealthSource): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    const respond = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
-      res.end(body);
+    const respond = (status: number, type: string, body: string, extra: Record<string, string> = {}) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...extra });
+      res.end(body); // Node sends no body for HEAD
     };
     const route = async () => {
-      if (req.method !== 'GET') return respond(405, 'text/plain', 'method not allowed\n');
+      // HEAD as GET: probes (load balancers, curl -I) that only look at the status.
+      if (req.method !== 'GET' && req.method !== 'HEAD') return respond(405, 'text/plain', 'method not allowed\n', { allow: 'GET, HEAD' });
       if (path === '/healthz') {
         const health = await checkHealth(source);
         return respond(health.status === 'ok' ? 200 : 503, 'application/json', JSON.stringify(health));

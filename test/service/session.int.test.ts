@@ -351,6 +351,11 @@ describe('planner service: sessions over JetStream', () => {
     expect(text).toContain('jetplan_consumer_pending 0');
     expect(text).toContain('jetplan_leader 1');
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+    const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    const post = await fetch(`${base}/metrics`, { method: 'POST' });
+    expect({ status: post.status, allow: post.headers.get('allow') }).toEqual({ status: 405, allow: 'GET, HEAD' });
 
     // The stream gone while NATS is up: unhealthy, naming why, and the backlog unknown.
     await (await jetstreamManager(nc)).streams.delete(iso.streamName);
