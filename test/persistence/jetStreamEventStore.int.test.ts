@@ -154,6 +154,20 @@ describe('ensureStream', () => {
     await jsm.streams.delete(opts.streamName);
   });
 
+  it('names the stream whose subjects overlap, and what to do, when another stream takes the prefix', async () => {
+    const nc = await connectTo();
+    const opts = isolation();
+    const other = uniqueName('OTHER');
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: other, subjects: [`${opts.subjectPrefix}.in.>`] });
+    const err = await ensureStream(nc, opts).catch((e: unknown) => e);
+    expect(isValidationError(err)).toBe(true);
+    expect((err as Error).message).toBe(
+      `the subjects ${opts.subjectPrefix}.in.>, ${opts.subjectPrefix}.ev.>, ${opts.subjectPrefix}.exec.> overlap those of stream ${other}: give this deployment another prefix (--prefix) or use that stream (--stream)`,
+    );
+    await jsm.streams.delete(other);
+  });
+
   it('readAll of a stream without events ends at once', async () => {
     const nc = await connectTo();
     const store = await JetStreamEventStore.create(nc, isolation());

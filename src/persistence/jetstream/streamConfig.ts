@@ -163,18 +163,39 @@ export async function ensureStream(
   };
 
   try {
-    await reconcile();
-  } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
     try {
-      await jsm.streams.add(wanted);
-    } catch (addErr) {
-      // Another process created it between our info and add: reconcile with theirs.
-      if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
       await reconcile();
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NOT_FOUND) throw err;
+      try {
+        await jsm.streams.add(wanted);
+      } catch (addErr) {
+        // Another process created it between our info and add: reconcile with theirs.
+        if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
+        await reconcile();
+      }
     }
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === SUBJECTS_OVERLAP) throw await overlapError(jsm, resolved, wanted.subjects, err);
+    throw err;
   }
   return resolved;
+}
+
+const SUBJECTS_OVERLAP = 10065;
+
+/** Which stream already takes our subjects, and what to do about it: the server's error names neither. */
+async function overlapError(jsm: JetStreamManager, resolved: ResolvedStreamOptions, subjects: string[], err: Error): Promise<ValidationError> {
+  const owners = new Set<string>();
+  for (const subject of subjects) {
+    const owner = await jsm.streams.find(subject).catch(() => undefined);
+    if (owner && owner !== resolved.streamName) owners.add(owner);
+  }
+  const by = owners.size > 0 ? `stream ${[...owners].join(', ')}` : 'another stream';
+  return new ValidationError(
+    `the subjects ${subjects.join(', ')} overlap those of ${by}: give this deployment another prefix (--prefix) or use that stream (--stream)`,
+    { cause: err },
+  );
 }
 
 /**
