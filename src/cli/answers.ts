@@ -27,6 +27,11 @@ export class AnswerSource {
     return this.queued.length > 0;
   }
 
+  /** `--answer` values no question has taken. */
+  get unused(): number {
+    return this.queued.length;
+  }
+
   /** The next answer, or undefined when there is none (or input was closed by an interrupt). */
   async next(): Promise<string | undefined> {
     if (this.closed) return undefined;

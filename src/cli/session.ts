@@ -68,6 +68,8 @@ export async function driveSession(
     driver.dispose();
     await closeDemoRuntime(demo);
   }
+  // Said rather than dropped in silence: a value meant for a question that never came.
+  if (outcome.kind === 'finished' && answers.unused > 0) ctx.err(`jetplan: ${answers.unused} --answer value${answers.unused === 1 ? '' : 's'} not used (no more questions)`);
   return printOutcome(ctx, sessionId, outcome, demo.runtime.metrics, stoppedBy);
 }
 

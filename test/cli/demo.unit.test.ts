@@ -31,6 +31,12 @@ describe('jetplan demo', () => {
     expect(ids).toHaveLength(6);
   });
 
+  it('says when --answer values are left over, instead of dropping them in silence', async () => {
+    const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--answer', 'x', '--answer', 'y']);
+    expect(code).toBe(0);
+    expect(io.stderrLines).toEqual(['jetplan: 2 --answer values not used (no more questions)']);
+  });
+
   it('refuses in one line, before any session exists, a budget too small for the system prompt', async () => {
     const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--budget', '5']);
     expect(code).toBe(2);
