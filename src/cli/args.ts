@@ -92,10 +92,11 @@ function splitFlag(arg: string): [string, string | undefined] {
 }
 
 function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
+  // Only list flags repeat: a second --data-dir or --session silently winning hides a mistake.
+  if (kind !== 'strings' && name in parsed.flags) throw new UsageError(`--${name} given twice`);
   if (kind === 'number') {
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
-      throw new UsageError(`--${name} expects a non-negative integer, got "${value}"`);
-    }
+    if (!/^\d+$/.test(value)) throw new UsageError(`--${name} expects a non-negative integer, got "${value}"`);
+    if (!Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} is too large: ${value}`);
     parsed.flags[name] = Number(value);
   } else if (kind === 'strings') {
     const list = (parsed.flags[name] as string[] | undefined) ?? [];

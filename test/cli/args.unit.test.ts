@@ -17,6 +17,14 @@ describe('argument parsing', () => {
     expect(args.flags).toEqual({ 'data-dir': '/tmp/x', answer: ['a', 'b'], budget: 7 });
     expect(args.positionals).toEqual(['- a list item', '--json']);
   });
+
+  it('refuses a flag that does not repeat given twice, and says when a number is too large', () => {
+    const spec = { ...GLOBAL_FLAGS, session: 'string' as const, budget: 'number' as const };
+    expect(() => parseArgs('demo', ['--data-dir', 'a', '--data-dir=b'], spec)).toThrow('--data-dir given twice');
+    expect(() => parseArgs('demo', ['--budget', '1', '--budget', '2'], spec)).toThrow('--budget given twice');
+    expect(() => parseArgs('demo', ['--budget', '99999999999999999999'], spec)).toThrow('--budget is too large: 99999999999999999999');
+    expect(() => parseArgs('demo', ['--budget', '-1'], spec)).toThrow('--budget expects a non-negative integer, got "-1"');
+  });
 });
 
 describe('processIo', () => {
