@@ -22,6 +22,10 @@ export interface DemoRuntime {
 export async function openDemoRuntime(ctx: CliContext, delayMs: number, inspectPort?: number): Promise<DemoRuntime> {
   checkInspectPort(inspectPort);
   const runtime = await createEmbeddedRuntime({ dataDir: ctx.dataDir, logger: ctx.logger });
+  if (runtime.recoveredTailBytes > 0) {
+    // As replay and sessions say it: the log changed on open, and a damaged record must not pass unseen.
+    ctx.err(`jetplan: note: the last ${runtime.recoveredTailBytes} bytes of ${ctx.dataDir}/events.log were incomplete (a crash mid-write, or damage) and were cut; they are kept in ${ctx.dataDir}/events.log.tail-*`);
+  }
   try {
     const inspector = inspectPort === undefined ? undefined : await startInspector(runtime.planner, inspectPort);
     if (inspector) ctx.err(`inspector: open ${inspector.url} to watch the statecharts`);

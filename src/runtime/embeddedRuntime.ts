@@ -54,6 +54,11 @@ export interface RecoverScope {
 
 /** The embedded deployment: file (or memory) store, in-process bus, planner and its helpers. */
 export interface EmbeddedRuntime {
+  /**
+   * Bytes of torn or damaged tail the file store cut from its log on open (0 after a clean
+   * shutdown, and for a memory store); they are kept beside the log (`events.log.tail-*`).
+   */
+  recoveredTailBytes: number;
   planner: Planner;
   bus: Bus;
   store: EventStore & OutboxStore;
@@ -94,10 +99,8 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   // An empty path is not "no directory": a session would run and be kept nowhere.
   if (options.dataDir !== undefined && options.dataDir.trim() === '') throw new ValidationError('dataDir must not be empty (omit it for an in-memory store)');
   const faults = new Faults(logger);
-  const store = faultReportingStore(
-    options.dataDir ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true }) : new MemoryEventStore(),
-    faults,
-  );
+  const file = options.dataDir ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true }) : undefined;
+  const store = faultReportingStore(file ?? new MemoryEventStore(), faults);
   const snapshots: SnapshotStore = options.dataDir ? new FileSnapshotStore(options.dataDir) : new MemorySnapshotStore();
   const bus = new InProcessBus();
   const subjects = subjectsFor();
@@ -130,7 +133,7 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   }
 
   const onFault = (listener: FaultListener) => faults.on(listener);
-  return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, onFault, close };
+  return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, onFault, close, recoveredTailBytes: file?.recoveredTailBytes ?? 0 };
 }
 
 /**
