@@ -5,7 +5,7 @@ import { RequestClarification } from '../protocol/commands.js';
 import type { EmbeddedRuntime, RuntimeFault } from '../runtime/embeddedRuntime.js';
 import type { AnswerSource } from './answers.js';
 import type { CliContext } from './command.js';
-import { progressLine } from './view.js';
+import { printable, progressLine } from './view.js';
 
 /** How a run of a session ended. */
 export type Outcome =
@@ -95,7 +95,7 @@ export class SessionDriver {
     const open = outstanding(state).command;
     if (open?.type !== 'RequestClarification' || open.taskId !== taskId) return undefined;
     const log = this.ctx.logger.child({ sessionId: this.sessionId, taskId, correlationId: this.sessionId });
-    if (!this.ctx.json && !this.shown.has(`${taskId}\n${open.question}`)) this.ctx.out(`? ${taskId}: ${open.question}`);
+    if (!this.ctx.json && !this.shown.has(`${taskId}\n${open.question}`)) this.ctx.out(`? ${taskId}: ${printable(open.question)}`);
     log.debug({ question: open.question }, 'asking for clarification');
     const answer = await answers.next();
     if (this.interrupted) return { kind: 'interrupted' };

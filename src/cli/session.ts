@@ -9,7 +9,7 @@ import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
 import { checkInspectPort, startInspector, type InspectorHandle } from './inspector.js';
 import { interruptedExitCode, type CliSignal } from './io.js';
-import { stateView, taskCount } from './view.js';
+import { printable, stateView, taskCount } from './view.js';
 
 /** An open embedded runtime with the demo executor attached. */
 export interface DemoRuntime {
@@ -101,7 +101,7 @@ function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metr
       const { taskId, question } = outcome;
       ctx.out(JSON.stringify({ sessionId, outcome: 'waiting', taskId, question, state: stateView(outcome.state) }));
     } else {
-      ctx.out(`waiting for an answer to ${outcome.taskId}: ${outcome.question}`);
+      ctx.out(`waiting for an answer to ${outcome.taskId}: ${printable(outcome.question)}`);
       ctx.out(`continue with: ${resumeHint(ctx, sessionId)} --answer "<answer>"`);
     }
     return 0;

@@ -17,8 +17,16 @@ export function taskCount(view: PlannerState): string {
 /** An ISO timestamp, or `-` when there is none. */
 export const iso = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
 
+/**
+ * `text` safe to print on a terminal: control characters (ESC, BEL, …) shown as `\xNN` escapes.
+ * Task text, results and questions come from users and tools; printed raw, they could recolour the
+ * terminal, retitle it, or hide what comes before them.
+ */
+export const printable = (text: string): string =>
+  text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+
 const clip = (text: string, max = 60): string => {
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = printable(text.replace(/\s+/g, ' ').trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
 
@@ -75,7 +83,8 @@ export function progressLine(event: DomainEvent, state: PlannerState): string | 
       return `✖ ${task(event.data.taskId)}: retry (attempt ${event.data.attempt}) at ${iso(event.data.dueAt)}`;
     case 'ClarificationRequested': {
       const asked = state.tasks.find((t) => t.id === event.data.taskId)?.description === event.data.question;
-      return asked ? `? ${event.data.taskId} ${event.data.question}` : `? ${task(event.data.taskId)}: ${event.data.question}`;
+      const question = printable(event.data.question);
+      return asked ? `? ${event.data.taskId} ${question}` : `? ${task(event.data.taskId)}: ${question}`;
     }
     case 'ClarificationProvided':
       return `? ${task(event.data.taskId)}: answered "${clip(event.data.answer)}"`;

@@ -31,6 +31,13 @@ describe('jetplan demo', () => {
     expect(ids).toHaveLength(6);
   });
 
+  it('shows control characters in task text as escapes, never raw to the terminal', async () => {
+    const { code, io } = await run(['demo', 'Colour the \u001b[31mtitle\u001b[0m red.\u0007 Which \u001b]0;pwned\u0007format?', '--data-dir', dir, '--answer', 'csv']);
+    expect(code).toBe(0);
+    expect(io.stdoutText).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(io.stdoutText).toContain('Colour the \\x1b[31mtitle\\x1b[0m red.');
+  });
+
   it('says when --answer values are left over, instead of dropping them in silence', async () => {
     const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--answer', 'x', '--answer', 'y']);
     expect(code).toBe(0);

@@ -9,7 +9,7 @@ import { SessionFold, initialSessionState } from '../../../machines/sessionState
 import type { CliContext, Command } from '../../command.js';
 import type { EventWatch, JetplanClient } from '../../../nats/client.js';
 import type { DomainEvent } from '../../../protocol/events.js';
-import { timelineLine } from '../../view.js';
+import { printable, timelineLine } from '../../view.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 
 const USAGE = `Usage: jetplan watch <session> [--answer <text>]... [--json] [--inspect <port>]
@@ -164,7 +164,7 @@ class Follower {
       return;
     }
     this.asking = (async () => {
-      if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${q.question}`);
+      if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${printable(q.question)}`);
       const answer = await this.source.next();
       if (answer !== undefined && !this.interrupted && !this.done) await this.client.answer(sessionId, q.taskId, answer);
     })()
