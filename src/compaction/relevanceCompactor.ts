@@ -62,12 +62,15 @@ function compact(request: CompactionRequest, config: Config): CompactionResult {
 
 const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
 
-/** Keeps pinned items whole while they fit, system items first, each group in original order. */
+/**
+ * Keeps pinned items whole while they fit: system items first, then the others newest first (the
+ * latest answer is the one the running task asked for; dropping it would have the task ask again).
+ */
 function admitPinned(plan: Plan, sizes: readonly number[], budget: number): number {
   const pinned = plan.items.flatMap((item, i) => (isPinned(item) ? [i] : []));
   const order = [
     ...pinned.filter((i) => plan.items[i]?.slot === 'system'),
-    ...pinned.filter((i) => plan.items[i]?.slot !== 'system'),
+    ...pinned.filter((i) => plan.items[i]?.slot !== 'system').reverse(),
   ];
   let used = 0;
   for (const i of order) {

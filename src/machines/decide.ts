@@ -1,8 +1,8 @@
-import { PlannerConfig, type PlannedTask } from '../protocol/domain.js';
+import { PlannerConfig, type ContextItem, type PlannedTask } from '../protocol/domain.js';
 import { EVENT_SCHEMA_VERSION, type DomainEvent, type EventData, type EventType } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
 import type { InputMeta, SessionInput } from '../protocol/inputs.js';
-import type { Compactor } from '../compaction/compactor.js';
+import type { CompactionRequest, CompactionResult, Compactor } from '../compaction/compactor.js';
 import type { z } from 'zod';
 import { evolve, serializeState, step, type SessionState } from './sessionState.js';
 import { currentTask, dispatchIdFor, phaseOf, statusOf, taskView } from './sessionQueries.js';
@@ -291,9 +291,34 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   const target = Math.floor(budget * COMPACTION_TARGET);
   const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
   // Pinned items (answers) are kept whole against the budget itself, not the lower target.
-  const result = deps.compactor.compact({ items: ctx.items, budget: target, pinnedBudget: budget, openTasks });
+  const result = compactWithin(deps, { items: ctx.items, budget: target, pinnedBudget: budget, openTasks });
   rec.emit('ContextCompacted', { budget, target, ...result });
 }
+
+/** Room in a ContextCompacted message for its envelope and the rest of its data (budgets, counts). */
+const COMPACTION_EVENT_OVERHEAD = 1_024;
+
+/**
+ * The compactor's result for `request`, made smaller until the ContextCompacted event that records
+ * it fits `deps.maxCommandBytes`: the event lists every item with its fields and the ids folded, so
+ * it can be larger than the command whose context fits. A larger event would be refused by the
+ * stream, and with it the report that caused it, leaving its task running for good.
+ */
+function compactWithin(deps: DecideDeps, request: CompactionRequest): CompactionResult {
+  let result = deps.compactor.compact(request);
+  const max = deps.maxCommandBytes;
+  if (max === undefined) return result;
+  for (let budget = request.budget, round = 0; round < MAX_FIT_ROUNDS; round++) {
+    const bytes = Buffer.byteLength(JSON.stringify(result.items)) + Buffer.byteLength(JSON.stringify(result.folded)) + COMPACTION_EVENT_OVERHEAD;
+    if (bytes <= max || budget === 0) return result;
+    budget = Math.floor((budget * max * COMPACTION_TARGET) / bytes);
+    result = deps.compactor.compact({ ...request, budget, pinnedBudget: Math.min(request.pinnedBudget ?? budget, Math.max(budget, systemTokens(deps, request.items))) });
+  }
+  return result;
+}
+
+const systemTokens = (deps: DecideDeps, items: readonly ContextItem[]): number =>
+  items.filter((item) => item.slot === 'system').reduce((n, item) => n + deps.countTokens(item.text), 0);
 
 /** JSON-escaped, a UTF-16 unit takes at most 6 bytes (`\u0001`): a bound that needs no encoding. */
 const MAX_JSON_BYTES_PER_UNIT = 6;
@@ -318,7 +343,10 @@ function fitCommand(rec: Recorder, deps: DecideDeps, dispatch: { taskId: string;
     const fits = Math.floor((tokens * room) / bytes);
     const target = Math.floor(fits * COMPACTION_TARGET);
     const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
-    const result = deps.compactor.compact({ items: ctx.items, budget: target, pinnedBudget: fits, openTasks });
+    // The system prompt stays whatever it costs (compaction never removes it; a prompt too large
+    // for a message fails the publish, with the reason, rather than run tasks without it).
+    const system = systemTokens(deps, ctx.items);
+    const result = compactWithin(deps, { items: ctx.items, budget: target, pinnedBudget: Math.max(fits, system), openTasks });
     if (result.tokensAfter >= tokens) return;
     rec.emit('ContextCompacted', { budget: ctx.config!.tokenBudget, target, ...result });
   }

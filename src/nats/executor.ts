@@ -19,6 +19,8 @@ import type { Logger } from 'pino';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { silentLogger } from '../observability/logger.js';
 import { KvExecutorInbox } from './executorInbox.js';
+import { readMessageLimit } from '../persistence/jetstream/jetStreamEventStore.js';
+import { DEFAULT_MAX_REPORT_BYTES } from '../executors/fitReport.js';
 import { executorNames } from '../protocol/deploymentNames.js';
 import { ValidationError } from '../errors.js';
 import { KvClaims } from './executorClaims.js';
@@ -71,7 +73,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   // handles, and the store of stale checks is opened on the first command.
   const bound: BoundConsumer[] = [];
   for (const kind of kinds) bound.push(await bind(kind, binding));
-  const executor = new NatsExecutor({ options, nc, js, handler, streamName, prefix, ackWaitMs, concurrency, logger, inbox, claims, staleCheck });
+  // A report must fit one message of the stream: a larger one would be refused, and published
+  // again on every redelivery for good. Cut to the stream's limit (less room for headers) as well.
+  const messageLimit = await readMessageLimit(nc, jsm, streamName);
+  const maxReportBytes = Math.max(1_024, Math.min(options.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES, messageLimit - 1_024));
+  const executor = new NatsExecutor({ options: { ...options, maxReportBytes }, nc, js, handler, streamName, prefix, ackWaitMs, concurrency, logger, inbox, claims, staleCheck });
   executor.start(bound);
   return executor;
 }

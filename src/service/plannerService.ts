@@ -74,7 +74,7 @@ export interface PlannerService {
 }
 
 
-/** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes); a quarter of a smaller limit. */
+/** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes); 1/16 of a smaller limit, at least 1 KiB (headers take ~150–400). */
 export const COMMAND_HEADER_ROOM = 8 * 1024;
 
 /** The names of a deployment's own resources: see {@link plannerNames}. */
@@ -168,7 +168,7 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const repository = new SessionRepository({ store, snapshots });
   // A dispatch's context is kept within what one message can carry (less room for headers: ids
   // and the correlation id), whatever its token budget would allow.
-  const headerRoom = Math.min(COMMAND_HEADER_ROOM, Math.floor(store.messageLimit / 4));
+  const headerRoom = Math.min(COMMAND_HEADER_ROOM, Math.max(1_024, Math.floor(store.messageLimit / 16)));
   const decideDeps: DecideDeps = { maxCommandBytes: store.messageLimit - headerRoom, ...(options.decideDeps ?? defaultDecideDeps()) };
   const planner = new Planner({
     store, repository, decideDeps, effects, clock, newId: options.newId ?? randomUUID, logger,

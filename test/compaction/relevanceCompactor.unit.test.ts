@@ -168,6 +168,15 @@ describe('createRelevanceCompactor', () => {
     expect(compactor.compact({ items, budget: 0, openTasks: [] }).items).toEqual([]);
   });
 
+  it('keeps the newest pinned answers when not all fit: the running task asked for the latest', () => {
+    const answers = ['Use trains to Oslo.', 'Book the hotel near the Louvre.', 'Pay with the company card.'].map((text, i) => item(`a${i}`, 'answer', text, true));
+    const items = [SYSTEM, ...answers];
+    const budget = total([SYSTEM, answers[1]!, answers[2]!]);
+    const result = compactor.compact({ items, budget, openTasks: [] });
+    expect(result.items.map((i) => i.id)).toEqual(['sys', 'a1', 'a2']); // in their order, the oldest folded
+    expect(result.folded).toContain('a0');
+  });
+
   it('keeps empty items, which cost nothing', () => {
     const items = [item('empty', 'input', ''), item('r', 'result', STOCKS)];
     const result = compactor.compact({ items, budget: 5, openTasks: [] });

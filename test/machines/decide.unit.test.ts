@@ -462,6 +462,24 @@ describe('decide: context compaction', () => {
     expect(Math.max(...plain)).toBeGreaterThan(maxCommandBytes);
   });
 
+  it('with maxCommandBytes, keeps each ContextCompacted event within it too (it lists every item with its fields)', () => {
+    const maxCommandBytes = 6_000;
+    const text = Array.from({ length: 150 }, (_, i) => `- Check item ${i + 1}`).join('\n');
+    let state = decide(given().state, submit(text, { tokenBudget: 50_000 }), metaOf(), { ...deps, maxCommandBytes }).state;
+    const sizes: number[] = [];
+    for (let task = currentTask(state); task?.status === 'Running'; task = currentTask(state)) {
+      const d = decide(state, completed(task.id, task.dispatchId!, `ok ${task.id} done`), metaOf(), { ...deps, maxCommandBytes });
+      for (const e of d.events) if (e.type === 'ContextCompacted') sizes.push(Buffer.byteLength(JSON.stringify(e)));
+      for (const c of d.commands) if (c.type === 'ExecuteTask') expect(Buffer.byteLength(JSON.stringify(c))).toBeLessThanOrEqual(maxCommandBytes);
+      state = d.state;
+    }
+    expect(statusOf(state)).toBe('completed');
+    expect(sizes.length).toBeGreaterThan(0);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(maxCommandBytes);
+    // The system prompt is never compacted away.
+    expect(state.snapshot.context.items.some((i) => i.slot === 'system')).toBe(true);
+  });
+
   it('with a maxCommandBytes the task alone exceeds, dispatches as before (the publish refuses it, with the reason)', () => {
     for (const maxCommandBytes of [-4_096, 0, 100]) {
       const d = decide(given().state, submit('Summarise the report.'), metaOf(), { ...deps, maxCommandBytes });

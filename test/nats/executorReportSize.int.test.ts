@@ -57,6 +57,24 @@ describe('executor reports over the planner input limit', () => {
 });
 
 describe('publishReport', () => {
+  it("fits reports to the stream's message limit when that is below the input limit: the session completes", async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    const p = iso.subjectPrefix;
+    await jsm.streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: 20_000 });
+    const service = await env.service(iso);
+    await service.whenLeader;
+    const executor = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler: async () => ({ type: 'completed', output: '1\n'.repeat(30_000) }), ...iso, inboxBucket: uniqueName('inbox') });
+    env.stops.push(() => executor.stop());
+    const store = await env.store(iso);
+    await publishInput(nc, iso, 'small', { type: 'SubmitInput', text: 'Summarise the numbers.' });
+    const events = await waitForEvents(store, 'small', ended);
+    expect(events.at(-1)?.type).toBe('SessionCompleted');
+    const completed = events.find((e) => e.type === 'TaskCompleted')!.data as { output: string };
+    expect(completed.output).toMatch(MARKER);
+  });
+
   it('fits a report recorded over the limit before publishing it, to the limit it is given', async () => {
     const iso = isolation();
     const nc = await env.connect();

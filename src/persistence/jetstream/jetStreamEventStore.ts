@@ -81,7 +81,7 @@ export const MAX_CACHED_POSITIONS = 10_000;
  * max_payload, whichever is lower. Read at start and again before an append is refused for it; a
  * limit lowered meanwhile is caught when the server refuses the message.
  */
-async function readMessageLimit(nc: NatsConnection, jsm: JetStreamManager, streamName: string): Promise<number> {
+export async function readMessageLimit(nc: NatsConnection, jsm: JetStreamManager, streamName: string): Promise<number> {
   const { config } = await jsm.streams.info(streamName);
   const limits = [config.max_msg_size, nc.info?.max_payload].filter((n): n is number => n !== undefined && n > 0);
   return limits.length === 0 ? Number.MAX_SAFE_INTEGER : Math.min(...limits);
