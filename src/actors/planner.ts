@@ -29,14 +29,23 @@ export interface Commit {
   readonly state: Readonly<SessionState>;
 }
 
+/** Freezes `value` and everything it holds (plain data: objects and arrays). */
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const inner of Object.values(value)) deepFreeze(inner);
+}
+
 /**
  * A commit as listeners and callers get it, frozen: they share it with each other and with the
  * planner, whose cached state is `state`, so a listener that sorted the events or changed the
- * version would corrupt what the others see and the session's next decision. Shallow (the events'
- * data and the snapshot are not walked): what is frozen is what a slip would change.
+ * version would corrupt what the others see and the session's next decision. The events and
+ * commands are frozen through (their data is shared with the state, and the commands are what
+ * executors run); the state only at its top (the snapshot is immutable by construction).
  */
 function frozenCommit(sessionId: string, events: DomainEvent[], commands: OutboxCommand[], state: SessionState): Commit {
-  for (const event of events) Object.freeze(event);
+  for (const event of events) deepFreeze(event);
+  for (const command of commands) deepFreeze(command); // what the executor will run
   Object.freeze(state.recentInputs);
   Object.freeze(state.recentSequences);
   return Object.freeze({ sessionId, events: Object.freeze(events), commands: Object.freeze(commands), state: Object.freeze(state) });
@@ -135,10 +144,13 @@ export class Planner {
    */
   private notify(commit: Commit): void {
     for (const listener of this.listeners) {
+      const failed = (err: unknown) => this.o.logger.error({ err, sessionId: commit.sessionId }, 'a commit listener failed; the commit stands');
       try {
-        listener(commit);
+        // An async listener's rejection would otherwise be unhandled, and end the process.
+        const returned: unknown = listener(commit);
+        if (typeof (returned as PromiseLike<unknown> | undefined)?.then === 'function') (returned as Promise<unknown>).then(undefined, failed);
       } catch (err) {
-        this.o.logger.error({ err, sessionId: commit.sessionId }, 'a commit listener failed; the commit stands');
+        failed(err);
       }
     }
   }

@@ -212,6 +212,14 @@ function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput
   } catch (error) {
     return rec.reject((error as Error).message);
   }
+  // A plug-in plan's ids must be new: a task id planned twice would leave the session waiting on
+  // one of the two for good (later tasks never dispatched, reports taken for another dispatch).
+  const planned = rec.state.snapshot.context.plan;
+  const ids = new Set<string>();
+  for (const task of tasks) {
+    if (ids.has(task.id) || planned.get(task.id) !== undefined) return rec.reject(`the plan has task id ${task.id} twice (a planner must give each task a new id)`);
+    ids.add(task.id);
+  }
   if (statusOf(rec.state) === 'idle') {
     const parsed = PlannerConfig.safeParse(input.config ?? {});
     if (!parsed.success) return rec.reject(`invalid config: ${parsed.error.issues[0]?.message ?? 'bad value'}`);

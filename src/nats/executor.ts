@@ -45,8 +45,11 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const concurrency = options.concurrency ?? 4;
   const logger = options.logger ?? silentLogger;
   const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  const kinds = [...new Set(options.kinds)];
   // Every bad option the same way: a ValidationError, before anything is created.
+  if (typeof nc?.isClosed !== 'function') throw new ValidationError('executor: nc must be a NATS connection');
+  if (typeof handler !== 'function') throw new ValidationError('executor: handler must be a function');
+  if (!Array.isArray(options.kinds)) throw new ValidationError(`executor: kinds must be an array (ToolCall, Processing), got ${JSON.stringify(options.kinds)}`);
+  const kinds = [...new Set(options.kinds)];
   if (kinds.length === 0) throw new ValidationError('executor: at least one kind is needed');
   // Checked at run time too: plain JavaScript (or the CLI's lowercase spelling) would otherwise
   // bind a consumer on a subject no command is ever published to, and take nothing.

@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors.js';
 import { SessionId } from '../protocol/domain.js';
-import { NewDomainEvent, type NewEvent } from '../protocol/events.js';
+import { EVENT_SCHEMA_VERSION, NewDomainEvent, type NewEvent } from '../protocol/events.js';
+import { StoredCommand } from './logEntry.js';
 
 /**
  * Refuses a stream id that is not a session id (1 to 64 characters of [A-Za-z0-9_-]): every store
@@ -18,11 +19,24 @@ export function checkStreamId(streamId: string): void {
  * known type with its data, one of another session, or two events with one id (ids are how a
  * retried append is recognised). Stores call it before anything is written.
  */
-export function checkNewEvents(streamId: string, events: readonly NewEvent[]): void {
+export function checkNewEvents(streamId: string, events: readonly NewEvent[], commands: readonly unknown[] = []): void {
   checkStreamId(streamId);
   if (!Array.isArray(events)) throw new ValidationError(`stream ${streamId}: events must be an array`);
+  if (!Array.isArray(commands)) throw new ValidationError(`stream ${streamId}: commands must be an array`);
+  commands.forEach((command, i) => {
+    // As the file store's scan reads them back: one it refuses would make the whole log unreadable.
+    const parsed = StoredCommand.safeParse(command);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new ValidationError(`stream ${streamId}: command ${i} is not a valid outbox command: ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+  });
   const ids = new Set<string>();
   events.forEach((event, i) => {
+    // A writer writes the current version only: readers upcast older ones and cannot read newer.
+    if ((event as { version?: unknown } | null)?.version !== EVENT_SCHEMA_VERSION) {
+      throw new ValidationError(`stream ${streamId}: event ${i} has version ${JSON.stringify((event as { version?: unknown } | null)?.version)}; this version of jetplan writes version ${EVENT_SCHEMA_VERSION}`);
+    }
     const parsed = NewDomainEvent.safeParse(event);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];

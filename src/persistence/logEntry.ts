@@ -10,7 +10,8 @@ import type { StreamIndex } from './streamIndex.js';
  * group commit. An append entry carries its stream, its sequenced events and its commands, so the
  * three are durable together or not at all.
  */
-const StoredCommand = z.object({
+/** An outbox command as the log stores it (and appends are checked against). */
+export const StoredCommand = z.object({
   id: z.string().min(1),
   sessionId: z.string(),
   causationId: z.string(),

@@ -274,8 +274,14 @@ describe('Planner', () => {
       (c.state as { version: number }).version = -1;
     });
     planner.onCommit((c) => seen.push(c.events.map((e) => e.type)));
+    planner.onCommit(async () => {
+      throw new Error('async listener failed'); // a rejection: logged, not an unhandled one
+    });
     const first = await planner.handle('s1', submit);
     expect(Object.isFrozen(first) && Object.isFrozen(first.events) && Object.isFrozen(first.events[0]) && Object.isFrozen(first.state)).toBe(true);
+    // Through: the data of events and what executors will run.
+    expect(Object.isFrozen(first.events[1]!.data)).toBe(true);
+    expect(first.commands.every((c) => Object.isFrozen(c.command))).toBe(true);
     expect(first.state.version).toBe(3);
     expect(seen).toEqual([['SessionStarted', 'TasksPlanned', 'TaskDispatched']]);
     // The session goes on from the state the listeners could not change.

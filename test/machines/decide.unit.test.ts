@@ -399,6 +399,18 @@ describe('decide: cancel, idempotency, invalid input', () => {
   });
 });
 
+describe('decide: a plug-in plan', () => {
+  it('rejects an input whose plan repeats a task id, in itself or from an earlier input', () => {
+    const fixed = (ids: string[]) => ({ ...deps, plan: () => ids.map((id) => ({ id, kind: 'Processing' as const, description: `do ${id}`, attachments: [] })) });
+    const twice = decide(given().state, submit('Do it.'), metaOf(), fixed(['t1', 't1']));
+    expect(twice.events.map((e) => e.type)).toEqual(['InputRejected']);
+    expect((twice.events[0]!.data as { reason: string }).reason).toBe('the plan has task id t1 twice (a planner must give each task a new id)');
+    const first = decide(given().state, submit('Do it.'), metaOf(), fixed(['t1']));
+    const again = decide(first.state, submit('Do more.'), metaOf(), fixed(['t1']));
+    expect(again.events.map((e) => e.type)).toEqual(['InputRejected']);
+  });
+});
+
 describe('decide: context compaction', () => {
   const longResult = Array.from(
     { length: 120 },

@@ -37,6 +37,9 @@ describe('createExecutor failing part-way', () => {
     const w = await executorWorld(env, ['ToolCall']);
     const bad: Array<[Partial<ExecutorOptions>, RegExp]> = [
       [{ kinds: [] as unknown as ['ToolCall'] }, /at least one kind/],
+      [{ kinds: 'Processing' as unknown as ['ToolCall'] }, /kinds must be an array/],
+      [{ handler: undefined as unknown as ExecutorOptions['handler'] }, /handler must be a function/],
+      [{ nc: undefined as unknown as ExecutorOptions['nc'] }, /nc must be a NATS connection/],
       [{ ackWaitMs: 0 }, /ackWaitMs must be an integer of at least 100, got 0/],
       [{ ackWaitMs: -5 }, /ackWaitMs must be an integer of at least 100, got -5/],
       [{ ackWaitMs: 99.5 }, /ackWaitMs must be an integer of at least 100, got 99.5/],

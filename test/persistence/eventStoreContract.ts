@@ -271,6 +271,7 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
         ['unknown type', [{ ...makeEvent(id), type: 'Nope' }]],
         ['data of the wrong shape', [{ ...makeEvent(id), type: 'SessionStarted', data: {} }]],
         ['a numeric id', [{ ...makeEvent(id), id: 7 }]],
+        ['a version this one does not write', [{ ...makeEvent(id), version: 2 }]],
         ['another session', [makeEvent(uniqueStream())]],
         ['one id twice', [twice, { ...twice }]],
         ['a valid event before a bad one', [makeEvent(id), noData]],
@@ -364,6 +365,16 @@ export function runOutboxContract(name: string, factory: StoreFactory<EventStore
       expect((await pendingOf([a.id, b.id])).map((c) => c.id)).toEqual([b.id]);
       await store().markDelivered([b.id, b.id]);
       expect(await pendingOf([a.id, b.id])).toEqual([]);
+    });
+
+    it('refuses a command the log could not give back, storing nothing of the append', async () => {
+      const id = uniqueStream();
+      for (const bad of [{ id: '' }, { ...makeCommand(id), command: 'x' }]) {
+        const err = await rejection(() => store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0, commands: [bad as never] }));
+        expect(err).toMatchObject({ name: 'ValidationError' });
+      }
+      expect((await store().readStream(id)).exists).toBe(false);
+      expect(await store().pendingCommands()).toEqual([]);
     });
 
     it('stores no commands for a conflicting append', async () => {
