@@ -60,13 +60,19 @@ describe('boundedShutdown', () => {
 });
 
 describe('jetplan serve stopped while NATS is away', () => {
-  it('exits 0 and says that its connection was closed without a drain', async () => {
+  /** `jetplan serve` on a nats-server of its own, once it leads. */
+  async function leadingServe() {
     const server = await startNatsServer();
     servers.push(server);
     const io = fakeIo();
     const conn = ['--nats', server.url, '--stream', uniqueName('JPLC'), '--prefix', uniqueName('jplc'), '--lease-bucket', uniqueName('lease')];
     const done = main(['serve', ...conn], io);
     await Promise.race([io.waitForOut('leader, consuming inputs'), done.then((code) => Promise.reject(new Error(`serve exited ${code}: ${io.err.join('')}`)))]);
+    return { server, io, done };
+  }
+
+  it('exits 0 and says that its connection was closed without a drain', async () => {
+    const { server, io, done } = await leadingServe();
     await server.kill();
     io.signal('SIGTERM');
     expect(await done).toBe(0);
@@ -78,12 +84,7 @@ describe('jetplan serve stopped while NATS is away', () => {
   });
 
   it('says when NATS goes away and when it is back, once each', async () => {
-    const server = await startNatsServer();
-    servers.push(server);
-    const io = fakeIo();
-    const conn = ['--nats', server.url, '--stream', uniqueName('JPLC'), '--prefix', uniqueName('jplc'), '--lease-bucket', uniqueName('lease')];
-    const done = main(['serve', ...conn], io);
-    await Promise.race([io.waitForOut('leader, consuming inputs'), done.then((code) => Promise.reject(new Error(`serve exited ${code}: ${io.err.join('')}`)))]);
+    const { server, io, done } = await leadingServe();
     await server.restart();
     await io.waitForOut('jetplan serve: reconnected to ');
     io.signal('SIGTERM');

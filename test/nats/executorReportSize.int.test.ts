@@ -15,7 +15,7 @@ import { MAX_INPUT_BYTES, parseInput } from '../../src/protocol/parseInput.js';
 import { uniqueName } from '../support/natsServer.js';
 import { executeTask } from '../support/executeTask.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
-import { has, isolation, publishInput, serverEnv, waitForEvents } from '../service/harness.js';
+import { has, isolation, publishInput, serverEnv, serviceOnLimitedStream, waitForEvents } from '../service/harness.js';
 
 const { env } = serverEnv();
 const MARKER = /… \[truncated: \d+ of \d+ bytes\]$/;
@@ -59,12 +59,7 @@ describe('executor reports over the planner input limit', () => {
 describe('publishReport', () => {
   it("fits reports to the stream's message limit when that is below the input limit: the session completes", async () => {
     const iso = isolation();
-    const nc = await env.connect();
-    const jsm = await jetstreamManager(nc);
-    const p = iso.subjectPrefix;
-    await jsm.streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: 20_000 });
-    const service = await env.service(iso);
-    await service.whenLeader;
+    const { nc } = await serviceOnLimitedStream(env, iso, 20_000);
     const executor = await createExecutor({ nc, kinds: ['ToolCall', 'Processing'], handler: async () => ({ type: 'completed', output: '1\n'.repeat(30_000) }), ...iso, inboxBucket: uniqueName('inbox') });
     env.stops.push(() => executor.stop());
     const store = await env.store(iso);

@@ -119,6 +119,19 @@ export async function publishInput(nc: NatsConnection, iso: Isolation, sessionId
   }
 }
 
+/**
+ * A leading planner service on a stream an operator made with `max_msg_size` (the service keeps
+ * it), and a connection to it.
+ */
+export async function serviceOnLimitedStream(env: Env, iso: Isolation, maxMsgSize: number): Promise<{ service: PlannerService; nc: NatsConnection }> {
+  const nc = await env.connect();
+  const p = iso.subjectPrefix;
+  await (await jetstreamManager(nc)).streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: maxMsgSize });
+  const service = await env.service(iso);
+  await service.whenLeader;
+  return { service, nc };
+}
+
 /** Waits until the session's log satisfies `done`; returns the events. */
 export async function waitForEvents(
   store: JetStreamEventStore,

@@ -13,6 +13,7 @@ import {
   publishInput,
   startTestExecutor,
   waitForEvents,
+  serviceOnLimitedStream,
 } from './harness.js';
 import { plannerDurable } from './harness.js';
 
@@ -240,13 +241,8 @@ describe('planner service: sessions over JetStream', () => {
 
   it("keeps each dispatch's context within what a message can carry, whatever the token budget allows", async () => {
     const iso = isolation();
-    const nc = await env.connect();
-    const jsm = await jetstreamManager(nc);
-    const p = iso.subjectPrefix;
     const limit = 48_000;
-    await jsm.streams.add({ name: iso.streamName, subjects: [`${p}.in.>`, `${p}.ev.>`, `${p}.exec.>`], max_msg_size: limit });
-    const service = await env.service(iso);
-    await service.whenLeader;
+    const { nc } = await serviceOnLimitedStream(env, iso, limit);
     const store = await env.store(iso);
     // A run of one letter is ~8 bytes a token: 8 results of 9,000 bytes hold ~9,000 tokens, far
     // below the budget, yet 72 KB: more than one message takes.
