@@ -74,12 +74,12 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   // away) rejects the start with nothing pulling, so no handler runs for an executor the caller
   // never got and cannot stop. Nothing else needs releasing then: the inbox and claims are bucket
   // handles, and the store of stale checks is opened on the first command.
-  const bound: BoundConsumer[] = [];
-  for (const kind of kinds) bound.push(await bind(kind, binding));
   // A report must fit one message of the stream: a larger one would be refused, and published
   // again on every redelivery for good. Cut to the stream's limit (less room for headers) as well.
   const messageLimit = await readMessageLimit(nc, jsm, streamName);
   const maxReportBytes = Math.max(1_024, Math.min(options.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES, messageLimit - 1_024));
+  const bound: BoundConsumer[] = [];
+  for (const kind of kinds) bound.push(await bind(kind, binding));
   const executor = new NatsExecutor({ options: { ...options, maxReportBytes }, nc, js, handler, streamName, prefix, ackWaitMs, concurrency, logger, inbox, claims, staleCheck });
   executor.start(bound);
   return executor;

@@ -10,9 +10,11 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { inboxKey } from './executorInbox.js';
+import { executorNames } from '../protocol/deploymentNames.js';
+import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 
-/** The claims bucket when neither a claims nor an inbox bucket is named. */
-export const DEFAULT_EXEC_CLAIMS_BUCKET = 'jetplan_exec_claims';
+/** The claims bucket when neither a claims nor an inbox bucket is named: the default deployment's. */
+export const DEFAULT_EXEC_CLAIMS_BUCKET = executorNames(DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX).claimsBucket;
 
 /** A held claim: refresh it while running, release it once the report is recorded. */
 export interface Claim {

@@ -9,9 +9,11 @@ import { SessionInput } from '../protocol/inputs.js';
 import type { Inbox } from '../persistence/inbox.js';
 import { readKvJson } from '../persistence/jetstream/kvJson.js';
 import type { ExecutorReport } from '../executors/report.js';
+import { executorNames } from '../protocol/deploymentNames.js';
+import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 
-/** The inbox bucket when none is named. */
-export const DEFAULT_EXEC_INBOX_BUCKET = 'jetplan_exec_inbox';
+/** The inbox bucket when none is named: the default deployment's (see executorNames). */
+export const DEFAULT_EXEC_INBOX_BUCKET = executorNames(DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX).inboxBucket;
 
 /** KV keys allow [-/_=.a-zA-Z0-9]; dispatch ids (`session.task.attempt`) already fit. */
 const KEY = /^[-/_=.a-zA-Z0-9]+$/;

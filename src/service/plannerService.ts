@@ -5,7 +5,6 @@
  * appends expect the session subject's last sequence and ExecuteTask is deduplicated by dispatch id.
  */
 import { randomUUID } from 'node:crypto';
-import { plannerNames } from '../protocol/deploymentNames.js';
 import type { Server } from 'node:http';
 import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -18,6 +17,7 @@ import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
+import { plannerNames } from '../protocol/deploymentNames.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
 import { startHttpServer, stopHttpServer } from './httpServer.js';
 import { assertOwnInputConsumer, InputConsumer } from './inputConsumer.js';
@@ -45,11 +45,11 @@ export interface PlannerServiceOptions {
   leaseTtlMs?: number;
   /** Lease bucket (default 'jetplan_leases'). */
   leaseBucket?: string;
-  /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN and prefix jetplan; see {@link deploymentNames}). */
+  /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN and prefix jetplan; see {@link plannerNames}). */
   snapshotBucket?: string;
   /** Largest input body accepted, bytes (default 64 KiB). */
   maxInputBytes?: number;
-  /** Durable name of the input consumer (default 'jetplan-planner' for prefix jetplan; see {@link deploymentNames}). */
+  /** Durable name of the input consumer (default 'jetplan-planner' for prefix jetplan; see {@link plannerNames}). */
   durableName?: string;
   /**
    * The decider's planning, compaction and token counting (default: the built-in text planner,
@@ -73,12 +73,8 @@ export interface PlannerService {
   lastRecovery(): RecoveryResult | undefined;
 }
 
-
 /** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes); 1/16 of a smaller limit, at least 1 KiB (headers take ~150–400). */
 export const COMMAND_HEADER_ROOM = 8 * 1024;
-
-/** The names of a deployment's own resources: see {@link plannerNames}. */
-export const deploymentNames = plannerNames;
 
 /** Builds the service and starts campaigning for leadership. */
 export async function startPlannerService(serviceOptions: PlannerServiceOptions): Promise<PlannerService> {
@@ -152,7 +148,7 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const streamName = options.streamName ?? 'JETPLAN';
   const store = await JetStreamEventStore.create(nc, { streamName, ...(options.subjectPrefix ? { subjectPrefix: options.subjectPrefix } : {}) });
   const subjectPrefix = store.subjectPrefix;
-  const names = deploymentNames(streamName, subjectPrefix);
+  const names = plannerNames(streamName, subjectPrefix);
   const jsm = await jetstreamManager(nc, { timeout: 3_000 });
   const durableName = options.durableName ?? names.durableName;
   try {

@@ -1,20 +1,12 @@
-import { mkdtemp, rm, symlink, writeFile, chmod } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tempDirs } from '../support/tempDirs.js';
+import { symlink, writeFile, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createShellHandler } from '../../src/executors/shellExecutor.js';
 import { ShellConfigError } from '../../src/errors.js';
 import { isExecCapable, resolvePrograms } from '../../src/executors/shellPrograms.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'jetplan-programs-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('programs');
 const env = { PATH: '/usr/bin:/bin' };
 
 describe('exec-capable programs', () => {

@@ -1,19 +1,11 @@
-import { appendFile, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tempDirs } from '../support/tempDirs.js';
+import { appendFile, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isCorruptLogError } from '../../src/errors.js';
 import { FileInbox, MemoryInbox, type Inbox } from '../../src/persistence/inbox.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'jetplan-inbox-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('inbox');
 
 type Value = { n: number; tags: string[] };
 

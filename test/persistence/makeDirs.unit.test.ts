@@ -1,20 +1,12 @@
+import { tempDirs } from '../support/tempDirs.js';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeDirs } from '../../src/persistence/makeDirs.js';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'jetplan-mkdirs-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('mkdirs');
 
 describe('makeDirs', () => {
   it('creates the missing parents and accepts a directory that exists', async () => {

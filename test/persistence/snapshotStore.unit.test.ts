@@ -1,22 +1,14 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tempDirs } from '../support/tempDirs.js';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isStoreUnavailableError } from '../../src/errors.js';
 import { FileSnapshotStore, snapshotFileName } from '../../src/persistence/fileSnapshotStore.js';
 import { MemorySnapshotStore } from '../../src/persistence/memorySnapshotStore.js';
 import type { Snapshot, SnapshotStore } from '../../src/persistence/snapshotStore.js';
 import { uniqueStream } from './fixtures.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'jetplan-snapshots-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('snapshots');
 
 const snapshot = (streamId: string, version: number): Snapshot => ({
   streamId,

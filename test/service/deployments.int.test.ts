@@ -2,22 +2,22 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { isValidationError } from '../../src/errors.js';
-import { deploymentNames } from '../../src/service/plannerService.js';
+import { plannerNames } from '../../src/protocol/deploymentNames.js';
 import { has, plannerDurable, publishInput, serverEnv, waitForEvents } from './harness.js';
 import { uniqueName } from '../support/natsServer.js';
 
 const { env } = serverEnv();
 
-describe('deployment names', () => {
+describe('deployment names (plannerNames)', () => {
   it('keep the names of the default prefix, and give another prefix names of its own', () => {
-    expect(deploymentNames('JETPLAN', 'jetplan')).toEqual({ durableName: 'jetplan-planner', leaseKey: 'planner.JETPLAN', snapshotBucket: 'jetplan_snapshots' });
-    expect(deploymentNames('OTHER', 'jetplan')).toEqual({ durableName: 'jetplan-planner', leaseKey: 'planner.OTHER', snapshotBucket: 'jetplan_snapshots_OTHER' });
-    const ab = deploymentNames('JETPLAN', 'a.b');
+    expect(plannerNames('JETPLAN', 'jetplan')).toEqual({ durableName: 'jetplan-planner', leaseKey: 'planner.JETPLAN', snapshotBucket: 'jetplan_snapshots' });
+    expect(plannerNames('OTHER', 'jetplan')).toEqual({ durableName: 'jetplan-planner', leaseKey: 'planner.OTHER', snapshotBucket: 'jetplan_snapshots_OTHER' });
+    const ab = plannerNames('JETPLAN', 'a.b');
     expect(ab.durableName).toMatch(/^jetplan-planner_a_b_[0-9a-f]{8}$/);
     expect(ab.leaseKey).toMatch(/^planner\.JETPLAN_a_b_[0-9a-f]{8}$/);
     expect(ab.snapshotBucket).toMatch(/^jetplan_snapshots_a_b_[0-9a-f]{8}$/);
     // Prefixes that read alike in a name stay apart.
-    expect(deploymentNames('JETPLAN', 'a_b').durableName).not.toBe(ab.durableName);
+    expect(plannerNames('JETPLAN', 'a_b').durableName).not.toBe(ab.durableName);
   });
 });
 

@@ -2,7 +2,7 @@
  * Helpers of the service integration tests: a real nats-server per file, isolated streams, a tiny
  * executor on a JetStream consumer, and waits on the event log (no sleeps).
  */
-import { deploymentNames } from '../../src/service/plannerService.js';
+import { plannerNames } from '../../src/protocol/deploymentNames.js';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type PubAck } from '@nats-io/jetstream';
 import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, vi } from 'vitest';
@@ -40,6 +40,13 @@ export class Env {
     const service = await startPlannerService({ nc, logger: silentLogger, leaseTtlMs: 2_000, ...iso, ...extra });
     this.services.push(service);
     return service;
+  }
+
+  /** A leading service on a fresh isolation, a connection and a store reading its stream. */
+  async leading(iso: Isolation = isolation()): Promise<{ iso: Isolation; service: PlannerService; nc: NatsConnection; store: JetStreamEventStore }> {
+    const service = await this.service(iso);
+    await service.whenLeader;
+    return { iso, service, nc: await this.connect(), store: await this.store(iso) };
   }
 
   async store(iso: Isolation): Promise<JetStreamEventStore> {
@@ -93,7 +100,7 @@ export async function startHeldExecutor(env: Env, nc: NatsConnection, iso: Isola
 export const PLANNER_DURABLE = 'jetplan-planner';
 
 /** The durable name a service of `iso` gives its input consumer (its prefix is not the default). */
-export const plannerDurable = (iso: Isolation): string => deploymentNames(iso.streamName, iso.subjectPrefix).durableName;
+export const plannerDurable = (iso: Isolation): string => plannerNames(iso.streamName, iso.subjectPrefix).durableName;
 
 /**
  * The stream and the planner's input consumer as a service makes them, with no service running:

@@ -24,11 +24,7 @@ const rejected = (events: DomainEvent[]) => events.filter((e) => e.type === 'Inp
 
 describe('planner service: sessions over JetStream', () => {
   it('runs a session with clarifications (Clarification task and executor question) to SessionCompleted', async () => {
-    const iso = isolation();
-    const service = await env.service(iso);
-    await service.whenLeader;
-    const nc = await env.connect();
-    const store = await env.store(iso);
+    const { iso, service, nc, store } = await env.leading();
     const executor = await startTestExecutor(nc, iso, (task) =>
       task.kind === 'ToolCall' && task.attempt === 1
         ? { type: 'NeedsClarification', question: 'Which shell?' }
@@ -57,11 +53,7 @@ describe('planner service: sessions over JetStream', () => {
   });
 
   it('ignores duplicated executor reports and redeliveries; each task runs once', async () => {
-    const iso = isolation();
-    const service = await env.service(iso);
-    await service.whenLeader;
-    const nc = await env.connect();
-    const store = await env.store(iso);
+    const { iso, service, nc, store } = await env.leading();
     const executor = await startTestExecutor(nc, iso, (task) => ({ type: 'TaskCompleted', output: task.description }), {
       duplicateReports: true,
     });
@@ -139,11 +131,7 @@ describe('planner service: sessions over JetStream', () => {
   });
 
   it('rejects a client message id with a reserved prefix, so an input without an id is never taken for a repeat of it', async () => {
-    const iso = isolation();
-    const service = await env.service(iso);
-    await service.whenLeader;
-    const nc = await env.connect();
-    const store = await env.store(iso);
+    const { iso, nc, store } = await env.leading();
     await publishInput(nc, iso, 'ids', { type: 'SubmitInput', text: 'Which format do you want?' });
     const asked = await waitForEvents(store, 'ids', has('ClarificationRequested'));
     const { taskId } = asked.find((e) => e.type === 'ClarificationRequested')!.data as { taskId: string };
@@ -167,11 +155,7 @@ describe('planner service: sessions over JetStream', () => {
   });
 
   it('names the input type of an unreadable body from its Jetplan-Type header, when that is an input type', async () => {
-    const iso = isolation();
-    const service = await env.service(iso);
-    await service.whenLeader;
-    const nc = await env.connect();
-    const store = await env.store(iso);
+    const { iso, nc, store } = await env.leading();
     const js = jetstream(nc);
     for (const type of ['ProvideClarification', 'Bogus', 'RetryDue']) {
       const h = headers();
@@ -183,11 +167,7 @@ describe('planner service: sessions over JetStream', () => {
   });
 
   it('blocks a session whose input cannot be applied (nak + backoff) and keeps its inputs in order', async () => {
-    const iso = isolation();
-    const service = await env.service(iso);
-    await service.whenLeader;
-    const nc = await env.connect();
-    const store = await env.store(iso);
+    const { iso, nc, store } = await env.leading();
     const jsm = await jetstreamManager(nc);
     // An unreadable log: every load of session 'blk' fails until the subject is purged.
     await jetstream(nc).publish(`${iso.subjectPrefix}.ev.blk`, 'garbage');
