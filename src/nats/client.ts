@@ -17,11 +17,17 @@ import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstre
 import { SessionId, type PlannerConfigInput, type PlannerState } from '../protocol/domain.js';
 import type { DomainEvent } from '../protocol/events.js';
 import { reservedMessageIdProblem, type SessionInput } from '../protocol/inputs.js';
+import { MAX_INPUT_BYTES as DEFAULT_MAX_INPUT_BYTES } from '../protocol/parseInput.js';
 import { watchSessionEvents } from './sessionWatch.js';
 
 export interface ClientOptions {
   streamName?: string;
   subjectPrefix?: string;
+  /**
+   * The service's limit of an input's JSON body, bytes (its `maxInputBytes`, default 64 KiB): a
+   * larger input is refused here with a ValidationError instead of being published and rejected.
+   */
+  maxInputBytes?: number;
 }
 
 export interface PublishOptions {
@@ -142,6 +148,7 @@ export function createClient(nc: NatsConnection, options: ClientOptions = {}): J
 class NatsClient implements JetplanClient {
   readonly streamName: string;
   readonly subjectPrefix: string;
+  readonly #maxInputBytes: number;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   #store: Promise<JetStreamEventStore> | undefined;
@@ -151,6 +158,7 @@ class NatsClient implements JetplanClient {
     this.#js = jetstream(nc);
     this.streamName = options.streamName ?? DEFAULT_STREAM_NAME;
     this.subjectPrefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+    this.#maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   }
 
   store(): Promise<JetStreamEventStore> {
@@ -166,6 +174,12 @@ class NatsClient implements JetplanClient {
     h.set(HEADER_EVENT_TYPE, input.type);
     h.set(HEADER_CORRELATION_ID, o.correlationId ?? sessionId);
     const body = JSON.stringify(input);
+    // The limit is on the body's bytes, not the text's characters: JSON escapes a control character
+    // to 6 bytes and UTF-8 takes up to 4 per character, so a text within 64 Ki characters can be over.
+    const size = Buffer.byteLength(body);
+    if (size > this.#maxInputBytes) {
+      throw new ValidationError(`the ${input.type} is ${size} bytes as JSON, over the service's limit of ${this.#maxInputBytes}; nothing was published`);
+    }
     const msgID = o.messageId ?? `${input.type}.${sessionId}.${randomUUID()}`;
     const subject = `${this.subjectPrefix}.in.${sessionId}`;
     const ack = await this.#js.publish(subject, body, { msgID, headers: h, expect: { streamName: this.streamName } }).catch(async (err: unknown) => {

@@ -186,9 +186,14 @@ describe('createClient against a running planner service', () => {
     for (const messageId of ['in.7', 'retry.s.t1.2', 'recover.s']) {
       await expect(client.submit('Summarise the notes.', { messageId })).rejects.toThrow(/starts with "(in|retry|recover)\.", which is reserved/);
     }
+    // Within 64 Ki characters, but its JSON body is not within 64 KiB (each \u0001 takes 6 bytes).
+    await expect(client.submit(`Run it.${'\u0001'.repeat(20_000)}`)).rejects.toThrow(
+      /^the SubmitInput is 120\d{3} bytes as JSON, over the service's limit of 65536; nothing was published$/,
+    );
+    const roomy = createClient(await conn(), { streamName: client.streamName, subjectPrefix: client.subjectPrefix, maxInputBytes: 200_000 });
+    await expect(roomy.submit(`Run it.${'\u0001'.repeat(20_000)}`, { sessionId: 's-roomy' })).resolves.toMatchObject({ sessionId: 's-roomy' });
     await expect(client.status('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
     await expect(client.replay('s-unknown')).rejects.toSatisfy(isSessionNotFoundError);
-    expect(await client.sessions()).toEqual([]);
   });
 
   it('submitting to a stream that does not exist says so', async () => {
