@@ -43,6 +43,10 @@ async function readLock(lockPath: string): Promise<{ pid: number | undefined; id
   }
   try {
     const st = await handle.stat();
+    if (!st.isFile()) {
+      // Not something jetplan made (a directory, a FIFO): no pid to check, nothing to take over.
+      throw new StoreUnavailableError(`${lockPath} is not a lock file (it is not a regular file): remove it if no jetplan uses the directory`);
+    }
     const pid = Number.parseInt(await handle.readFile('utf8'), 10);
     return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, id: fileId(st) };
   } finally {

@@ -323,10 +323,12 @@ describe('FileEventStore directory lock', () => {
     }
   });
 
-  it('fails without leaving files when the lock cannot be read', async () => {
+  it('fails with a StoreUnavailableError naming it, and leaves no files, when LOCK is not a file', async () => {
     const dir = await tempDir();
     await mkdir(join(dir, 'LOCK'));
-    await expect(FileEventStore.open(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+    await expect(FileEventStore.open(dir)).rejects.toSatisfy(
+      (err) => isStoreUnavailableError(err) && /LOCK is not a lock file \(it is not a regular file\): remove it if no jetplan uses the directory$/.test(err.message),
+    );
     expect(await readdir(dir)).toEqual(['LOCK']);
   });
 
