@@ -26,6 +26,8 @@ export interface CampaignOptions {
   instanceId?: string | undefined;
   leaseTtlMs?: number | undefined;
   leaseBucket?: string | undefined;
+  /** Told when this instance starts consuming as leader (true) and when it steps down (false). */
+  onLeadershipChange?: ((leader: boolean) => void) | undefined;
 }
 
 /** The parts of the service a leader runs. */
@@ -67,6 +69,15 @@ export async function campaign(options: CampaignOptions, parts: LeaderParts): Pr
   let transitions = Promise.resolve();
   let elected!: () => void;
   const whenLeader = new Promise<void>((resolve) => (elected = resolve));
+  /** Whether a term got as far as consuming, so that its end is worth telling. */
+  let consuming = false;
+  const tell = (leader: boolean) => {
+    try {
+      options.onLeadershipChange?.(leader);
+    } catch (err) {
+      logger.error({ err }, 'onLeadershipChange threw');
+    }
+  };
 
   const lead = async () => {
     term = new AbortController();
@@ -79,6 +90,8 @@ export async function campaign(options: CampaignOptions, parts: LeaderParts): Pr
     if (!recovered) return;
     recovery = recovered;
     elected();
+    consuming = true;
+    tell(true);
     if (recovered.deferred.length > 0) deferredRecovery = recoverDeferred(deps, recovered.deferred, stillLeading, signal);
   };
   /**
@@ -91,6 +104,8 @@ export async function campaign(options: CampaignOptions, parts: LeaderParts): Pr
     await consumer.stop();
     retries?.close();
     await deferredRecovery;
+    if (consuming && !closing) tell(false);
+    consuming = false;
   };
 
   const lease = await LeaderLease.start({

@@ -45,6 +45,11 @@ export interface PlannerServiceOptions {
   leaseTtlMs?: number;
   /** Lease bucket (default 'jetplan_leases'). */
   leaseBucket?: string;
+  /**
+   * Told each time this instance becomes leader and consumes input (true; {@link PlannerService.whenLeader}
+   * resolves on the first) and each time it steps down, its lease lost (false), e.g. to log it.
+   */
+  onLeadershipChange?: (leader: boolean) => void;
   /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN and prefix jetplan; see {@link plannerNames}). */
   snapshotBucket?: string;
   /** Largest input body accepted, bytes (default 64 KiB). */
@@ -98,6 +103,7 @@ export async function startPlannerService(serviceOptions: PlannerServiceOptions)
     leadership = await campaign({
       nc: options.nc, logger: options.logger, leaseKey: parts.leaseKey,
       instanceId: options.instanceId, leaseTtlMs: options.leaseTtlMs, leaseBucket: options.leaseBucket,
+      onLeadershipChange: options.onLeadershipChange,
     }, parts);
   } catch (err) {
     await closeComponents(parts, http?.server).catch(() => undefined);

@@ -1,6 +1,6 @@
 /** Closing a long-running command's NATS connection at shutdown, whatever state NATS is in. */
 import { connect } from '@nats-io/transport-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { boundedShutdown, closeConnection } from '../../src/cli/commands/nats/lifecycle.js';
 import type { CliContext } from '../../src/cli/command.js';
 import { main } from '../../src/cli/main.js';
@@ -61,12 +61,12 @@ describe('boundedShutdown', () => {
 
 describe('jetplan serve stopped while NATS is away', () => {
   /** `jetplan serve` on a nats-server of its own, once it leads. */
-  async function leadingServe() {
+  async function leadingServe(...flags: string[]) {
     const server = await startNatsServer();
     servers.push(server);
     const io = fakeIo();
     const conn = ['--nats', server.url, '--stream', uniqueName('JPLC'), '--prefix', uniqueName('jplc'), '--lease-bucket', uniqueName('lease')];
-    const done = main(['serve', ...conn], io);
+    const done = main(['serve', ...conn, ...flags], io);
     await Promise.race([io.waitForOut('leader, consuming inputs'), done.then((code) => Promise.reject(new Error(`serve exited ${code}: ${io.err.join('')}`)))]);
     return { server, io, done };
   }
@@ -90,5 +90,17 @@ describe('jetplan serve stopped while NATS is away', () => {
     io.signal('SIGTERM');
     expect(await done).toBe(0);
     expect(io.err.filter((line) => line.includes('NATS disconnected'))).toHaveLength(1);
+  });
+
+  it('says when it loses the leader lease in an outage and when it leads again', async () => {
+    const { server, io, done } = await leadingServe('--lease-ttl-ms', '300');
+    await server.kill();
+    const lost = 'jetplan serve: lost the leader lease (NATS away?); standby, not consuming inputs\n';
+    await vi.waitFor(() => expect(io.err).toContain(lost), { timeout: 10_000 });
+    await server.restart();
+    await vi.waitFor(() => expect(io.stdoutText.split('leader, consuming inputs')).toHaveLength(3), { timeout: 10_000 });
+    io.signal('SIGTERM');
+    expect(await done).toBe(0);
+    expect(io.err.filter((line) => line === lost)).toHaveLength(1);
   });
 });

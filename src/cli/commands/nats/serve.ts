@@ -32,6 +32,13 @@ export const serveCommand: Command = {
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-planner');
+    // Each term as leader gets a line, the first only after the "connected" line.
+    let shown = false;
+    let early: boolean | undefined;
+    const tell = (leader: boolean) => {
+      if (leader) ctx.out('jetplan serve: leader, consuming inputs');
+      else ctx.err('jetplan serve: lost the leader lease (NATS away?); standby, not consuming inputs');
+    };
     let service;
     try {
       service = await startPlannerService({
@@ -42,6 +49,7 @@ export const serveCommand: Command = {
         ...(instanceId ? { instanceId } : {}),
         ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
         ...(leaseBucket ? { leaseBucket } : {}),
+        onLeadershipChange: (leader) => (shown ? tell(leader) : (early = leader)),
       });
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -49,7 +57,8 @@ export const serveCommand: Command = {
     }
     const where = nc.getServer();
     ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
-    void service.whenLeader.then(() => ctx.out('jetplan serve: leader, consuming inputs'));
+    shown = true;
+    if (early !== undefined) tell(early);
     reportConnection(ctx, nc, 'jetplan serve');
     // One handler held from here to exit: when a process's last SIGTERM/SIGINT handler goes, the
     // default action is back, and a second signal between the wait below and boundedShutdown's own
