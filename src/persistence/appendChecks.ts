@@ -1,6 +1,6 @@
 import { ValidationError } from '../errors.js';
 import { SessionId } from '../protocol/domain.js';
-import { EVENT_SCHEMA_VERSION, NewDomainEvent, type NewEvent } from '../protocol/events.js';
+import { EVENT_SCHEMA_VERSION, NEW_EVENT_FIELDS, NewDomainEvent, type NewEvent } from '../protocol/events.js';
 import { StoredCommand } from './logEntry.js';
 
 /**
@@ -43,6 +43,12 @@ export function checkNewEvents(streamId: string, events: readonly NewEvent[], co
       const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
       const type = typeof (event as { type?: unknown } | null)?.type === 'string' ? ` (${(event as { type: string }).type})` : '';
       throw new ValidationError(`stream ${streamId}: event ${i}${type} is not a valid event: ${where}${issue?.message ?? 'invalid'}`, { cause: parsed.error });
+    }
+    // zod ignores keys it does not know; stored, one would come back from some stores and not others.
+    for (const key in event) {
+      if (!NEW_EVENT_FIELDS.has(key)) {
+        throw new ValidationError(`stream ${streamId}: event ${i} (${event.type}) has an unknown field ${JSON.stringify(key)} (put it in data, or leave it out)`);
+      }
     }
     if (event.sessionId !== streamId) {
       throw new ValidationError(`stream ${streamId}: event ${i} (${event.type}) belongs to session ${JSON.stringify(event.sessionId)}`);

@@ -119,6 +119,9 @@ export const NewDomainEvent = z.discriminatedUnion(
   ],
 );
 
+/** The top-level fields a new event may have: every store gives back exactly these. */
+export const NEW_EVENT_FIELDS: ReadonlySet<string> = new Set([...Object.keys(newEnvelopeFields), 'type', 'data']);
+
 /** The raw envelope as stored, before upcasting (any version, data unchecked). */
 export const RawEnvelope = z.object({ ...envelopeFields, type: z.string(), data: z.unknown() });
 export type RawEnvelope = z.infer<typeof RawEnvelope>;
