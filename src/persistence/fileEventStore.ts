@@ -36,6 +36,20 @@ export interface FileEventStoreStats {
 /** Where the bytes cut from the log's end at `offset` are kept: `events.log.tail-<offset>-<time>`. */
 export const tailFileName = (offset: number): string => `events.log.tail-${offset}-${Date.now()}`;
 
+/** An append queued but not yet durable: where it starts and ends, its event ids, its outcome. */
+interface InFlightAppend {
+  at: number;
+  next: number;
+  ids: string[];
+  done: Promise<AppendResult>;
+}
+
+/** Whether an append of `events` at `expected` repeats `flight` (`'any'`: the same events). */
+function sameAppend(flight: InFlightAppend, expected: AppendOptions['expectedVersion'], events: readonly NewEvent[]): boolean {
+  if (expected !== 'any' && expected !== flight.at) return false;
+  return events.length > 0 && events.length === flight.ids.length && events.every((e, i) => e.id === flight.ids[i]);
+}
+
 /**
  * The embedded event store: one append-only log (`<dir>/events.log`) for all streams, plus an
  * in-memory index rebuilt from it on open. See fileLog.ts for the framing and logEntry.ts for the
@@ -45,6 +59,8 @@ export const tailFileName = (offset: number): string => `events.log.tail-${offse
 export class FileEventStore extends IndexedEventStore implements EventStore, OutboxStore {
   /** Stream versions including queued appends; absent when equal to the durable version. */
   private readonly reserved = new Map<string, number>();
+  /** Each stream's last append while it is being written (a retry of it waits for it). */
+  private readonly inFlight = new Map<string, InFlightAppend>();
   private appends = 0;
   private closing: Promise<void> | undefined;
 
@@ -120,6 +136,10 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     if (current === this.index.version(streamId) && isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) {
       return { nextExpectedVersion: current };
     }
+    // A retry of the stream's last append while that is still being written: its outcome, as the
+    // memory store (synchronous) and JetStream (deduplication) give it, rather than a conflict.
+    const last = this.inFlight.get(streamId);
+    if (last !== undefined && last.next === current && sameAppend(last, options.expectedVersion, events)) return last.done;
     checkExpectedVersion(streamId, options.expectedVersion, current);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
@@ -128,6 +148,18 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const storedCommands = commands.length > 0 ? (JSON.parse(JSON.stringify(commands)) as OutboxCommand[]) : [];
     const next = current + events.length;
     this.reserved.set(streamId, next);
+    const done = this.write(streamId, current, next, json, eventTexts, storedCommands);
+    const flight: InFlightAppend = { at: current, next, ids: events.map((e) => e.id), done };
+    this.inFlight.set(streamId, flight);
+    try {
+      return await done;
+    } finally {
+      if (this.inFlight.get(streamId) === flight) this.inFlight.delete(streamId);
+    }
+  }
+
+  /** Writes an append's entry and, once durable, applies it to the index. */
+  private async write(streamId: string, current: number, next: number, json: string, eventTexts: string[], commands: OutboxCommand[]): Promise<AppendResult> {
     try {
       await this.log.write(json);
     } catch (err) {
@@ -135,7 +167,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
       this.reserved.delete(streamId);
       throw err;
     }
-    this.index.append(streamId, current, eventTexts, storedCommands);
+    this.index.append(streamId, current, eventTexts, commands);
     this.appends++;
     if (this.reserved.get(streamId) === next) this.reserved.delete(streamId);
     return { nextExpectedVersion: next };

@@ -16,14 +16,17 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
 }
 
 /**
- * Whether `events` are already the stream's last events, appended at `expected`: a retry of an
- * append whose result the caller never saw. The stores then succeed without appending again, as
- * JetStream's deduplication by message id does, so a retry is idempotent on every store.
+ * Whether `events` are already the stream's last events, appended at `expected` (or, at `'any'`,
+ * anywhere): a retry of an append whose result the caller never saw. The stores then succeed
+ * without appending again, as JetStream's deduplication by message id does, so a retry is
+ * idempotent on every store.
  */
 export function isRepeatedAppend(index: StreamIndex, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): boolean {
-  if (expected === 'any' || !Number.isInteger(expected) || expected < 0 || events.length === 0) return false;
-  if (index.version(streamId) !== expected + events.length) return false;
-  const stored = index.read(streamId, { from: expected + 1 }).events;
+  if (events.length === 0) return false;
+  const version = index.version(streamId);
+  const at = expected === 'any' ? version - events.length : expected;
+  if (!Number.isInteger(at) || at < 0 || version !== at + events.length) return false;
+  const stored = index.read(streamId, { from: at + 1 }).events;
   return stored.length === events.length && stored.every((event, i) => event.id === events[i]!.id);
 }
 

@@ -307,6 +307,26 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(isConcurrencyError(await rejection(() => store().appendToStream(id, events, { expectedVersion: 0 })))).toBe(true);
     });
 
+    it("takes a retry at 'any' of the stream's last append as done, appending nothing again", async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 2);
+      await store().appendToStream(id, events, { expectedVersion: 'any' });
+      expect(await store().appendToStream(id, structuredClone(events), { expectedVersion: 'any' })).toEqual({ nextExpectedVersion: 2 });
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+    });
+
+    it('a retry sent while the append it repeats is still under way gets its outcome, not a conflict', async () => {
+      const id = uniqueStream();
+      const events = makeEvents(id, 2);
+      const results = await Promise.all([
+        store().appendToStream(id, events, { expectedVersion: 0 }),
+        store().appendToStream(id, structuredClone(events), { expectedVersion: 0 }),
+        store().appendToStream(id, structuredClone(events), { expectedVersion: 'any' }),
+      ]);
+      expect(results).toEqual([{ nextExpectedVersion: 2 }, { nextExpectedVersion: 2 }, { nextExpectedVersion: 2 }]);
+      expect((await store().readStream(id)).events).toEqual(sequenced(events));
+    });
+
     it('isolates stored history from callers mutating inputs and results', async () => {
       const id = uniqueStream();
       const events = makeEvents(id, 1);

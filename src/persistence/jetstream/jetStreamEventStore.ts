@@ -280,8 +280,12 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     // first event is retried from a fresh lookup.
     for (let attempt = 0; ; attempt++) {
       const position = await this.#lookup(streamId, subject);
+      // A retry of an append whose acks were lost: its events up to the session's tip are stored
+      // (the memory and file stores likewise take a repeated append as done).
+      const landed = position.lastId === undefined ? 0 : events.findIndex((e) => e.id === position.lastId) + 1;
+      if (landed === events.length) return { nextExpectedVersion: position.version };
       try {
-        const tip = await this.#publishChain(streamId, subject, events, position, position.version);
+        const tip = await this.#publishChain(streamId, subject, events.slice(landed), position, position.version);
         return { nextExpectedVersion: tip.version };
       } catch (err) {
         if (!(err instanceof FirstEventConflict) || attempt >= 20) throw err;
