@@ -119,8 +119,11 @@ export const NewDomainEvent = z.discriminatedUnion(
   ],
 );
 
-/** The top-level fields a new event may have: every store gives back exactly these. */
-export const NEW_EVENT_FIELDS: ReadonlySet<string> = new Set([...Object.keys(newEnvelopeFields), 'type', 'data']);
+/**
+ * The top-level fields a new event may have: every store gives back exactly these. A `sequence` is
+ * allowed (the decider's events carry theirs) but the store's own replaces it.
+ */
+export const NEW_EVENT_FIELDS: ReadonlySet<string> = new Set([...Object.keys(envelopeFields), 'type', 'data']);
 
 /** The raw envelope as stored, before upcasting (any version, data unchecked). */
 export const RawEnvelope = z.object({ ...envelopeFields, type: z.string(), data: z.unknown() });

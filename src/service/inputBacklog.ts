@@ -24,7 +24,7 @@ const READ_IDLE_MS = 10_000;
  * A retry timer's input may be applied without a trace in the log (not due yet, session ended), so
  * it cannot be told apart from one never applied: it holds nothing.
  */
-function bodyOf(data: Uint8Array): { type: string; dispatchId?: string } | undefined {
+export function bodyOf(data: Uint8Array): { type: string; dispatchId?: string } | undefined {
   try {
     const body = JSON.parse(new TextDecoder().decode(data)) as { type?: unknown; dispatchId?: unknown };
     if (typeof body?.type !== 'string') return undefined;

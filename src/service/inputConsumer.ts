@@ -13,7 +13,7 @@ import type { Metrics } from '../observability/metrics.js';
 import { isInputType, reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
-import { inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
+import { bodyOf, inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
 
 export type { AppliedInputs } from './inputBacklog.js';
 import { InputHolds } from './inputHolds.js';
@@ -302,11 +302,15 @@ export class InputConsumer {
     return true;
   }
 
-  /** The input's meta; `input` as decoded (and refused, for a reserved id: then named `in.<seq>`). */
+  /**
+   * The input's meta; `input` as decoded. A reserved id is not the input's (it is named `in.<seq>`)
+   * unless it is a report's own: judged, for a body that is no valid input, on its type and
+   * dispatch id as far as they can be read, as the backlog read at start judges it.
+   */
   private metaOf(m: JsMsg, input: PlannerInput): InputMeta {
     const correlationId = m.headers?.get(HEADER_CORRELATION_ID);
     return {
-      messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq, input.type === 'InvalidInput' ? undefined : input),
+      messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq, input.type === 'InvalidInput' ? bodyOf(m.data) : input),
       now: this.o.clock(),
       streamSequence: m.seq,
       ...(correlationId ? { correlationId } : {}),
@@ -314,12 +318,16 @@ export class InputConsumer {
   }
 }
 
-/** `input`, or its rejection when its `Nats-Msg-Id` has a prefix reserved for jetplan's own ids. */
+/**
+ * `input`, or its rejection when its `Nats-Msg-Id` has a prefix reserved for jetplan's own ids. A
+ * body that is no valid input keeps that reason (the body is checked first): a report with its own
+ * dispatch's id and a bad body must learn what is wrong with the body, not that its id is.
+ */
 function refuseReservedId(msgId: string | undefined, input: PlannerInput): PlannerInput {
+  if (input.type === 'InvalidInput') return input;
   const problem = msgId ? reservedMessageIdProblem(msgId, input) : undefined;
   if (problem === undefined) return input;
-  const inputType = input.type === 'InvalidInput' ? input.inputType : input.type;
-  return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, ...(inputType ? { inputType } : {}) };
+  return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, inputType: input.type };
 }
 
 /**

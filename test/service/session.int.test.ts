@@ -154,6 +154,23 @@ describe('planner service: sessions over JetStream', () => {
     expect(events.find((e) => e.type === 'ClarificationProvided')).toMatchObject({ causationId: `in.${answer.seq}`, data: { taskId, answer: 'CSV' } });
   });
 
+  it("a report with its own dispatch's id and a bad body is told what is wrong with the body", async () => {
+    const { iso, nc, store } = await env.leading();
+    await publishInput(nc, iso, 'rb', { type: 'SubmitInput', text: 'Summarise the notes.' });
+    const dispatched = await waitForEvents(store, 'rb', has('TaskDispatched'));
+    const { taskId, dispatchId } = dispatched.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+    const js = jetstream(nc);
+    const bad = await js.publish(`${iso.subjectPrefix}.in.rb`, '{"type":', { msgID: `report.${dispatchId}.json` });
+    const noOutput = await publishInput(nc, iso, 'rb', { type: 'TaskCompleted', taskId, dispatchId }, `report.${dispatchId}`);
+    await publishInput(nc, iso, 'rb', { type: 'TaskCompleted', taskId, dispatchId, output: 'done' }, `report.${dispatchId}.2`);
+    const events = await waitForEvents(store, 'rb', has('SessionCompleted'));
+    expect(rejected(events).map((e) => e.data)).toEqual([
+      expect.objectContaining({ reason: expect.stringMatching(/^invalid JSON/), messageId: `in.${bad.seq}` }),
+      expect.objectContaining({ reason: expect.stringMatching(/^invalid TaskCompleted: output: /), messageId: `report.${dispatchId}`, inputType: 'TaskCompleted' }),
+    ]);
+    expect(rejected(events)[1]!.data).toMatchObject({ streamSequence: noOutput.seq });
+  });
+
   it('names the input type of an unreadable body from its Jetplan-Type header, when that is an input type', async () => {
     const { iso, nc, store } = await env.leading();
     const js = jetstream(nc);
