@@ -139,6 +139,16 @@ function checkSessionId(sessionId: string): void {
   }
 }
 
+/**
+ * A message id is an idempotency key: an empty one (JetStream treats it as none) would make every
+ * submit that gives it name the same derived session.
+ */
+function checkMessageId(messageId: unknown): void {
+  if (messageId !== undefined && (typeof messageId !== 'string' || messageId === '')) {
+    throw new ValidationError(`invalid message id ${JSON.stringify(messageId)}: a non-empty string, or leave it out for a random one`);
+  }
+}
+
 /** Creates a client of the deployment on `nc` (the stream and prefix of `options`). */
 export function createClient(nc: NatsConnection, options: ClientOptions = {}): JetplanClient {
   return new NatsClient(nc, options);
@@ -168,6 +178,7 @@ class NatsClient implements JetplanClient {
 
   async publishInput(sessionId: string, input: SessionInput, o: PublishOptions = {}): Promise<Published> {
     checkSessionId(sessionId);
+    checkMessageId(o.messageId);
     const reserved = o.messageId === undefined ? undefined : reservedMessageIdProblem(o.messageId, input);
     if (reserved !== undefined) throw new ValidationError(reserved); // the service would reject it
     const h = natsHeaders();
@@ -204,7 +215,8 @@ class NatsClient implements JetplanClient {
     );
   }
 
-  submit(text: string, o: SubmitOptions = {}): Promise<Published> {
+  async submit(text: string, o: SubmitOptions = {}): Promise<Published> {
+    checkMessageId(o.messageId); // before a session id is derived from it
     const sessionId = o.sessionId ?? newSessionId(o.messageId);
     const input: SessionInput = { type: 'SubmitInput', text, ...(o.config ? { config: o.config as SubmitConfig } : {}) };
     return this.publishInput(sessionId, input, o);

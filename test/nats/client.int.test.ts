@@ -182,6 +182,9 @@ describe('createClient against a running planner service', () => {
   it('rejects bad session ids and reserved message ids, and reports unknown sessions', async () => {
     const { client } = await deployment();
     await expect(client.submit('x', { sessionId: 'no.dots' })).rejects.toSatisfy(isValidationError);
+    // An empty id would be no id to JetStream, and every such submit would name one derived session.
+    await expect(client.submit('Summarise the notes.', { messageId: '' })).rejects.toThrow(/^invalid message id "": a non-empty string/);
+    await expect(client.answer('s-1', 't1', 'yes', { messageId: '' })).rejects.toSatisfy(isValidationError);
     // Ids jetplan makes itself: refused before anything is published (the service would reject them).
     for (const messageId of ['in.7', 'retry.s.t1.2', 'recover.s']) {
       await expect(client.submit('Summarise the notes.', { messageId })).rejects.toThrow(/starts with "(in|retry|recover)\.", which is reserved/);
