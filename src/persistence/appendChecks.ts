@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors.js';
 import { SessionId } from '../protocol/domain.js';
 import { EVENT_SCHEMA_VERSION, NEW_EVENT_FIELDS, NewDomainEvent, type NewEvent } from '../protocol/events.js';
+import type { ReadOptions } from './eventStore.js';
 import { StoredCommand } from './logEntry.js';
 
 /**
@@ -11,6 +12,22 @@ import { StoredCommand } from './logEntry.js';
 export function checkStreamId(streamId: string): void {
   if (typeof streamId !== 'string' || !SessionId.safeParse(streamId).success) {
     throw new ValidationError(`invalid stream id ${JSON.stringify(streamId)}: 1-64 characters of [A-Za-z0-9_-]`);
+  }
+}
+
+/**
+ * Refuses read bounds that are not whole numbers of at least 0 (undefined: unbounded). Stores
+ * would otherwise each make their own sense of `NaN` or `1.5`: one read everything, another
+ * reported a corrupt log.
+ */
+export function checkReadOptions(streamId: string, options: ReadOptions | undefined): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) throw new ValidationError(`stream ${streamId}: read options must be an object`);
+  for (const key of ['from', 'to', 'last'] as const) {
+    const value: unknown = options[key];
+    if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
+      throw new ValidationError(`stream ${streamId}: read option ${key} must be a whole number of at least 0, not ${JSON.stringify(value) ?? String(value)}`);
+    }
   }
 }
 

@@ -19,7 +19,10 @@ export interface AppendResult {
   nextExpectedVersion: number;
 }
 
-/** Options of {@link EventStore.readStream}: both bounds are inclusive sequences. */
+/**
+ * Options of {@link EventStore.readStream}: both bounds are inclusive sequences, whole numbers of
+ * at least 0 (anything else is a ValidationError); undefined means unbounded.
+ */
 export interface ReadOptions {
   from?: number;
   to?: number;

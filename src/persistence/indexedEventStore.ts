@@ -1,7 +1,7 @@
 import type { DomainEvent } from '../protocol/events.js';
 import type { PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
 import type { StreamIndex } from './streamIndex.js';
-import { checkStreamId } from './appendChecks.js';
+import { checkReadOptions, checkStreamId } from './appendChecks.js';
 
 /**
  * The reads shared by the stores that keep their streams in an in-memory {@link StreamIndex} (the
@@ -16,6 +16,7 @@ export abstract class IndexedEventStore {
   async readStream(streamId: string, options?: ReadOptions): Promise<ReadResult> {
     this.assertOpen();
     checkStreamId(streamId);
+    checkReadOptions(streamId, options);
     return this.index.read(streamId, options);
   }
 

@@ -286,6 +286,16 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(await store().listStreams()).not.toContain(id);
     });
 
+    it('refuses read bounds that are not whole numbers of at least 0, with ValidationError', async () => {
+      const id = uniqueStream();
+      await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 0 });
+      for (const options of [{ from: Number.NaN }, { from: 1.5 }, { to: -1 }, { last: 1.5 }, { last: -1 }, { from: '2' }, { to: Infinity }]) {
+        const err = await rejection(() => store().readStream(id, options as never));
+        expect(isValidationError(err), JSON.stringify(options)).toBe(true);
+      }
+      expect((await store().readStream(id, { from: 0, to: 1 })).events.map((e) => e.sequence)).toEqual([1]);
+    });
+
     it('takes the same stream ids everywhere: session ids, 1-64 characters of [A-Za-z0-9_-]', async () => {
       for (const id of ['', 'a.b', 'a b', '../x', 'a\nb', 'x'.repeat(65), 'é']) {
         expect(isValidationError(await rejection(() => store().appendToStream(id, [], { expectedVersion: 0 }))), JSON.stringify(id)).toBe(true);

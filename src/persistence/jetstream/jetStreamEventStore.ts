@@ -13,7 +13,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
-import { checkNewEvents, checkStreamId } from '../appendChecks.js';
+import { checkNewEvents, checkReadOptions, checkStreamId } from '../appendChecks.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
@@ -177,6 +177,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
   ): Promise<Omit<ReadResult, 'events'>> {
     this.#assertOpen();
     checkStreamId(streamId);
+    checkReadOptions(streamId, options);
     const subject = this.#subjects.events(streamId);
     // What onEvent throws is the caller's (a fold's) error, not the store's: passed on untranslated.
     let thrown: { error: unknown } | undefined;
