@@ -379,6 +379,13 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
         `stream ${streamId}: event id ${JSON.stringify(eventId)} is already the message id of stream sequence ${seq} (${stored.subject}); on JetStream event ids are message ids and must be unique across the stream; ${written}`,
       );
     }
+    if (stored?.id === eventId && stored.sequence !== version) {
+      // The id is an earlier event's of this very session: no retry could clear that either.
+      const written = index === 0 ? 'nothing was appended' : `${index} event(s) of the append were stored before it`;
+      throw new ValidationError(
+        `stream ${streamId}: event id ${JSON.stringify(eventId)} is already event ${stored.sequence} of this stream; event ids must be unique; ${written}`,
+      );
+    }
     if (stored?.id !== eventId || stored.sequence !== version) {
       this.#positions.delete(streamId);
       throw new ConcurrencyError(streamId, expectedVersion, undefined, {
