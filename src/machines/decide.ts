@@ -1,3 +1,4 @@
+import { isValidationError } from '../errors.js';
 import { PlannerConfig, type ContextItem, type PlannedTask } from '../protocol/domain.js';
 import { EVENT_SCHEMA_VERSION, type DomainEvent, type EventData, type EventType } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
@@ -10,7 +11,10 @@ import { executeTaskFor, renderContext } from './sessionMachine.js';
 
 /** What the decider needs besides state and input; all pure. */
 export interface DecideDeps {
-  /** Plans text into tasks whose ids start after `startIndex` tasks; throws ValidationError. */
+  /**
+   * Plans text into tasks whose ids start after `startIndex` tasks. Throws ValidationError for text
+   * it cannot plan (the input is rejected); any other error fails the decision, which is retried.
+   */
   plan(text: string, startIndex: number): PlannedTask[];
   compactor: Compactor;
   /** Counts tokens as the compactor does (summed per item); decides whether to compact. */
@@ -210,7 +214,10 @@ function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput
   try {
     tasks = deps.plan(input.text, rec.state.snapshot.context.order.length);
   } catch (error) {
-    return rec.reject((error as Error).message);
+    // Only a ValidationError says the input is at fault. Anything else (a model-backed planner's
+    // outage, a bug) fails the decision: the caller retries it rather than losing the input.
+    if (!isValidationError(error)) throw error;
+    return rec.reject(error.message);
   }
   // A plug-in plan's ids must be new: a task id planned twice would leave the session waiting on
   // one of the two for good (later tasks never dispatched, reports taken for another dispatch).

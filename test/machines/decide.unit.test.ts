@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ValidationError } from '../../src/errors.js';
 import { backoffDelay, decide, type PlannerInput } from '../../src/machines/decide.js';
 import { INBOX_WINDOW } from '../../src/machines/sessionState.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
@@ -408,6 +409,13 @@ describe('decide: a plug-in plan', () => {
     const first = decide(given().state, submit('Do it.'), metaOf(), fixed(['t1']));
     const again = decide(first.state, submit('Do more.'), metaOf(), fixed(['t1']));
     expect(again.events.map((e) => e.type)).toEqual(['InputRejected']);
+  });
+
+  it("rejects the input on the plan's ValidationError; any other error fails the decision (to be retried), rejecting nothing", () => {
+    const throwing = (error: Error) => ({ ...deps, plan: () => { throw error; } });
+    const refused = decide(given().state, submit('Do it.'), metaOf(), throwing(new ValidationError('nothing to plan in it')));
+    expect(refused.events).toMatchObject([{ type: 'InputRejected', data: { reason: 'nothing to plan in it' } }]);
+    expect(() => decide(given().state, submit('Do it.'), metaOf(), throwing(new Error('planner backend down')))).toThrow('planner backend down');
   });
 });
 
