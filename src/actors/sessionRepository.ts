@@ -1,6 +1,7 @@
 import { aggregateStream, type EventStore, type ReadOptions } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
 import { toCurrentEvent } from '../protocol/upcasters.js';
+import { checkIntegerOption } from '../shared/optionChecks.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import {
   STATE_SCHEMA,
@@ -15,9 +16,12 @@ import {
 export interface SessionRepositoryOptions {
   store: EventStore;
   snapshots?: SnapshotStore;
-  /** Save a snapshot each time a session's version crosses a multiple of this (default 100). */
+  /**
+   * Save a snapshot each time a session's version crosses a multiple of this: a positive integer
+   * (default 100). To go without snapshots, leave out `snapshots`.
+   */
   snapshotEvery?: number;
-  /** How many sessions to keep folded in memory (default 10,000). */
+  /** How many sessions to keep folded in memory: a positive integer (default 10,000). */
   cacheSize?: number;
 }
 
@@ -30,7 +34,12 @@ export class SessionRepository {
   private readonly every: number;
   private readonly cacheSize: number;
 
+  /** @throws ValidationError when `snapshotEvery` or `cacheSize` is not a positive integer. */
   constructor(private readonly options: SessionRepositoryOptions) {
+    // 0, a negative or NaN would not fail but quietly change what happens: no snapshots at all,
+    // or a cache that keeps nothing or is never trimmed.
+    checkIntegerOption('snapshotEvery', options.snapshotEvery, 1);
+    checkIntegerOption('cacheSize', options.cacheSize, 1);
     this.every = options.snapshotEvery ?? 100;
     this.cacheSize = options.cacheSize ?? 10_000;
   }

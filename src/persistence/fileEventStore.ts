@@ -80,8 +80,9 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
 
   /**
    * Opens (creating if needed) the store in `dir`: takes the directory lock, scans and verifies the
-   * log, cuts a torn tail and rebuilds the index. Throws StoreUnavailableError when another live
-   * process holds the directory and CorruptLogError when acknowledged history is damaged.
+   * log, cuts a torn tail and rebuilds the index. Throws StoreUnavailableError when `dir` (or a
+   * parent) is not a directory or another live process holds it, and CorruptLogError when
+   * acknowledged history is damaged.
    */
   static async open(dir: string, options: FileEventStoreOptions = {}): Promise<FileEventStore> {
     await makeDirs(dir);

@@ -24,6 +24,7 @@ import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
 import type { DecideDeps } from '../machines/decide.js';
 import { Faults, InputFailures, faultReportingStore, type FaultListener } from './faults.js';
+import { checkIntegerOption } from '../shared/optionChecks.js';
 
 export type { FaultListener, RuntimeFault } from './faults.js';
 
@@ -33,9 +34,25 @@ export interface EmbeddedRuntimeOptions {
   dataDir?: string;
   /** fsync each append (default true). */
   fsync?: boolean;
+  /**
+   * Save a session's snapshot each time its version crosses a multiple of this, a positive
+   * integer (default 100). Snapshots are a cache that shortens loads; they cannot be switched off.
+   */
   snapshotEvery?: number;
+  /** Where the runtime logs (pino); default silent. The runtime does not close it. */
   logger?: Logger;
+  /**
+   * Wall-clock time, ms since the Unix epoch (default `Date.now`): an input's `now`, which the
+   * decider records and retry deadlines count from, and the retry timers' and metrics' time.
+   */
   clock?: () => number;
+  /**
+   * Message id of an input handled without `meta.messageId` (default `randomUUID`); bus inputs
+   * with a message id header keep theirs. The message id is the input's idempotency key: a session
+   * drops an input whose id it has seen (among its last 1,024), so ids must be unique across
+   * restarts on the same `dataDir`. A counter that starts again at 1 makes new inputs look like
+   * repeats, and they are silently dropped.
+   */
   newId?: () => string;
   /** Timers of the retry scheduler and the outbox relay (tests drive them by hand). */
   timers?: Timers;
@@ -91,13 +108,16 @@ export function defaultDecideDeps(): DecideDeps {
   };
 }
 
-/** The composition root of the embedded deployment: builds everything, connects nothing else. */
+/**
+ * The composition root of the embedded deployment: builds everything, connects nothing else.
+ * @throws ValidationError for a bad option, before the data directory is touched.
+ * @throws StoreUnavailableError when `dataDir` is not a directory or another process holds it.
+ */
 export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}): Promise<EmbeddedRuntime> {
+  checkRuntimeOptions(options);
   const logger = options.logger ?? silentLogger;
   const clock = options.clock ?? Date.now;
   const newId = options.newId ?? randomUUID;
-  // An empty path is not "no directory": a session would run and be kept nowhere.
-  if (options.dataDir !== undefined && options.dataDir.trim() === '') throw new ValidationError('dataDir must not be empty (omit it for an in-memory store)');
   const faults = new Faults(logger);
   const file = options.dataDir ? await FileEventStore.open(options.dataDir, { fsync: options.fsync ?? true }) : undefined;
   const store = faultReportingStore(file ?? new MemoryEventStore(), faults);
@@ -136,11 +156,13 @@ export async function createEmbeddedRuntime(options: EmbeddedRuntimeOptions = {}
   return { planner, bus, store, repository, subjects, metrics, logger, clock, newId, recover, onFault, close, recoveredTailBytes: file?.recoveredTailBytes ?? 0 };
 }
 
-/**
- * Feeds `jetplan.in.<session>` messages into the planner; invalid ones become InputRejected. A
- * failure rejects the publish (so the publisher retries) and is counted, so that an input that
- * keeps failing becomes a fault rather than a silent loop.
- */
+/** Checks what is checked before anything is opened: a store opened first would stay locked. */
+function checkRuntimeOptions(options: EmbeddedRuntimeOptions): void {
+  // An empty path is not "no directory": a session would run and be kept nowhere.
+  if (options.dataDir !== undefined && options.dataDir.trim() === '') throw new ValidationError('dataDir must not be empty (omit it for an in-memory store)');
+  checkIntegerOption('snapshotEvery', options.snapshotEvery, 1);
+}
+
 /**
  * Publishes a commit's events on the bus too (`<prefix>.ev.<sessionId>`, as they appear on NATS),
  * for whoever follows a session there: an executor aborts a task whose session has ended. After the
@@ -155,6 +177,11 @@ function publishEvents(bus: Bus, subjects: Subjects, commit: Commit, logger: Log
   }
 }
 
+/**
+ * Feeds `jetplan.in.<session>` messages into the planner; invalid ones become InputRejected. A
+ * failure rejects the publish (so the publisher retries) and is counted, so that an input that
+ * keeps failing becomes a fault rather than a silent loop.
+ */
 function subscribeInputs(bus: Bus, subjects: Subjects, planner: Planner, logger: Logger, failures: InputFailures): () => void {
   return bus.subscribe(subjects.allInputs, async (message) => {
     const sessionId = message.subject.split('.').pop()!;

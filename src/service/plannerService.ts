@@ -16,6 +16,7 @@ import { silentLogger } from '../observability/logger.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
+import { checkIntegerOption } from '../shared/optionChecks.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
 import { plannerNames } from '../protocol/deploymentNames.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
@@ -33,15 +34,30 @@ export interface PlannerServiceOptions {
   streamName?: string;
   /** Default 'jetplan'. */
   subjectPrefix?: string;
-  /** Port of /healthz and /metrics: 0 = ephemeral, undefined = no HTTP server. */
+  /** Port of /healthz and /metrics, an integer 0..65535: 0 = ephemeral, undefined = no HTTP server. */
   httpPort?: number;
-  /** Default: silent. */
+  /** Where the service logs (pino); default silent. The service does not close it. */
   logger?: Logger;
+  /**
+   * Wall-clock time, ms since the Unix epoch (default `Date.now`): an input's `now`, which the
+   * decider records and its retry deadlines count from, and the metrics' time.
+   */
   clock?: () => number;
+  /**
+   * Message id of an input given to {@link PlannerService.planner}'s `handle` without
+   * `meta.messageId` (default `randomUUID`); inputs from the stream keep their `Nats-Msg-Id` (else
+   * `in.<sequence>`). The message id is the input's idempotency key: a session drops an input whose
+   * id it has seen (among its last 1,024), so ids must be unique across restarts and instances of
+   * the deployment. A counter that starts again at 1 makes new inputs look like repeats, and they
+   * are silently dropped.
+   */
   newId?: () => string;
   /** This instance's name in the lease (default host-pid-random). */
   instanceId?: string;
-  /** Lease TTL, the TTL of the `jetplan_leases` bucket (default 10 s). */
+  /**
+   * Lease TTL, the TTL of the `jetplan_leases` bucket, ms (default 10 s): an integer from 300 (the
+   * leader renews every third of it) to 2^31 − 1 (a timer's limit).
+   */
   leaseTtlMs?: number;
   /** Lease bucket (default 'jetplan_leases'). */
   leaseBucket?: string;
@@ -52,7 +68,7 @@ export interface PlannerServiceOptions {
   onLeadershipChange?: (leader: boolean) => void;
   /** Snapshot bucket (default 'jetplan_snapshots' for stream JETPLAN and prefix jetplan; see {@link plannerNames}). */
   snapshotBucket?: string;
-  /** Largest input body accepted, bytes (default 64 KiB). */
+  /** Largest input body accepted, bytes: a positive integer (default 64 KiB). */
   maxInputBytes?: number;
   /** Durable name of the input consumer (default 'jetplan-planner' for prefix jetplan; see {@link plannerNames}). */
   durableName?: string;
@@ -81,8 +97,18 @@ export interface PlannerService {
 /** Bytes of a message left for an ExecuteTask's headers when its body is sized (decideDeps.maxCommandBytes); 1/16 of a smaller limit, at least 1 KiB (headers take ~150–400). */
 export const COMMAND_HEADER_ROOM = 8 * 1024;
 
-/** Builds the service and starts campaigning for leadership. */
+/** Fewest ms of a lease TTL: renewals every third of it must get through (`serve --lease-ttl-ms` too). */
+export const MIN_LEASE_TTL_MS = 300;
+
+/** Most ms of a lease TTL: the lease's timers (2/3 of it) must fit in a Node timer. */
+const MAX_LEASE_TTL_MS = 2 ** 31 - 1;
+
+/**
+ * Builds the service and starts campaigning for leadership.
+ * @throws ValidationError for an option out of range, before anything is connected or created.
+ */
 export async function startPlannerService(serviceOptions: PlannerServiceOptions): Promise<PlannerService> {
+  checkServiceOptions(serviceOptions);
   const options = { ...serviceOptions, logger: serviceOptions.logger ?? silentLogger };
   const parts = await buildComponents(options);
   const { streamName, jsm, consumer, metrics, planner } = parts;
@@ -129,6 +155,13 @@ export async function startPlannerService(serviceOptions: PlannerServiceOptions)
     lastRecovery: () => lead.lastRecovery(),
     ...(http ? { httpPort: http.port } : {}),
   };
+}
+
+/** The numeric options' rules (names are checked where they are used, as the stream is opened). */
+function checkServiceOptions(options: PlannerServiceOptions): void {
+  checkIntegerOption('httpPort', options.httpPort, 0, 65_535);
+  checkIntegerOption('leaseTtlMs', options.leaseTtlMs, MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS);
+  checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);
 }
 
 /** What a service is made of, built before it campaigns. */

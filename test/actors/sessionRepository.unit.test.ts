@@ -150,6 +150,20 @@ describe('SessionRepository', () => {
     expect(serializeState(reloaded)).toEqual(serializeState((await new SessionRepository({ store }).rebuild('s1')).state));
   });
 
+  it('refuses a snapshotEvery or cacheSize that is not a positive integer, naming it', () => {
+    const store = new MemoryEventStore();
+    // Each of these used to be taken and quietly switch snapshots (or the cache's bound) off.
+    for (const snapshotEvery of [0, -5, Number.NaN, 1.5, Number.POSITIVE_INFINITY]) {
+      expect(() => new SessionRepository({ store, snapshotEvery })).toThrow(
+        expect.objectContaining({ name: 'ValidationError', message: `snapshotEvery must be a positive integer, got ${snapshotEvery}` }),
+      );
+    }
+    for (const cacheSize of [0, -1, Number.NaN]) {
+      expect(() => new SessionRepository({ store, cacheSize })).toThrow(expect.objectContaining({ name: 'ValidationError', message: expect.stringMatching(/^cacheSize must be a positive integer/) }));
+    }
+    expect(() => new SessionRepository({ store, snapshotEvery: 1, cacheSize: 1 })).not.toThrow();
+  });
+
   it('keeps at most cacheSize sessions, evicting the least recently used', async () => {
     const { store, reads } = setup();
     const repository = new SessionRepository({ store, cacheSize: 2 });

@@ -26,6 +26,21 @@ describe('makeDirs', () => {
     await expect(makeDirs(join(file, 'sub', 'deeper'))).rejects.toMatchObject({ code: 'ENOTDIR' });
   });
 
+  it('reports a file in the way as a StoreUnavailableError in one line that names it', async () => {
+    const root = await tempDir();
+    const file = join(root, 'file');
+    await writeFile(file, 'x');
+    await expect(makeDirs(file)).rejects.toMatchObject({ name: 'StoreUnavailableError', message: `${file} is not a directory`, path: file });
+    const deeper = join(file, 'sub', 'deeper');
+    await expect(makeDirs(deeper)).rejects.toMatchObject({
+      name: 'StoreUnavailableError',
+      message: `cannot create directory ${deeper}: ${file} is not a directory`,
+      path: file,
+    });
+    // The store opens its directory with makeDirs: the same error, not a bare errno.
+    await expect(FileEventStore.open(file)).rejects.toMatchObject({ name: 'StoreUnavailableError', message: `${file} is not a directory` });
+  });
+
   // Node's recursive mkdir spins forever on this path; the CLI hung on `--data-dir /proc/x`.
   it.runIf(existsSync('/proc/self'))('fails where a parent exists but refuses new entries (/proc)', async () => {
     await expect(makeDirs('/proc/jetplan-test/sub')).rejects.toMatchObject({ code: 'ENOENT' });

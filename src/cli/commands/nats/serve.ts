@@ -1,6 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
-import { startPlannerService, type PlannerService } from '../../../service/plannerService.js';
+import { MIN_LEASE_TTL_MS, startPlannerService, type PlannerService } from '../../../service/plannerService.js';
 import { noPositionals, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { CliContext, Command } from '../../command.js';
@@ -27,7 +27,7 @@ export const serveCommand: Command = {
     const instanceId = stringFlag(args, 'instance-id');
     const leaseTtlMs = numberFlag(args, 'lease-ttl-ms');
     const leaseBucket = stringFlag(args, 'lease-bucket');
-    if (leaseTtlMs !== undefined && leaseTtlMs < 300) throw new UsageError('--lease-ttl-ms must be at least 300');
+    if (leaseTtlMs !== undefined && leaseTtlMs < MIN_LEASE_TTL_MS) throw new UsageError(`--lease-ttl-ms must be at least ${MIN_LEASE_TTL_MS}`);
     if (httpPort !== undefined && httpPort > 65_535) throw new UsageError('--http-port must be a port number, 0 to 65535');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
