@@ -83,7 +83,7 @@ export { MemoryInbox, FileInbox } from './persistence/inbox.js';
 export type { Inbox } from './persistence/inbox.js';
 export { JetStreamEventStore, KvSnapshotStore, ensureStream } from './persistence/jetstream/index.js';
 export type { JetStreamEventStoreOptions, JetStreamEventStoreStats } from './persistence/jetstream/jetStreamEventStore.js';
-export type { JetplanStreamOptions, ResolvedStreamOptions } from './persistence/jetstream/streamConfig.js';
+export type { JetplanStreamOptions, ResolvedStreamOptions, ExecKind } from './persistence/jetstream/streamConfig.js';
 export type { KvSnapshotStoreOptions } from './persistence/jetstream/kvSnapshotStore.js';
 
 // Runtime.
@@ -92,6 +92,7 @@ export type { Commit, CommitListener, Effects, PlannerOptions } from './actors/p
 export { SessionRepository } from './actors/sessionRepository.js';
 export type { SessionRepositoryOptions } from './actors/sessionRepository.js';
 export { InProcessBus } from './actors/inProcessBus.js';
+export { NoRouteError, isNoRouteError } from './actors/bus.js';
 export type { Bus, BusMessage, BusHandler } from './actors/bus.js';
 export { OutboxRelay } from './actors/outboxRelay.js';
 export type { OutboxRelayOptions } from './actors/outboxRelay.js';
@@ -107,7 +108,9 @@ export type { EmbeddedRuntime, EmbeddedRuntimeOptions, RecoverScope, RuntimeFaul
 export { demoHandler } from './executors/demoExecutor.js';
 export { startBusExecutor, ExecutorStoppedError, isExecutorStoppedError } from './executors/busExecutor.js';
 export type { BusExecutorOptions } from './executors/busExecutor.js';
+export { isExecutorReport } from './executors/report.js';
 export type { TaskHandler, HandlerOutcome, ExecutorReport } from './executors/report.js';
+export { DEFAULT_MAX_REPORT_BYTES } from './executors/fitReport.js';
 export { createShellHandler } from './executors/shellExecutor.js';
 export type { ShellHandlerOptions } from './executors/shellExecutor.js';
 

@@ -19,6 +19,9 @@ export class NoRouteError extends Error {
   }
 }
 
+/** Whether `err` is a {@link NoRouteError} (by name, so it holds across module copies, as the guards of errors.ts). */
+export const isNoRouteError = (err: unknown): err is NoRouteError => err instanceof Error && err.name === 'NoRouteError';
+
 /**
  * The bus port. Subjects use NATS syntax so the embedded and NATS deployments route alike:
  * `*` matches one token, `>` one or more trailing tokens.

@@ -5,7 +5,8 @@ import type { Backoff } from '../protocol/domain.js';
 import type { Subjects } from '../protocol/subjects.js';
 import type { Inbox } from '../persistence/inbox.js';
 import { HEADER, NoRouteError, type Bus, type BusMessage } from '../actors/bus.js';
-import { checkMaxReportBytes, DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
+import { checkSharedOptions, type ExecutorKind } from './executorChecks.js';
+import { DEFAULT_MAX_REPORT_BYTES, fitReport } from './fitReport.js';
 import { checkedReport, runHandler, type ExecutorReport, type TaskHandler } from './report.js';
 
 /** Options of {@link startBusExecutor}. */
@@ -16,14 +17,15 @@ export interface BusExecutorOptions {
   /** Reports by dispatch id: a redelivered command is answered from here, never run again. */
   inbox: Inbox<ExecutorReport>;
   logger: Logger;
-  /** Kinds this executor takes (default both). */
-  kinds?: Array<'ToolCall' | 'Processing'>;
+  /** Kinds this executor takes (default both); at least one, each ToolCall or Processing. */
+  kinds?: ExecutorKind[];
   /** Waits between attempts to deliver a report the session did not take (default 50 ms doubling up to 5 s). */
   reportBackoff?: Backoff;
   /**
    * Largest report body, in UTF-8 bytes of its JSON (default DEFAULT_MAX_REPORT_BYTES, the
    * planner's MAX_INPUT_BYTES). A longer output, error or question is cut to fit, with a marker
-   * saying how much was kept: a report over the planner's limit would be refused for good.
+   * saying how much was kept: a report over the planner's limit would be refused for good. An
+   * integer of at least 1024 (ValidationError otherwise).
    */
   maxReportBytes?: number;
 }
@@ -61,10 +63,11 @@ export const isExecutorStoppedError = (e: unknown): e is ExecutorStoppedError =>
  * is sent), and publishes the report into the session, retrying with backoff until the session
  * takes it or its runtime is closed. Returns a stop function that aborts work under way and waits
  * for it; a dispatch that fails once stopping began is left open (see ExecutorStoppedError), and so
- * is one whose report is still undelivered.
+ * is one whose report is still undelivered. Throws ValidationError for a bad `handler`, `kinds` or
+ * `maxReportBytes`, as createExecutor does, before subscribing to anything.
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
-  checkMaxReportBytes(o.maxReportBytes);
+  const kinds = checkSharedOptions({ handler: o.handler, kinds: o.kinds ?? ['ToolCall', 'Processing'], maxReportBytes: o.maxReportBytes });
   const running = new Set<Promise<void>>();
   const track = (work: Promise<void>) => {
     running.add(work);
@@ -75,7 +78,6 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   };
   const controller = new AbortController();
   const state: ExecutorState = { signal: controller.signal, producing: new Map(), retrying: new Set(), track };
-  const kinds = o.kinds ?? ['ToolCall', 'Processing'];
   const unsubscribe = kinds.map((kind) => o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, state))));
   return async () => {
     for (const off of unsubscribe) off();

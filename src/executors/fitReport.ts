@@ -6,6 +6,7 @@
  * (TaskCompleted.output, TaskFailed.error, NeedsClarification.question) before it records or
  * sends it, and says so in the text.
  */
+import { ValidationError } from '../errors.js';
 import { MAX_INPUT_BYTES } from '../protocol/parseInput.js';
 import { TaskCompletedReport } from '../protocol/inputs.js';
 import type { ExecutorReport } from './report.js';
@@ -20,10 +21,10 @@ export const DEFAULT_MAX_REPORT_BYTES = MAX_INPUT_BYTES;
  */
 export const MIN_MAX_REPORT_BYTES = 1_024;
 
-/** Checks an executor's `maxReportBytes` option (RangeError). */
+/** Checks an executor's `maxReportBytes` option (ValidationError, as the executors' other options). */
 export function checkMaxReportBytes(maxBytes: number | undefined): void {
   if (maxBytes !== undefined && !(Number.isInteger(maxBytes) && maxBytes >= MIN_MAX_REPORT_BYTES)) {
-    throw new RangeError(`maxReportBytes must be an integer of at least ${MIN_MAX_REPORT_BYTES}, got ${maxBytes}`);
+    throw new ValidationError(`executor: maxReportBytes must be an integer of at least ${MIN_MAX_REPORT_BYTES}, got ${maxBytes}`);
   }
 }
 

@@ -18,14 +18,14 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX, ensureStream } from '../persistence/jetstream/streamConfig.js';
 import { silentLogger } from '../observability/logger.js';
-import { KvExecutorInbox } from './executorInbox.js';
+import { checkBucketName, KvExecutorInbox } from './executorInbox.js';
 import { readMessageLimit } from '../persistence/jetstream/jetStreamEventStore.js';
 import { DEFAULT_MAX_REPORT_BYTES } from '../executors/fitReport.js';
 import { executorNames } from '../protocol/deploymentNames.js';
 import { ValidationError } from '../errors.js';
 import { KvClaims } from './executorClaims.js';
 import { ensureConsumer } from './executorConsumer.js';
-import { checkMaxReportBytes } from '../executors/fitReport.js';
+import { checkSharedOptions } from '../executors/executorChecks.js';
 import { DEFAULT_STALE_AFTER_MS, StaleCheck } from './executorStale.js';
 import { NatsExecutor, type BoundConsumer } from './natsExecutor.js';
 import type { Executor, ExecutorKind, ExecutorOptions } from './executorOptions.js';
@@ -36,35 +36,7 @@ const kindToken = (kind: ExecutorKind): 'toolcall' | 'processing' => (kind === '
 
 /** Starts an executor. Resolves once its consumers are bound and taking messages. */
 export async function createExecutor(options: ExecutorOptions): Promise<Executor> {
-  const { nc, handler } = options;
-  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
-  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
-  const names = executorNames(streamName, prefix);
-  const durablePrefix = options.durablePrefix ?? names.durablePrefix;
-  const ackWaitMs = options.ackWaitMs ?? 30_000;
-  const concurrency = options.concurrency ?? 4;
-  const logger = options.logger ?? silentLogger;
-  const staleAfterMs = options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS;
-  // Every bad option the same way: a ValidationError, before anything is created.
-  if (typeof nc?.isClosed !== 'function') throw new ValidationError('executor: nc must be a NATS connection');
-  if (typeof handler !== 'function') throw new ValidationError('executor: handler must be a function');
-  if (!Array.isArray(options.kinds)) throw new ValidationError(`executor: kinds must be an array (ToolCall, Processing), got ${JSON.stringify(options.kinds)}`);
-  const kinds = [...new Set(options.kinds)];
-  if (kinds.length === 0) throw new ValidationError('executor: at least one kind is needed');
-  // Checked at run time too: plain JavaScript (or the CLI's lowercase spelling) would otherwise
-  // bind a consumer on a subject no command is ever published to, and take nothing.
-  const unknown = kinds.filter((k) => k !== 'ToolCall' && k !== 'Processing');
-  if (unknown.length > 0) throw new ValidationError(`executor: unknown kind ${JSON.stringify(unknown[0])} (ToolCall or Processing)`);
-  if (!(staleAfterMs >= 0)) throw new ValidationError(`executor: staleAfterMs must be 0 or more, got ${staleAfterMs}`);
-  if (!Number.isInteger(ackWaitMs) || ackWaitMs < 100) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 100, got ${ackWaitMs}`);
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${concurrency}`);
-  if (!/^[A-Za-z0-9_-]+$/.test(durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(durablePrefix)}`);
-  try {
-    checkMaxReportBytes(options.maxReportBytes);
-  } catch (err) {
-    throw new ValidationError(`executor: ${(err as Error).message}`, { cause: err });
-  }
-
+  const { nc, handler, kinds, streamName, prefix, names, durablePrefix, ackWaitMs, concurrency, logger, staleAfterMs } = resolveOptions(options);
   const jsm = await jetstreamManager(nc);
   const { inbox, claims } = await openStores(nc, options, ackWaitMs, names);
   const js = jetstream(nc);
@@ -83,6 +55,37 @@ export async function createExecutor(options: ExecutorOptions): Promise<Executor
   const executor = new NatsExecutor({ options: { ...options, maxReportBytes }, nc, js, handler, streamName, prefix, ackWaitMs, concurrency, logger, inbox, claims, staleCheck });
   executor.start(bound);
   return executor;
+}
+
+/**
+ * The options with their defaults, each checked: every bad option the same way, a ValidationError,
+ * before anything is created (the checks the bus executor shares are in executorChecks.ts).
+ */
+function resolveOptions(options: ExecutorOptions) {
+  const streamName = options.streamName ?? DEFAULT_STREAM_NAME;
+  const prefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  const names = executorNames(streamName, prefix);
+  const r = {
+    nc: options.nc,
+    handler: options.handler,
+    streamName,
+    prefix,
+    names,
+    durablePrefix: options.durablePrefix ?? names.durablePrefix,
+    ackWaitMs: options.ackWaitMs ?? 30_000,
+    concurrency: options.concurrency ?? 4,
+    logger: options.logger ?? silentLogger,
+    staleAfterMs: options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
+  };
+  if (typeof r.nc?.isClosed !== 'function') throw new ValidationError('executor: nc must be a NATS connection');
+  const kinds = checkSharedOptions(options);
+  if (!(r.staleAfterMs >= 0)) throw new ValidationError(`executor: staleAfterMs must be 0 or more, got ${r.staleAfterMs}`);
+  if (!Number.isInteger(r.ackWaitMs) || r.ackWaitMs < 100) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 100, got ${r.ackWaitMs}`);
+  if (!Number.isInteger(r.concurrency) || r.concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${r.concurrency}`);
+  if (!/^[A-Za-z0-9_-]+$/.test(r.durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(r.durablePrefix)}`);
+  if (options.inboxBucket !== undefined) checkBucketName('executor: inboxBucket', options.inboxBucket);
+  if (options.claimsBucket !== undefined) checkBucketName('executor: claimsBucket', options.claimsBucket);
+  return { ...r, kinds };
 }
 
 /** What `bind` needs: the stream, the naming of consumers, and where their creation times go. */

@@ -11,9 +11,24 @@ import { readKvJson } from '../persistence/jetstream/kvJson.js';
 import type { ExecutorReport } from '../executors/report.js';
 import { executorNames } from '../protocol/deploymentNames.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
+import { ValidationError } from '../errors.js';
 
 /** The inbox bucket when none is named: the default deployment's (see executorNames). */
 export const DEFAULT_EXEC_INBOX_BUCKET = executorNames(DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX).inboxBucket;
+
+/** What a NATS KV bucket name may hold (the client's own rule). */
+const BUCKET = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Throws ValidationError, naming the option `what` and the rule, unless `bucket` is a valid NATS KV
+ * bucket name. Checked up front, like the executor's other options: the NATS client's own refusal
+ * is a plain Error, and createExecutor would meet it only after making the stream.
+ */
+export function checkBucketName(what: string, bucket: string): void {
+  if (!BUCKET.test(bucket)) {
+    throw new ValidationError(`${what} must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got ${JSON.stringify(bucket)}`);
+  }
+}
 
 /** KV keys allow [-/_=.a-zA-Z0-9]; dispatch ids (`session.task.attempt`) already fit. */
 const KEY = /^[-/_=.a-zA-Z0-9]+$/;
@@ -41,9 +56,10 @@ export class KvExecutorInbox implements Inbox<ExecutorReport> {
     readonly bucket: string,
   ) {}
 
-  /** Creates (or opens) the bucket. */
+  /** Creates (or opens) the bucket; ValidationError for a bucket name NATS KV does not take. */
   static async open(nc: NatsConnection, options: KvExecutorInboxOptions = {}): Promise<KvExecutorInbox> {
     const bucket = options.bucket ?? DEFAULT_EXEC_INBOX_BUCKET;
+    checkBucketName('inbox: bucket', bucket);
     const kv = await new Kvm(nc).create(bucket, {
       history: 1,
       replicas: options.replicas ?? 1,

@@ -3,26 +3,32 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import type { ExecuteTask } from '../protocol/commands.js';
 import type { ExecutorReport, TaskHandler } from '../executors/report.js';
+import type { ExecutorKind } from '../executors/executorChecks.js';
 import type { KvExecutorInbox } from './executorInbox.js';
 
-/** The task kinds an executor can take; each has its own durable consumer. */
-export type ExecutorKind = 'ToolCall' | 'Processing';
+// The task kinds an executor can take, each with its own durable consumer; defined with the checks
+// both executors share.
+export type { ExecutorKind } from '../executors/executorChecks.js';
 
 /** Options of createExecutor. */
 export interface ExecutorOptions {
   nc: NatsConnection;
   kinds: ExecutorKind[];
   /**
-   * Runs one task. Its `signal` aborts when the executor stops, when its claim is lost, or when the
-   * task's session ends (cancelled, failed) while it runs: then nothing is reported and the command
-   * is acked, whatever the handler returns.
+   * Runs one task. Its `signal` aborts:
+   * - when the task's session ends while it runs (completed, failed or cancelled: a
+   *   SessionCompleted, SessionFailed or SessionCancelled event): then nothing is reported and the
+   *   command is acked, whatever the handler returns;
+   * - when its claim is lost: nothing is reported and the command is handed back;
+   * - when the executor stops: see {@link Executor.stop}.
    */
   handler: TaskHandler;
   streamName?: string;
   subjectPrefix?: string;
   /**
    * Durable consumer names are `<durablePrefix>-<kind>` (default 'jetplan-exec', or for another
-   * subject prefix `jetplan-exec_<prefix>_<hash>`: see executorNames). Executors sharing
+   * subject prefix `jetplan-exec_<prefix>_<hash>`: see executorNames); letters, digits, _ or -
+   * (ValidationError otherwise). Executors sharing
    * a prefix share its consumers and split the commands between them: executors of different kinds
    * of work (a fake and a real one) each need their own prefix. A consumer made under a new prefix
    * starts at the beginning of the stream; see `staleAfterMs`.
@@ -31,6 +37,7 @@ export interface ExecutorOptions {
   /**
    * KV bucket of recorded reports (default 'jetplan_exec_inbox', or for another stream or prefix
    * `jetplan_exec_inbox[_<stream>][_<prefix>_<hash>]`: dispatch ids are unique only per deployment).
+   * A NATS KV bucket name: letters, digits, _ or - (ValidationError otherwise).
    */
   inboxBucket?: string;
   /**
@@ -40,7 +47,7 @@ export interface ExecutorOptions {
   inboxTtlMs?: number;
   /**
    * KV bucket of claims on running dispatches (default `<inboxBucket>_claims`; 'jetplan_exec_claims'
-   * for the default inbox).
+   * for the default inbox). A NATS KV bucket name, as `inboxBucket`.
    * Created with a TTL of 3x the ack wait (at least 10 s); an existing bucket whose TTL is shorter
    * than this executor's ack wait is refused at startup.
    */
@@ -60,8 +67,9 @@ export interface ExecutorOptions {
    * (one read of it), and a command of a completed, failed or cancelled session, or one the session
    * no longer waits on (already reported, or superseded by a later attempt), is acked without
    * running the handler or publishing a report. A session with no events, or a read or fold that
-   * fails, runs the command as usual. Younger commands are run without a read.
-   * Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 checks every command, Infinity none.
+   * fails, runs the command as usual. A younger command costs one read of its session's latest
+   * event: if that is not the command's own TaskDispatched, the session's log is read and judged
+   * likewise (see executorStale.ts). Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 checks every command, Infinity none.
    */
   staleAfterMs?: number;
   logger?: Logger;

@@ -47,6 +47,8 @@ describe('createExecutor failing part-way', () => {
       [{ durablePrefix: 'a.b' }, /durablePrefix must be letters, digits, _ or -, got "a.b"/],
       [{ maxReportBytes: 10 }, /maxReportBytes/],
       [{ staleAfterMs: -1 }, /staleAfterMs must be 0 or more/],
+      [{ inboxBucket: 'bad bucket!' }, /inboxBucket must be a NATS KV bucket name \(\[A-Za-z0-9_-\]\+/],
+      [{ claimsBucket: 'a.b' }, /claimsBucket must be a NATS KV bucket name/],
     ];
     for (const [extra, message] of bad) {
       const err = await w.start(recording().handler, extra).catch((e: unknown) => e);
