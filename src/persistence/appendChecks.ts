@@ -1,7 +1,7 @@
 import { ValidationError } from '../errors.js';
 import { SessionId } from '../protocol/domain.js';
 import { EVENT_SCHEMA_VERSION, NEW_EVENT_FIELDS, NewDomainEvent, type NewEvent } from '../protocol/events.js';
-import type { ReadOptions } from './eventStore.js';
+import type { AppendOptions, ReadOptions } from './eventStore.js';
 import { StoredCommand } from './logEntry.js';
 
 /**
@@ -36,8 +36,16 @@ export function checkReadOptions(streamId: string, options: ReadOptions | undefi
  * known type with its data, one of another session, or two events with one id (ids are how a
  * retried append is recognised). Stores call it before anything is written.
  */
-export function checkNewEvents(streamId: string, events: readonly NewEvent[], commands: readonly unknown[] = []): void {
+export function checkNewEvents(streamId: string, events: readonly NewEvent[], options: AppendOptions): void {
   checkStreamId(streamId);
+  if (typeof options !== 'object' || options === null) {
+    throw new ValidationError(`stream ${streamId}: append options must be an object with an expectedVersion`);
+  }
+  const { expectedVersion: expected } = options;
+  if (expected !== 'any' && !(Number.isSafeInteger(expected) && expected >= 0)) {
+    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${JSON.stringify(expected) ?? String(expected)}`);
+  }
+  const commands: unknown = options.commands ?? [];
   if (!Array.isArray(events)) throw new ValidationError(`stream ${streamId}: events must be an array`);
   if (!Array.isArray(commands)) throw new ValidationError(`stream ${streamId}: commands must be an array`);
   commands.forEach((command, i) => {

@@ -131,7 +131,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
    */
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
-    checkNewEvents(streamId, events, options.commands);
+    checkNewEvents(streamId, events, options);
     const current = this.reserved.get(streamId) ?? this.index.version(streamId);
     // Only once the earlier append is durable (nothing reserved): the index then holds it.
     if (current === this.index.version(streamId) && isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) {

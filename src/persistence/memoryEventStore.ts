@@ -23,7 +23,7 @@ export class MemoryEventStore extends IndexedEventStore implements EventStore, O
   /** Appends `events` (and `options.commands`) atomically at `options.expectedVersion`. */
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
-    checkNewEvents(streamId, events, options.commands);
+    checkNewEvents(streamId, events, options);
     const current = this.index.version(streamId);
     if (isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) return { nextExpectedVersion: current };
     checkExpectedVersion(streamId, options.expectedVersion, current);

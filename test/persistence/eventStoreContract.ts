@@ -286,6 +286,15 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(await store().listStreams()).not.toContain(id);
     });
 
+    it('refuses append options without a valid expectedVersion, with ValidationError, storing nothing', async () => {
+      const id = uniqueStream();
+      for (const options of [undefined, null, {}, { expectedVersion: -1 }, { expectedVersion: 1.5 }, { expectedVersion: '0' }, { expectedVersion: Number.NaN }]) {
+        const err = await rejection(() => store().appendToStream(id, makeEvents(id, 1), options as never));
+        expect(isValidationError(err), JSON.stringify(options)).toBe(true);
+      }
+      expect((await store().readStream(id)).exists).toBe(false);
+    });
+
     it('refuses read bounds that are not whole numbers of at least 0, with ValidationError', async () => {
       const id = uniqueStream();
       await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 0 });

@@ -151,14 +151,9 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
 
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.#assertOpen();
-    checkNewEvents(streamId, events);
+    checkNewEvents(streamId, events, options);
     const subject = this.#subjects.events(streamId);
     const { expectedVersion } = options;
-    if (expectedVersion !== 'any' && (!Number.isInteger(expectedVersion) || expectedVersion < 0)) {
-      throw new ValidationError(
-        `stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${expectedVersion}`,
-      );
-    }
     // `options.commands` are not stored: on JetStream the stream itself is the outbox.
     return this.#queues.run(streamId, () => this.#append(streamId, subject, events, expectedVersion));
   }
