@@ -89,7 +89,10 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const releaseLock = await acquireDirLock(dir);
     const path = join(dir, 'events.log');
     try {
-      const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      const fh = await open(path, constants.O_RDWR | constants.O_CREAT, 0o644).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EISDIR') throw err;
+        throw new StoreUnavailableError(`${path} is a directory, not an event log: move it away if it is not jetplan's`, { cause: err });
+      });
       try {
         const bytes = await fh.readFile();
         const { frames, validEnd } = scanLog(bytes, path);

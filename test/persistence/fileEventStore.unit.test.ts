@@ -332,6 +332,15 @@ describe('FileEventStore directory lock', () => {
     expect(await readdir(dir)).toEqual(['LOCK']);
   });
 
+  it('refuses an events.log that is a directory with a StoreUnavailableError, releasing the lock', async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, 'events.log'));
+    await expect(FileEventStore.open(dir)).rejects.toSatisfy(
+      (err) => isStoreUnavailableError(err) && /events\.log is a directory, not an event log: move it away if it is not jetplan's$/.test(err.message),
+    );
+    expect(await readdir(dir)).toEqual(['events.log']);
+  });
+
   it('two processes taking over one stale lock: the one that loses the race fails and leaves the winner its lock', async () => {
     const dir = await tempDir();
     const dead = spawnSync(process.execPath, ['-e', '']);
