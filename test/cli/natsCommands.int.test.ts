@@ -703,6 +703,6 @@ describe('connection failures', () => {
     expect(serveFailed.code).toBe(2);
     expect(serveFailed.line).toMatch(/^jetplan: streamName must be a single NATS subject token/);
     const execFailed = await fails(['executor', 'echo', '--nats', server.url, '--stream', uniqueName('JPCLI'), '--inbox-bucket', 'bad.bucket']);
-    expect(execFailed).toEqual({ code: 1, line: 'jetplan: invalid bucket name: bad.bucket' });
+    expect(execFailed).toEqual({ code: 2, line: 'jetplan: executor: inboxBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got "bad.bucket"' });
   });
 });
