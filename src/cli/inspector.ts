@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import { createWebSocketInspector } from '@statelyai/inspect';
-import { createInspectorServer } from '@statelyai/inspect/server';
 import { LiveMirror, type CommitSource } from '../actors/liveMirror.js';
-import { CliError, UsageError } from './cliErrors.js';
+import { UsageError } from './cliErrors.js';
+import { startInspectorBridge } from './inspectorBridge.js';
 
 /** A running inspector bridge; `stop()` disconnects and closes its server. */
 export interface InspectorHandle {
@@ -18,33 +17,26 @@ export function checkInspectPort(port: number | undefined): void {
 }
 
 /**
- * `--inspect <port>`: serves the Stately inspector bridge on localhost:<port> and mirrors every
- * session the source commits (the planner, or a watched session's log) as a live xstate actor
- * connected to it, so the statecharts and their task actors can be watched as they move. Open the
- * printed URL in a browser.
+ * `--inspect <port>`: serves the Stately inspector bridge on 127.0.0.1:<port> (see
+ * {@link startInspectorBridge}) and mirrors every session the source commits (the planner, or a
+ * watched session's log) as a live xstate actor connected to it, so the statecharts and their task
+ * actors can be watched as they move. Open the printed URL in a browser.
  */
 export async function startInspector(source: CommitSource, port: number): Promise<InspectorHandle> {
-  await assertPortFree(port);
-  const server = createInspectorServer({ port, autoOpen: false });
-  const inspector = createWebSocketInspector({ url: `ws://localhost:${port}` });
+  const bridge = await startInspectorBridge(port);
+  // Until its socket is open the inspector keeps only its last `maxDeferredEvents` messages (200 by
+  // default: a plan of 200 tasks alone sends more), and commits without I/O in between never let it
+  // open: keep them all. The bridge is local, so it opens at the first I/O; waiting for the bridge
+  // to see it makes sure it will.
+  const inspector = createWebSocketInspector({ url: bridge.socketUrl, maxDeferredEvents: Number.MAX_SAFE_INTEGER });
+  await bridge.firstConnection;
   const mirror = new LiveMirror(source, inspector.inspect);
   return {
-    url: `http://localhost:${port}`,
+    url: bridge.url,
     stop() {
       mirror.stop();
       inspector.stop();
-      server.stop();
+      bridge.stop();
     },
   };
-}
-
-// The inspector's server reports a busy port as an unhandled 'error' event; check first so the
-// user gets one line instead of a crash.
-async function assertPortFree(port: number): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', () => reject(new CliError(`--inspect: port ${port} is in use`)));
-    // On every interface, as the inspector's server listens: a port taken on IPv6 only counts too.
-    probe.listen(port, () => probe.close(() => resolve()));
-  });
 }

@@ -1,5 +1,6 @@
-import { createServer, type AddressInfo } from 'node:net';
-import { describe, expect, it } from 'vitest';
+import { connect, createServer, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { describe, expect, it, vi } from 'vitest';
 import { createWebSocketReceiver } from '@statelyai/inspect';
 import { startInspector } from '../../src/cli/inspector.js';
 import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
@@ -18,17 +19,47 @@ describe('--inspect', () => {
     const port = await freePort();
     const runtime = await createEmbeddedRuntime();
     const inspector = await startInspector(runtime.planner, port);
-    expect(inspector.url).toBe(`http://localhost:${port}`);
-    const seen = new Promise<unknown>((resolve) => {
-      const receiver = createWebSocketReceiver({ server: `ws://localhost:${port}` });
-      receiver.subscribe((e: { type: string; event?: { type?: string } }) => {
-        if (e.type === '@xstate.event' && e.event?.type === 'TaskDispatched') resolve(e);
-      });
-    });
+    expect(inspector.url).toBe(`http://127.0.0.1:${port}`);
+    const messages: Array<{ type: string; event?: { type?: string } }> = [];
+    createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` }).subscribe((e) => void messages.push(e as (typeof messages)[number]));
     const first = await runtime.planner.handle('insp1', { type: 'SubmitInput', text: 'Summarise the notes. Check the totals.' });
+    // The page is in once it has the session's actor (live, or given to it on connecting).
+    await vi.waitFor(() => expect(messages.some((e) => e.type === '@xstate.actor')).toBe(true));
     const { taskId, dispatchId } = first.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
     await runtime.planner.handle('insp1', { type: 'TaskCompleted', taskId, dispatchId, output: 'done' });
-    await expect(seen).resolves.toMatchObject({ type: '@xstate.event' });
+    await vi.waitFor(() => expect(messages).toContainEqual(expect.objectContaining({ type: '@xstate.event', event: expect.objectContaining({ type: 'TaskDispatched' }) })));
+    inspector.stop();
+    await runtime.close();
+  });
+
+  it('gives a page that connects late every actor and its latest snapshot; serves on the loopback interface only', async () => {
+    const port = await freePort();
+    const runtime = await createEmbeddedRuntime();
+    const inspector = await startInspector(runtime.planner, port);
+    type Message = { type: string; sessionId: string };
+    const actorsOf = (messages: Message[]) => messages.filter((e) => e.type === '@xstate.actor');
+    // More than the 200 messages @statelyai/inspect's own server kept before a page came.
+    let actors = 0;
+    for (let i = 0; i < 30; i++) {
+      const commit = await runtime.planner.handle(`late${i}`, { type: 'SubmitInput', text: 'Summarise the notes. Check the totals.' });
+      const planned = commit.events.find((e) => e.type === 'TasksPlanned')!.data as { tasks: unknown[] };
+      actors += 1 + planned.tasks.length; // the session and a task actor each
+    }
+    const seen: Message[] = [];
+    createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` }).subscribe((e) => void seen.push(e as Message));
+    await vi.waitFor(() => expect(actorsOf(seen)).toHaveLength(actors));
+    expect(new Set(actorsOf(seen).map((e) => e.sessionId)).size).toBe(actors);
+    const snapshots = seen.filter((e) => e.type === '@xstate.snapshot');
+    expect(new Set(snapshots.map((e) => e.sessionId)).size).toBe(snapshots.length); // the latest one of each, no history
+    expect(seen.findIndex((e) => e.type === '@xstate.snapshot')).toBe(actors); // registrations first
+    const elsewhere = Object.values(networkInterfaces()).flat().find((a) => a && !a.internal && a.family === 'IPv4');
+    if (elsewhere) {
+      const refused = await new Promise<string>((resolve) => {
+        const socket = connect(port, elsewhere.address).once('connect', () => resolve('connected')).once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? 'error'));
+        socket.unref();
+      });
+      expect(refused).toBe('ECONNREFUSED');
+    }
     inspector.stop();
     await runtime.close();
   });

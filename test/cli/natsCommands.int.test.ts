@@ -333,7 +333,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     const w = start(['watch', sessionId, ...conn, '--inspect', String(port)]);
     await w.started('ClarificationRequested');
     // The bridge replays what it relayed to a receiver that connects late.
-    const receiver = createWebSocketReceiver({ server: `ws://localhost:${port}` });
+    const receiver = createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` });
     const seen = new Promise<unknown>((resolve) => {
       receiver.subscribe((e: { type: string; event?: { type?: string } }) => {
         if (e.type === '@xstate.event' && e.event?.type === 'ClarificationProvided') resolve(e);
@@ -344,7 +344,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     await expect(seen).resolves.toMatchObject({ type: '@xstate.event' });
     expect((await run(['answer', sessionId, second!.id, 'blue', ...conn])).code).toBe(0);
     expect(await w.done).toBe(0);
-    expect(w.io.stderrLines[0]).toBe(`inspector: open http://localhost:${port} to watch the statecharts`);
+    expect(w.io.stderrLines[0]).toBe(`inspector: open http://127.0.0.1:${port} to watch the statecharts`);
     expect((await fails(['watch', sessionId, ...conn, '--inspect', '0'])).line).toMatch(/--inspect expects a port from 1 to 65535, got 0/);
   });
 

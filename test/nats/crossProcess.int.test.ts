@@ -253,7 +253,7 @@ describe('jetplan across processes', { timeout: 60_000 }, () => {
     const watch = start(['watch', sessionId, ...w.conn, '--inspect', String(port)]);
     await watch.waitFor(/ClarificationRequested/);
     // A page connected to the bridge, as a browser tab would be, and left open.
-    const page = createWebSocketReceiver({ server: `ws://localhost:${port}` });
+    const page = createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` });
     const connected = new Promise<void>((resolve) => page.subscribe(() => resolve()));
     await connected; // the bridge replays what it relayed: the page is connected
     await w.client.answer(sessionId, (await w.client.status(sessionId)).tasks[0]!.id, 'yaml');

@@ -23,7 +23,7 @@ Without text, reads it from stdin (when stdin is not a terminal).
   --budget <n>          context token budget
   --max-attempts <n>    a failure at this attempt or later is final (default 3)
   --backoff-ms <n>      base retry delay in milliseconds
-  --inspect <port>      watch the statecharts live in the Stately inspector (http://localhost:<port>)
+  --inspect <port>      watch the statecharts live in the Stately inspector (http://127.0.0.1:<port>, this machine only)
 Environment: JETPLAN_DEMO_DELAY_MS=<ms> delays each demo execution (demo/testing knob).`;
 
 /** Reads the flags that make up the session's PlannerConfig; invalid ones are usage errors. */

@@ -14,7 +14,7 @@ const USAGE = `Usage: jetplan resume <session> [--answer <text>]...
 Continues a session after a crash, an interrupt or an unanswered question: work left open is
 published again (executions already recorded are not run again), an open question is asked again.
   --answer <text>   answer to the next clarification (repeatable; then stdin lines or a prompt)
-  --inspect <port>  watch the statecharts live in the Stately inspector (http://localhost:<port>)`;
+  --inspect <port>  watch the statecharts live in the Stately inspector (http://127.0.0.1:<port>, this machine only)`;
 
 /** Re-asks the session's open question, if any, on the bus, as the planner asked it. */
 async function reask(demo: DemoRuntime, sessionId: string): Promise<void> {

@@ -21,7 +21,7 @@ asked and the answer published; --answer gives answers in order instead. Otherwi
 stderr how to answer, and goes on waiting. Ctrl-C exits 130, SIGTERM 143.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
-  --inspect <port>  watch the session's statecharts live in the Stately inspector (http://localhost:<port>)
+  --inspect <port>  watch the session's statecharts live in the Stately inspector (http://127.0.0.1:<port>, this machine only)
 ${CONNECTION_USAGE}`;
 
 const EXIT: Record<string, number> = { SessionCompleted: 0, SessionFailed: 1, SessionCancelled: 1 };
