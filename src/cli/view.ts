@@ -23,7 +23,10 @@ export const iso = (ms: number | undefined): string => (ms === undefined ? '-' :
  * terminal, retitle it, or hide what comes before them.
  */
 export const printable = (text: string): string =>
-  text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  text
+    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+    // Bidirectional controls reorder what follows them on the screen: text could pass for other text.
+    .replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 const clip = (text: string, max = 60): string => {
   const flat = printable(text.replace(/\s+/g, ' ').trim());
@@ -36,7 +39,7 @@ export function eventSummary(event: DomainEvent): string {
     case 'SessionStarted':
       return `budget ${event.data.config.tokenBudget}, max attempts ${event.data.config.maxAttempts}`;
     case 'TasksPlanned':
-      return `${event.data.tasks.length} tasks: ${event.data.tasks.map((t) => t.id).join(', ')}`;
+      return `${event.data.tasks.length} task${event.data.tasks.length === 1 ? '' : 's'}: ${event.data.tasks.map((t) => t.id).join(', ')}`;
     case 'TaskDispatched':
       return `${event.data.taskId} attempt ${event.data.attempt} (${event.data.kind})`;
     case 'TaskCompleted':

@@ -38,6 +38,13 @@ describe('jetplan demo', () => {
     expect(io.stdoutText).toContain('Colour the \\x1b[31mtitle\\x1b[0m red.');
   });
 
+  it('shows bidirectional controls as escapes, so text cannot pass for other text on the screen', async () => {
+    const { code, io } = await run(['demo', 'Summarise \u202eevil\u202c text. Check \u2067it\u2069.', '--data-dir', dir]);
+    expect(code).toBe(0);
+    expect(io.stdoutText).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+    expect(io.stdoutText).toContain('Summarise \\u202eevil\\u202c text.');
+  });
+
   it('says when --answer values are left over, instead of dropping them in silence', async () => {
     const { code, io } = await run(['demo', 'Summarise the notes.', '--data-dir', dir, '--answer', 'x', '--answer', 'y']);
     expect(code).toBe(0);
