@@ -3,6 +3,9 @@ import { MAX_TEXT } from '../protocol/inputs.js';
 import { UsageError } from './cliErrors.js';
 import { LineReader } from './lines.js';
 
+/** What a read that {@link AnswerSource.skip} ended resolves with. */
+const SKIPPED: unique symbol = Symbol('skipped');
+
 /**
  * Where answers to clarifications come from, in order: the `--answer` flags, then stdin — a line
  * per answer, with a prompt when stdin is a terminal. `next()` resolves undefined when none is
@@ -12,14 +15,32 @@ export class AnswerSource {
   private readonly queued: string[];
   private reader: LineReader | undefined;
   private closed = false;
+  private stdinEnded = false;
+  /** The line being waited for: kept across a {@link skip}, so no typed line is lost. */
+  private pendingLine: Promise<string | undefined> | undefined;
+  private skipCurrent: (() => void) | undefined;
 
-  /** `useStdin` is false when stdin was already read for the session's text. */
+  /**
+   * `useStdin` is false when stdin was already read for the session's text. The prompt goes to
+   * `prompt` (default stdout; `watch` keeps its stdout for events, so it prompts on stderr).
+   */
   constructor(
     answers: string[],
     private readonly io: CliIo,
     private readonly useStdin: boolean,
+    private readonly prompt: (text: string) => void = io.stdout,
   ) {
     this.queued = [...answers];
+  }
+
+  /** Whether stdin has ended (Ctrl-D on a terminal): no more answers will come from it. */
+  get ended(): boolean {
+    return this.stdinEnded;
+  }
+
+  /** Makes a `next()` that waits for a line resolve undefined now; the line, once typed, goes to the next call. */
+  skip(): void {
+    this.skipCurrent?.();
   }
 
   /** Whether `next()` has an answer to give without reading stdin: a flag not used yet. */
@@ -40,8 +61,10 @@ export class AnswerSource {
     if (!this.useStdin) return undefined;
     this.reader ??= new LineReader(this.io.stdin, MAX_TEXT);
     for (;;) {
-      if (this.io.isTTY) this.io.stdout('answer> ');
-      const line = await this.reader.next();
+      if (this.io.isTTY) this.prompt('answer> ');
+      const line = await this.readLine(this.reader);
+      if (line === SKIPPED) return undefined;
+      if (line === undefined) this.stdinEnded = true;
       if (line === undefined || this.closed) return undefined;
       const answer = line.trim();
       // The line as read: cut to MAX_TEXT + 1, so its trimmed rest could pass for a short one.
@@ -53,6 +76,15 @@ export class AnswerSource {
       }
       if (answer !== '') return answer;
     }
+  }
+
+  private async readLine(reader: LineReader): Promise<string | undefined | typeof SKIPPED> {
+    this.pendingLine ??= reader.next();
+    const skipped = new Promise<typeof SKIPPED>((resolve) => (this.skipCurrent = () => resolve(SKIPPED)));
+    const line = await Promise.race([this.pendingLine, skipped]);
+    this.skipCurrent = undefined;
+    if (line !== SKIPPED) this.pendingLine = undefined;
+    return line;
   }
 
   /** Stops taking input: pending and later `next()` calls resolve undefined. */

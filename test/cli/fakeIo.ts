@@ -18,6 +18,8 @@ export interface FakeIo extends CliIo {
   readonly signalHandlerCounts: number[];
   /** Resolves when stdout has received text containing `text`. */
   waitForOut(text: string): Promise<void>;
+  /** Resolves when stderr has received text containing `text`. */
+  waitForErr(text: string): Promise<void>;
   readonly stdoutText: string;
   readonly stderrLines: string[];
 }
@@ -34,6 +36,13 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
   const out: string[] = [];
   const err: string[] = [];
   const watchers: Array<{ text: string; resolve: () => void }> = [];
+  const errWatchers: Array<{ text: string; resolve: () => void }> = [];
+  const wake = (list: typeof watchers, all: string) => {
+    for (const w of list.splice(0)) {
+      if (all.includes(w.text)) w.resolve();
+      else list.push(w);
+    }
+  };
   const handlers = new Set<(s: CliSignal) => void>();
   const signalHandlerCounts: number[] = [];
   const stdin =
@@ -46,13 +55,12 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
     env: options.env ?? {},
     stdout(text) {
       out.push(text);
-      const all = out.join('');
-      for (const w of watchers.splice(0)) {
-        if (all.includes(w.text)) w.resolve();
-        else watchers.push(w);
-      }
+      wake(watchers, out.join(''));
     },
-    stderr: (text) => void err.push(text),
+    stderr(text) {
+      err.push(text);
+      wake(errWatchers, err.join(''));
+    },
     onSignal(h) {
       const handler = (signal: CliSignal) => h(signal); // one entry per registration, as process.on
       handlers.add(handler);
@@ -66,6 +74,8 @@ export function fakeIo(options: FakeIoOptions = {}): FakeIo {
     signalHandlerCounts,
     waitForOut: (text) =>
       out.join('').includes(text) ? Promise.resolve() : new Promise((resolve) => watchers.push({ text, resolve })),
+    waitForErr: (text) =>
+      err.join('').includes(text) ? Promise.resolve() : new Promise((resolve) => errWatchers.push({ text, resolve })),
     get stdoutText() {
       return out.join('');
     },

@@ -30,6 +30,8 @@ interface Running {
   done: Promise<number>;
   /** Resolves when stdout contains `text`; rejects if the command exits first. */
   started(text: string): Promise<void>;
+  /** Resolves when stderr contains `text`; rejects if the command exits first. */
+  said(text: string): Promise<void>;
   /** Sends `signal` and resolves with the exit code. */
   stop(signal?: CliSignal): Promise<number>;
 }
@@ -53,6 +55,13 @@ function start(argv: string[], options: FakeIoOptions = {}): Running {
           if (!io.stdoutText.includes(text)) {
             throw new Error(`${argv[0]} exited ${code} before printing "${text}": ${io.stdoutText}${io.err.join('')}`);
           }
+        }),
+      ]),
+    said: (text) =>
+      Promise.race([
+        io.waitForErr(text),
+        done.then((code) => {
+          if (!io.err.join('').includes(text)) throw new Error(`${argv[0]} exited ${code} before saying "${text}": ${io.err.join('')}`);
         }),
       ]),
     async stop(signal = 'SIGTERM') {
@@ -286,11 +295,13 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
     const stdin = openStdin();
     const w = start(['watch', sessionId, ...conn], { stdin, isTTY: true });
-    await w.started('answer> ');
-    expect(w.io.stdoutText).toMatch(/\n\? t1-\w+: Which format do you want\?\nanswer> $/);
+    // The question and the prompt on stderr: stdout is the event stream, often redirected.
+    await w.said('answer> ');
+    expect(w.io.err.join('')).toMatch(/^\? t1-\w+: Which format do you want\?\nanswer> $/);
+    expect(w.io.stdoutText).not.toContain('answer> ');
     stdin.write('\n   \ncsv\n');
     expect(await w.done).toBe(0);
-    expect(w.io.err).toEqual([]);
+    expect(w.io.stderrLines.filter((l) => !/^(\? |answer> )/.test(l))).toEqual([]);
     expect(w.io.stdoutText).toMatch(/ClarificationProvided\s+t1-\w+: csv/);
     expect(lines(w.io).at(-1)).toMatch(/SessionCompleted/);
     expect((await statusJson(conn, sessionId)).tasks[0]).toMatchObject({ status: 'Completed', answer: 'csv' });
@@ -483,12 +494,48 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect(quiet.io.err).toEqual([expect.stringMatching(/waits for an answer/)]);
 
     const asking = start(['watch', sessionId, ...conn], { stdin: openStdin(), isTTY: true });
-    await asking.started('answer> ');
+    await asking.said('answer> ');
     expect(await asking.stop('SIGTERM')).toBe(143); // 128 + the signal, as a shell reports it
-    expect(asking.io.err).toEqual([]);
+    expect(asking.io.stderrLines).toEqual([expect.stringMatching(/^\? t1-/), 'answer> ']);
     const status = await statusJson(conn, sessionId);
     expect(status.status).toBe('active');
     expect(status.tasks[0]?.answer).toBeUndefined();
+  });
+});
+
+describe('watch asking on a terminal', () => {
+  it('keeps --json output to events only, and drops a prompt whose question was answered elsewhere', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which colour? Which size?'])).code).toBe(0);
+    const stdin = openStdin();
+    const w = start(['watch', sessionId, ...conn, '--json'], { stdin, isTTY: true });
+    await w.said('answer> ');
+    const t1 = /\? (t1-\w+): Which colour\?/.exec(w.io.err.join(''))![1]!;
+    // Answered from another terminal while this one asks.
+    expect((await run(['answer', sessionId, t1, 'red', ...conn])).code).toBe(0);
+    await w.said(`jetplan: ${t1} was answered meanwhile`);
+    await w.said('Which size?');
+    stdin.write('XL\n'); // for the question now asked
+    expect(await w.done).toBe(0);
+    const events = lines(w.io).map((l) => JSON.parse(l) as { type: string; data: { answer?: string; reason?: string } });
+    expect(events.filter((e) => e.type === 'ClarificationProvided').map((e) => e.data.answer)).toEqual(['red', 'XL']);
+    expect(events.filter((e) => e.type === 'InputRejected')).toEqual([]);
+  });
+
+  it('says how to answer once the terminal input ends (Ctrl-D), instead of going quiet', async () => {
+    const { conn } = isolated();
+    await serve(conn);
+    const sessionId = uniqueName('s');
+    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
+    const stdin = openStdin();
+    const w = start(['watch', sessionId, ...conn], { stdin, isTTY: true });
+    await w.said('answer> ');
+    stdin.end();
+    await w.said('no more answers from the terminal (its input ended); ');
+    expect(w.io.stderrLines.at(-1)).toMatch(/^jetplan: no more answers from the terminal \(its input ended\); t1-\w+ waits for an answer: jetplan answer /);
+    expect(await w.stop('SIGINT')).toBe(130);
   });
 });
 

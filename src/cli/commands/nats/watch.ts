@@ -17,8 +17,10 @@ Prints a session's events as they are stored on NATS (from its first event), and
 session completes (0), fails or is cancelled (1), or when every input of a session that has not
 started was rejected and no other waits (1). A session not started yet is waited for (on a
 terminal, it says so). On a terminal, an open clarification question is
-asked and the answer published; --answer gives answers in order instead. Otherwise it says on
-stderr how to answer, and goes on waiting. Ctrl-C exits 130, SIGTERM 143.
+asked (on stderr, with the prompt: stdout carries only events) and the answer published; a question
+answered elsewhere meanwhile is dropped from the prompt. --answer gives answers in order instead.
+Otherwise, or once the terminal's input ends (Ctrl-D), it says on stderr how to answer, and goes on
+waiting. Ctrl-C exits 130, SIGTERM 143.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
   --inspect <port>  watch the session's statecharts live in the Stately inspector (http://127.0.0.1:<port>, this machine only)
@@ -78,6 +80,8 @@ class Follower {
   private lastSeq = 0;
   private open: OpenQuestion | undefined;
   private asking: Promise<void> | undefined;
+  /** The question being asked at the prompt. */
+  private askingFor: OpenQuestion | undefined;
   private readonly asked = new Set<number>();
 
   constructor(
@@ -90,7 +94,8 @@ class Follower {
     /** Told of each event as it is read. */
     private readonly onRead: (event: DomainEvent) => void = () => undefined,
   ) {
-    this.source = new AnswerSource(answers, ctx.io, ctx.io.isTTY);
+    // Questions and the prompt on stderr: stdout is the event stream (often redirected, or --json).
+    this.source = new AnswerSource(answers, ctx.io, ctx.io.isTTY, ctx.io.stderr);
     this.watch = client.watch(sessionId, { fromStart: true });
   }
 
@@ -126,7 +131,15 @@ class Follower {
     ctx.out(ctx.json ? JSON.stringify(event) : timelineLine(event));
     this.onRead(event);
     if (event.type === 'ClarificationRequested') this.open = { taskId: event.data.taskId, question: event.data.question, seq: event.sequence };
-    else if (event.type === 'ClarificationProvided') this.open = undefined;
+    else if (event.type === 'ClarificationProvided') {
+      this.open = undefined;
+      // Answered elsewhere while asked here: the prompt is dropped (what is typed next answers the
+      // next question) rather than sending it to a task that no longer waits.
+      if (this.askingFor?.taskId === event.data.taskId) {
+        ctx.err(`jetplan: ${event.data.taskId} was answered meanwhile`);
+        this.source.skip();
+      }
+    }
     const exit = EXIT[event.type];
     if (exit !== undefined) return exit;
     if (event.type === 'SessionStarted') this.started = true;
@@ -152,25 +165,43 @@ class Follower {
     return seq !== undefined && ((await this.client.lastInputSequence(this.sessionId)) ?? 0) <= seq;
   }
 
+  private tellHowToAnswer(q: OpenQuestion): void {
+    const ended = this.ctx.io.isTTY ? 'no more answers from the terminal (its input ended); ' : '';
+    this.ctx.err(`jetplan: ${ended}${q.taskId} waits for an answer: jetplan answer ${this.sessionId} ${q.taskId} "<answer>" (with this watch's connection flags), or watch with --answer`);
+  }
+
   /** Asks the open question once it is current (not while another is being asked), and sends the answer. */
   private maybeAsk(): void {
     const q = this.open;
     if (this.done || !q || this.lastSeq < this.caughtUp || this.asked.has(q.seq) || this.asking) return;
     this.asked.add(q.seq);
     const { ctx, sessionId } = this;
-    if (!ctx.io.isTTY && !this.source.hasQueued) {
-      // Nobody here can answer (no terminal, no --answer left): say how, rather than wait in silence.
-      ctx.err(`jetplan: ${q.taskId} waits for an answer: jetplan answer ${sessionId} ${q.taskId} "<answer>" (with this watch's connection flags), or watch with --answer`);
+    if ((!ctx.io.isTTY || this.source.ended) && !this.source.hasQueued) {
+      // Nobody here can answer (no terminal, its input ended, no --answer left): say how, rather
+      // than wait in silence.
+      this.tellHowToAnswer(q);
       return;
     }
+    this.askingFor = q;
     this.asking = (async () => {
-      if (ctx.io.isTTY) ctx.out(`? ${q.taskId}: ${printable(q.question)}`);
+      if (ctx.io.isTTY) ctx.err(`? ${q.taskId}: ${printable(q.question)}`);
       const answer = await this.source.next();
-      if (answer !== undefined && !this.interrupted && !this.done) await this.client.answer(sessionId, q.taskId, answer);
+      if (this.interrupted || this.done) return;
+      if (answer === undefined) {
+        if (this.source.ended && this.open?.seq === q.seq) {
+          ctx.io.stderr('\n'); // Ctrl-D at the prompt ends no line
+          this.tellHowToAnswer(q);
+        }
+      } else if (this.open?.seq !== q.seq) {
+        ctx.err(`jetplan: ${q.taskId} no longer waits for an answer; "${printable(answer)}" was not sent`);
+      } else {
+        await this.client.answer(sessionId, q.taskId, answer);
+      }
     })()
       .catch((err: unknown) => ctx.err(`jetplan: answer not sent: ${(err as Error).message}`))
       .finally(() => {
         this.asking = undefined;
+        this.askingFor = undefined;
         this.maybeAsk(); // a question that came while this one was asked
       });
   }
