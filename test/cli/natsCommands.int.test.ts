@@ -309,6 +309,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     // Watching a finished session replays it and exits at once, asking nothing.
     const again = await run(['watch', sessionId, ...conn, '--answer', 'unused', '--json']);
     expect(again.code).toBe(0);
+    expect(again.io.stderrLines).toEqual(['jetplan: 1 --answer value not used (no more questions)']);
     const events = lines(again.io).map((l) => JSON.parse(l) as { type: string; sequence: number });
     expect(events.map((e) => e.sequence)).toEqual(events.map((_, i) => i + 1));
     expect(events.filter((e) => e.type === 'ClarificationProvided')).toHaveLength(1);
@@ -573,11 +574,8 @@ describe('submit', () => {
     // Text the planner would reject is refused before publishing.
     expect(await fails(['submit', ...conn, ' ... '])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input has no plannable text/) });
     expect(await fails(['submit', ...conn], { stdin: 'Summarise it. '.repeat(5_000) })).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input is too long/) });
-    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({
-      code: 2,
-      line: 'jetplan: --max-attempts and --token-budget must be at least 1 (see jetplan help)',
-    });
-    expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toMatchObject({ code: 2 });
+    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({ code: 2, line: 'jetplan: --max-attempts must be at least 1 (see jetplan help)' });
+    expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toEqual({ code: 2, line: 'jetplan: --token-budget must be at least 1 (see jetplan help)' });
     // The service's bounds, checked before publishing (it would only record an InputRejected).
     expect(await fails(['submit', ...conn, 'x', '--token-budget', '100001'])).toEqual({
       code: 2,

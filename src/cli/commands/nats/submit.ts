@@ -12,7 +12,8 @@ import { assertOpenOrNew } from './preflight.js';
 
 const USAGE = `Usage: jetplan submit [--session <id>] "text"
 Submits text to the planner service (a new session unless --session names one) and prints the
-session id. With no text (or "-"), reads it from stdin.
+session id. Several arguments are joined with spaces. With "-", or with no text when stdin is
+piped, reads the text from stdin.
   --session <id>       the session (default a new id s-<10 chars>)
   --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op (without
                        --session the session id is derived from it, so a retry names the same
@@ -38,7 +39,8 @@ export const submitCommand: Command = {
     const messageId = stringFlag(args, 'message-id');
     const maxAttempts = numberFlag(args, 'max-attempts');
     const tokenBudget = numberFlag(args, 'token-budget');
-    if (maxAttempts === 0 || tokenBudget === 0) throw new UsageError('--max-attempts and --token-budget must be at least 1');
+    if (maxAttempts === 0) throw new UsageError('--max-attempts must be at least 1');
+    if (tokenBudget === 0) throw new UsageError('--token-budget must be at least 1');
     const config = {
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
       ...(tokenBudget !== undefined ? { tokenBudget } : {}),

@@ -122,7 +122,10 @@ class Follower {
       await this.watch.close();
       await this.asking;
     }
-    return this.interrupted ? interruptedExitCode(this.interrupted) : code;
+    if (this.interrupted) return interruptedExitCode(this.interrupted);
+    const unused = this.source.unused;
+    if (unused > 0) this.ctx.err(`jetplan: ${unused} --answer value${unused === 1 ? '' : 's'} not used (no more questions)`);
+    return code;
   }
 
   /** Prints the event and acts on it; the exit code if the watch ends with it. */
