@@ -61,7 +61,7 @@ export async function startInspectorBridge(port: number): Promise<InspectorBridg
 }
 
 /** Each actor's registration and latest snapshot, by the inspector's session id of the actor. */
-class KnownActors {
+export class KnownActors {
   private readonly registered = new Map<string, string>();
   private readonly snapshots = new Map<string, string>();
 

@@ -3,6 +3,7 @@ import { networkInterfaces } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
 import { createWebSocketReceiver } from '@statelyai/inspect';
 import { startInspector } from '../../src/cli/inspector.js';
+import { KnownActors } from '../../src/cli/inspectorBridge.js';
 import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
 
 async function freePort(): Promise<number> {
@@ -45,12 +46,14 @@ describe('--inspect', () => {
       const planned = commit.events.find((e) => e.type === 'TasksPlanned')!.data as { tasks: unknown[] };
       actors += 1 + planned.tasks.length; // the session and a task actor each
     }
+    // Once a page that was there all along has every actor, the bridge has had them all too.
+    const early: Message[] = [];
+    createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` }).subscribe((e) => void early.push(e as Message));
+    await vi.waitFor(() => expect(new Set(actorsOf(early).map((e) => e.sessionId)).size).toBe(actors), { timeout: 10_000 });
     const seen: Message[] = [];
     createWebSocketReceiver({ server: `ws://127.0.0.1:${port}` }).subscribe((e) => void seen.push(e as Message));
     await vi.waitFor(() => expect(actorsOf(seen)).toHaveLength(actors));
     expect(new Set(actorsOf(seen).map((e) => e.sessionId)).size).toBe(actors);
-    const snapshots = seen.filter((e) => e.type === '@xstate.snapshot');
-    expect(new Set(snapshots.map((e) => e.sessionId)).size).toBe(snapshots.length); // the latest one of each, no history
     expect(seen.findIndex((e) => e.type === '@xstate.snapshot')).toBe(actors); // registrations first
     const elsewhere = Object.values(networkInterfaces()).flat().find((a) => a && !a.internal && a.family === 'IPv4');
     if (elsewhere) {
@@ -62,6 +65,13 @@ describe('--inspect', () => {
     }
     inspector.stop();
     await runtime.close();
+  });
+
+  it("keeps each actor's registration and only its latest snapshot for a page that connects late", () => {
+    const known = new KnownActors();
+    const message = (type: string, sessionId: string, n = 0) => JSON.stringify({ type, sessionId, n });
+    for (const m of [message('@xstate.actor', 'x:0'), message('@xstate.snapshot', 'x:0', 1), message('@xstate.event', 'x:0'), message('@xstate.actor', 'x:1'), message('@xstate.snapshot', 'x:0', 2), 'not json', message('@xstate.snapshot', 'x:1', 1)]) known.record(m);
+    expect(known.replay()).toEqual([message('@xstate.actor', 'x:0'), message('@xstate.actor', 'x:1'), message('@xstate.snapshot', 'x:0', 2), message('@xstate.snapshot', 'x:1', 1)]);
   });
 
   it('reports a busy port as a one-line error', async () => {
