@@ -4,7 +4,7 @@
  * the output pipes open cannot hold up the report.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { HandlerOutcome } from './report.js';
 
 /** Reports carry at most 64 Ki characters of output. */
@@ -101,6 +101,23 @@ function startWatchdog(pgid: number): (() => void) | undefined {
   };
 }
 
+/**
+ * Spawns the program in a new process group, held back until the caller writes a line to its
+ * stdin: `/bin/sh` reads that line, then `exec`s the program in its place (same pid and group,
+ * argv passed as arguments, never parsed by the shell). Why: the watchdog can only be started once
+ * the group exists, and an executor SIGKILLed between the two spawns would otherwise leave a
+ * program running unwatched, beside the attempt redelivered to another executor. Held, a program
+ * starts only once its watchdog is armed. On Windows (no watchdog) it is spawned directly.
+ */
+export function spawnHeld(o: RunOptions): ChildProcessByStdio<Writable | null, Readable, Readable> {
+  const options = { shell: false, detached: true, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}) };
+  if (process.platform === 'win32') return spawn(o.file, o.args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  // 125: the line never came (the executor is gone); nobody reads that exit code. The shell exports
+  // a PWD of its own: unset, so the program gets exactly `o.env`.
+  const script = `read -r _ || exit 125; ${'PWD' in o.env ? '' : 'unset PWD; '}exec "$0" "$@"`;
+  return spawn('/bin/sh', ['-c', script, o.file, ...o.args], { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
 /** How the program ended, decided when it exited (not when its pipes closed). */
 interface Ending {
   code: number | null;
@@ -120,7 +137,7 @@ function outcomeOf(o: RunOptions, end: Ending, output: ReturnType<typeof outputC
 }
 
 /** Calls `done` once the output pipes close, or after a grace period with the pipes destroyed. */
-function afterPipesClose(child: ChildProcessByStdio<null, Readable, Readable>, done: () => void): void {
+function afterPipesClose(child: ChildProcessByStdio<Writable | null, Readable, Readable>, done: () => void): void {
   const grace = setTimeout(() => {
     child.stdout.destroy();
     child.stderr.destroy();
@@ -141,14 +158,12 @@ export function runProgram(o: RunOptions): Promise<HandlerOutcome> {
   if (o.signal.aborted) return Promise.resolve(ABORTED);
   return new Promise<HandlerOutcome>((resolve) => {
     const output = outputCollector(o.maxOutputBytes);
-    const child = spawn(o.file, o.args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      shell: false,
-      detached: true,
-      env: o.env,
-      ...(o.cwd ? { cwd: o.cwd } : {}),
-    });
+    const child = spawnHeld(o);
     const stopWatchdog = child.pid === undefined ? undefined : startWatchdog(child.pid);
+    // Armed: the program may start. An executor that died before this line leaves a holder that
+    // reads EOF and exits without running it.
+    child.stdin?.on('error', () => {}); // a holder already gone (spawn failed): its 'error'/'exit' tell
+    child.stdin?.end('go\n');
     let timedOut = false;
     let settled = false;
     const timer = setTimeout(() => {

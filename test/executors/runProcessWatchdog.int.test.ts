@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runProgram, spawnHeld } from '../../src/executors/runProcess.js';
 import { until } from '../support/waiting.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -48,3 +49,35 @@ describe.skipIf(process.platform !== 'linux')('a shell program whose executor di
     }
   });
 });
+
+describe.skipIf(process.platform === 'win32')('a program held until its watchdog is armed', () => {
+  const options = (file: string, args: string[], dir: string) => ({
+    file, args, name: file, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, cwd: dir,
+    timeoutMs: 60_000, maxOutputBytes: 4_096, signal: new AbortController().signal,
+  });
+
+  it('never starts when its executor is gone before releasing it (its stdin closes first)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jetplan-held-'));
+    try {
+      const held = spawnHeld(options('/usr/bin/touch', ['ran'], dir));
+      const exited = new Promise<number | null>((resolve) => held.once('exit', (code) => resolve(code)));
+      held.stdin!.destroy(); // what an executor SIGKILLed between the two spawns leaves
+      expect(await exited).toBe(125);
+      await expect(readFile(join(dir, 'ran'))).rejects.toMatchObject({ code: 'ENOENT' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs with its arguments as given, never parsed by the shell', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'jetplan-held-'));
+    try {
+      const args = ['a b', '$HOME', '"q"', "'s'", '*', '-n'];
+      const outcome = await runProgram(options('/usr/bin/printf', ['%s|', ...args], dir));
+      expect(outcome).toEqual({ type: 'completed', output: `${args.join('|')}|` });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
