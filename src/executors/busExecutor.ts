@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ExecuteTask } from '../protocol/commands.js';
@@ -77,6 +78,7 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
     return work;
   };
   const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // one listener per task under way, each removed after it
   const state: ExecutorState = { signal: controller.signal, producing: new Map(), retrying: new Set(), track };
   const unsubscribe = kinds.map((kind) => o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, state))));
   return async () => {

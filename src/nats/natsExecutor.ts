@@ -6,6 +6,7 @@
 import type { Consumer, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { TaskHandler } from '../executors/report.js';
@@ -59,6 +60,9 @@ export class NatsExecutor implements Executor {
   readonly #loops: PullLoop[] = [];
 
   constructor(parts: NatsExecutorParts) {
+    // Each task under way listens on it (its handler is aborted when the executor stops): more than
+    // Node's default 10 is normal at a concurrency above 10, not a leak (each removes its own).
+    setMaxListeners(0, this.#stopping.signal);
     this.#parts = parts;
     this.inbox = parts.inbox;
     this.#refreshMs = Math.max(50, Math.floor(parts.ackWaitMs / 3));

@@ -57,6 +57,27 @@ describe('startBusExecutor', () => {
     await w.stop();
   });
 
+  it('runs more than 10 tasks at once without a MaxListenersExceededWarning (one stop listener each)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const release = deferred();
+    let running = 0;
+    const w = setup(async () => {
+      running++;
+      await release.promise;
+      return { type: 'completed', output: 'ok' };
+    });
+    const all = Array.from({ length: 12 }, (_, i) => publishTask(w.bus, task({ sessionId: `s${i}`, dispatchId: `s${i}.t1.1` })));
+    await vi.waitFor(() => expect(running).toBe(12));
+    release.resolve();
+    await Promise.all(all);
+    await w.stop();
+    await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+    process.off('warning', onWarning);
+    expect(warnings).not.toContain('MaxListenersExceededWarning');
+  });
+
   it('answers a redelivered dispatch from the inbox without running it again', async () => {
     const handler = vi.fn<TaskHandler>(async () => ({ type: 'failed', error: 'nope', retryable: false }));
     const w = setup(handler);
