@@ -27,11 +27,13 @@ export class LiveMirror {
     private readonly inspect: Observer<InspectionEvent> | ((event: InspectionEvent) => void),
   ) {
     this.off = source.onCommit(({ sessionId, events, state }) => {
-      const actor = this.actors.get(sessionId);
+      let actor = this.actors.get(sessionId);
       if (!actor) {
-        // First sight of a session (new, or loaded after a restart): start from its state.
-        this.start(sessionId, state);
-        return;
+        // A session that starts in this commit is shown starting: from the machine's initial
+        // state, fed the commit's events. One seen first later (loaded after a restart, a watch
+        // joining late) starts from its state.
+        if (events[0]?.sequence !== 1) return this.start(sessionId, state);
+        actor = this.start(sessionId);
       }
       for (const event of events) actor.send(event);
     });
@@ -48,10 +50,11 @@ export class LiveMirror {
     this.actors.clear();
   }
 
-  private start(sessionId: string, state: SessionState): void {
-    const snapshot = toPersistedSnapshot(state.snapshot) as ReturnType<typeof sessionMachine.getPersistedSnapshot>;
-    const actor = createActor(sessionMachine, { id: sessionId, input: { sessionId }, snapshot, inspect: this.inspect });
+  private start(sessionId: string, state?: SessionState): SessionActor {
+    const snapshot = state && (toPersistedSnapshot(state.snapshot) as ReturnType<typeof sessionMachine.getPersistedSnapshot>);
+    const actor = createActor(sessionMachine, { id: sessionId, input: { sessionId }, ...(snapshot ? { snapshot } : {}), inspect: this.inspect });
     actor.start();
     this.actors.set(sessionId, actor);
+    return actor;
   }
 }
