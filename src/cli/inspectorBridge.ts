@@ -36,7 +36,11 @@ export async function startInspectorBridge(port: number): Promise<InspectorBridg
     );
     http.listen(port, '127.0.0.1', () => resolve());
   });
-  const sockets = new WebSocketServer({ server: http });
+  // Only this page and the local inspector may connect: browsers let any web page open a WebSocket
+  // to 127.0.0.1 (no CORS for WebSockets), and the replay would hand it every session's texts. The
+  // inspector (Node) sends no Origin; a browser always does.
+  const page = new Set([`http://127.0.0.1:${port}`, `http://localhost:${port}`]);
+  const sockets = new WebSocketServer({ server: http, verifyClient: ({ origin }: { origin?: string }) => !origin || page.has(origin) });
   let connected!: () => void;
   const firstConnection = new Promise<void>((resolve) => (connected = resolve));
   sockets.on('connection', (socket) => {

@@ -113,7 +113,7 @@ export function spawnHeld(o: RunOptions): ChildProcessByStdio<Writable | null, R
   const options = { shell: false, detached: true, env: o.env, ...(o.cwd ? { cwd: o.cwd } : {}) };
   if (process.platform === 'win32') return spawn(o.file, o.args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
   // 125: the line never came (the executor is gone); nobody reads that exit code. The shell exports
-  // a PWD of its own: unset, so the program gets exactly `o.env`.
+  // a PWD of its own: unset, so the program gets `o.env` (a PWD given there is the real cwd).
   const script = `read -r _ || exit 125; ${'PWD' in o.env ? '' : 'unset PWD; '}exec "$0" "$@"`;
   return spawn('/bin/sh', ['-c', script, o.file, ...o.args], { ...options, stdio: ['pipe', 'pipe', 'pipe'] });
 }

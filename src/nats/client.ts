@@ -18,6 +18,7 @@ import { SessionId, type PlannerConfigInput, type PlannerState } from '../protoc
 import type { DomainEvent } from '../protocol/events.js';
 import { reservedMessageIdProblem, type SessionInput } from '../protocol/inputs.js';
 import { MAX_INPUT_BYTES as DEFAULT_MAX_INPUT_BYTES } from '../protocol/parseInput.js';
+import { checkIntegerOption } from '../shared/optionChecks.js';
 import { watchSessionEvents } from './sessionWatch.js';
 
 export interface ClientOptions {
@@ -168,6 +169,7 @@ class NatsClient implements JetplanClient {
     this.#js = jetstream(nc);
     this.streamName = options.streamName ?? DEFAULT_STREAM_NAME;
     this.subjectPrefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+    checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);
     this.#maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   }
 

@@ -102,10 +102,11 @@ export async function campaign(options: CampaignOptions, parts: LeaderParts): Pr
   const endTerm = async () => {
     term.abort();
     await consumer.stop();
-    retries?.close();
-    await deferredRecovery;
+    // Told once it no longer consumes, not after a deferred recovery pass that may still run.
     if (consuming && !closing) tell(false);
     consuming = false;
+    retries?.close();
+    await deferredRecovery;
   };
 
   const lease = await LeaderLease.start({

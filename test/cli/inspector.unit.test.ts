@@ -1,6 +1,7 @@
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { describe, expect, it, vi } from 'vitest';
+import { WebSocket } from 'ws';
 import { createWebSocketReceiver } from '@statelyai/inspect';
 import { startInspector } from '../../src/cli/inspector.js';
 import { KnownActors } from '../../src/cli/inspectorBridge.js';
@@ -72,6 +73,24 @@ describe('--inspect', () => {
     const message = (type: string, sessionId: string, n = 0) => JSON.stringify({ type, sessionId, n });
     for (const m of [message('@xstate.actor', 'x:0'), message('@xstate.snapshot', 'x:0', 1), message('@xstate.event', 'x:0'), message('@xstate.actor', 'x:1'), message('@xstate.snapshot', 'x:0', 2), 'not json', message('@xstate.snapshot', 'x:1', 1)]) known.record(m);
     expect(known.replay()).toEqual([message('@xstate.actor', 'x:0'), message('@xstate.actor', 'x:1'), message('@xstate.snapshot', 'x:0', 2), message('@xstate.snapshot', 'x:1', 1)]);
+  });
+
+  it('refuses a WebSocket from any other web page (browsers let any page connect to 127.0.0.1)', async () => {
+    const port = await freePort();
+    const runtime = await createEmbeddedRuntime();
+    const inspector = await startInspector(runtime.planner, port);
+    await runtime.planner.handle('secret', { type: 'SubmitInput', text: 'Summarise the secret plan.' });
+    const open = (origin?: string) =>
+      new Promise<string>((resolve) => {
+        const socket = new WebSocket(`ws://127.0.0.1:${port}`, origin ? { origin } : {});
+        socket.once('message', () => resolve('got data'));
+        socket.once('error', (err) => resolve(err.message));
+        socket.once('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
+      });
+    expect(await open('https://evil.example')).toBe('refused 401');
+    expect(await open(`http://127.0.0.1:${port}`)).toBe('got data'); // the bridge's own page
+    inspector.stop();
+    await runtime.close();
   });
 
   it('reports a busy port as a one-line error', async () => {

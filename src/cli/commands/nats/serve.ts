@@ -34,7 +34,7 @@ export const serveCommand: Command = {
     const nc = await connectFromArgs(args, ctx, 'jetplan-planner');
     // Each term as leader gets a line, the first only after the "connected" line.
     let shown = false;
-    let early: boolean | undefined;
+    const early: boolean[] = [];
     const tell = (leader: boolean) => {
       if (leader) ctx.out('jetplan serve: leader, consuming inputs');
       else ctx.err('jetplan serve: lost the leader lease (NATS away?); standby, not consuming inputs');
@@ -49,7 +49,7 @@ export const serveCommand: Command = {
         ...(instanceId ? { instanceId } : {}),
         ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
         ...(leaseBucket ? { leaseBucket } : {}),
-        onLeadershipChange: (leader) => (shown ? tell(leader) : (early = leader)),
+        onLeadershipChange: (leader) => (shown ? tell(leader) : early.push(leader)),
       });
     } catch (err) {
       await nc.close().catch(() => undefined);
@@ -58,7 +58,7 @@ export const serveCommand: Command = {
     const where = nc.getServer();
     ctx.out(`jetplan serve: connected to ${where}${service.httpPort !== undefined ? `, http on :${service.httpPort}` : ''}`);
     shown = true;
-    if (early !== undefined) tell(early);
+    early.forEach(tell);
     reportConnection(ctx, nc, 'jetplan serve');
     // One handler held from here to exit: when a process's last SIGTERM/SIGINT handler goes, the
     // default action is back, and a second signal between the wait below and boundedShutdown's own

@@ -198,6 +198,7 @@ class Follower {
       } else if (this.open?.seq !== q.seq) {
         ctx.err(`jetplan: ${q.taskId} no longer waits for an answer; "${printable(answer)}" was not sent`);
       } else {
+        this.askingFor = undefined; // its ClarificationProvided may come before the publish's ack
         await this.client.answer(sessionId, q.taskId, answer);
       }
     })()
