@@ -158,7 +158,14 @@ export function runProgram(o: RunOptions): Promise<HandlerOutcome> {
   if (o.signal.aborted) return Promise.resolve(ABORTED);
   return new Promise<HandlerOutcome>((resolve) => {
     const output = outputCollector(o.maxOutputBytes);
-    const child = spawnHeld(o);
+    let child: ReturnType<typeof spawnHeld>;
+    try {
+      child = spawnHeld(o);
+    } catch (err) {
+      // Thrown at once (E2BIG: the arguments are too long together): the same on every attempt.
+      resolve({ type: 'failed', error: `cannot run ${o.name}: ${(err as Error).message}`, retryable: false });
+      return;
+    }
     const stopWatchdog = child.pid === undefined ? undefined : startWatchdog(child.pid);
     // Armed: the program may start. An executor that died before this line leaves a holder that
     // reads EOF and exits without running it.

@@ -55,6 +55,9 @@ export class ShellSyntaxError extends Error {
  * ShellSyntaxError on shell metacharacters (; | & $ > < `) anywhere, quoted or not: nothing would
  * be interpreted, but a command that looks like shell syntax is rejected rather than half-run.
  */
+/** Linux's limit of one argument's length (MAX_ARG_STRLEN, 32 pages), bytes with its NUL. */
+const MAX_ARG_BYTES = 128 * 1024;
+
 export function parseArgv(command: string): string[] {
   if (SHELL_META.test(command)) throw new ShellSyntaxError('shell syntax is not allowed');
   const argv: string[] = [];
@@ -91,6 +94,10 @@ export function parseArgv(command: string): string[] {
   }
   if (quote) throw new ShellSyntaxError(`unterminated ${quote} quote`);
   if (inWord) argv.push(current);
+  // What no program can be given (a NUL ends a C string; Linux caps one argument at 128 KiB): refused
+  // here as the task's fault, not thrown by spawn as an executor error that would be retried.
+  if (argv.some((arg) => arg.includes('\u0000'))) throw new ShellSyntaxError('a NUL character in the command');
+  if (argv.some((arg) => Buffer.byteLength(arg) >= MAX_ARG_BYTES)) throw new ShellSyntaxError(`an argument of ${MAX_ARG_BYTES} bytes or more`);
   return argv;
 }
 

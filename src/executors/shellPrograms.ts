@@ -37,11 +37,24 @@ const EXEC_CAPABLE = new Set([
   // Python scripts that run code (pdb, pydoc), ldd (runs the loader on its argument).
   'setpriv', 'cpp', 'c89', 'c99', 'diff3', 'sdiff', 'install', 'prove', 'rustc', 'rustdoc', 'rustup', 'cargo',
   'gpgtar', 'gpg-agent', 'gpg', 'corepack', 'ldd', 'pdb', 'pydoc', 'ipython', 'jupyter', 'tclsh', 'expect',
+  // Found by a security review (each ran a command, or can, from task text alone): wrappers that run
+  // their arguments, tools that run an editor/pager/helper or load a library (curl --engine), and
+  // daemons that start themselves outside the task's process group (ssh-agent, dirmngr).
+  'ssh-agent', 'choom', 'memusage', 'sotruss', 'fakeroot', 'fakeroot-sysv', 'fakeroot-tcp', 'dbus-run-session',
+  'dbus-launch', 'sensible-editor', 'sensible-pager', 'sensible-browser', 'select-editor', 'scriptlive',
+  'scriptreplay', 'gpg-connect-agent', 'gpgconf', 'dirmngr', 'curl', 'systemd-cat', 'systemd-inhibit',
+  'systemd-socket-activate', 'runcon', 'gdbserver', 'tini', 'dumb-init', 'gosu', 'su-exec', 'catatonit',
+  'eatmydata', 'faketime', 'ccache', 'xvfb-run', 'proxychains', 'proxychains4', 'chronic', 'ifne', 'pee',
+  'lckdo', 'zrun', 'vipe', 'enosys', 'pipesz', 'setpgid', 'xtrace', 'coredumpctl', 'perldoc', 'perlbug',
+  'apt-key', 'apt-config', 'apt-cache', 'groff', 'patch', 'zless', 'zmore', 'pager', 'www-browser', 'x-www-browser',
 ]);
 /** Versioned or target-prefixed builds of those (gcc-12, x86_64-linux-gnu-gcc-12, pdb3, pydoc3.11). */
-const EXEC_CAPABLE_BUILDS = /^([\w.]+-)*(gcc|g\+\+|cc|c\+\+|cpp|clang(\+\+)?|ld|pdb|pydoc|ipython)(-?[\d.]+)?$/;
-/** Interpreter families, with or without a version suffix (python3, python3.12, perl5.36…). */
-const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*$/;
+const EXEC_CAPABLE_BUILDS = /^([\w.]+-)*(gcc|g\+\+|cc|c\+\+|cpp|clang(\+\+)?|ld|pdb|pydoc|ipython)(-?[\d.]+)?(\.(bfd|gold|lld|mold))?$/;
+/**
+ * Interpreter families, with or without a version suffix, and Debian's target-named builds of them
+ * (python3, python3.12, perl5.36, perl5.36-x86_64-linux-gnu: a full perl, not a link to one).
+ */
+const EXEC_CAPABLE_FAMILY = /^(python|pypy|perl|cpan|ruby|php|lua|luajit|node|nodejs|tclsh|wish|pwsh|osascript)[\d.]*(-[\w.-]+)?$/;
 /** Multi-call binaries act as the applet named by argv[0] (the link we run), not as themselves. */
 const MULTI_CALL = new Set(['busybox', 'toybox']);
 

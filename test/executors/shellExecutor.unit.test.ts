@@ -64,6 +64,11 @@ describe('parseArgv / commandOf', () => {
     }
     expect(() => parseArgv('echo "abc')).toThrow(/unterminated/);
   });
+  it('refuses what no program can be given: a NUL, or one argument of 128 KiB or more', () => {
+    expect(() => parseArgv('echo a\u0000b')).toThrow('a NUL character in the command');
+    expect(() => parseArgv(`echo ${'x'.repeat(128 * 1024)}`)).toThrow('an argument of 131072 bytes or more');
+    expect(parseArgv(`echo ${'x'.repeat(1_000)}`)).toHaveLength(2);
+  });
   it('takes the first code span of a description', () => {
     expect(commandOf('List the files with `ls -la` please')).toBe('ls -la');
     expect(commandOf('echo hi')).toBe('echo hi');
@@ -71,6 +76,14 @@ describe('parseArgv / commandOf', () => {
 });
 
 describe('createShellHandler', () => {
+  it('reports a command no program can be given as a failure that is not retried', async () => {
+    const h = createShellHandler({ allow: ['echo'] });
+    expect(await h(task('Run `echo a\u0000b`.'), tools())).toEqual({ type: 'failed', error: 'a NUL character in the command', retryable: false });
+    // Each argument under the limit, all of them together over what exec takes (E2BIG at spawn).
+    const many = Array.from({ length: 40 }, () => 'y'.repeat(100_000)).join(' ');
+    expect(await h(task(`echo ${many}`), tools())).toMatchObject({ type: 'failed', error: expect.stringMatching(/^cannot run echo: /), retryable: false });
+  });
+
   it('runs an allowed program', async () => {
     const h = createShellHandler({ allow: ['echo'] });
     expect(await h(task('Say it: `echo hi`'), tools())).toEqual({ type: 'completed', output: 'hi\n' });

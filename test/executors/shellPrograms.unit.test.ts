@@ -23,7 +23,12 @@ describe('exec-capable programs', () => {
       'setpriv', 'cpp', 'cpp-12', 'c99', 'gcc-12', 'x86_64-linux-gnu-gcc-12', 'g++-12', 'diff3', 'sdiff', 'install', 'prove', 'rustc', 'gpgtar', 'gpg-agent', 'pdb3', 'pydoc3.11', 'ldd']) {
       expect(isExecCapable(name), name).toBe(true);
     }
-    for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc']) expect(isExecCapable(name), name).toBe(false);
+    // Found by a security review: each ran `id` (or could) from task text alone on Debian 12.
+    for (const name of ['perl5.36-x86_64-linux-gnu', 'cpan5.36-x86_64-linux-gnu', 'ssh-agent', 'choom', 'memusage', 'sotruss', 'fakeroot',
+      'dbus-run-session', 'sensible-editor', 'scriptlive', 'gpg-connect-agent', 'curl', 'systemd-cat', 'runcon', 'x86_64-linux-gnu-ld.bfd', 'dirmngr', 'gpgconf']) {
+      expect(isExecCapable(name), name).toBe(true);
+    }
+    for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc', 'date', 'du', 'df', 'uname', 'jq']) expect(isExecCapable(name), name).toBe(false);
   });
 
   it('refuses to start with one, naming it and the opt-in', () => {
