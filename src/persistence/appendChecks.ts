@@ -82,3 +82,11 @@ export function checkNewEvents(streamId: string, events: readonly NewEvent[], op
     ids.add(event.id);
   });
 }
+
+/**
+ * The error for an event id the stream already holds at `version` (not as a repeat of its last
+ * append): the same on every store, since no retry could clear it.
+ */
+export function storedIdError(streamId: string, id: string, version: number, appended = 'nothing was appended'): ValidationError {
+  return new ValidationError(`stream ${streamId}: event id ${JSON.stringify(id)} is already event ${version} of this stream; event ids must be unique; ${appended}`);
+}

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from './makeDirs.js';
-import { checkNewEvents } from './appendChecks.js';
+import { checkNewEvents, storedIdError } from './appendChecks.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { OutboxCommand } from '../protocol/commands.js';
 import type { NewEvent } from '../protocol/events.js';
@@ -145,6 +145,8 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const last = this.inFlight.get(streamId);
     if (last !== undefined && last.next === current && sameAppend(last, options.expectedVersion, events)) return last.done;
     checkExpectedVersion(streamId, options.expectedVersion, current);
+    const stored = this.index.storedId(streamId, events.map((e) => e.id));
+    if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
     const { json, eventTexts } = encodeAppendEntry(streamId, current, events, commands);
@@ -152,8 +154,9 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const storedCommands = commands.length > 0 ? (JSON.parse(JSON.stringify(commands)) as OutboxCommand[]) : [];
     const next = current + events.length;
     this.reserved.set(streamId, next);
-    const done = this.write(streamId, current, next, json, eventTexts, storedCommands);
-    const flight: InFlightAppend = { at: current, next, ids: events.map((e) => e.id), done };
+    const ids = events.map((e) => e.id);
+    const done = this.write(streamId, current, next, json, eventTexts, storedCommands, ids);
+    const flight: InFlightAppend = { at: current, next, ids, done };
     this.inFlight.set(streamId, flight);
     try {
       return await done;
@@ -163,7 +166,15 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
   }
 
   /** Writes an append's entry and, once durable, applies it to the index. */
-  private async write(streamId: string, current: number, next: number, json: string, eventTexts: string[], commands: OutboxCommand[]): Promise<AppendResult> {
+  private async write(
+    streamId: string,
+    current: number,
+    next: number,
+    json: string,
+    eventTexts: string[],
+    commands: OutboxCommand[],
+    ids: string[],
+  ): Promise<AppendResult> {
     try {
       await this.log.write(json);
     } catch (err) {
@@ -171,7 +182,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
       this.reserved.delete(streamId);
       throw err;
     }
-    this.index.append(streamId, current, eventTexts, commands);
+    this.index.append(streamId, current, eventTexts, commands, ids);
     this.appends++;
     if (this.reserved.get(streamId) === next) this.reserved.delete(streamId);
     return { nextExpectedVersion: next };

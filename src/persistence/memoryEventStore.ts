@@ -6,7 +6,7 @@ import type {
   EventStore,
   OutboxStore,
 } from './eventStore.js';
-import { checkNewEvents } from './appendChecks.js';
+import { checkNewEvents, storedIdError } from './appendChecks.js';
 import { IndexedEventStore } from './indexedEventStore.js';
 import { checkExpectedVersion, isRepeatedAppend, sequenceEvents, StreamIndex } from './streamIndex.js';
 
@@ -27,6 +27,8 @@ export class MemoryEventStore extends IndexedEventStore implements EventStore, O
     const current = this.index.version(streamId);
     if (isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) return { nextExpectedVersion: current };
     checkExpectedVersion(streamId, options.expectedVersion, current);
+    const stored = this.index.storedId(streamId, events.map((e) => e.id));
+    if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
     const sequenced = structuredClone(sequenceEvents(events, current));

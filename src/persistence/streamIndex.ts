@@ -42,6 +42,8 @@ export function sequenceEvents(events: readonly NewEvent[], version: number): Do
  */
 export type StoredEvent = DomainEvent | string;
 
+const idOf = (event: StoredEvent): string => (typeof event === 'string' ? (JSON.parse(event) as { id: string }).id : event.id);
+
 const copyOut = (event: StoredEvent): DomainEvent =>
   typeof event === 'string' ? (JSON.parse(event) as DomainEvent) : structuredClone(event);
 
@@ -52,6 +54,8 @@ const copyOut = (event: StoredEvent): DomainEvent =>
  */
 export class StreamIndex {
   private readonly streams = new Map<string, StoredEvent[]>();
+  /** Each stream's event ids and the version each was stored at (ids are unique per stream). */
+  private readonly ids = new Map<string, Map<string, number>>();
   /** Insertion order is append order, which is what "oldest first" means for the outbox. */
   private readonly pending = new Map<string, PendingCommand>();
 
@@ -64,7 +68,13 @@ export class StreamIndex {
    * Adds events sequenced from `fromVersion + 1`, and their commands; returns the new version.
    * Commands are kept as given, so the caller passes copies.
    */
-  append(streamId: string, fromVersion: number, events: readonly StoredEvent[], commands: readonly OutboxCommand[]): number {
+  append(
+    streamId: string,
+    fromVersion: number,
+    events: readonly StoredEvent[],
+    commands: readonly OutboxCommand[],
+    eventIds: readonly string[] = events.map(idOf),
+  ): number {
     const current = this.version(streamId);
     if (fromVersion !== current) {
       throw new Error(`stream ${streamId}: events from version ${fromVersion} do not follow version ${current}`);
@@ -73,6 +83,10 @@ export class StreamIndex {
       const stream = this.streams.get(streamId);
       if (stream) for (const event of events) stream.push(event);
       else this.streams.set(streamId, [...events]);
+      let known = this.ids.get(streamId);
+      if (!known) this.ids.set(streamId, (known = new Map()));
+      // The first position of an id is kept (a log written before ids were checked may repeat one).
+      eventIds.forEach((id, i) => known.has(id) || known.set(id, fromVersion + i + 1));
     }
     const version = current + events.length;
     for (const command of commands) {
@@ -80,6 +94,17 @@ export class StreamIndex {
       if (!this.pending.has(command.id)) this.pending.set(command.id, { ...command, storedAtVersion: version });
     }
     return version;
+  }
+
+  /** The first of `eventIds` the stream already holds, with its version; undefined if none. */
+  storedId(streamId: string, eventIds: readonly string[]): { id: string; version: number } | undefined {
+    const known = this.ids.get(streamId);
+    if (!known) return undefined;
+    for (const id of eventIds) {
+      const version = known.get(id);
+      if (version !== undefined) return { id, version };
+    }
+    return undefined;
   }
 
   /** A copy of the stream's events within the inclusive bounds of `options`. */

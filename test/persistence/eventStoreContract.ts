@@ -346,6 +346,20 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect((await store().readStream(id)).events).toEqual(sequenced(events));
     });
 
+    it("refuses an id an earlier event of the stream has (no repeat of its last append), at a version or at 'any'", async () => {
+      const id = uniqueStream();
+      const [a] = makeEvents(id, 1);
+      const [b] = makeEvents(id, 1);
+      await store().appendToStream(id, [a!], { expectedVersion: 0 });
+      await store().appendToStream(id, [b!], { expectedVersion: 1 });
+      for (const expectedVersion of [2, 'any'] as const) {
+        const err = await rejection(() => store().appendToStream(id, [structuredClone(a!)], { expectedVersion }));
+        expect(isValidationError(err), String(expectedVersion)).toBe(true);
+        expect((err as Error).message).toMatch(/is already event 1 of this stream; event ids must be unique; nothing was appended$/);
+      }
+      expect((await store().readStream(id)).events.map((e) => e.id)).toEqual([a!.id, b!.id]);
+    });
+
     it('isolates stored history from callers mutating inputs and results', async () => {
       const id = uniqueStream();
       const events = makeEvents(id, 1);

@@ -13,7 +13,7 @@
 import { jetstream, jetstreamManager, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
-import { checkNewEvents, checkReadOptions, checkStreamId } from '../appendChecks.js';
+import { checkNewEvents, checkReadOptions, checkStreamId, storedIdError } from '../appendChecks.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
 import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
@@ -377,9 +377,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     if (stored?.id === eventId && stored.sequence !== version) {
       // The id is an earlier event's of this very session: no retry could clear that either.
       const written = index === 0 ? 'nothing was appended' : `${index} event(s) of the append were stored before it`;
-      throw new ValidationError(
-        `stream ${streamId}: event id ${JSON.stringify(eventId)} is already event ${stored.sequence} of this stream; event ids must be unique; ${written}`,
-      );
+      throw storedIdError(streamId, eventId, stored.sequence, written);
     }
     if (stored?.id !== eventId || stored.sequence !== version) {
       this.#positions.delete(streamId);
