@@ -24,7 +24,7 @@ describe('LiveMirror', () => {
     expect(seen.some((e) => e.type === '@xstate.event' && e.event.type === 'TaskCompleted')).toBe(true);
     expect(seen.some((e) => e.type === '@xstate.actor' && (e.actorRef as { id?: string }).id === taskId)).toBe(true);
     // The session is shown starting: from idle, with the events that started it.
-    const sessionSnapshots = seen.filter((e) => e.type === '@xstate.snapshot' && e.actorRef === actor).map((e) => (e as { snapshot: { value: unknown } }).snapshot.value);
+    const sessionSnapshots = seen.filter((e) => e.type === '@xstate.snapshot' && e.actorRef === actor).map((e) => (e as unknown as { snapshot: { value: unknown } }).snapshot.value);
     expect(seen.filter((e) => e.type === '@xstate.event' && e.actorRef === actor).map((e) => (e as { event: { type: string } }).event.type).slice(0, 3)).toEqual(['xstate.init', 'SessionStarted', 'TasksPlanned']);
     expect(sessionSnapshots[0]).not.toEqual(sessionSnapshots.at(-1));
     mirror.stop();
