@@ -17,7 +17,7 @@ import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, isRepeatedAppend, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, landedPrefix, StreamIndex } from './streamIndex.js';
 import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -137,14 +137,14 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     checkNewEvents(streamId, events, options);
     const current = this.reserved.get(streamId) ?? this.index.version(streamId);
     // Only once the earlier append is durable (nothing reserved): the index then holds it.
-    if (current === this.index.version(streamId) && isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) {
-      return { nextExpectedVersion: current };
-    }
+    const landed = current === this.index.version(streamId) ? landedPrefix(this.index, streamId, options.expectedVersion, events) : 0;
+    if (landed > 0 && landed === events.length) return { nextExpectedVersion: current };
     // A retry of the stream's last append while that is still being written: its outcome, as the
     // memory store (synchronous) and JetStream (deduplication) give it, rather than a conflict.
     const last = this.inFlight.get(streamId);
     if (last !== undefined && last.next === current && sameAppend(last, options.expectedVersion, events)) return last.done;
-    checkExpectedVersion(streamId, options.expectedVersion, current);
+    if (landed > 0) events = events.slice(landed); // a retry: the rest follows what landed
+    else checkExpectedVersion(streamId, options.expectedVersion, current);
     const stored = this.index.storedId(streamId, events.map((e) => e.id));
     if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];

@@ -8,7 +8,7 @@ import type {
 } from './eventStore.js';
 import { checkNewEvents, storedIdError } from './appendChecks.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, isRepeatedAppend, sequenceEvents, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, landedPrefix, sequenceEvents, StreamIndex } from './streamIndex.js';
 
 /**
  * An event store and outbox held in memory, for tests and throwaway sessions. Every method does
@@ -25,8 +25,10 @@ export class MemoryEventStore extends IndexedEventStore implements EventStore, O
     this.assertOpen();
     checkNewEvents(streamId, events, options);
     const current = this.index.version(streamId);
-    if (isRepeatedAppend(this.index, streamId, options.expectedVersion, events)) return { nextExpectedVersion: current };
-    checkExpectedVersion(streamId, options.expectedVersion, current);
+    const landed = landedPrefix(this.index, streamId, options.expectedVersion, events);
+    if (landed > 0 && landed === events.length) return { nextExpectedVersion: current };
+    if (landed > 0) events = events.slice(landed); // a retry: the rest follows what landed
+    else checkExpectedVersion(streamId, options.expectedVersion, current);
     const stored = this.index.storedId(streamId, events.map((e) => e.id));
     if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];

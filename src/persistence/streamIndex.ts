@@ -16,18 +16,25 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
 }
 
 /**
- * Whether `events` are already the stream's last events, appended at `expected` (or, at `'any'`,
- * anywhere): a retry of an append whose result the caller never saw. The stores then succeed
- * without appending again, as JetStream's deduplication by message id does, so a retry is
- * idempotent on every store.
+ * How many of `events`, from the first, are already the stream's last events, stored right after
+ * `expected` (at `'any'`: wherever the stream's tip is one of them): a retry of an append whose
+ * result the caller never saw, or of one that landed in part. The stores then append only the rest
+ * (nothing when all landed), as JetStream, whose appends can land in part, does by the events' ids:
+ * a retry is idempotent on every store. 0 when none are.
  */
-export function isRepeatedAppend(index: StreamIndex, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): boolean {
-  if (events.length === 0) return false;
+export function landedPrefix(index: StreamIndex, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): number {
   const version = index.version(streamId);
-  const at = expected === 'any' ? version - events.length : expected;
-  if (!Number.isInteger(at) || at < 0 || version !== at + events.length) return false;
-  const stored = index.read(streamId, { from: at + 1 }).events;
-  return stored.length === events.length && stored.every((event, i) => event.id === events[i]!.id);
+  if (events.length === 0 || version === 0) return 0;
+  let landed: number;
+  if (expected === 'any') {
+    const tip = index.read(streamId, { last: 1 }).events[0]!.id;
+    landed = events.findIndex((e) => e.id === tip) + 1;
+  } else {
+    landed = version - expected;
+  }
+  if (!Number.isInteger(landed) || landed < 1 || landed > events.length || landed > version) return 0;
+  const stored = index.read(streamId, { from: version - landed + 1 }).events;
+  return stored.every((event, i) => event.id === events[i]!.id) ? landed : 0;
 }
 
 /** Gives `events` the sequences that follow `version` (1-based, no gaps). */

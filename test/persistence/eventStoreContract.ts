@@ -346,6 +346,19 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect((await store().readStream(id)).events).toEqual(sequenced(events));
     });
 
+    it('continues a retry whose first events are stored right after its expected version (an append that landed in part)', async () => {
+      const id = uniqueStream();
+      const [a, b, c, d] = makeEvents(id, 4);
+      await store().appendToStream(id, [a!, b!], { expectedVersion: 0 });
+      // JetStream's appends can land in part (one message per event): the retry carries on after
+      // them, as it would there. So it does on every store, at a version and at 'any'.
+      expect(await store().appendToStream(id, structuredClone([a!, b!, c!]), { expectedVersion: 0 })).toEqual({ nextExpectedVersion: 3 });
+      expect(await store().appendToStream(id, structuredClone([c!, d!]), { expectedVersion: 'any' })).toEqual({ nextExpectedVersion: 4 });
+      expect((await store().readStream(id)).events.map((e) => e.id)).toEqual([a!.id, b!.id, c!.id, d!.id]);
+      // Events that are not the stream's last: a conflict, as ever.
+      expect(isConcurrencyError(await rejection(() => store().appendToStream(id, [structuredClone(a!), ...makeEvents(id, 1)], { expectedVersion: 0 })))).toBe(true);
+    });
+
     it("refuses an id an earlier event of the stream has (no repeat of its last append), at a version or at 'any'", async () => {
       const id = uniqueStream();
       const [a] = makeEvents(id, 1);
