@@ -1,4 +1,5 @@
 import { isCorruptLogError, isSessionNotFoundError, isStoreUnavailableError, isValidationError } from '../errors.js';
+import { printable } from './printable.js';
 
 /** A mistake in how the CLI was called: exit code 2, with a pointer to `jetplan help`. */
 export class UsageError extends Error {
@@ -18,6 +19,12 @@ export class CliError extends Error {
 
 /** The one stderr line and exit code for any error a command throws. */
 export function describeError(error: unknown): { line: string; code: number } {
+  const { line, code } = errorLine(error);
+  // Messages quote what users typed (ids, flags, paths): shown escaped, never raw to the terminal.
+  return { line: printable(line), code };
+}
+
+function errorLine(error: unknown): { line: string; code: number } {
   const message = oneLine(error instanceof Error ? error.message : String(error));
   if (error instanceof UsageError) return { line: `jetplan: ${message} (see jetplan help)`, code: 2 };
   if (error instanceof CliError) return { line: `jetplan: ${message}`, code: error.exitCode };

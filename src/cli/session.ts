@@ -9,7 +9,8 @@ import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
 import { checkInspectPort, startInspector, type InspectorHandle } from './inspector.js';
 import { interruptedExitCode, type CliSignal } from './io.js';
-import { printable, stateView, taskCount } from './view.js';
+import { stateView, taskCount } from './view.js';
+import { needsEscaping, printable } from './printable.js';
 
 /** An open embedded runtime with the demo executor attached. */
 export interface DemoRuntime {
@@ -83,9 +84,26 @@ export function resumeHint(ctx: CliContext, sessionId: string): string {
   return `jetplan resume ${sessionId}${dir}`;
 }
 
+/** `value` as bash's $'…': backslash and quote escaped, and each character printable() escapes as \xNN, \uNNNN or \UNNNNNNNN. */
+function ansiCQuote(value: string): string {
+  let out = '';
+  for (const ch of value) {
+    const code = ch.codePointAt(0)!;
+    if (ch === '\\' || ch === "'") out += `\\${ch}`;
+    else if (!needsEscaping(ch)) out += ch;
+    else if (code < 0x80) out += `\\x${code.toString(16).padStart(2, '0')}`;
+    else if (code <= 0xffff) out += `\\u${code.toString(16).padStart(4, '0')}`;
+    else out += `\\U${code.toString(16).padStart(8, '0')}`;
+  }
+  return `$'${out}'`;
+}
+
 /** `value` as one shell word, safe to paste: single-quoted unless it is plainly safe as it is. */
 export function shellQuote(value: string): string {
   if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value)) return value;
+  // With characters a terminal would act on or hide: bash's $'…', escaped as printable() shows
+  // them, so the hint is both safe to print and right to paste.
+  if (needsEscaping(value)) return ansiCQuote(value);
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 

@@ -17,16 +17,8 @@ export function taskCount(view: PlannerState): string {
 /** An ISO timestamp, or `-` when there is none. */
 export const iso = (ms: number | undefined): string => (ms === undefined ? '-' : new Date(ms).toISOString());
 
-/**
- * `text` safe to print on a terminal: control characters (ESC, BEL, …) shown as `\xNN` escapes.
- * Task text, results and questions come from users and tools; printed raw, they could recolour the
- * terminal, retitle it, or hide what comes before them.
- */
-export const printable = (text: string): string =>
-  text
-    .replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
-    // Bidirectional controls reorder what follows them on the screen: text could pass for other text.
-    .replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+export { printable } from './printable.js';
+import { printable } from './printable.js';
 
 const clip = (text: string, max = 60): string => {
   const flat = printable(text.replace(/\s+/g, ' ').trim());

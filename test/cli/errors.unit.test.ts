@@ -194,3 +194,23 @@ describe('help', () => {
     expect(b.io.stdoutText).toBe(a.io.stdoutText);
   });
 });
+
+describe('error lines', () => {
+  it('show what the user typed escaped: control, bidirectional and invisible characters never reach the terminal raw', async () => {
+    const { code, io } = await run(['resume', 's-\u001b[31mX\u202e', '--data-dir', '/nonexistent']);
+    expect(code).toBe(2);
+    expect(io.stderrLines).toEqual([expect.stringContaining('s-\\x1b[31mX\\u202e')]);
+    const flag = await run(['demo', '--bogus\u001b]0;t\u0007']);
+    expect(flag.io.err.join('')).toBe('jetplan: unknown flag --bogus\\x1b]0;t\\x07 (see jetplan help)\n');
+  });
+
+  it('escape zero-width spaces, tag characters and noncharacters in task text too, but not the joiners emoji need', async () => {
+    const dir = await tempDir();
+    const { code, io } = await run(['demo', 'Do \u200b zw. Do \u{e0041}\u{e0042} tag \ufffe. Wave 👋🏽‍ok.', '--data-dir', dir.dir]);
+    expect(code).toBe(0);
+    expect(io.stdoutText).toContain('Do \\u200b zw.');
+    expect(io.stdoutText).toContain('\\u{e0041}\\u{e0042} tag \\ufffe.');
+    expect(io.stdoutText).toContain('👋🏽\u200dok');
+    await dir.cleanup();
+  });
+});

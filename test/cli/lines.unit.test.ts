@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { LineReader, readAll } from '../../src/cli/lines.js';
@@ -64,5 +65,15 @@ describe('shellQuote', () => {
     expect(shellQuote('/tmp/data-1/x.y')).toBe('/tmp/data-1/x.y');
     expect(shellQuote('q$HOME`x`')).toBe("'q$HOME`x`'");
     expect(shellQuote("it's here")).toBe("'it'\\''s here'");
+  });
+
+  it("writes characters a terminal would act on or hide as bash $'…' escapes, which paste back to the same value", () => {
+    const values = ['esc\u001b[31mdir', 'bidi\u202eevil', "q'\u0007\\x", 'tag\u{e0041}abc', 'c1\u0085', 'zero\u200bwidth €'];
+    for (const value of values) {
+      const quoted = shellQuote(value);
+      expect(quoted).toMatch(/^\$'[\x20-\x7e€]*'$/); // printable ASCII (and text that shows) only
+      expect(execFileSync('bash', ['-c', `printf %s ${quoted}`], { encoding: 'utf8' })).toBe(value);
+    }
+    expect(shellQuote('esc\u001b[31mdir')).toBe("$'esc\\x1b[31mdir'");
   });
 });
