@@ -89,7 +89,13 @@ export class KnownActors {
 
 /** The bridge page: the inspector UI in a frame, fed from the bridge's WebSocket once it is ready. */
 function servePage(_req: IncomingMessage, res: ServerResponse): void {
-  res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+  // No other site may frame the page: one that did could steer the inner frame and be handed the
+  // relayed messages.
+  res.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'X-Frame-Options': 'DENY',
+    'Content-Security-Policy': "frame-ancestors 'none'",
+  });
   res.end(`<!DOCTYPE html>
 <html><head><title>jetplan: statecharts</title>
 <style>html, body, iframe { margin: 0; width: 100%; height: 100%; border: 0; }</style></head>
@@ -98,14 +104,16 @@ function servePage(_req: IncomingMessage, res: ServerResponse): void {
   const ui = document.getElementById('ui');
   const waiting = [];
   let ready = false;
+  // Messages go to the inspector's origin only, and only its frame may say it is ready.
+  const target = new URL(ui.src).origin;
   addEventListener('message', (e) => {
-    if (e.data?.type !== '@statelyai.connected') return;
+    if (e.source !== ui.contentWindow || e.origin !== target || e.data?.type !== '@statelyai.connected') return;
     ready = true;
-    for (const m of waiting.splice(0)) ui.contentWindow.postMessage(m, '*');
+    for (const m of waiting.splice(0)) ui.contentWindow.postMessage(m, target);
   });
   new WebSocket('ws://' + location.host).onmessage = (e) => {
     const m = JSON.parse(e.data);
-    if (ready) ui.contentWindow.postMessage(m, '*');
+    if (ready) ui.contentWindow.postMessage(m, target);
     else waiting.push(m);
   };
 </script></body></html>`);

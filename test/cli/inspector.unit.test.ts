@@ -88,6 +88,12 @@ describe('--inspect', () => {
         socket.once('unexpected-response', (_req, res) => resolve(`refused ${res.statusCode}`));
       });
     expect(await open('https://evil.example')).toBe('refused 401');
+    // Nor may another site frame the page (it could steer the inner frame); its script posts to the
+    // inspector's origin only.
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('content-security-policy')).toBe("frame-ancestors 'none'");
+    expect(await page.text()).not.toContain("'*'");
     expect(await open(`http://127.0.0.1:${port}`)).toBe('got data'); // the bridge's own page
     inspector.stop();
     await runtime.close();
