@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -36,6 +37,19 @@ describe('jetplan demo', () => {
     expect(code).toBe(0);
     expect(io.stdoutText).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
     expect(io.stdoutText).toContain('Colour the \\x1b[31mtitle\\x1b[0m red.');
+  });
+
+  it('names the session only once its first input is stored, so a named session can always be resumed', async () => {
+    const io = fakeIo();
+    const write = io.stdout;
+    let storedWhenNamed: boolean | undefined;
+    io.stdout = (text) => {
+      if (text.startsWith('session ')) storedWhenNamed = readFileSync(join(dir, 'events.log'), 'utf8').includes('"sessionId":"s-named"');
+      write(text);
+    };
+    expect(await main(['demo', 'Summarise the notes.', '--data-dir', dir, '--session', 's-named'], io)).toBe(0);
+    expect(io.stdoutText.split('\n')[0]).toBe('session s-named');
+    expect(storedWhenNamed).toBe(true);
   });
 
   it('shows bidirectional controls as escapes, so text cannot pass for other text on the screen', async () => {

@@ -99,7 +99,15 @@ export const demoCommand: Command = {
       await closeDemoRuntime(demo);
       throw error;
     }
-    if (!ctx.json) ctx.out(`session ${sessionId}`);
+    // Named once its first input is stored (the first commit, before the driver's progress lines):
+    // an id shown earlier could be one a kill at that moment leaves with nothing to resume.
+    if (!ctx.json) {
+      const off = demo.runtime.planner.onCommit((commit) => {
+        if (commit.sessionId !== sessionId) return;
+        off();
+        ctx.out(`session ${sessionId}`);
+      });
+    }
     const source = new AnswerSource(answers, ctx.io, !fromStdin);
     return driveSession(ctx, demo, sessionId, source, async () => {
       const { events } = await demo.runtime.planner.handle(sessionId, { type: 'SubmitInput', text, config }, { correlationId: sessionId });
