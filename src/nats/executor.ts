@@ -79,14 +79,26 @@ function resolveOptions(options: ExecutorOptions) {
   };
   if (typeof r.nc?.isClosed !== 'function') throw new ValidationError('executor: nc must be a NATS connection');
   const kinds = checkSharedOptions(options);
-  if (!(r.staleAfterMs >= 0)) throw new ValidationError(`executor: staleAfterMs must be 0 or more, got ${r.staleAfterMs}`);
-  if (!Number.isInteger(r.ackWaitMs) || r.ackWaitMs < 100) throw new ValidationError(`executor: ackWaitMs must be an integer of at least 100, got ${r.ackWaitMs}`);
+  if (!Number.isSafeInteger(r.staleAfterMs) || r.staleAfterMs < 0) throw new ValidationError(`executor: staleAfterMs must be an integer of 0 or more, got ${shown(r.staleAfterMs)}`);
+  // At most what a timer takes for the claim TTL (3 ack waits).
+  if (!Number.isInteger(r.ackWaitMs) || r.ackWaitMs < 100 || r.ackWaitMs > MAX_ACK_WAIT_MS) {
+    throw new ValidationError(`executor: ackWaitMs must be an integer from 100 to ${MAX_ACK_WAIT_MS}, got ${shown(r.ackWaitMs)}`);
+  }
+  if (options.inboxTtlMs !== undefined && !(Number.isSafeInteger(options.inboxTtlMs) && options.inboxTtlMs > 0)) {
+    throw new ValidationError(`executor: inboxTtlMs must be a positive integer, got ${shown(options.inboxTtlMs)}`);
+  }
   if (!Number.isInteger(r.concurrency) || r.concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${r.concurrency}`);
   if (!/^[A-Za-z0-9_-]+$/.test(r.durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(r.durablePrefix)}`);
   if (options.inboxBucket !== undefined) checkBucketName('executor: inboxBucket', options.inboxBucket);
   if (options.claimsBucket !== undefined) checkBucketName('executor: claimsBucket', options.claimsBucket);
   return { ...r, kinds };
 }
+
+/** The longest ack wait: the claims' TTL, three of them, must fit a Node timer (2^31 − 1 ms). */
+const MAX_ACK_WAIT_MS = Math.floor((2 ** 31 - 1) / 3);
+
+/** A value as a message quotes it: strings quoted, so "500" is told from 500. */
+const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : String(value));
 
 /** What `bind` needs: the stream, the naming of consumers, and where their creation times go. */
 interface Binding {

@@ -26,7 +26,7 @@ export function checkReadOptions(streamId: string, options: ReadOptions | undefi
   for (const key of ['from', 'to', 'last'] as const) {
     const value: unknown = options[key];
     if (value !== undefined && !(Number.isSafeInteger(value) && (value as number) >= 0)) {
-      throw new ValidationError(`stream ${streamId}: read option ${key} must be a whole number of at least 0, not ${JSON.stringify(value) ?? String(value)}`);
+      throw new ValidationError(`stream ${streamId}: read option ${key} must be a whole number of at least 0, not ${shown(value)}`);
     }
   }
 }
@@ -43,7 +43,7 @@ export function checkNewEvents(streamId: string, events: readonly NewEvent[], op
   }
   const { expectedVersion: expected } = options;
   if (expected !== 'any' && !(Number.isSafeInteger(expected) && expected >= 0)) {
-    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${JSON.stringify(expected) ?? String(expected)}`);
+    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${shown(expected)}`);
   }
   const commands: unknown = options.commands ?? [];
   if (!Array.isArray(events)) throw new ValidationError(`stream ${streamId}: events must be an array`);
@@ -90,3 +90,6 @@ export function checkNewEvents(streamId: string, events: readonly NewEvent[], op
 export function storedIdError(streamId: string, id: string, version: number, appended = 'nothing was appended'): ValidationError {
   return new ValidationError(`stream ${streamId}: event id ${JSON.stringify(id)} is already event ${version} of this stream; event ids must be unique; ${appended}`);
 }
+
+/** A value as a message quotes it: strings quoted, numbers as numbers (NaN, not JSON's null). */
+const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : String(value));

@@ -185,7 +185,7 @@ async function buildComponents(options: PlannerServiceOptions & { logger: Logger
   const { nc, logger } = options;
   const clock = options.clock ?? Date.now;
   const streamName = options.streamName ?? 'JETPLAN';
-  const store = await JetStreamEventStore.create(nc, { streamName, ...(options.subjectPrefix ? { subjectPrefix: options.subjectPrefix } : {}) });
+  const store = await JetStreamEventStore.create(nc, { streamName, ...(options.subjectPrefix !== undefined ? { subjectPrefix: options.subjectPrefix } : {}) });
   const subjectPrefix = store.subjectPrefix;
   const names = plannerNames(streamName, subjectPrefix);
   const jsm = await jetstreamManager(nc, { timeout: 3_000 });

@@ -389,6 +389,6 @@ describe('the stale-command guard', () => {
 
   it('refuses a negative threshold', async () => {
     const w = await world();
-    await expect(w.start(counting().handler, { staleAfterMs: -1 })).rejects.toThrow('staleAfterMs must be 0 or more');
+    await expect(w.start(counting().handler, { staleAfterMs: -1 })).rejects.toThrow('staleAfterMs must be an integer of 0 or more');
   });
 });

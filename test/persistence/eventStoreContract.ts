@@ -303,6 +303,7 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
         expect(isValidationError(err), JSON.stringify(options)).toBe(true);
       }
       expect((await store().readStream(id, { from: 0, to: 1 })).events.map((e) => e.sequence)).toEqual([1]);
+      await expect(store().readStream(id, { from: Number.NaN })).rejects.toThrow(/read option from must be a whole number of at least 0, not NaN$/);
     });
 
     it('takes the same stream ids everywhere: session ids, 1-64 characters of [A-Za-z0-9_-]', async () => {

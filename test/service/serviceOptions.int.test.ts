@@ -20,6 +20,9 @@ const refused: Array<[Partial<PlannerServiceOptions>, string]> = [
   [{ httpPort: -1 }, 'httpPort must be an integer from 0 to 65535, got -1'],
   [{ httpPort: 65_536 }, 'httpPort must be an integer from 0 to 65535, got 65536'],
   [{ httpPort: '8080' as unknown as number }, 'httpPort must be an integer from 0 to 65535, got "8080"'],
+  // An empty prefix was taken for the default: the service widened another deployment's stream.
+  [{ subjectPrefix: '' }, `invalid subjectPrefix "": dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`],
+  [{ subjectPrefix: 'a..b' }, `invalid subjectPrefix "a..b": dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`],
 ];
 
 /** Every stream on the server: the event stream and the KV buckets (`KV_<bucket>`) are streams. */

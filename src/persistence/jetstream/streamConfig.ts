@@ -56,8 +56,9 @@ export function resolveStreamOptions(options: JetplanStreamOptions = {}): Resolv
   const duplicateWindowMs = options.duplicateWindowMs ?? MIN_DUPLICATE_WINDOW_MS;
   const replicas = options.replicas ?? 1;
   assertToken('streamName', streamName);
-  if (!/^[^\s*>]+$/.test(subjectPrefix) || subjectPrefix.startsWith('.') || subjectPrefix.endsWith('.')) {
-    throw new ValidationError(`invalid subjectPrefix ${JSON.stringify(subjectPrefix)}`);
+  // Tokens of a subject: none empty ('', 'a..b', '.a'), no wildcards or spaces.
+  if (subjectPrefix.split('.').some((token) => !TOKEN.test(token))) {
+    throw new ValidationError(`invalid subjectPrefix ${JSON.stringify(subjectPrefix)}: dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`);
   }
   if (!Number.isInteger(duplicateWindowMs) || duplicateWindowMs < MIN_DUPLICATE_WINDOW_MS) {
     throw new ValidationError(`duplicateWindowMs must be an integer >= ${MIN_DUPLICATE_WINDOW_MS}`);
