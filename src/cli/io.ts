@@ -1,14 +1,17 @@
 import type { Readable } from 'node:stream';
 
 /** The signals the CLI turns into a clean shutdown. */
-export type CliSignal = 'SIGINT' | 'SIGTERM';
+export type CliSignal = 'SIGINT' | 'SIGTERM' | 'SIGHUP';
+
+const SIGNAL_NUMBERS: Record<CliSignal, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /**
  * The exit code of a command a signal stopped: 128 + the signal's number, as shells report it
- * (130 for Ctrl-C, 143 for SIGTERM), so a supervisor can tell the two apart.
+ * (130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP: the terminal closed), so a supervisor can tell
+ * them apart.
  */
 export function interruptedExitCode(signal: CliSignal): number {
-  return signal === 'SIGTERM' ? 143 : 130;
+  return 128 + SIGNAL_NUMBERS[signal];
 }
 
 /**
@@ -56,9 +59,11 @@ export function processIo(): CliIo {
       const listener = (signal: NodeJS.Signals) => handler(signal as CliSignal);
       process.on('SIGINT', listener);
       process.on('SIGTERM', listener);
+      process.on('SIGHUP', listener); // the terminal closed: stop cleanly, as for Ctrl-C
       return () => {
         process.off('SIGINT', listener);
         process.off('SIGTERM', listener);
+        process.off('SIGHUP', listener);
       };
     },
   };

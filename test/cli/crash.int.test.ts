@@ -138,4 +138,16 @@ describe('jetplan CLI, end to end in child processes', () => {
     const state = await resumeToCompletion('c2');
     await expectDurableAndExact('c2', state);
   });
+
+  it('stops cleanly on SIGHUP (the terminal closed) with exit 129 and a resume hint, leaving no lock', async () => {
+    const demo = jetplan(['demo', FIVE_TASKS, '--session', 'c3', '--answer', 'csv', '--answer', 'prod'], {
+      JETPLAN_DEMO_DELAY_MS: '10000',
+    });
+    await demo.waitForStdout('▶ t1-');
+    demo.child.kill('SIGHUP');
+    const { code } = await demo.exited;
+    expect(code).toBe(129);
+    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c3 --data-dir ${dir}\n`);
+    expect(existsSync(join(dir, 'LOCK'))).toBe(false);
+  });
 });

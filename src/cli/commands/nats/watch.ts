@@ -20,7 +20,7 @@ terminal, it says so). On a terminal, an open clarification question is
 asked (on stderr, with the prompt: stdout carries only events) and the answer published; a question
 answered elsewhere meanwhile is dropped from the prompt. --answer gives answers in order instead.
 Otherwise, or once the terminal's input ends (Ctrl-D), it says on stderr how to answer, and goes on
-waiting. Ctrl-C exits 130, SIGTERM 143.
+waiting. Ctrl-C exits 130, SIGTERM 143, SIGHUP 129.
   --answer <text>   an answer to the next question (repeatable)
   --json            one event per line as JSON
   --inspect <port>  watch the session's statecharts live in the Stately inspector (http://127.0.0.1:<port>, this machine only)
