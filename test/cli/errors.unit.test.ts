@@ -111,11 +111,14 @@ describe('failures (exit 1)', () => {
     await expectError(['replay', 'nope', '--data-dir', join(dir, 'missing')], 1, 'jetplan: unknown session nope');
     await expectError(['resume', 'nope', '--data-dir', join(dir, 'missing')], 1, 'jetplan: unknown session nope');
     expect(existsSync(join(dir, 'missing'))).toBe(false); // a mistyped --data-dir leaves nothing behind
+    await writeFile(join(dir, 'a-file'), 'x');
+    await expectError(['resume', 'nope', '--data-dir', join(dir, 'a-file')], 1, `jetplan: data directory ${join(dir, 'a-file')} is not a directory`);
   });
 
   it('refuses to start a session id that exists', async () => {
     expect((await run(['demo', 'Count the words.', '--session', 'dup', '--data-dir', dir])).code).toBe(0);
-    await expectError(['demo', 'Count more words.', '--session', 'dup', '--data-dir', dir], 1, /^jetplan: session dup already exists/);
+    // Completed: nothing to continue, so no resume hint.
+    await expectError(['demo', 'Count more words.', '--session', 'dup', '--data-dir', dir], 1, 'jetplan: session dup already exists (it is completed; see jetplan replay dup)');
   });
 
   it('starts a session id whose every input was rejected (it never started)', async () => {

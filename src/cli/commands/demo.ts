@@ -92,7 +92,11 @@ export const demoCommand: Command = {
     try {
       // A session whose every input was rejected has not started: it takes this text.
       for (let state = await demo.runtime.repository.load(sessionId); state.version > 0 && statusOf(state) !== 'idle'; state = await demo.runtime.repository.load(sessionId)) {
-        if (requested) throw new CliError(`session ${sessionId} already exists (continue it with ${resumeHint(ctx, sessionId)})`);
+        if (requested) {
+          // Only an open session can be continued; an ended one can be looked at.
+          const next = statusOf(state) === 'active' ? `continue it with ${resumeHint(ctx, sessionId)}` : `it is ${statusOf(state)}; see jetplan replay ${sessionId}`;
+          throw new CliError(`session ${sessionId} already exists (${next})`);
+        }
         sessionId = sessionIdFrom(args);
       }
     } catch (error) {

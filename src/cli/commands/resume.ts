@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SessionNotFoundError } from '../../errors.js';
 import { outstanding, statusOf } from '../../machines/sessionQueries.js';
@@ -6,6 +6,7 @@ import { HEADER } from '../../actors/bus.js';
 import { numberFlag, sessionIdArg } from '../args.js';
 import { AnswerSource } from '../answers.js';
 import type { Command } from '../command.js';
+import { CliError } from '../cliErrors.js';
 import { demoDelay } from '../executor.js';
 import { closeDemoRuntime, driveSession, openDemoRuntime, printFinished, type DemoRuntime } from '../session.js';
 import { answerFlags } from './demo.js';
@@ -38,7 +39,11 @@ export const resumeCommand: Command = {
     const answers = answerFlags(args);
     const delayMs = demoDelay(ctx.io.env);
     // No log, no session: said without creating the directory (a mistyped --data-dir).
-    if (!existsSync(join(ctx.dataDir, 'events.log'))) throw new SessionNotFoundError(sessionId);
+    if (!existsSync(join(ctx.dataDir, 'events.log'))) {
+      // A data dir that is a file is a mistake of its own, not an unknown session.
+      if (existsSync(ctx.dataDir) && !statSync(ctx.dataDir).isDirectory()) throw new CliError(`data directory ${ctx.dataDir} is not a directory`);
+      throw new SessionNotFoundError(sessionId);
+    }
     const demo = await openDemoRuntime(ctx, delayMs, numberFlag(args, 'inspect'));
     let state;
     try {
