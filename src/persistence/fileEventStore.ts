@@ -38,8 +38,10 @@ export const tailFileName = (offset: number): string => `events.log.tail-${offse
 
 /** An append queued but not yet durable: where it starts and ends, its event ids, its outcome. */
 interface InFlightAppend {
+  /** The version the caller's events start after (some may have landed before: a retry). */
   at: number;
   next: number;
+  /** The caller's event ids, all of them. */
   ids: string[];
   done: Promise<AppendResult>;
 }
@@ -61,6 +63,8 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
   private readonly reserved = new Map<string, number>();
   /** Each stream's last append while it is being written (a retry of it waits for it). */
   private readonly inFlight = new Map<string, InFlightAppend>();
+  /** Event ids of appends being written, by stream, with their versions. */
+  private readonly writing = new Map<string, Map<string, number>>();
   private appends = 0;
   private closing: Promise<void> | undefined;
 
@@ -143,9 +147,12 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     // memory store (synchronous) and JetStream (deduplication) give it, rather than a conflict.
     const last = this.inFlight.get(streamId);
     if (last !== undefined && last.next === current && sameAppend(last, options.expectedVersion, events)) return last.done;
+    const callerIds = events.map((e) => e.id);
     if (landed > 0) events = events.slice(landed); // a retry: the rest follows what landed
     else checkExpectedVersion(streamId, options.expectedVersion, current);
-    const stored = this.index.storedId(streamId, events.map((e) => e.id));
+    const newIds = callerIds.slice(landed);
+    // Stored, or in an append still being written (not in the index yet): refused alike.
+    const stored = this.index.storedId(streamId, newIds) ?? this.writingId(streamId, newIds);
     if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
@@ -154,15 +161,30 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const storedCommands = commands.length > 0 ? (JSON.parse(JSON.stringify(commands)) as OutboxCommand[]) : [];
     const next = current + events.length;
     this.reserved.set(streamId, next);
-    const ids = events.map((e) => e.id);
-    const done = this.write(streamId, current, next, json, eventTexts, storedCommands, ids);
-    const flight: InFlightAppend = { at: current, next, ids, done };
+    const done = this.write(streamId, current, next, json, eventTexts, storedCommands, newIds);
+    const flight: InFlightAppend = { at: current - landed, next, ids: callerIds, done };
     this.inFlight.set(streamId, flight);
+    const writing = this.writing.get(streamId) ?? new Map<string, number>();
+    this.writing.set(streamId, writing);
+    newIds.forEach((id, i) => writing.set(id, current + i + 1));
     try {
       return await done;
     } finally {
       if (this.inFlight.get(streamId) === flight) this.inFlight.delete(streamId);
+      for (const id of newIds) writing.delete(id);
+      if (writing.size === 0 && this.writing.get(streamId) === writing) this.writing.delete(streamId);
     }
+  }
+
+  /** The first of `ids` that an append still being written holds, with its version. */
+  private writingId(streamId: string, ids: readonly string[]): { id: string; version: number } | undefined {
+    const writing = this.writing.get(streamId);
+    if (!writing) return undefined;
+    for (const id of ids) {
+      const version = writing.get(id);
+      if (version !== undefined) return { id, version };
+    }
+    return undefined;
   }
 
   /** Writes an append's entry and, once durable, applies it to the index. */

@@ -360,6 +360,26 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(isConcurrencyError(await rejection(() => store().appendToStream(id, [structuredClone(a!), ...makeEvents(id, 1)], { expectedVersion: 0 })))).toBe(true);
     });
 
+    it('agrees on retries and reused ids while an earlier append is still being written', async () => {
+      const id = uniqueStream();
+      const [a, b, c] = makeEvents(id, 3);
+      await store().appendToStream(id, [a!], { expectedVersion: 0 });
+      // The same retry twice at once, of an append that landed in part: both get its outcome.
+      const twice = await Promise.all([
+        store().appendToStream(id, structuredClone([a!, b!]), { expectedVersion: 0 }),
+        store().appendToStream(id, structuredClone([a!, b!]), { expectedVersion: 0 }),
+      ]);
+      expect(twice).toEqual([{ nextExpectedVersion: 2 }, { nextExpectedVersion: 2 }]);
+      // An id of the append under way, reused by the next one: refused, not stored twice.
+      const [, reused] = await Promise.allSettled([
+        store().appendToStream(id, [c!], { expectedVersion: 2 }),
+        store().appendToStream(id, [...makeEvents(id, 1), structuredClone(c!)], { expectedVersion: 3 }),
+      ]);
+      expect(reused.status === 'rejected' && isValidationError(reused.reason)).toBe(true);
+      const ids = (await store().readStream(id)).events.map((e) => e.id);
+      expect(ids.filter((x) => x === c!.id)).toHaveLength(1);
+    });
+
     it("refuses an id an earlier event of the stream has (no repeat of its last append), at a version or at 'any'", async () => {
       const id = uniqueStream();
       const [a] = makeEvents(id, 1);
