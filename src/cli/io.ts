@@ -59,7 +59,9 @@ export function processIo(): CliIo {
       const listener = (signal: NodeJS.Signals) => handler(signal as CliSignal);
       process.on('SIGINT', listener);
       process.on('SIGTERM', listener);
-      process.on('SIGHUP', listener); // the terminal closed: stop cleanly, as for Ctrl-C
+      // The terminal closed: stop cleanly, as for Ctrl-C. (Node resets SIGHUP to its default at
+      // start, so `nohup` never kept it running: use setsid or a supervisor to outlive a logout.)
+      process.on('SIGHUP', listener);
       return () => {
         process.off('SIGINT', listener);
         process.off('SIGTERM', listener);

@@ -84,16 +84,19 @@ export function resumeHint(ctx: CliContext, sessionId: string): string {
   return `jetplan resume ${sessionId}${dir}`;
 }
 
-/** `value` as bash's $'…': backslash and quote escaped, and each character printable() escapes as \xNN, \uNNNN or \UNNNNNNNN. */
+/**
+ * `value` as bash's $'…': backslash and quote escaped, newline and tab as \n and \t, and each
+ * character printable() escapes as its UTF-8 bytes (\xHH each), which bash gives back whatever
+ * the locale (its \u escapes need a UTF-8 one).
+ */
 function ansiCQuote(value: string): string {
   let out = '';
   for (const ch of value) {
-    const code = ch.codePointAt(0)!;
     if (ch === '\\' || ch === "'") out += `\\${ch}`;
+    else if (ch === '\n') out += '\\n';
+    else if (ch === '\t') out += '\\t';
     else if (!needsEscaping(ch)) out += ch;
-    else if (code < 0x80) out += `\\x${code.toString(16).padStart(2, '0')}`;
-    else if (code <= 0xffff) out += `\\u${code.toString(16).padStart(4, '0')}`;
-    else out += `\\U${code.toString(16).padStart(8, '0')}`;
+    else for (const byte of Buffer.from(ch, 'utf8')) out += `\\x${byte.toString(16).padStart(2, '0')}`;
   }
   return `$'${out}'`;
 }
@@ -103,7 +106,7 @@ export function shellQuote(value: string): string {
   if (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value)) return value;
   // With characters a terminal would act on or hide: bash's $'…', escaped as printable() shows
   // them, so the hint is both safe to print and right to paste.
-  if (needsEscaping(value)) return ansiCQuote(value);
+  if (needsEscaping(value) || /[\n\t]/.test(value)) return ansiCQuote(value);
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -135,7 +138,7 @@ function printOutcome(ctx: CliContext, sessionId: string, outcome: Outcome, metr
 function printFault(ctx: CliContext, sessionId: string, error: Error): number {
   if (ctx.json) ctx.out(JSON.stringify({ sessionId, outcome: 'fault', error: error.message }));
   // The cause is the part a user can act on (ENOSPC, EIO); the message alone says only "reopen".
-  const cause = error.cause instanceof Error ? ` (${error.cause.message.replace(/\s*\n\s*/g, ' ')})` : '';
+  const cause = error.cause instanceof Error ? ` (${printable(error.cause.message.replace(/\s*\n\s*/g, ' '))})` : '';
   ctx.err(`${describeError(error).line}${cause}; continue with: ${resumeHint(ctx, sessionId)}`);
   return 1;
 }

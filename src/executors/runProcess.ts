@@ -162,8 +162,10 @@ export function runProgram(o: RunOptions): Promise<HandlerOutcome> {
     try {
       child = spawnHeld(o);
     } catch (err) {
-      // Thrown at once (E2BIG: the arguments are too long together): the same on every attempt.
-      resolve({ type: 'failed', error: `cannot run ${o.name}: ${(err as Error).message}`, retryable: false });
+      // Thrown at once. E2BIG (the arguments too long together) is the same on every attempt;
+      // EAGAIN or ENOMEM (no process to be had just now) may pass.
+      const code = (err as NodeJS.ErrnoException).code;
+      resolve({ type: 'failed', error: `cannot run ${o.name}: ${(err as Error).message}`, retryable: code === 'EAGAIN' || code === 'ENOMEM' });
       return;
     }
     const stopWatchdog = child.pid === undefined ? undefined : startWatchdog(child.pid);

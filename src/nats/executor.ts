@@ -84,8 +84,9 @@ function resolveOptions(options: ExecutorOptions) {
   if (!Number.isInteger(r.ackWaitMs) || r.ackWaitMs < 100 || r.ackWaitMs > MAX_ACK_WAIT_MS) {
     throw new ValidationError(`executor: ackWaitMs must be an integer from 100 to ${MAX_ACK_WAIT_MS}, got ${shown(r.ackWaitMs)}`);
   }
-  if (options.inboxTtlMs !== undefined && !(Number.isSafeInteger(options.inboxTtlMs) && options.inboxTtlMs > 0)) {
-    throw new ValidationError(`executor: inboxTtlMs must be a positive integer, got ${shown(options.inboxTtlMs)}`);
+  // JetStream takes a max age of 100 ms or more, in nanoseconds that must fit an int64.
+  if (options.inboxTtlMs !== undefined && !(Number.isInteger(options.inboxTtlMs) && options.inboxTtlMs >= 100 && options.inboxTtlMs <= MAX_TTL_MS)) {
+    throw new ValidationError(`executor: inboxTtlMs must be an integer from 100 to ${MAX_TTL_MS}, got ${shown(options.inboxTtlMs)}`);
   }
   if (!Number.isInteger(r.concurrency) || r.concurrency < 1) throw new ValidationError(`executor: concurrency must be an integer of at least 1, got ${r.concurrency}`);
   if (!/^[A-Za-z0-9_-]+$/.test(r.durablePrefix)) throw new ValidationError(`executor: durablePrefix must be letters, digits, _ or -, got ${JSON.stringify(r.durablePrefix)}`);
@@ -96,6 +97,9 @@ function resolveOptions(options: ExecutorOptions) {
 
 /** The longest ack wait: the claims' TTL, three of them, must fit a Node timer (2^31 − 1 ms). */
 const MAX_ACK_WAIT_MS = Math.floor((2 ** 31 - 1) / 3);
+
+/** The longest KV TTL, ms: its nanoseconds must fit an int64. */
+const MAX_TTL_MS = Math.floor(Number(2n ** 63n - 1n) / 1e6) - 1;
 
 /** A value as a message quotes it: strings quoted, so "500" is told from 500. */
 const shown = (value: unknown): string => (typeof value === 'string' ? JSON.stringify(value) : String(value));

@@ -68,11 +68,15 @@ describe('shellQuote', () => {
   });
 
   it("writes characters a terminal would act on or hide as bash $'…' escapes, which paste back to the same value", () => {
-    const values = ['esc\u001b[31mdir', 'bidi\u202eevil', "q'\u0007\\x", 'tag\u{e0041}abc', 'c1\u0085', 'zero\u200bwidth €'];
+    const values = ['esc\u001b[31mdir', 'bidi\u202eevil', "q'\u0007\\x", 'tag\u{e0041}abc', 'c1\u0085', 'zero\u200bwidth €', 'two\nlines\tand a tab'];
     for (const value of values) {
       const quoted = shellQuote(value);
       expect(quoted).toMatch(/^\$'[\x20-\x7e€]*'$/); // printable ASCII (and text that shows) only
-      expect(execFileSync('bash', ['-c', `printf %s ${quoted}`], { encoding: 'utf8' })).toBe(value);
+      // In any locale: the escapes are bytes, not \u (which bash reads only in a UTF-8 one).
+      for (const locale of ['C', 'C.UTF-8']) {
+        const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: locale };
+        expect(execFileSync('bash', ['-c', `printf %s ${quoted}`], { encoding: 'utf8', env }), `${JSON.stringify(value)} in ${locale}`).toBe(value);
+      }
     }
     expect(shellQuote('esc\u001b[31mdir')).toBe("$'esc\\x1b[31mdir'");
   });

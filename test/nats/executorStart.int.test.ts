@@ -50,7 +50,8 @@ describe('createExecutor failing part-way', () => {
       [{ staleAfterMs: Infinity }, /staleAfterMs must be an integer of 0 or more, got Infinity$/],
       [{ ackWaitMs: 2 ** 40 }, /ackWaitMs must be an integer from 100 to 715827882, got 1099511627776$/],
       [{ ackWaitMs: '500' as unknown as number }, /ackWaitMs must be an integer from 100 to 715827882, got "500"$/],
-      [{ inboxTtlMs: -1 }, /inboxTtlMs must be a positive integer, got -1$/],
+      [{ inboxTtlMs: -1 }, /inboxTtlMs must be an integer from 100 to 9223372036853, got -1$/],
+      [{ inboxTtlMs: 1e13 }, /inboxTtlMs must be an integer from 100 to 9223372036853, got 10000000000000$/],
       [{ inboxBucket: 'bad bucket!' }, /inboxBucket must be a NATS KV bucket name \(\[A-Za-z0-9_-\]\+/],
       [{ claimsBucket: 'a.b' }, /claimsBucket must be a NATS KV bucket name/],
     ];
