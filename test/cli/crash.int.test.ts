@@ -150,5 +150,4 @@ describe('jetplan CLI, end to end in child processes', () => {
     expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c3 --data-dir ${dir}\n`);
     expect(existsSync(join(dir, 'LOCK'))).toBe(false);
   });
-
 });
