@@ -254,6 +254,11 @@ export async function benchNatsPlanner(url: string, raw: Record<string, number>)
     for (const name of [streamName, `KV_${snapshotBucket}`, `KV_${leaseBucket}`]) {
       await jsm.streams.delete(name).catch(() => undefined);
     }
+    // `serve` as a process (JETPLAN_BENCH_SERVICE=process) names its snapshot bucket after the
+    // stream and prefix (plannerNames), not as the worker is told to: that one goes too.
+    for await (const name of jsm.streams.names()) {
+      if (name.startsWith(`KV_${snapshotBucket}`)) await jsm.streams.delete(name).catch(() => undefined);
+    }
     await nc.close().catch(() => undefined);
   }
   return results;
