@@ -17,7 +17,7 @@ import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, landedPrefix, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, firstKnownId, landedPrefix, StreamIndex } from './streamIndex.js';
 import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -152,7 +152,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     else checkExpectedVersion(streamId, options.expectedVersion, current);
     const newIds = callerIds.slice(landed);
     // Stored, or in an append still being written (not in the index yet): refused alike.
-    const stored = this.index.storedId(streamId, newIds) ?? this.writingId(streamId, newIds);
+    const stored = this.index.storedId(streamId, newIds) ?? firstKnownId(this.writing.get(streamId), newIds);
     if (stored) throw storedIdError(streamId, stored.id, stored.version);
     const commands = options.commands ?? [];
     if (events.length === 0 && commands.length === 0) return { nextExpectedVersion: current };
@@ -176,16 +176,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     }
   }
 
-  /** The first of `ids` that an append still being written holds, with its version. */
-  private writingId(streamId: string, ids: readonly string[]): { id: string; version: number } | undefined {
-    const writing = this.writing.get(streamId);
-    if (!writing) return undefined;
-    for (const id of ids) {
-      const version = writing.get(id);
-      if (version !== undefined) return { id, version };
-    }
-    return undefined;
-  }
+
 
   /** Writes an append's entry and, once durable, applies it to the index. */
   private async write(

@@ -49,6 +49,16 @@ export function sequenceEvents(events: readonly NewEvent[], version: number): Do
  */
 export type StoredEvent = DomainEvent | string;
 
+/** The first of `ids` that `known` (id → version) holds, with its version. */
+export function firstKnownId(known: ReadonlyMap<string, number> | undefined, ids: readonly string[]): { id: string; version: number } | undefined {
+  if (!known) return undefined;
+  for (const id of ids) {
+    const version = known.get(id);
+    if (version !== undefined) return { id, version };
+  }
+  return undefined;
+}
+
 const idOf = (event: StoredEvent): string => (typeof event === 'string' ? (JSON.parse(event) as { id: string }).id : event.id);
 
 const copyOut = (event: StoredEvent): DomainEvent =>
@@ -105,13 +115,7 @@ export class StreamIndex {
 
   /** The first of `eventIds` the stream already holds, with its version; undefined if none. */
   storedId(streamId: string, eventIds: readonly string[]): { id: string; version: number } | undefined {
-    const known = this.ids.get(streamId);
-    if (!known) return undefined;
-    for (const id of eventIds) {
-      const version = known.get(id);
-      if (version !== undefined) return { id, version };
-    }
-    return undefined;
+    return firstKnownId(this.ids.get(streamId), eventIds);
   }
 
   /** A copy of the stream's events within the inclusive bounds of `options`. */
