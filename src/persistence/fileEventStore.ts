@@ -176,8 +176,6 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     }
   }
 
-
-
   /** Writes an append's entry and, once durable, applies it to the index. */
   private async write(
     streamId: string,
