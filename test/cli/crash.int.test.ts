@@ -125,29 +125,25 @@ describe('jetplan CLI, end to end in child processes', () => {
     await expectDurableAndExact('k1', state);
   });
 
-  it('stops cleanly on SIGINT with exit 130 and a resume hint, then resume completes', async () => {
-    const demo = jetplan(['demo', FIVE_TASKS, '--session', 'c2', '--answer', 'csv', '--answer', 'prod'], {
+  /** A demo of `sessionId` stopped by `signal` while its first task runs: its exit code is `code`, with a resume hint. */
+  async function interruptDemo(sessionId: string, signal: NodeJS.Signals, code: number): Promise<void> {
+    const demo = jetplan(['demo', FIVE_TASKS, '--session', sessionId, '--answer', 'csv', '--answer', 'prod'], {
       JETPLAN_DEMO_DELAY_MS: '10000',
     });
     await demo.waitForStdout('▶ t1-');
-    demo.child.kill('SIGINT');
-    const { code } = await demo.exited;
-    expect(code).toBe(130);
-    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c2 --data-dir ${dir}\n`);
+    demo.child.kill(signal);
+    expect((await demo.exited).code).toBe(code);
+    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume ${sessionId} --data-dir ${dir}\n`);
+  }
 
+  it('stops cleanly on SIGINT with exit 130 and a resume hint, then resume completes', async () => {
+    await interruptDemo('c2', 'SIGINT', 130);
     const state = await resumeToCompletion('c2');
     await expectDurableAndExact('c2', state);
   });
 
   it('stops cleanly on SIGHUP (the terminal closed) with exit 129 and a resume hint, leaving no lock', async () => {
-    const demo = jetplan(['demo', FIVE_TASKS, '--session', 'c3', '--answer', 'csv', '--answer', 'prod'], {
-      JETPLAN_DEMO_DELAY_MS: '10000',
-    });
-    await demo.waitForStdout('▶ t1-');
-    demo.child.kill('SIGHUP');
-    const { code } = await demo.exited;
-    expect(code).toBe(129);
-    expect(demo.stderr()).toBe(`interrupted; continue with: jetplan resume c3 --data-dir ${dir}\n`);
+    await interruptDemo('c3', 'SIGHUP', 129);
     expect(existsSync(join(dir, 'LOCK'))).toBe(false);
   });
 });

@@ -287,16 +287,22 @@ describe('serve + executor echo + the client commands', () => {
   });
 });
 
+/** A served session of `text`, watched on a terminal (with `flags`) until it asks its first question. */
+async function askingWatch(text: string, ...flags: string[]) {
+  const { conn } = isolated();
+  await serve(conn);
+  const sessionId = uniqueName('s');
+  expect((await run(['submit', ...conn, '--session', sessionId, text])).code).toBe(0);
+  const stdin = openStdin();
+  const w = start(['watch', sessionId, ...conn, ...flags], { stdin, isTTY: true });
+  // The question and the prompt on stderr: stdout is the event stream, often redirected.
+  await w.said('answer> ');
+  return { conn, sessionId, stdin, w };
+}
+
 describe('questions, answers and cancelling (planner only)', () => {
   it('watch on a terminal asks the open question and publishes the typed answer', async () => {
-    const { conn } = isolated();
-    await serve(conn);
-    const sessionId = uniqueName('s');
-    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
-    const stdin = openStdin();
-    const w = start(['watch', sessionId, ...conn], { stdin, isTTY: true });
-    // The question and the prompt on stderr: stdout is the event stream, often redirected.
-    await w.said('answer> ');
+    const { conn, sessionId, stdin, w } = await askingWatch('Which format do you want?');
     expect(w.io.err.join('')).toMatch(/^\? t1-\w+: Which format do you want\?\nanswer> $/);
     expect(w.io.stdoutText).not.toContain('answer> ');
     stdin.write('\n   \ncsv\n');
@@ -506,13 +512,7 @@ describe('questions, answers and cancelling (planner only)', () => {
 
 describe('watch asking on a terminal', () => {
   it('keeps --json output to events only, and drops a prompt whose question was answered elsewhere', async () => {
-    const { conn } = isolated();
-    await serve(conn);
-    const sessionId = uniqueName('s');
-    expect((await run(['submit', ...conn, '--session', sessionId, 'Which colour? Which size?'])).code).toBe(0);
-    const stdin = openStdin();
-    const w = start(['watch', sessionId, ...conn, '--json'], { stdin, isTTY: true });
-    await w.said('answer> ');
+    const { conn, sessionId, stdin, w } = await askingWatch('Which colour? Which size?', '--json');
     const t1 = /\? (t1-\w+): Which colour\?/.exec(w.io.err.join(''))![1]!;
     // Answered from another terminal while this one asks.
     expect((await run(['answer', sessionId, t1, 'red', ...conn])).code).toBe(0);
@@ -526,13 +526,7 @@ describe('watch asking on a terminal', () => {
   });
 
   it('says how to answer once the terminal input ends (Ctrl-D), instead of going quiet', async () => {
-    const { conn } = isolated();
-    await serve(conn);
-    const sessionId = uniqueName('s');
-    expect((await run(['submit', ...conn, '--session', sessionId, 'Which format do you want?'])).code).toBe(0);
-    const stdin = openStdin();
-    const w = start(['watch', sessionId, ...conn], { stdin, isTTY: true });
-    await w.said('answer> ');
+    const { stdin, w } = await askingWatch('Which format do you want?');
     stdin.end();
     await w.said('no more answers from the terminal (its input ended); ');
     expect(w.io.stderrLines.at(-1)).toMatch(/^jetplan: no more answers from the terminal \(its input ended\); t1-\w+ waits for an answer: jetplan answer /);
