@@ -1,8 +1,11 @@
 import { SessionId } from '../protocol/domain.js';
 import { UsageError } from './cliErrors.js';
 
-/** How a flag takes its value: none, a string, a non-negative integer, or a repeatable string. */
-export type FlagKind = 'boolean' | 'string' | 'number' | 'strings';
+/**
+ * How a flag takes its value: none, a string, a non-negative integer, a positive integer (1 up,
+ * e.g. an event sequence), or a repeatable string.
+ */
+export type FlagKind = 'boolean' | 'string' | 'number' | 'positive' | 'strings';
 
 /** Flags by name (without the leading `--`). */
 export type FlagSpec = Record<string, FlagKind>;
@@ -94,16 +97,25 @@ function splitFlag(arg: string): [string, string | undefined] {
 function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
   // Only list flags repeat: a second --data-dir or --session silently winning hides a mistake.
   if (kind !== 'strings' && name in parsed.flags) throw new UsageError(`--${name} given twice`);
-  if (kind === 'number') {
-    if (!/^\d+$/.test(value)) throw new UsageError(`--${name} expects a non-negative integer, got "${value}"`);
-    if (!Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} is too large: ${value}`);
-    parsed.flags[name] = Number(value);
+  if (kind === 'number' || kind === 'positive') {
+    parsed.flags[name] = integerValue(name, kind, value);
   } else if (kind === 'strings') {
     const list = (parsed.flags[name] as string[] | undefined) ?? [];
     parsed.flags[name] = [...list, value];
   } else {
     parsed.flags[name] = value;
   }
+}
+
+/**
+ * A number flag's value. One check and one wording for every bad value of a kind: `0` and `-1`
+ * for a positive flag are the same mistake, and must not read as two different ones.
+ */
+function integerValue(name: string, kind: 'number' | 'positive', value: string): number {
+  const rule = kind === 'positive' ? 'a positive integer' : 'a non-negative integer';
+  if (!/^\d+$/.test(value) || (kind === 'positive' && Number(value) === 0)) throw new UsageError(`--${name} expects ${rule}, got "${value}"`);
+  if (!Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} is too large: ${value}`);
+  return Number(value);
 }
 
 /** A string flag's value, if given. */

@@ -68,7 +68,7 @@ export const isExecutorStoppedError = (e: unknown): e is ExecutorStoppedError =>
  * `maxReportBytes`, as createExecutor does, before subscribing to anything.
  */
 export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
-  const kinds = checkSharedOptions({ handler: o.handler, kinds: o.kinds ?? ['ToolCall', 'Processing'], maxReportBytes: o.maxReportBytes });
+  const kinds = checkSharedOptions({ handler: o.handler, kinds: o.kinds ?? ['ToolCall', 'Processing'], maxReportBytes: o.maxReportBytes, logger: o.logger });
   const running = new Set<Promise<void>>();
   const track = (work: Promise<void>) => {
     running.add(work);

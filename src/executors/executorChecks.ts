@@ -3,7 +3,9 @@
  * createExecutor (NATS). One place, so the two refuse the same bad options with the same
  * ValidationError; each adds the checks of its own options.
  */
+import type { Logger } from 'pino';
 import { ValidationError } from '../errors.js';
+import { checkLoggerOption } from '../shared/optionChecks.js';
 import { checkMaxReportBytes } from './fitReport.js';
 import type { TaskHandler } from './report.js';
 
@@ -17,17 +19,22 @@ export interface SharedExecutorOptions {
   handler: TaskHandler;
   kinds: ExecutorKind[];
   maxReportBytes?: number | undefined;
+  /** Required by startBusExecutor, optional for createExecutor: checked when given. */
+  logger?: Logger | undefined;
 }
 
 /**
  * Throws ValidationError (`executor: …`) unless `handler` is a function, `kinds` a non-empty array
- * of known kinds, and `maxReportBytes` (if given) a usable limit. Returns the kinds, each once:
- * an executor subscribed twice to one kind would answer each command twice.
+ * of known kinds, and `maxReportBytes` and `logger` (if given) a usable limit and a pino-like
+ * logger. Returns the kinds, each once: an executor subscribed twice to one kind would answer each
+ * command twice.
  */
 export function checkSharedOptions(o: SharedExecutorOptions): ExecutorKind[] {
   if (typeof o.handler !== 'function') throw new ValidationError('executor: handler must be a function');
   const kinds = checkKinds(o.kinds);
   checkMaxReportBytes(o.maxReportBytes);
+  // Else taken, and a TypeError at the first command's log line, inside the handler's run.
+  checkLoggerOption('executor: logger', o.logger);
   return kinds;
 }
 

@@ -18,7 +18,7 @@ import { SessionId, type PlannerConfigInput, type PlannerState } from '../protoc
 import type { DomainEvent } from '../protocol/events.js';
 import { reservedMessageIdProblem, type SessionInput } from '../protocol/inputs.js';
 import { MAX_INPUT_BYTES as DEFAULT_MAX_INPUT_BYTES } from '../protocol/parseInput.js';
-import { checkIntegerOption } from '../shared/optionChecks.js';
+import { checkConnectionOption, checkIntegerOption } from '../shared/optionChecks.js';
 import { watchSessionEvents } from './sessionWatch.js';
 
 export interface ClientOptions {
@@ -150,7 +150,10 @@ function checkMessageId(messageId: unknown): void {
   }
 }
 
-/** Creates a client of the deployment on `nc` (the stream and prefix of `options`). */
+/**
+ * Creates a client of the deployment on `nc` (the stream and prefix of `options`).
+ * @throws ValidationError when `nc` is not a NATS connection or `maxInputBytes` not a positive integer.
+ */
 export function createClient(nc: NatsConnection, options: ClientOptions = {}): JetplanClient {
   return new NatsClient(nc, options);
 }
@@ -165,11 +168,13 @@ class NatsClient implements JetplanClient {
   #store: Promise<JetStreamEventStore> | undefined;
 
   constructor(nc: NatsConnection, options: ClientOptions) {
+    // Before jetstream(nc), which reads the connection: a bad one must fail here, as a ValidationError.
+    checkConnectionOption('nc', nc);
+    checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);
     this.#nc = nc;
     this.#js = jetstream(nc);
     this.streamName = options.streamName ?? DEFAULT_STREAM_NAME;
     this.subjectPrefix = options.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
-    checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);
     this.#maxInputBytes = options.maxInputBytes ?? DEFAULT_MAX_INPUT_BYTES;
   }
 

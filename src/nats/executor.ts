@@ -26,6 +26,7 @@ import { ValidationError } from '../errors.js';
 import { KvClaims } from './executorClaims.js';
 import { ensureConsumer } from './executorConsumer.js';
 import { checkSharedOptions } from '../executors/executorChecks.js';
+import { checkConnectionOption, checkFunctionOption } from '../shared/optionChecks.js';
 import { DEFAULT_STALE_AFTER_MS, StaleCheck } from './executorStale.js';
 import { NatsExecutor, type BoundConsumer } from './natsExecutor.js';
 import type { Executor, ExecutorKind, ExecutorOptions } from './executorOptions.js';
@@ -77,8 +78,9 @@ function resolveOptions(options: ExecutorOptions) {
     logger: options.logger ?? silentLogger,
     staleAfterMs: options.staleAfterMs ?? DEFAULT_STALE_AFTER_MS,
   };
-  if (typeof r.nc?.isClosed !== 'function') throw new ValidationError('executor: nc must be a NATS connection');
+  checkConnectionOption('executor: nc', r.nc);
   const kinds = checkSharedOptions(options);
+  checkFunctionOption('executor: afterRecord', options.afterRecord);
   if (!Number.isSafeInteger(r.staleAfterMs) || r.staleAfterMs < 0) throw new ValidationError(`executor: staleAfterMs must be an integer of 0 or more, got ${shown(r.staleAfterMs)}`);
   // At most what a timer takes for the claim TTL (3 ack waits).
   if (!Number.isInteger(r.ackWaitMs) || r.ackWaitMs < 100 || r.ackWaitMs > MAX_ACK_WAIT_MS) {

@@ -24,7 +24,7 @@ import { Metrics } from '../observability/metrics.js';
 import { silentLogger } from '../observability/logger.js';
 import type { DecideDeps } from '../machines/decide.js';
 import { Faults, InputFailures, faultReportingStore, type FaultListener } from './faults.js';
-import { checkIntegerOption } from '../shared/optionChecks.js';
+import { checkIntegerOption, checkObjectWithMethods, checkPlannerDeps } from '../shared/optionChecks.js';
 
 export type { FaultListener, RuntimeFault } from './faults.js';
 
@@ -161,6 +161,10 @@ function checkRuntimeOptions(options: EmbeddedRuntimeOptions): void {
   // An empty path is not "no directory": a session would run and be kept nowhere.
   if (options.dataDir !== undefined && options.dataDir.trim() === '') throw new ValidationError('dataDir must not be empty (omit it for an in-memory store)');
   checkIntegerOption('snapshotEvery', options.snapshotEvery, 1);
+  // A JavaScript caller's `logger: {}` or `newId: 'x'` would otherwise fail at the first input (a
+  // logger without `warn` even crashes the process from the relay's retry), far from the option.
+  checkPlannerDeps(options);
+  checkObjectWithMethods('timers', options.timers, ['set', 'clear']);
 }
 
 /**

@@ -16,7 +16,7 @@ import { silentLogger } from '../observability/logger.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
-import { checkIntegerOption } from '../shared/optionChecks.js';
+import { checkConnectionOption, checkFunctionOption, checkIntegerOption, checkPlannerDeps } from '../shared/optionChecks.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
 import { plannerNames } from '../protocol/deploymentNames.js';
 import { DEFAULT_MAX_INPUT_BYTES } from './decodeInput.js';
@@ -105,7 +105,8 @@ const MAX_LEASE_TTL_MS = 2 ** 31 - 1;
 
 /**
  * Builds the service and starts campaigning for leadership.
- * @throws ValidationError for an option out of range, before anything is connected or created.
+ * @throws ValidationError for an option out of range or of the wrong kind, before anything is
+ * connected or created.
  */
 export async function startPlannerService(serviceOptions: PlannerServiceOptions): Promise<PlannerService> {
   checkServiceOptions(serviceOptions);
@@ -157,8 +158,14 @@ export async function startPlannerService(serviceOptions: PlannerServiceOptions)
   };
 }
 
-/** The numeric options' rules (names are checked where they are used, as the stream is opened). */
+/**
+ * The rules of the connection, the numeric options and the injected functions, which a JavaScript
+ * caller can get wrong (names are checked where they are used, as the stream is opened).
+ */
 function checkServiceOptions(options: PlannerServiceOptions): void {
+  checkConnectionOption('nc', options.nc);
+  checkPlannerDeps(options);
+  checkFunctionOption('onLeadershipChange', options.onLeadershipChange);
   checkIntegerOption('httpPort', options.httpPort, 0, 65_535);
   checkIntegerOption('leaseTtlMs', options.leaseTtlMs, MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS);
   checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);

@@ -25,6 +25,16 @@ describe('argument parsing', () => {
     expect(() => parseArgs('demo', ['--budget', '99999999999999999999'], spec)).toThrow('--budget is too large: 99999999999999999999');
     expect(() => parseArgs('demo', ['--budget', '-1'], spec)).toThrow('--budget expects a non-negative integer, got "-1"');
   });
+
+  it('takes a positive flag from 1 up, and refuses 0, negatives, fractions and words alike', () => {
+    const spec = { ...GLOBAL_FLAGS, until: 'positive' as const };
+    expect(parseArgs('replay', ['--until', '1'], spec).flags).toEqual({ until: 1 });
+    expect(parseArgs('replay', ['--until=007'], spec).flags).toEqual({ until: 7 });
+    for (const value of ['0', '-1', '1.5', 'abc', '', '+3', '1e3']) {
+      expect(() => parseArgs('replay', ['--until', value], spec)).toThrow(`--until expects a positive integer, got ${JSON.stringify(value)}`);
+    }
+    expect(() => parseArgs('replay', ['--until', '99999999999999999999'], spec)).toThrow('--until is too large: 99999999999999999999');
+  });
 });
 
 describe('processIo', () => {

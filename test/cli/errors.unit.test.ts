@@ -50,7 +50,12 @@ describe('usage errors (exit 2)', () => {
     [['resume', 'a/b'], 'jetplan: invalid session id a/b (see jetplan help)'],
     [['replay', 'a', 'b'], 'jetplan: unexpected argument b (see jetplan help)'],
     [['replay', '../x'], 'jetplan: invalid session id ../x (see jetplan help)'],
-    [['replay', 'a', '--until', '0'], 'jetplan: --until must be at least 1 (see jetplan help)'],
+    // One rule, one wording, whatever the mistake: --until is an event sequence, and they start at 1.
+    [['replay', 'a', '--until', '0'], 'jetplan: --until expects a positive integer, got "0" (see jetplan help)'],
+    [['replay', 'a', '--until=0'], 'jetplan: --until expects a positive integer, got "0" (see jetplan help)'],
+    [['replay', 'a', '--until', '-1'], 'jetplan: --until expects a positive integer, got "-1" (see jetplan help)'],
+    [['replay', 'a', '--until', '1.5'], 'jetplan: --until expects a positive integer, got "1.5" (see jetplan help)'],
+    [['replay', 'a', '--until', 'abc'], 'jetplan: --until expects a positive integer, got "abc" (see jetplan help)'],
     [['sessions', 'extra'], 'jetplan: unexpected argument extra (see jetplan help)'],
     [['--budget', '5', 'demo', 'x'], 'jetplan: --budget goes after the command (jetplan <command> --budget …) (see jetplan help)'],
     [['demo', 'x', '--inspect', '0'], 'jetplan: --inspect expects a port from 1 to 65535, got 0 (see jetplan help)'],

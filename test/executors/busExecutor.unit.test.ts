@@ -29,7 +29,7 @@ function setup(handler: TaskHandler, kinds?: Array<'ToolCall' | 'Processing'>) {
   const inbox = new MemoryInbox<ExecutorReport>();
   const reports: BusMessage[] = [];
   bus.subscribe(subjects.allInputs, (m) => void reports.push(m));
-  const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+  const logger = { debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
   const stop = startBusExecutor({ bus, subjects, handler, inbox, logger, ...(kinds ? { kinds } : {}) });
   return { bus, inbox, reports, stop, logger };
 }
@@ -215,7 +215,7 @@ describe('startBusExecutor', () => {
 
   it('gives up at once on a report no planner subscribes for (its runtime closed), keeping it in the inbox', async () => {
     const bus = new InProcessBus();
-    const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+    const logger = { debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
     const inbox = new MemoryInbox<ExecutorReport>();
     const publish = vi.spyOn(bus, 'publish');
     const stop = startBusExecutor({ bus, subjects, handler: async () => ({ type: 'completed', output: 'x' }), inbox, logger });

@@ -36,7 +36,7 @@ describe('bus executor after its runtime closed', () => {
       await gate.promise;
       return { type: 'completed', output: 'summary' };
     });
-    const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+    const logger = { debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
 
     const rt = await createEmbeddedRuntime({ dataDir, fsync: false });
     const publish = vi.spyOn(rt.bus, 'publish');

@@ -23,7 +23,7 @@ function setup(refuse: (attempt: number) => boolean) {
     taken.push(m);
   });
   const handler = vi.fn<TaskHandler>(async () => ({ type: 'completed', output: 'done' }));
-  const logger = { debug: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
+  const logger = { debug: vi.fn(), info: vi.fn(), warn: vi.fn(), error: vi.fn() } as unknown as typeof silentLogger;
   const inbox = new MemoryInbox<ExecutorReport>();
   const stop = startBusExecutor({ bus, subjects, handler, inbox, logger, reportBackoff: { baseMs: 1, factor: 2, maxMs: 4 } });
   return { bus, attempts, taken, handler, logger, inbox, stop };

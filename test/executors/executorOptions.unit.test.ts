@@ -4,6 +4,7 @@
  * NATS, so a stand-in connection is enough to read its refusals.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from 'pino';
 import { describe, expect, it, vi } from 'vitest';
 import { HEADER, type BusMessage } from '../../src/actors/bus.js';
 import { InProcessBus } from '../../src/actors/inProcessBus.js';
@@ -50,6 +51,12 @@ const BAD_SHARED: Array<[string, Partial<BusExecutorOptions & ExecutorOptions>, 
   ['no handler', { handler: undefined as unknown as TaskHandler }, 'executor: handler must be a function'],
   ['a tiny maxReportBytes', { maxReportBytes: 100 }, 'executor: maxReportBytes must be an integer of at least 1024, got 100'],
   ['a fractional maxReportBytes', { maxReportBytes: 2048.5 }, 'executor: maxReportBytes must be an integer of at least 1024, got 2048.5'],
+  // Used to be taken, and fail with a TypeError at the first command's log line.
+  [
+    'a logger that is not pino-like',
+    { logger: {} as Logger },
+    'executor: logger must be a pino-like logger (an object with methods debug, info, warn and error), got an object without debug, info, warn and error',
+  ],
 ];
 
 describe('executor options', () => {
@@ -85,6 +92,8 @@ describe('executor options', () => {
     ['inboxBucket', { inboxBucket: 'bad bucket!' }, 'executor: inboxBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got "bad bucket!"'],
     ['inboxBucket', { inboxBucket: '' }, 'executor: inboxBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got ""'],
     ['claimsBucket', { claimsBucket: 'a.b' }, 'executor: claimsBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got "a.b"'],
+    ['afterRecord', { afterRecord: 'x' as unknown as ExecutorOptions['afterRecord'] }, 'executor: afterRecord must be a function, got "x"'],
+    ['nc', { nc: {} as NatsConnection }, 'executor: nc must be a NATS connection (an object with method isClosed), got an object without isClosed'],
   ] as const)('createExecutor refuses a bad %s with a ValidationError naming it and the rule', async (_option, extra, message) => {
     const err = await natsRefusal(extra);
     expect(isValidationError(err), String(err)).toBe(true);

@@ -156,7 +156,7 @@ describe('embedded runtime', () => {
 
   it('an input the planner cannot apply rejects the publish, so the publisher keeps it', async () => {
     const error = vi.fn();
-    const logger = { error, warn: vi.fn(), debug: vi.fn(), isLevelEnabled: () => false } as unknown as EmbeddedRuntime['logger'];
+    const logger = { error, warn: vi.fn(), info: vi.fn(), debug: vi.fn(), isLevelEnabled: () => false } as unknown as EmbeddedRuntime['logger'];
     const rt = await createEmbeddedRuntime({ logger });
     await rt.store.close();
     await expect(rt.bus.publish(rt.subjects.input('s1'), { type: 'CancelSession' })).rejects.toMatchObject({ name: 'StoreUnavailableError' });

@@ -2,14 +2,13 @@ import { SessionRepository } from '../../actors/sessionRepository.js';
 import { SessionNotFoundError } from '../../errors.js';
 import type { EventStore } from '../../persistence/eventStore.js';
 import { numberFlag, sessionIdArg } from '../args.js';
-import { UsageError } from '../cliErrors.js';
 import type { Command } from '../command.js';
 import { openReadStore } from '../stores.js';
 import { stateLines, stateView, timelineLine } from '../view.js';
 
 const USAGE = `Usage: jetplan replay <session> [--until <seq>] [--json]
 Rebuilds a session from its event log alone and prints its state and the timeline of its events.
-  --until <seq>   stop after event <seq>
+  --until <seq>   stop after event <seq> (a positive integer)
   --json          print {state, events}
   --nats <url>    read from a NATS deployment instead of the data dir`;
 
@@ -24,11 +23,11 @@ async function rebuild(store: EventStore, sessionId: string, until: number | und
 export const replayCommand: Command = {
   summary: 'rebuild a session from its log and print its state and timeline',
   usage: USAGE,
-  flags: { until: 'number', nats: 'string' },
+  // Event sequences start at 1: 0, -1, 1.5 or a word are one mistake, refused alike as the flag is parsed.
+  flags: { until: 'positive', nats: 'string' },
   async run(args, ctx) {
     const sessionId = sessionIdArg(args);
     const until = numberFlag(args, 'until');
-    if (until === 0) throw new UsageError('--until must be at least 1');
     const store = await openReadStore(args, ctx);
     if (!store) throw new SessionNotFoundError(sessionId);
     let result;
