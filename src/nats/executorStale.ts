@@ -9,16 +9,20 @@
  * with its dispatch id); any other is acknowledged without running it. That costs one read of the
  * session's log per stale command. A fresh command costs one read of its session's latest event
  * (see {@link StaleCheck.movedOn}): a session cancelled while its command waited for a free
- * executor must not have the command run. StaleCheck applies the guard to each command an executor
- * takes.
+ * executor must not have the command run. That event settles the verdict when it is the dispatch
+ * itself, a later dispatch or the session's end ({@link tipVerdict}); after anything else the log
+ * is read. StaleCheck applies the guard to each command an executor takes.
  */
 import type { JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import type { SessionState } from '../machines/sessionState.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import type { ExecuteTask } from '../protocol/commands.js';
+import type { DomainEvent } from '../protocol/events.js';
+import { decodeEvent } from '../protocol/upcasters.js';
 
 /**
  * Default age (ms) from which a command's session is looked up: the default ack wait. Commands
@@ -61,12 +65,64 @@ export type StaleVerdict =
 export async function staleVerdict(repository: SessionRepository, task: ExecuteTask): Promise<StaleVerdict> {
   const { state, exists } = await repository.rebuild(task.sessionId);
   if (!exists) return { action: 'run', reason: 'unknown session' };
+  return verdictOf(state, task);
+}
+
+/** The verdict on `task` of its session in `state` (a session with at least one event). */
+export function verdictOf(state: SessionState, task: ExecuteTask): StaleVerdict {
   const status = statusOf(state);
   if (status === 'completed' || status === 'failed' || status === 'cancelled') return { action: 'skip', reason: status };
   const { command } = outstanding(state);
   const waitingOn = command?.type === 'ExecuteTask' ? command.dispatchId : null;
   if (waitingOn === task.dispatchId) return { action: 'run', reason: 'outstanding' };
   return { action: 'skip', reason: 'superseded', waitingOn };
+}
+
+/**
+ * The verdict on `task` that its session's latest event `tip` settles alone, exactly the one
+ * {@link staleVerdict} would give from the whole log; undefined when only the log can tell.
+ * - An end (SessionCompleted, SessionFailed, SessionCancelled): skipped, for that end. Whatever
+ *   state it follows, a session is not active after it (an active one ends, an ended one stays
+ *   so, an idle one is cancelled or stays idle), and `outstanding` names no dispatch of a session
+ *   that is not active: the rebuild skips too, however the log was written. The reason is the
+ *   rebuild's too, as the decider ends only active sessions.
+ * - A TaskDispatched: the session waits on that dispatch, so the command runs if it is that one
+ *   and is superseded by it if not. The decider appends a TaskDispatched only for the current task
+ *   of a session ready to run it (`advance`, folding each event as it makes it): after it that
+ *   task is Running with that dispatch id, which is what `outstanding` names. A cut append keeps
+ *   a prefix of such events and the next decision starts from the log, so this holds of every log
+ *   the planner writes (the check ran on its own TaskDispatched on the same grounds before).
+ * Anything else leaves the session waiting on the dispatch or not according to what came before
+ * (an input taken while the task runs, a report, a question, a retry timer, an input rejected
+ * after the end): undefined.
+ */
+export function tipVerdict(tip: DomainEvent, task: ExecuteTask): StaleVerdict | undefined {
+  switch (tip.type) {
+    case 'SessionCompleted':
+      return { action: 'skip', reason: 'completed' };
+    case 'SessionFailed':
+      return { action: 'skip', reason: 'failed' };
+    case 'SessionCancelled':
+      return { action: 'skip', reason: 'cancelled' };
+    case 'TaskDispatched':
+      if (tip.data.dispatchId === task.dispatchId) return { action: 'run', reason: 'outstanding' };
+      return { action: 'skip', reason: 'superseded', waitingOn: tip.data.dispatchId };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * `raw`, a session's latest event as the store gives it, upcast and checked against its schema;
+ * undefined when it is not a valid event of a known type. The store checks only the envelope, and
+ * a verdict drawn from the event alone must not rest on fields that are not what they claim.
+ */
+function checkedEvent(raw: DomainEvent, where: string): DomainEvent | undefined {
+  try {
+    return decodeEvent(raw, where);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The longest the stale check may take before the command is run unchecked (fail-open). */
@@ -125,22 +181,31 @@ export class StaleCheck {
 
   /**
    * Whether the session of a fresh command has moved on from its dispatch, cancelled say while the
-   * command waited for a free executor: one read of the session's latest event, which is the
-   * dispatch's own TaskDispatched unless something happened since (then the log is read, as for a
-   * stale command). Called once the executor follows the session's events, so that an end after
-   * this read is seen there. Fails open, as {@link notAwaited}.
+   * command waited for a free executor. Called once the executor follows the session's events, so
+   * that an end after this read is seen there. Fails open, as {@link notAwaited}.
    */
   async movedOn(task: ExecuteTask, log: object): Promise<boolean> {
-    const verdict = await this.#judged(log, async () => {
-      const { store, repository } = await this.#stores();
-      const tip = (await store.readStream(task.sessionId, { last: 1 })).events[0];
-      if (tip?.type === 'TaskDispatched' && tip.data.dispatchId === task.dispatchId) return { action: 'run', reason: 'outstanding' } as const;
-      return staleVerdict(repository, task);
-    }, 'could not read the session of a command; running it');
+    const verdict = await this.#judged(log, () => this.#freshVerdict(task), 'could not read the session of a command; running it');
     if (verdict.action === 'run') return false;
     const { action: _, ...why } = verdict;
     this.#opts.logger.info({ ...log, ...why }, 'command no longer awaited by its session; acked without running it');
     return true;
+  }
+
+  /**
+   * The verdict on a fresh command: one message get of its session's latest event, which settles
+   * it when it is the dispatch's own TaskDispatched, a later one or an end ({@link tipVerdict});
+   * otherwise the session is rebuilt from its log, as for a stale command. Not a tail of the log
+   * instead: the JetStream store reads any range but the latest event with an ordered consumer
+   * from the session's first event (it checks the versions from 1 on), so a tail costs as many
+   * messages as the whole log, and a rebuild after it would read it twice.
+   */
+  async #freshVerdict(task: ExecuteTask): Promise<StaleVerdict> {
+    const { store, repository } = await this.#stores();
+    const { events, exists } = await store.readStream(task.sessionId, { last: 1 });
+    if (!exists) return { action: 'run', reason: 'unknown session' }; // as the rebuild says of it
+    const tip = checkedEvent(events[0]!, `session ${task.sessionId}`);
+    return (tip && tipVerdict(tip, task)) ?? staleVerdict(repository, task);
   }
 
   /** `judge`'s verdict within the time limit; 'run' if it fails or takes too long (fail-open). */

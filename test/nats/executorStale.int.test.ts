@@ -3,19 +3,22 @@
  * stream from the start, and a new inbox bucket, so it knows no earlier report) must run an old
  * command only if its session, rebuilt from its log, still waits on exactly that dispatch: not
  * the commands of sessions that ended, nor those an open session already had reported or
- * superseded by a later attempt. A fresh command costs a read of its session's latest event (its
- * own TaskDispatched, or else the log is read); a session with no events, or a read that fails,
- * runs the command.
+ * superseded by a later attempt. A fresh command costs a read of its session's latest event,
+ * which decides alone when it is the command's own TaskDispatched, a later one or an end (else the
+ * log is read), exactly as a rebuild of the log would; a session with no events, or a read that
+ * fails, runs the command.
  */
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { executorNames } from '../../src/protocol/deploymentNames.js';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { decide, type PlannerInput } from '../../src/machines/decide.js';
-import { outstanding } from '../../src/machines/sessionQueries.js';
+import { dispatchIdFor, outstanding } from '../../src/machines/sessionQueries.js';
+import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { initialSessionState, type SessionState } from '../../src/machines/sessionState.js';
 import { createClient } from '../../src/nats/client.js';
 import { createExecutor, type Executor, type ExecutorOptions } from '../../src/nats/executor.js';
+import { DEFAULT_STALE_AFTER_MS, StaleCheck, staleVerdict } from '../../src/nats/executorStale.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ensureStream, JetStreamEventStore } from '../../src/persistence/jetstream/index.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
@@ -227,7 +230,7 @@ describe('the stale-command guard', () => {
     const corrupt = (sessionId: string) => js.publish(`${subjectPrefix}.ev.${sessionId}`, 'not an event');
     /** Removes the session's log (as a purge, a restore or a lost unsynced tail would). */
     const purge = (sessionId: string) => jsm.streams.purge(streamName, { filter: `${subjectPrefix}.ev.${sessionId}` });
-    return { session, publish, start, drained, reportsIn, corrupt, purge };
+    return { streamName, subjectPrefix, store, session, publish, start, drained, reportsIn, corrupt, purge };
   }
 
   const ONE = 'Fetch https://example.com/a.csv.';
@@ -366,9 +369,10 @@ describe('the stale-command guard', () => {
     expect(calls).toEqual([]);
     expect(ex.skipped).toBe(1);
     // A fresh command delivered for the first time to an existing consumer: its session's latest
-    // event is read. Its own TaskDispatched: run. Anything else: the log is read, and the command
-    // runs only if the session still waits on it (here one ended, cancelled while the command
-    // waited for a free executor, and one that took more input since, still waiting).
+    // event is read. Its own TaskDispatched: run. An end: skipped (here `after`, cancelled while
+    // the command waited for a free executor). Anything else that does not settle it: the log is
+    // read, and the command runs only if the session still waits on it (here `grown`, which took
+    // more input since, still waiting).
     const after = await ended('after');
     await w.publish(after);
     const open = w.session('open');
@@ -385,6 +389,134 @@ describe('the stale-command guard', () => {
     expect(lines.filter((l) => l.msg === SKIPPED).map((l) => l.sessionId)).toEqual(['before']);
     expect(lines.filter((l) => l.msg === FRESH_SKIPPED).map((l) => [l.sessionId, l.reason])).toEqual([['after', 'cancelled']]);
     expect(lines.filter((l) => l.msg === UNREADABLE || l.msg === FRESH_UNREADABLE)).toEqual([]);
+  });
+
+  /**
+   * The fresh check on its own: sessions padded with rejected inputs (so that a read of a whole
+   * log shows in the cost), and `judge`, which runs `movedOn` through a StaleCheck on a connection
+   * of its own and returns its verdict, the verdict of the session rebuilt from its log, and what
+   * `movedOn` cost: the events its store handed out and the messages its connection received.
+   */
+  async function freshCheck() {
+    const w = await world();
+    const PADDING = 12;
+    /** A session whose log `script` writes after the padding; the command checked is the one `script` returns. */
+    const build = async (sessionId: string, script: (s: WorldSession) => Promise<ExecuteTask>) => {
+      const s = w.session(sessionId);
+      for (let i = 0; i < PADDING; i++) await s.apply({ type: 'InvalidInput', reason: `padding ${i}` });
+      const task = await script(s);
+      return { sessionId, task, events: s.state.version, waitingOn: () => s.running().dispatchId };
+    };
+    let eventsRead = 0;
+    const readStreamEach = JetStreamEventStore.prototype.readStreamEach;
+    // Counts the events the check's stores hand out; the world's store (the rebuild oracle's) is not counted.
+    const spy = vi.spyOn(JetStreamEventStore.prototype, 'readStreamEach').mockImplementation(function (this: JetStreamEventStore, id, options, onEvent) {
+      const counted = this === w.store ? onEvent : (e: DomainEvent) => void (eventsRead++, onEvent(e));
+      return readStreamEach.call(this, id, options, counted);
+    });
+    onTestFinished(() => spy.mockRestore());
+    const oracle = new SessionRepository({ store: w.store });
+    const judge = async (task: ExecuteTask) => {
+      const nc = await conn();
+      const { lines, logger } = capturedLogger();
+      const check = new StaleCheck({ nc, streamName: w.streamName, subjectPrefix: w.subjectPrefix, staleAfterMs: DEFAULT_STALE_AFTER_MS, ackWaitMs: 30_000, logger });
+      try {
+        await check.movedOn(executeTask({ sessionId: 'warm-up', dispatchId: 'warm-up.t1.1' }), {}); // opens the check's store
+        eventsRead = 0;
+        const before = nc.stats().inMsgs;
+        const skipped = await check.movedOn(task, { sessionId: task.sessionId, dispatchId: task.dispatchId });
+        const cost = { events: eventsRead, messages: nc.stats().inMsgs - before };
+        expect(lines.filter((l) => l.msg === FRESH_UNREADABLE)).toEqual([]);
+        const logged = lines.filter((l) => l.msg === FRESH_SKIPPED).map((l): Skip => [l.dispatchId, l.reason, l.waitingOn ?? null]);
+        const rebuilt = (await staleVerdict(oracle, task)) as { action: string; reason: string; waitingOn?: string | null };
+        const expected = rebuilt.action === 'skip' ? [[task.dispatchId, rebuilt.reason, rebuilt.waitingOn ?? null]] : [];
+        expect(logged, `${task.sessionId}: movedOn's verdict, and the rebuild's`).toEqual(expected);
+        return { verdict: skipped ? logged[0]!.slice(1) : ['run'], cost };
+      } finally {
+        await check.close();
+        await nc.close();
+      }
+    };
+    return { build, judge };
+  }
+
+  type WorldSession = ReturnType<Awaited<ReturnType<typeof world>>['session']>;
+
+  const completeReport = (t: ExecuteTask): PlannerInput => ({ type: 'TaskCompleted', taskId: t.taskId, dispatchId: t.dispatchId, output: 'ok' });
+  const failReport = (t: ExecuteTask, retryable: boolean): PlannerInput => ({ type: 'TaskFailed', taskId: t.taskId, dispatchId: t.dispatchId, error: 'HTTP 503', retryable });
+  /** A session script: submits `text`, then does `next`; the command checked is the dispatch the submission made. */
+  const afterSubmit =
+    (text: string, next: (s: WorldSession, t: ExecuteTask) => Promise<void> = async () => undefined) =>
+    async (s: WorldSession): Promise<ExecuteTask> => {
+      await s.apply({ type: 'SubmitInput', text });
+      const t = s.running();
+      await next(s, t);
+      return t;
+    };
+
+  it('decides a fresh command from one message get of its session\'s latest event when that is the dispatch, a later one or an end', async () => {
+    const { build, judge } = await freshCheck();
+    const sessions = [
+      await build('own', afterSubmit(TWO)),
+      await build('cancelled', afterSubmit(TWO, (s) => s.apply({ type: 'CancelSession', reason: 'user' }))),
+      await build('completed', afterSubmit(ONE, (s, t) => s.apply(completeReport(t)))),
+      await build('failed', afterSubmit(ONE, (s, t) => s.apply(failReport(t, false)))),
+      await build('nextTask', afterSubmit(TWO, (s, t) => s.apply(completeReport(t)))),
+      await build('retried', afterSubmit(ONE, async (s, t) => {
+        await s.apply(failReport(t, true));
+        const due = outstanding(s.state).retry!;
+        await s.apply({ type: 'RetryDue', taskId: due.taskId, attempt: due.attempt }, due.dueAt);
+      })),
+      { sessionId: 'unlogged', task: executeTask({ sessionId: 'unlogged', dispatchId: 'unlogged.t1.1' }), events: 0, waitingOn: () => null },
+    ];
+    const verdicts: Record<string, unknown[]> = {};
+    for (const { sessionId, task, events } of sessions) {
+      const { verdict, cost } = await judge(task);
+      verdicts[sessionId] = verdict;
+      // The latest event alone (none for a session without events), with one message get.
+      expect(cost, `cost for ${sessionId}, a log of ${events} events`).toEqual({ events: Math.min(events, 1), messages: 1 });
+    }
+    expect(verdicts).toEqual({
+      own: ['run'],
+      cancelled: ['cancelled', null],
+      completed: ['completed', null],
+      failed: ['failed', null],
+      nextTask: ['superseded', sessions[4]!.waitingOn()],
+      retried: ['superseded', sessions[5]!.waitingOn()],
+      unlogged: ['run'],
+    });
+    expect(sessions[5]!.waitingOn()).toBe(dispatchIdFor('retried', sessions[5]!.task.taskId, 2));
+  });
+
+  it('reads the log of a fresh command\'s session when its latest event does not settle the verdict', async () => {
+    const { build, judge } = await freshCheck();
+    const sessions = [
+      // TasksPlanned, the session still running the dispatch.
+      await build('grown', afterSubmit(ONE, (s) => s.apply({ type: 'SubmitInput', text: 'Summarise the results.' }))),
+      // InputRejected, the session completed.
+      await build('rejectedAfterEnd', afterSubmit(ONE, async (s, t) => {
+        await s.apply(completeReport(t));
+        await s.apply({ type: 'CancelSession' });
+      })),
+      // TaskRetryScheduled, the retry not due: no dispatch awaited.
+      await build('backoff', afterSubmit(ONE, (s, t) => s.apply(failReport(t, true)))),
+      // ClarificationRequested: a question awaited.
+      await build('asked', afterSubmit(ONE, (s, t) => s.apply({ type: 'NeedsClarification', taskId: t.taskId, dispatchId: t.dispatchId, question: 'Which bucket?' }))),
+    ];
+    const verdicts: Record<string, unknown[]> = {};
+    for (const { sessionId, task, events } of sessions) {
+      const { verdict, cost } = await judge(task);
+      verdicts[sessionId] = verdict;
+      // The latest event, then the whole log.
+      expect(cost.events, `events read for ${sessionId}`).toBe(1 + events);
+      expect(cost.messages, `messages for ${sessionId}`).toBeGreaterThan(events);
+    }
+    expect(verdicts).toEqual({
+      grown: ['run'],
+      rejectedAfterEnd: ['completed', null],
+      backoff: ['superseded', null],
+      asked: ['superseded', null],
+    });
   });
 
   it('refuses a negative threshold', async () => {
