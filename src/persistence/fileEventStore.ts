@@ -17,7 +17,7 @@ import { scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
 import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
-import { checkExpectedVersion, firstKnownId, landedPrefix, StreamIndex } from './streamIndex.js';
+import { checkExpectedVersion, firstKnownId, landedPrefix, StreamIndex, type StreamIds } from './streamIndex.js';
 import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -36,20 +36,10 @@ export interface FileEventStoreStats {
 /** Where the bytes cut from the log's end at `offset` are kept: `events.log.tail-<offset>-<time>`. */
 export const tailFileName = (offset: number): string => `events.log.tail-${offset}-${Date.now()}`;
 
-/** An append queued but not yet durable: where it starts and ends, its event ids, its outcome. */
+/** An append queued but not yet durable: the version it ends at, and its outcome. */
 interface InFlightAppend {
-  /** The version the caller's events start after (some may have landed before: a retry). */
-  at: number;
   next: number;
-  /** The caller's event ids, all of them. */
-  ids: string[];
   done: Promise<AppendResult>;
-}
-
-/** Whether an append of `events` at `expected` repeats `flight` (`'any'`: the same events). */
-function sameAppend(flight: InFlightAppend, expected: AppendOptions['expectedVersion'], events: readonly NewEvent[]): boolean {
-  if (expected !== 'any' && expected !== flight.at) return false;
-  return events.length > 0 && events.length === flight.ids.length && events.every((e, i) => e.id === flight.ids[i]);
 }
 
 /**
@@ -65,6 +55,15 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
   private readonly inFlight = new Map<string, InFlightAppend>();
   /** Event ids of appends being written, by stream, with their versions. */
   private readonly writing = new Map<string, Map<string, number>>();
+  /**
+   * The streams as appends see them: durable events, then those of appends still being written. A
+   * retry counts those as landed, as the memory store (which has applied them) and JetStream
+   * (which queues the retry behind them) do.
+   */
+  private readonly queued: StreamIds = {
+    version: (streamId) => this.reserved.get(streamId) ?? this.index.version(streamId),
+    idsFrom: (streamId, from) => [...this.index.idsFrom(streamId, from), ...this.writingIdsFrom(streamId, from)],
+  };
   private appends = 0;
   private closing: Promise<void> | undefined;
 
@@ -139,18 +138,12 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
   async appendToStream(streamId: string, events: NewEvent[], options: AppendOptions): Promise<AppendResult> {
     this.assertOpen();
     checkNewEvents(streamId, events, options);
-    const current = this.reserved.get(streamId) ?? this.index.version(streamId);
-    // Only once the earlier append is durable (nothing reserved): the index then holds it.
-    const landed = current === this.index.version(streamId) ? landedPrefix(this.index, streamId, options.expectedVersion, events) : 0;
-    if (landed > 0 && landed === events.length) return { nextExpectedVersion: current };
-    // A retry of the stream's last append while that is still being written: its outcome, as the
-    // memory store (synchronous) and JetStream (deduplication) give it, rather than a conflict.
-    const last = this.inFlight.get(streamId);
-    if (last !== undefined && last.next === current && sameAppend(last, options.expectedVersion, events)) return last.done;
-    const callerIds = events.map((e) => e.id);
+    const current = this.queued.version(streamId);
+    const landed = landedPrefix(this.queued, streamId, options.expectedVersion, events);
+    if (landed > 0 && landed === events.length) return this.whenDurable(streamId, current);
     if (landed > 0) events = events.slice(landed); // a retry: the rest follows what landed
     else checkExpectedVersion(streamId, options.expectedVersion, current);
-    const newIds = callerIds.slice(landed);
+    const newIds = events.map((e) => e.id);
     // Stored, or in an append still being written (not in the index yet): refused alike.
     const stored = this.index.storedId(streamId, newIds) ?? firstKnownId(this.writing.get(streamId), newIds);
     if (stored) throw storedIdError(streamId, stored.id, stored.version);
@@ -162,7 +155,7 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     const next = current + events.length;
     this.reserved.set(streamId, next);
     const done = this.write(streamId, current, next, json, eventTexts, storedCommands, newIds);
-    const flight: InFlightAppend = { at: current - landed, next, ids: callerIds, done };
+    const flight: InFlightAppend = { next, done };
     this.inFlight.set(streamId, flight);
     const writing = this.writing.get(streamId) ?? new Map<string, number>();
     this.writing.set(streamId, writing);
@@ -174,6 +167,29 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
       for (const id of newIds) writing.delete(id);
       if (writing.size === 0 && this.writing.get(streamId) === writing) this.writing.delete(streamId);
     }
+  }
+
+  /**
+   * The outcome of a retry whose events all landed, `current` being where the last of them is: at
+   * once if they are durable, else that of the append still writing it (a retry waits for it, as
+   * an append resolves only once durable, and fails with it).
+   */
+  private whenDurable(streamId: string, current: number): AppendResult | Promise<AppendResult> {
+    if (current === this.index.version(streamId)) return { nextExpectedVersion: current };
+    const last = this.inFlight.get(streamId);
+    // Whatever reserves a version is in flight until that version is durable or given up.
+    if (last?.next !== current) throw new Error(`stream ${streamId}: version ${current} is reserved by no append being written`);
+    return last.done;
+  }
+
+  /** Ids of the stream's events from version `from` on that appends are still writing, in order. */
+  private writingIdsFrom(streamId: string, from: number): string[] {
+    const start = Math.max(from, this.index.version(streamId) + 1);
+    const end = this.queued.version(streamId);
+    const ids: string[] = [];
+    // An id stays here briefly once its append is durable or failed: only reserved versions count.
+    for (const [id, version] of this.writing.get(streamId) ?? []) if (version >= start && version <= end) ids[version - start] = id;
+    return ids.filter((id) => id !== undefined); // a gap shortens the list, which landedPrefix refuses
   }
 
   /** Writes an append's entry and, once durable, applies it to the index. */

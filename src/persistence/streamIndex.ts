@@ -16,25 +16,37 @@ export function checkExpectedVersion(streamId: string, expected: ExpectedVersion
 }
 
 /**
+ * What {@link landedPrefix} reads of a stream: its version and the ids of its last events. The
+ * {@link StreamIndex} is one; the file store's adds the appends it is still writing.
+ */
+export interface StreamIds {
+  version(streamId: string): number;
+  /** The ids of the stream's events `from`..its version, in order. */
+  idsFrom(streamId: string, from: number): string[];
+}
+
+/**
  * How many of `events`, from the first, are already the stream's last events, stored right after
  * `expected` (at `'any'`: wherever the stream's tip is one of them): a retry of an append whose
- * result the caller never saw, or of one that landed in part. The stores then append only the rest
- * (nothing when all landed), as JetStream, whose appends can land in part, does by the events' ids:
- * a retry is idempotent on every store. 0 when none are.
+ * result the caller never saw, or of one that landed in part. Every one of them must match, not
+ * only the tip. The stores then append only the rest (nothing when all landed), as JetStream, whose
+ * appends can land in part, does by the events' ids: a retry is idempotent on every store. 0 when
+ * none are.
  */
-export function landedPrefix(index: StreamIndex, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): number {
-  const version = index.version(streamId);
+export function landedPrefix(stream: StreamIds, streamId: string, expected: ExpectedVersion, events: readonly NewEvent[]): number {
+  const version = stream.version(streamId);
   if (events.length === 0 || version === 0) return 0;
   let landed: number;
   if (expected === 'any') {
-    const tip = index.read(streamId, { last: 1 }).events[0]!.id;
+    const tip = stream.idsFrom(streamId, version)[0];
     landed = events.findIndex((e) => e.id === tip) + 1;
   } else {
     landed = version - expected;
   }
   if (!Number.isInteger(landed) || landed < 1 || landed > events.length || landed > version) return 0;
-  const stored = index.read(streamId, { from: version - landed + 1 }).events;
-  return stored.every((event, i) => event.id === events[i]!.id) ? landed : 0;
+  const stored = stream.idsFrom(streamId, version - landed + 1);
+  // The length too: ids a view could not give must not count as matching.
+  return stored.length === landed && stored.every((id, i) => id === events[i]!.id) ? landed : 0;
 }
 
 /** Gives `events` the sequences that follow `version` (1-based, no gaps). */
@@ -69,7 +81,7 @@ const copyOut = (event: StoredEvent): DomainEvent =>
  * commands. It trusts its caller for concurrency checks and copies in; it only guards that an
  * append continues the stream, so a bug upstream fails loudly instead of leaving a gap.
  */
-export class StreamIndex {
+export class StreamIndex implements StreamIds {
   private readonly streams = new Map<string, StoredEvent[]>();
   /** Each stream's event ids and the version each was stored at (ids are unique per stream). */
   private readonly ids = new Map<string, Map<string, number>>();
@@ -111,6 +123,11 @@ export class StreamIndex {
       if (!this.pending.has(command.id)) this.pending.set(command.id, { ...command, storedAtVersion: version });
     }
     return version;
+  }
+
+  /** The ids of the stream's events `from`..its version, in order (none for a missing stream). */
+  idsFrom(streamId: string, from: number): string[] {
+    return (this.streams.get(streamId) ?? []).slice(Math.max(0, from - 1)).map(idOf);
   }
 
   /** The first of `eventIds` the stream already holds, with its version; undefined if none. */

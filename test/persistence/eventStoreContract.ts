@@ -380,6 +380,55 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(ids.filter((x) => x === c!.id)).toHaveLength(1);
     });
 
+    it("refuses a retry whose last landed event is the stream's tip but whose earlier ones differ: ConcurrencyError at a version, ValidationError at 'any'", async () => {
+      const id = uniqueStream();
+      const [a, b, x, c] = makeEvents(id, 4);
+      await store().appendToStream(id, [a!, b!], { expectedVersion: 0 });
+      // b is the stream's tip at the position the retry gives it, but a is not x: every landed id
+      // counts, not only the tip's. At a version that is a conflict (the stream is not where the
+      // caller thinks); at 'any' b is an id the stream holds and no repeat: a ValidationError.
+      const retry = () => structuredClone([x!, b!, c!]);
+      const conflict = await rejection(() => store().appendToStream(id, retry(), { expectedVersion: 0 }));
+      expect(conflict).toMatchObject({ name: 'ConcurrencyError', streamId: id, expectedVersion: 0, actualVersion: 2 });
+      const reused = await rejection(() => store().appendToStream(id, retry(), { expectedVersion: 'any' }));
+      expect(isValidationError(reused)).toBe(true);
+      expect((reused as Error).message).toBe(`stream ${id}: event id ${JSON.stringify(b!.id)} is already event 2 of this stream; event ids must be unique; nothing was appended`);
+      // The tip's place in the retry is past the stream's start: more events before it than stored.
+      const short = uniqueStream();
+      const [p, y, z] = makeEvents(short, 3);
+      await store().appendToStream(short, [p!], { expectedVersion: 0 });
+      const before = await rejection(() => store().appendToStream(short, structuredClone([y!, p!, z!]), { expectedVersion: 'any' }));
+      expect((before as Error).message).toMatch(/is already event 1 of this stream; event ids must be unique; nothing was appended$/);
+      expect((await store().readStream(id)).events.map((e) => e.id)).toEqual([a!.id, b!.id]);
+      expect((await store().readStream(short)).events.map((e) => e.id)).toEqual([p!.id]);
+    });
+
+    it('continues a retry whose first events are appends still being written, as if those had landed', async () => {
+      // Sent in one tick, before the first is durable: the memory store has applied it, JetStream
+      // queues the retry behind it, the file store's group commit is still writing it.
+      const id = uniqueStream();
+      const [a, b, c] = makeEvents(id, 3);
+      const atAny = await Promise.all([
+        store().appendToStream(id, [a!], { expectedVersion: 'any' }),
+        store().appendToStream(id, structuredClone([a!, b!]), { expectedVersion: 'any' }),
+        store().appendToStream(id, structuredClone([a!, b!]), { expectedVersion: 'any' }),
+      ]);
+      expect(atAny).toEqual([{ nextExpectedVersion: 1 }, { nextExpectedVersion: 2 }, { nextExpectedVersion: 2 }]);
+      expect((await store().readStream(id)).events).toEqual(sequenced([a!, b!]));
+      // At a version, across two appends under way.
+      const other = uniqueStream();
+      const [d, e, f] = makeEvents(other, 3);
+      const atVersion = await Promise.all([
+        store().appendToStream(other, [d!], { expectedVersion: 0 }),
+        store().appendToStream(other, [e!], { expectedVersion: 1 }),
+        store().appendToStream(other, structuredClone([d!, e!, f!]), { expectedVersion: 0 }),
+        store().appendToStream(id, structuredClone([b!, c!]), { expectedVersion: 1 }),
+      ]);
+      expect(atVersion).toEqual([{ nextExpectedVersion: 1 }, { nextExpectedVersion: 2 }, { nextExpectedVersion: 3 }, { nextExpectedVersion: 3 }]);
+      expect((await store().readStream(other)).events).toEqual(sequenced([d!, e!, f!]));
+      expect((await store().readStream(id)).events).toEqual(sequenced([a!, b!, c!]));
+    });
+
     it("refuses an id an earlier event of the stream has (no repeat of its last append), at a version or at 'any'", async () => {
       const id = uniqueStream();
       const [a] = makeEvents(id, 1);

@@ -6,10 +6,13 @@
 import { PubHeaders, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { PubAckMux } from './pubAckMux.js';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import type { ValidationError } from '../../errors.js';
 import type { NewEvent } from '../../protocol/events.js';
+import { storedIdError } from '../appendChecks.js';
+import { firstKnownId } from '../streamIndex.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
 import { retryTransient, type RetryContext } from './jetStreamErrors.js';
-import { decodeEnvelope } from './jetStreamReads.js';
+import { decodeEnvelope, readRange, type SessionReadContext } from './jetStreamReads.js';
 
 /** A session's tip: its version (last event `sequence`) and that message's stream sequence. */
 export interface Position {
@@ -122,12 +125,48 @@ export async function storedAt(ctx: AppendContext, seq: number): Promise<{ subje
 }
 
 /**
- * How many leading `events` are already stored right after `expectedVersion` (a retry after a
- * lost ack). Only the tip's id is known without reading, so it matches when the stored tip is
- * one of `events` at the position this append would have given it.
+ * How many leading `events` the session's tip says are already stored right after
+ * `expectedVersion` (a retry after a lost ack): the tip is one of `events` at the position this
+ * append would have given it. Only the tip's id is known without reading, so the events before it
+ * are still to be checked ({@link storedIds}, {@link endsWith}).
  */
 export function alreadyLanded(position: Position, expectedVersion: number, events: NewEvent[]): number {
   const landed = position.version - expectedVersion;
   if (landed < 1 || landed > events.length || position.lastId === undefined) return 0;
   return events[landed - 1]?.id === position.lastId ? landed : 0;
+}
+
+/**
+ * The ids of the session's events 1..`tip.version`, in order, read from the server: what a retry
+ * that landed in part is checked against. The read starts at the subject's first message whatever
+ * its range, so all the ids cost no more than the last few, and with all of them a refusal names
+ * the id the memory and file stores name. Only a retry pays for it: a plain append never reads.
+ */
+export async function storedIds(ctx: AppendContext & SessionReadContext, subject: string, tip: Position): Promise<string[]> {
+  const ids: string[] = [];
+  await readRange(ctx, subject, tip.seq, 1, tip.version, (event) => ids.push(event.id));
+  return ids;
+}
+
+/**
+ * Whether the session's `ids` (its events 1..n) end with the ids of `events`' first `landed`:
+ * every landed event checked, not only the tip, as the memory and file stores check a retry.
+ */
+export function endsWith(ids: readonly string[], events: readonly NewEvent[], landed: number): boolean {
+  if (landed < 1 || landed > ids.length || landed > events.length) return false;
+  const from = ids.length - landed;
+  return events.slice(0, landed).every((event, i) => event.id === ids[from + i]);
+}
+
+/**
+ * The refusal of an append whose events hold ids the session has (its `ids`) without repeating
+ * its last events: the ValidationError the memory and file stores give, naming the first of them.
+ */
+export function heldIdError(streamId: string, ids: readonly string[], events: readonly NewEvent[]): ValidationError {
+  const known = new Map<string, number>();
+  // The first position of an id, as the stores' index keeps it.
+  ids.forEach((id, i) => known.has(id) || known.set(id, i + 1));
+  const held = firstKnownId(known, events.map((e) => e.id));
+  if (held === undefined) throw new Error(`stream ${streamId}: heldIdError for an append that holds no stored id`);
+  return storedIdError(streamId, held.id, held.version);
 }

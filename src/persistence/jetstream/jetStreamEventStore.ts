@@ -20,9 +20,12 @@ import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import {
   alreadyLanded,
+  endsWith,
   eventBody,
   fetchTip,
+  heldIdError,
   storedAt,
+  storedIds,
   oversized,
   publishEvent,
   type AppendContext,
@@ -255,7 +258,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       }
       const position = await this.#lookup(streamId, subject);
       if (position.version !== expectedVersion) {
-        const landed = alreadyLanded(position, expectedVersion, events);
+        const { landed } = await this.#landed(subject, position, events, alreadyLanded(position, expectedVersion, events));
         if (landed === 0) {
           const cause = serverRejection === undefined ? undefined : { cause: serverRejection };
           throw new ConcurrencyError(streamId, expectedVersion, position.version, cause);
@@ -278,7 +281,10 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
       const position = await this.#lookup(streamId, subject);
       // A retry of an append whose acks were lost: its events up to the session's tip are stored
       // (the memory and file stores likewise take a repeated append as done).
-      const landed = position.lastId === undefined ? 0 : events.findIndex((e) => e.id === position.lastId) + 1;
+      const tipAt = position.lastId === undefined ? 0 : events.findIndex((e) => e.id === position.lastId) + 1;
+      const { landed, ids } = await this.#landed(subject, position, events, tipAt);
+      // The tip is one of them but what precedes it is not: the stores refuse the ids held alike.
+      if (landed < tipAt) throw heldIdError(streamId, ids ?? [], events);
       if (landed === events.length) return { nextExpectedVersion: position.version };
       try {
         const tip = await this.#publishChain(streamId, subject, events.slice(landed), position, position.version);
@@ -288,6 +294,18 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
         await sleep(Math.min(2 ** attempt, 50));
       }
     }
+  }
+
+  /**
+   * How many leading `events` landed, when the session's tip is `events[tipAt - 1]` (0: none is).
+   * The events before the tip are read and checked too, as the memory and file stores check them,
+   * so a retry whose earlier events differ is not carried on. Only a retry has more than the tip to
+   * check: a plain append reads nothing here. `ids` are the session's, when they were read.
+   */
+  async #landed(subject: string, position: Position, events: NewEvent[], tipAt: number): Promise<{ landed: number; ids?: string[] }> {
+    if (tipAt <= 1) return { landed: tipAt };
+    const ids = await storedIds(this.#ctx, subject, position);
+    return { landed: endsWith(ids, events, tipAt) ? tipAt : 0, ids };
   }
 
   /** Publishes `events` one by one, each expecting the previous one's stream sequence. */
