@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { PassThrough, Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { LineReader, readAll } from '../../src/cli/lines.js';
 import { shellQuote } from '../../src/cli/session.js';
 
@@ -28,15 +28,17 @@ describe('LineReader', () => {
 
   it('stops reading while lines it read ahead wait (an endless stream of lines does not fill memory)', async () => {
     let pulled = 0;
-    const endless = new Readable({ read() { pulled++; setImmediate(() => this.push('y\n'.repeat(100))); } });
+    // The stream's own buffer size given, not Node's default (16 KiB on Node 20, 64 KiB from 22).
+    const endless = new Readable({ highWaterMark: 16 * 1024, read() { pulled++; setImmediate(() => this.push('y\n'.repeat(100))); } });
     const reader = new LineReader(endless);
     expect(await reader.next()).toBe('y');
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 50)); // time enough to read far ahead
-    await settle();
-    const soon = pulled; // the stream's own buffer fills (its highWaterMark), then nothing more is read
-    await settle();
-    expect(pulled).toBe(soon);
-    expect(soon * 200).toBeLessThan(64 * 1024);
+    // Paused, with the stream's buffer full: a paused stream whose buffer is at its highWaterMark
+    // calls read() no more, so nothing more is pulled. Without the pause it would flow forever.
+    await vi.waitFor(() => {
+      expect(endless.isPaused()).toBe(true);
+      expect(endless.readableLength).toBeGreaterThanOrEqual(endless.readableHighWaterMark);
+    });
+    expect(pulled * 200).toBeLessThan(64 * 1024);
     for (let i = 0; i < 500; i++) expect(await reader.next()).toBe('y'); // and it reads on when asked
     reader.close();
   });
