@@ -3,9 +3,16 @@ import { UsageError } from './cliErrors.js';
 
 /**
  * How a flag takes its value: none, a string, a non-negative integer, a positive integer (1 up,
- * e.g. an event sequence), or a repeatable string.
+ * e.g. an event sequence), an integer in a range (`max` inclusive; none: no upper bound but the
+ * largest safe integer), or a repeatable string.
  */
-export type FlagKind = 'boolean' | 'string' | 'number' | 'positive' | 'strings';
+export type FlagKind = 'boolean' | 'string' | 'number' | 'positive' | IntegerRange | 'strings';
+
+/** An integer flag's bounds, both inclusive. */
+export interface IntegerRange {
+  min: number;
+  max?: number;
+}
 
 /** Flags by name (without the leading `--`). */
 export type FlagSpec = Record<string, FlagKind>;
@@ -97,7 +104,7 @@ function splitFlag(arg: string): [string, string | undefined] {
 function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
   // Only list flags repeat: a second --data-dir or --session silently winning hides a mistake.
   if (kind !== 'strings' && name in parsed.flags) throw new UsageError(`--${name} given twice`);
-  if (kind === 'number' || kind === 'positive') {
+  if (kind === 'number' || kind === 'positive' || typeof kind === 'object') {
     parsed.flags[name] = integerValue(name, kind, value);
   } else if (kind === 'strings') {
     const list = (parsed.flags[name] as string[] | undefined) ?? [];
@@ -108,14 +115,25 @@ function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boo
 }
 
 /**
- * A number flag's value. One check and one wording for every bad value of a kind: `0` and `-1`
- * for a positive flag are the same mistake, and must not read as two different ones.
+ * A number flag's value. One check and one wording for every bad value of a flag: `0`, `-1` and
+ * `1.5` for a positive flag are the same mistake, and must not read as different ones.
  */
-function integerValue(name: string, kind: 'number' | 'positive', value: string): number {
-  const rule = kind === 'positive' ? 'a positive integer' : 'a non-negative integer';
-  if (!/^\d+$/.test(value) || (kind === 'positive' && Number(value) === 0)) throw new UsageError(`--${name} expects ${rule}, got "${value}"`);
-  if (!Number.isSafeInteger(Number(value))) throw new UsageError(`--${name} is too large: ${value}`);
-  return Number(value);
+function integerValue(name: string, kind: 'number' | 'positive' | IntegerRange, value: string): number {
+  const { min, max } = kind === 'number' ? { min: 0 } : kind === 'positive' ? { min: 1 } : kind;
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value) || n < min || (max !== undefined && n > max)) {
+    throw new UsageError(`--${name} expects ${ruleOf(min, max)}, got "${value}"`);
+  }
+  if (!Number.isSafeInteger(n)) throw new UsageError(`--${name} is too large: ${value}`);
+  return n === 0 ? 0 : n; // "-0" is 0
+}
+
+/** How an integer range reads in an error. */
+function ruleOf(min: number, max: number | undefined): string {
+  if (max !== undefined) return `an integer from ${min} to ${max}`;
+  if (min === 0) return 'a non-negative integer';
+  if (min === 1) return 'a positive integer';
+  return `an integer of at least ${min}`;
 }
 
 /** A string flag's value, if given. */

@@ -1,6 +1,5 @@
 import { createWebSocketInspector } from '@statelyai/inspect';
 import { LiveMirror, type CommitSource } from '../actors/liveMirror.js';
-import { UsageError } from './cliErrors.js';
 import { startInspectorBridge } from './inspectorBridge.js';
 
 /** A running inspector bridge; `stop()` disconnects and closes its server. */
@@ -9,12 +8,8 @@ export interface InspectorHandle {
   stop(): void;
 }
 
-/** Checks an `--inspect` port: port 0 would serve on a random port the inspector cannot know. */
-export function checkInspectPort(port: number | undefined): void {
-  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65_535)) {
-    throw new UsageError(`--inspect expects a port from 1 to 65535, got ${port}`);
-  }
-}
+/** The `--inspect` flag: a port; 0 would serve on a random port the inspector cannot know. */
+export const INSPECT_PORT = { min: 1, max: 65_535 } as const;
 
 /**
  * `--inspect <port>`: serves the Stately inspector bridge on 127.0.0.1:<port> (see

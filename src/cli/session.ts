@@ -7,7 +7,7 @@ import type { CliContext } from './command.js';
 import { DEFAULT_DATA_DIR } from './context.js';
 import { SessionDriver, type Outcome } from './driver.js';
 import { startDemoExecutor } from './executor.js';
-import { checkInspectPort, startInspector, type InspectorHandle } from './inspector.js';
+import { startInspector, type InspectorHandle } from './inspector.js';
 import { interruptedExitCode, type CliSignal } from './io.js';
 import { stateView, taskCount } from './view.js';
 import { needsEscaping, printable } from './printable.js';
@@ -21,7 +21,6 @@ export interface DemoRuntime {
 
 /** Opens the file store in the data dir with the demo executor (CorruptLogError, StoreUnavailableError). */
 export async function openDemoRuntime(ctx: CliContext, delayMs: number, inspectPort?: number): Promise<DemoRuntime> {
-  checkInspectPort(inspectPort);
   const runtime = await createEmbeddedRuntime({ dataDir: ctx.dataDir, logger: ctx.logger });
   if (runtime.recoveredTailBytes > 0) {
     // As replay and sessions say it: the log changed on open, and a damaged record must not pass unseen.

@@ -35,6 +35,20 @@ describe('argument parsing', () => {
     }
     expect(() => parseArgs('replay', ['--until', '99999999999999999999'], spec)).toThrow('--until is too large: 99999999999999999999');
   });
+
+  it('takes a ranged flag within its bounds, and names the range for anything else', () => {
+    const spec = { ...GLOBAL_FLAGS, port: { min: 1, max: 65_535 }, ttl: { min: 300 } };
+    expect(parseArgs('serve', ['--port', '1', '--ttl', '300'], spec).flags).toEqual({ port: 1, ttl: 300 });
+    expect(parseArgs('serve', ['--port=65535'], spec).flags).toEqual({ port: 65_535 });
+    for (const value of ['0', '-1', '65536', '1.5', 'http']) {
+      expect(() => parseArgs('serve', ['--port', value], spec)).toThrow(`--port expects an integer from 1 to 65535, got ${JSON.stringify(value)}`);
+    }
+    for (const value of ['299', '-300', 'soon']) {
+      expect(() => parseArgs('serve', ['--ttl', value], spec)).toThrow(`--ttl expects an integer of at least 300, got ${JSON.stringify(value)}`);
+    }
+    expect(parseArgs('serve', ['--zero', '-0'], { zero: { min: 0, max: 5 } }).flags.zero).toBe(0);
+    expect(Object.is(parseArgs('serve', ['--zero', '-0'], { zero: { min: 0, max: 5 } }).flags.zero, -0)).toBe(false);
+  });
 });
 
 describe('processIo', () => {

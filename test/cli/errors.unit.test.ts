@@ -32,10 +32,12 @@ describe('usage errors (exit 2)', () => {
     [['--foo'], 'jetplan: unknown flag --foo (see jetplan help)'],
     [['demo', 'x', '--session'], 'jetplan: --session needs a value (see jetplan help)'],
     [['demo', 'x', '--session', '--json'], 'jetplan: --session needs a value (see jetplan help)'],
-    [['demo', 'x', '--budget', 'abc'], 'jetplan: --budget expects a non-negative integer, got "abc" (see jetplan help)'],
-    [['demo', 'x', '--max-attempts', '-1'], 'jetplan: --max-attempts expects a non-negative integer, got "-1" (see jetplan help)'],
+    [['demo', 'x', '--budget', 'abc'], 'jetplan: --budget expects a positive integer, got "abc" (see jetplan help)'],
+    [['demo', 'x', '--max-attempts', '-1'], 'jetplan: --max-attempts expects a positive integer, got "-1" (see jetplan help)'],
+    // 0 and -1 are the same mistake, with the same words.
+    [['demo', 'x', '--max-attempts', '0'], 'jetplan: --max-attempts expects a positive integer, got "0" (see jetplan help)'],
+    [['demo', 'x', '--budget', '0'], 'jetplan: --budget expects a positive integer, got "0" (see jetplan help)'],
     [['demo', 'x', '--json=yes'], 'jetplan: --json takes no value (see jetplan help)'],
-    [['demo', 'x', '--max-attempts', '0'], 'jetplan: invalid config: maxAttempts: Too small: expected number to be >0 (see jetplan help)'],
     [['demo', 'x', '--config', '{nope'], 'jetplan: --config is not valid JSON (see jetplan help)'],
     [['demo', 'x', '--config', '[1]'], 'jetplan: --config must be a JSON object (see jetplan help)'],
     [['demo', 'x', '--config', '{"tokenbudget":10}'], 'jetplan: invalid config: config: Unrecognized key: "tokenbudget" (see jetplan help)'],
@@ -58,8 +60,8 @@ describe('usage errors (exit 2)', () => {
     [['replay', 'a', '--until', 'abc'], 'jetplan: --until expects a positive integer, got "abc" (see jetplan help)'],
     [['sessions', 'extra'], 'jetplan: unexpected argument extra (see jetplan help)'],
     [['--budget', '5', 'demo', 'x'], 'jetplan: --budget goes after the command (jetplan <command> --budget …) (see jetplan help)'],
-    [['demo', 'x', '--inspect', '0'], 'jetplan: --inspect expects a port from 1 to 65535, got 0 (see jetplan help)'],
-    [['demo', 'x', '--inspect', '99999'], 'jetplan: --inspect expects a port from 1 to 65535, got 99999 (see jetplan help)'],
+    [['demo', 'x', '--inspect', '0'], 'jetplan: --inspect expects an integer from 1 to 65535, got "0" (see jetplan help)'],
+    [['demo', 'x', '--inspect', '99999'], 'jetplan: --inspect expects an integer from 1 to 65535, got "99999" (see jetplan help)'],
   ])('%j', async (argv, line) => {
     await expectError([...argv, '--data-dir', dir], 2, line);
   });

@@ -363,7 +363,7 @@ describe('questions, answers and cancelling (planner only)', () => {
     expect((await run(['answer', sessionId, second!.id, 'blue', ...conn])).code).toBe(0);
     expect(await w.done).toBe(0);
     expect(w.io.stderrLines[0]).toBe(`inspector: open http://127.0.0.1:${port} to watch the statecharts`);
-    expect((await fails(['watch', sessionId, ...conn, '--inspect', '0'])).line).toMatch(/--inspect expects a port from 1 to 65535, got 0/);
+    expect((await fails(['watch', sessionId, ...conn, '--inspect', '0'])).line).toMatch(/--inspect expects an integer from 1 to 65535, got "0"/);
   });
 
   it('answer publishes a ProvideClarification (text and --json with --message-id)', async () => {
@@ -568,8 +568,8 @@ describe('submit', () => {
     // Text the planner would reject is refused before publishing.
     expect(await fails(['submit', ...conn, ' ... '])).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input has no plannable text/) });
     expect(await fails(['submit', ...conn], { stdin: 'Summarise it. '.repeat(5_000) })).toMatchObject({ code: 2, line: expect.stringMatching(/^jetplan: input is too long/) });
-    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({ code: 2, line: 'jetplan: --max-attempts must be at least 1 (see jetplan help)' });
-    expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toEqual({ code: 2, line: 'jetplan: --token-budget must be at least 1 (see jetplan help)' });
+    expect(await fails(['submit', ...conn, 'x', '--max-attempts', '0'])).toEqual({ code: 2, line: 'jetplan: --max-attempts expects a positive integer, got "0" (see jetplan help)' });
+    expect(await fails(['submit', ...conn, 'x', '--token-budget', '0'])).toEqual({ code: 2, line: 'jetplan: --token-budget expects a positive integer, got "0" (see jetplan help)' });
     // The service's bounds, checked before publishing (it would only record an InputRejected).
     expect(await fails(['submit', ...conn, 'x', '--token-budget', '100001'])).toEqual({
       code: 2,
@@ -582,7 +582,7 @@ describe('submit', () => {
     });
     expect(await fails(['submit', ...conn, 'x', '--max-attempts', 'many'])).toEqual({
       code: 2,
-      line: 'jetplan: --max-attempts expects a non-negative integer, got "many" (see jetplan help)',
+      line: 'jetplan: --max-attempts expects a positive integer, got "many" (see jetplan help)',
     });
     const bad = await fails(['submit', ...conn, 'x', '--session', 'no.dots']);
     expect(bad.code).toBe(2);
@@ -604,7 +604,7 @@ describe('read commands and their errors', () => {
     expect(await fails(['answer', 's-nope', 't1', 'yes', ...conn])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect((await run(['sessions', ...conn, '--json'])).io.stdoutText).toBe('[]\n');
     expect(await fails(['answer', 'bad.id', 't1', 'yes', ...conn])).toMatchObject({ code: 2 });
-    expect(await fails(['replay', 's-nope', ...conn, '--until', '0'])).toEqual({ code: 2, line: 'jetplan: --until must be at least 1 (see jetplan help)' });
+    expect(await fails(['replay', 's-nope', ...conn, '--until', '0'])).toEqual({ code: 2, line: 'jetplan: --until expects a positive integer, got "0" (see jetplan help)' });
   });
 
   it('sessions --nats lists nothing on an empty stream; NATS_URL or any connection flag selects NATS', async () => {
@@ -647,9 +647,9 @@ describe('usage errors', () => {
     [['watch'], 'watch needs a session id'],
     [['watch', 's1', '--bogus'], 'unknown flag --bogus'],
     [['serve', 'extra'], 'unexpected argument extra'],
-    [['serve', '--lease-ttl-ms', '100'], '--lease-ttl-ms must be at least 300'],
-    [['serve', '--http-port', 'eighty'], '--http-port expects a non-negative integer, got "eighty"'],
-    [['serve', '--http-port', '99999'], '--http-port must be a port number, 0 to 65535'],
+    [['serve', '--lease-ttl-ms', '100'], '--lease-ttl-ms expects an integer of at least 300, got "100"'],
+    [['serve', '--http-port', 'eighty'], '--http-port expects an integer from 0 to 65535, got "eighty"'],
+    [['serve', '--http-port', '99999'], '--http-port expects an integer from 0 to 65535, got "99999"'],
     [['executor'], 'executor needs a type: echo or shell'],
     [['executor', 'echo', 'shell'], 'unexpected argument shell'],
     [['executor', 'python'], 'unknown executor python (expected echo or shell)'],
@@ -657,14 +657,14 @@ describe('usage errors', () => {
     [['executor', 'echo', '--timeout-ms', '5'], '--timeout-ms only applies to the shell executor'],
     [['executor', 'shell'], 'the shell executor needs --allow <prog,prog>'],
     [['executor', 'shell', '--allow', ' , '], 'the shell executor needs --allow <prog,prog>'],
-    [['executor', 'shell', '--allow', 'echo', '--timeout-ms', '0'], '--timeout-ms must be at least 1'],
-    [['executor', 'shell', '--allow', 'echo', '--max-output-bytes', '0'], '--max-output-bytes must be at least 1'],
+    [['executor', 'shell', '--allow', 'echo', '--timeout-ms', '0'], '--timeout-ms expects an integer from 1 to 2147483647, got "0"'],
+    [['executor', 'shell', '--allow', 'echo', '--max-output-bytes', '0'], '--max-output-bytes expects a positive integer, got "0"'],
     [['executor', 'echo', '--kinds', ' , '], '--kinds needs at least one of toolcall, processing'],
     [['executor', 'echo', '--kinds', 'toolcall,clarification'], 'unknown kind clarification (expected toolcall or processing)'],
-    [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms must be at least 100'],
-    [['executor', 'echo', '--concurrency', '0'], '--concurrency must be at least 1'],
-    [['executor', 'echo', '--inbox-ttl-ms', '1000'], '--inbox-ttl-ms must be at least 60000'],
-    [['executor', 'echo', '--stale-after-ms', 'soon'], '--stale-after-ms expects a non-negative integer, got "soon"'],
+    [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms expects an integer from 100 to 2147483647, got "50"'],
+    [['executor', 'echo', '--concurrency', '0'], '--concurrency expects a positive integer, got "0"'],
+    [['executor', 'echo', '--inbox-ttl-ms', '1000'], '--inbox-ttl-ms expects an integer from 60000 to 315360000000, got "1000"'],
+    [['executor', 'echo', '--stale-after-ms', 'soon'], '--stale-after-ms expects an integer from 0 to 315360000000, got "soon"'],
   ])('%j → exit 2: %s', async (argv, message) => {
     expect(await fails([...argv, ...conn()])).toEqual({ code: 2, line: `jetplan: ${message} (see jetplan help)` });
   });

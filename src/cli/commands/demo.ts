@@ -11,6 +11,7 @@ import type { CliContext, Command } from '../command.js';
 import { demoDelay } from '../executor.js';
 import { readAll } from '../lines.js';
 import { closeDemoRuntime, driveSession, openDemoRuntime, resumeHint } from '../session.js';
+import { INSPECT_PORT } from '../inspector.js';
 import { statusOf } from '../../machines/sessionQueries.js';
 
 const USAGE = `Usage: jetplan demo ["<text>"] [flags]
@@ -79,7 +80,7 @@ function sessionIdFrom(args: ParsedArgs): string {
 export const demoCommand: Command = {
   summary: 'plan text into tasks and run them with the demo executor',
   usage: USAGE,
-  flags: { session: 'string', answer: 'strings', config: 'string', budget: 'number', 'max-attempts': 'number', 'backoff-ms': 'number', inspect: 'number' },
+  flags: { session: 'string', answer: 'strings', config: 'string', budget: 'positive', 'max-attempts': 'positive', 'backoff-ms': 'number', inspect: INSPECT_PORT },
   async run(args, ctx) {
     const config = configFromArgs(args);
     const answers = answerFlags(args);

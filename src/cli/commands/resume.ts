@@ -9,6 +9,7 @@ import type { Command } from '../command.js';
 import { CliError } from '../cliErrors.js';
 import { demoDelay } from '../executor.js';
 import { closeDemoRuntime, driveSession, openDemoRuntime, printFinished, type DemoRuntime } from '../session.js';
+import { INSPECT_PORT } from '../inspector.js';
 import { answerFlags } from './demo.js';
 
 const USAGE = `Usage: jetplan resume <session> [--answer <text>]...
@@ -33,7 +34,7 @@ async function reask(demo: DemoRuntime, sessionId: string): Promise<void> {
 export const resumeCommand: Command = {
   summary: 'continue a session (after a crash, Ctrl-C or an unanswered question)',
   usage: USAGE,
-  flags: { answer: 'strings', inspect: 'number' },
+  flags: { answer: 'strings', inspect: INSPECT_PORT },
   async run(args, ctx) {
     const sessionId = sessionIdArg(args);
     const answers = answerFlags(args);

@@ -47,14 +47,6 @@ const MAX_TIMER_MS = 2_147_483_647;
 /** The longest inbox TTL: 10 years, well inside JetStream's nanosecond max_age. */
 const MAX_INBOX_TTL_MS = 315_360_000_000;
 
-/** A milliseconds flag, if given, within [min, max]; outside is a one-line usage error. */
-function msFlag(args: ParsedArgs, name: string, min: number, max: number): number | undefined {
-  const value = numberFlag(args, name);
-  if (value === undefined) return undefined;
-  if (value < min) throw new UsageError(`--${name} must be at least ${min}`);
-  if (value > max) throw new UsageError(`--${name} must be at most ${max}`);
-  return value;
-}
 
 function parseKinds(value: string | undefined): ExecutorKind[] {
   if (value === undefined) return ['ToolCall', 'Processing'];
@@ -88,9 +80,8 @@ function handlerFrom(args: ParsedArgs, ctx: CliContext): { name: string; handler
   if (type === 'shell') {
     const allow = (stringFlag(args, 'allow') ?? '').split(',').map((p) => p.trim()).filter((p) => p.length > 0);
     if (allow.length === 0) throw new UsageError('the shell executor needs --allow <prog,prog>');
-    const timeoutMs = msFlag(args, 'timeout-ms', 1, MAX_TIMER_MS);
+    const timeoutMs = numberFlag(args, 'timeout-ms');
     const maxOutputBytes = numberFlag(args, 'max-output-bytes');
-    if (maxOutputBytes === 0) throw new UsageError('--max-output-bytes must be at least 1');
     const allowExecCapable = boolFlag(args, 'allow-exec-capable');
     return {
       name: `shell (allow: ${allow.join(', ')}${allowExecCapable ? '; exec-capable programs accepted' : ''})`,
@@ -123,26 +114,25 @@ export const executorCommand: Command = {
     ...CONNECTION_FLAGS,
     allow: 'string',
     'allow-exec-capable': 'boolean',
-    'timeout-ms': 'number',
-    'max-output-bytes': 'number',
+    'timeout-ms': { min: 1, max: MAX_TIMER_MS },
+    'max-output-bytes': 'positive',
     kinds: 'string',
-    'ack-wait-ms': 'number',
-    concurrency: 'number',
+    'ack-wait-ms': { min: 100, max: MAX_TIMER_MS },
+    concurrency: 'positive',
     'inbox-bucket': 'string',
-    'inbox-ttl-ms': 'number',
+    'inbox-ttl-ms': { min: 60_000, max: MAX_INBOX_TTL_MS },
     'durable-prefix': 'string',
-    'stale-after-ms': 'number',
+    'stale-after-ms': { min: 0, max: MAX_INBOX_TTL_MS },
   },
   async run(args, ctx) {
     const { name, handler } = handlerFrom(args, ctx);
     const kinds = parseKinds(stringFlag(args, 'kinds'));
-    const ackWaitMs = msFlag(args, 'ack-wait-ms', 100, MAX_TIMER_MS);
+    const ackWaitMs = numberFlag(args, 'ack-wait-ms');
     const concurrency = numberFlag(args, 'concurrency');
-    if (concurrency === 0) throw new UsageError('--concurrency must be at least 1');
     const inboxBucket = stringFlag(args, 'inbox-bucket');
-    const inboxTtlMs = msFlag(args, 'inbox-ttl-ms', 60_000, MAX_INBOX_TTL_MS);
+    const inboxTtlMs = numberFlag(args, 'inbox-ttl-ms');
     const durablePrefix = stringFlag(args, 'durable-prefix');
-    const staleAfterMs = msFlag(args, 'stale-after-ms', 0, MAX_INBOX_TTL_MS);
+    const staleAfterMs = numberFlag(args, 'stale-after-ms');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-executor');

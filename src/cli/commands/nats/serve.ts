@@ -2,7 +2,6 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { MIN_LEASE_TTL_MS, startPlannerService, type PlannerService } from '../../../service/plannerService.js';
 import { noPositionals, numberFlag, stringFlag } from '../../args.js';
-import { UsageError } from '../../cliErrors.js';
 import type { CliContext, Command } from '../../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './connection.js';
 import { boundedShutdown, closeConnection, reportConnection, SHUTDOWN_LIMIT_MS, untilSignalOrClosed } from './lifecycle.js';
@@ -20,15 +19,13 @@ ${CONNECTION_USAGE}`;
 export const serveCommand: Command = {
   summary: 'run the planner service on NATS',
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, 'http-port': 'number', 'instance-id': 'string', 'lease-ttl-ms': 'number', 'lease-bucket': 'string' },
+  flags: { ...CONNECTION_FLAGS, 'http-port': { min: 0, max: 65_535 }, 'instance-id': 'string', 'lease-ttl-ms': { min: MIN_LEASE_TTL_MS }, 'lease-bucket': 'string' },
   async run(args, ctx) {
     noPositionals(args);
     const httpPort = numberFlag(args, 'http-port');
     const instanceId = stringFlag(args, 'instance-id');
     const leaseTtlMs = numberFlag(args, 'lease-ttl-ms');
     const leaseBucket = stringFlag(args, 'lease-bucket');
-    if (leaseTtlMs !== undefined && leaseTtlMs < MIN_LEASE_TTL_MS) throw new UsageError(`--lease-ttl-ms must be at least ${MIN_LEASE_TTL_MS}`);
-    if (httpPort !== undefined && httpPort > 65_535) throw new UsageError('--http-port must be a port number, 0 to 65535');
     // A service logs at info by default (debug with --verbose), through the CLI's stderr.
     const logger = ctx.verbose ? ctx.logger : ctx.logger.child({}, { level: 'info' });
     const nc = await connectFromArgs(args, ctx, 'jetplan-planner');

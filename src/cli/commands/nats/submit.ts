@@ -26,7 +26,7 @@ ${CONNECTION_USAGE}`;
 export const submitCommand: Command = {
   summary: 'submit text to a session on NATS (prints the session id)',
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, session: 'string', 'message-id': 'string', 'max-attempts': 'number', 'token-budget': 'number' },
+  flags: { ...CONNECTION_FLAGS, session: 'string', 'message-id': 'string', 'max-attempts': 'positive', 'token-budget': 'positive' },
   async run(args, ctx) {
     let text = args.positionals.join(' ');
     if (text === '' || text === '-') {
@@ -39,8 +39,6 @@ export const submitCommand: Command = {
     const messageId = stringFlag(args, 'message-id');
     const maxAttempts = numberFlag(args, 'max-attempts');
     const tokenBudget = numberFlag(args, 'token-budget');
-    if (maxAttempts === 0) throw new UsageError('--max-attempts must be at least 1');
-    if (tokenBudget === 0) throw new UsageError('--token-budget must be at least 1');
     const config = {
       ...(maxAttempts !== undefined ? { maxAttempts } : {}),
       ...(tokenBudget !== undefined ? { tokenBudget } : {}),

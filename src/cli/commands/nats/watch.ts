@@ -1,7 +1,7 @@
 import { isSessionNotFoundError } from '../../../errors.js';
 import { AnswerSource, checkedAnswers } from '../../answers.js';
 import { listFlag, numberFlag, onePositional } from '../../args.js';
-import { checkInspectPort, startInspector } from '../../inspector.js';
+import { INSPECT_PORT, startInspector } from '../../inspector.js';
 import { interruptedExitCode, type CliSignal } from '../../io.js';
 import type { CommitSource } from '../../../actors/liveMirror.js';
 import type { CommitListener } from '../../../actors/planner.js';
@@ -32,12 +32,11 @@ const EXIT: Record<string, number> = { SessionCompleted: 0, SessionFailed: 1, Se
 export const watchCommand: Command = {
   summary: "follow a session's events on NATS, answering its questions",
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, answer: 'strings', inspect: 'number' },
+  flags: { ...CONNECTION_FLAGS, answer: 'strings', inspect: INSPECT_PORT },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
     const answers = checkedAnswers(listFlag(args, 'answer'));
     const inspectPort = numberFlag(args, 'inspect');
-    checkInspectPort(inspectPort);
     return withClient(args, ctx, async (client) => {
       // Events up to the current version are history: only a question still open then is asked.
       let caughtUp = 0;
