@@ -130,7 +130,10 @@ class Run implements ActionRun {
     this.emitted.push(params === undefined ? { type } : { type, params });
   }
   spawn(src: string, id: string, input: unknown): void {
-    (this.spawned ??= []).push([id, { ...this.childLogic(src).initial(input), src }]);
+    const { value, context, children } = this.childLogic(src).initial(input);
+    // A literal, not `{ ...initial, src }`: V8 (Node 20) takes a slow path for a spread followed
+    // by a property, ~0.8 µs per child, and a plan spawns hundreds.
+    (this.spawned ??= []).push([id, { value, context, children, src }]);
   }
   send(to: string, event: EventObject): void {
     (this.sends ??= []).push({ to, event });
@@ -151,21 +154,30 @@ class Run implements ActionRun {
 
 /** xstate's `{ ...context, ...partial }`, except that an `undefined` value removes the key. */
 function merge(context: Record<string, unknown>, partial: Record<string, unknown>): Record<string, unknown> {
+  let adds = false;
   let undefinedValues = false;
   let clears = false;
   for (const key in partial) {
-    if (partial[key] !== undefined) continue;
+    const has = key in context;
+    if (partial[key] !== undefined) {
+      if (!has) adds = true;
+      continue;
+    }
     undefinedValues = true;
     // Clearing a key the context does not have (a task's retryAt, mostly) changes nothing.
-    if (key in context) clears = true;
+    if (has) clears = true;
   }
-  if (!undefinedValues) return Object.assign({}, context, partial);
   let next: Record<string, unknown>;
   if (clears) {
     next = {};
     for (const key in context) if (!(key in partial)) next[key] = context[key];
-  } else {
+  } else if (adds) {
+    if (!undefinedValues) return Object.assign({}, context, partial);
     next = Object.assign({}, context);
+  } else {
+    // Only keys the context has: a spread copy keeps its shape, ~3 times faster than
+    // Object.assign here. (A spread followed by a new key is the slow case, above.)
+    next = { ...context };
   }
   for (const key in partial) if (partial[key] !== undefined) next[key] = partial[key];
   return next;
