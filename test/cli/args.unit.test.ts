@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GLOBAL_FLAGS, parseArgs, splitCommand } from '../../src/cli/args.js';
+import { GLOBAL_FLAGS, isFlag, parseArgs, splitCommand } from '../../src/cli/args.js';
 import { processIo } from '../../src/cli/io.js';
 
 describe('argument parsing', () => {
@@ -16,6 +16,15 @@ describe('argument parsing', () => {
     const args = parseArgs('demo', ['--data-dir=/tmp/x', '- a list item', '--answer', 'a', '--answer=b', '--budget', '7', '--', '--json'], spec);
     expect(args.flags).toEqual({ 'data-dir': '/tmp/x', answer: ['a', 'b'], budget: 7 });
     expect(args.positionals).toEqual(['- a list item', '--json']);
+  });
+
+  it('takes text that starts with a dash and a word (-rf …) as an argument: only a dash and one letter is a short flag', () => {
+    expect(isFlag('-h')).toBe(true);
+    expect(isFlag('-rf')).toBe(false);
+    expect(isFlag('-x marks the spot')).toBe(false);
+    const args = parseArgs('submit', ['-rf is not a flag', '-h'], GLOBAL_FLAGS);
+    expect(args.positionals).toEqual(['-rf is not a flag']);
+    expect(args.flags).toEqual({ help: true });
   });
 
   it('refuses a flag that does not repeat given twice, and says when a number is too large', () => {

@@ -54,6 +54,17 @@ describe('chunkText', () => {
     expect(chunks[0]?.text.startsWith('\n\nHotel')).toBe(true);
     expect(chunkText('   ', bpeTokenCounter, 8).map((c) => c.text)).toEqual(['   ']);
   });
+
+  it('makes no chunk of whitespace alone: a leading blank line goes with the chunk after it, whatever its size', () => {
+    const words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu'.split(' ');
+    for (let n = 1; n <= words.length; n++) {
+      const para = `${words.slice(0, n).join(' ')}.`;
+      const text = `\n\n${para}\n\n${para}`;
+      const chunks = chunkText(text, bpeTokenCounter, 8);
+      expect(chunks.map((c) => c.text).join('')).toBe(text);
+      for (const c of chunks) expect(c.text.trim(), `${n} words: ${JSON.stringify(chunks.map((x) => x.text))}`).not.toBe('');
+    }
+  });
 });
 
 describe('createRelevanceCompactor', () => {
@@ -66,6 +77,15 @@ describe('createRelevanceCompactor', () => {
     expect(result.folded).toEqual([]);
     expect(result.tokensAfter).toBe(result.tokensBefore);
     expect(result.tokensBefore).toBe(total(items));
+  });
+
+  it('returns items unchanged, folding nothing, when they total exactly the budget', () => {
+    // Enough context (well over 128 tokens) that a compaction would keep room for a summary.
+    const items = [SYSTEM, ...Array.from({ length: 6 }, (_, i) => item(`r${i}`, 'result', `${i % 2 ? HOTEL : STOCKS} ${i % 2 ? STOCKS : HOTEL}`))];
+    const budget = total(items);
+    expect(budget).toBeGreaterThan(200);
+    const result = compactor.compact({ items, budget, openTasks: ['Book a hotel in Paris'] });
+    expect(result).toEqual({ items, folded: [], tokensBefore: budget, tokensAfter: budget });
   });
 
   it('keeps chunks relevant to open tasks over irrelevant, more recent ones', () => {

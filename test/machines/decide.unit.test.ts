@@ -356,6 +356,17 @@ describe('decide: cancel, idempotency, invalid input', () => {
     given(start).when(cancel(), { messageId: 'next', streamSequence: INBOX_WINDOW + 7 }).then([{ type: 'SessionCancelled' }]);
   });
 
+  it('does nothing for a redelivery of the newest input to have left the window: its sequence is the floor, which counts as seen', () => {
+    const steps: Array<[PlannerInput, Partial<InputMeta>]> = [[submit(TWO), { messageId: 'first', streamSequence: 1 }]];
+    for (let i = 0; i < INBOX_WINDOW + 5; i++) steps.push([invalid('noise'), { messageId: `n${i}`, streamSequence: i + 2 }]);
+    const start = history(...steps);
+    // Six inputs left the window: first (1) and n0..n4 (2..6); the floor is 6, n4's sequence.
+    expect(given(start).state.inputSequenceFloor).toBe(6);
+    given(start).when(cancel(), { messageId: 'n4', streamSequence: 6 }).thenNothing();
+    // One above the floor that the window does not name was never applied: applied now.
+    given(start).when(cancel(), { messageId: 'never-seen', streamSequence: 7 }).then([{ type: 'SessionCancelled' }]);
+  });
+
   it('records a copy stored under a new sequence, so it stays a repeat once its id has left the window', () => {
     // A client republished 'first' after the stream's duplicate window: the broker stored it again at 3.
     const start = history([submit(TWO), { messageId: 'first', streamSequence: 1 }], [invalid('noise'), { messageId: 'n', streamSequence: 2 }]);
@@ -553,6 +564,16 @@ describe('decide: context compaction', () => {
     given(history(submit(TWO, { tokenBudget: 2000 })))
       .when(completed(FETCH, dispatch(FETCH, 1), bytes))
       .then([{ type: 'TaskCompleted' }, { type: 'TaskDispatched' }]);
+  });
+
+  it('does not compact a context of exactly the token budget, and compacts one a token over it', () => {
+    const tokens = bpeTokenCounter.count(defaults.systemPrompt) + bpeTokenCounter.count(TWO);
+    // More bytes than tokens, so the decider has to count tokens rather than take its byte shortcut.
+    expect(Buffer.byteLength(defaults.systemPrompt) + Buffer.byteLength(TWO)).toBeGreaterThan(tokens);
+    given().when(submit(TWO, { tokenBudget: tokens })).then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'TaskDispatched' }]);
+    given()
+      .when(submit(TWO, { tokenBudget: tokens - 1 }))
+      .then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
   });
 });
 

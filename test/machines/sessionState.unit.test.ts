@@ -159,6 +159,15 @@ describe('session state snapshots', () => {
     expect(() => restoreState({ nope: true })).toThrow(/not a serialized session state/);
   });
 
+  it('refuses a serialized state whose inbox ids and stream sequences do not line up', () => {
+    const state = run([[submit(TEXT), { streamSequence: 1 }], [answer(ASK, 'x'), { streamSequence: 2 }]]).state;
+    const serialized = JSON.parse(json(state)) as { recentInputs: string[]; recentSequences: number[] };
+    expect(serialized.recentInputs).toHaveLength(2);
+    expect(() => restoreState({ ...serialized, recentSequences: [1] })).toThrow(/not a serialized session state/);
+    expect(() => restoreState({ ...serialized, recentSequences: [1, 2, 3] })).toThrow(/not a serialized session state/);
+    expect(restoreState(serialized).recentSequences).toEqual([1, 2]);
+  });
+
   it('a task that was never planned has no snapshot', () => {
     expect(taskSnapshot(states[1]!, 't9-none')).toBeUndefined();
   });
@@ -209,6 +218,18 @@ describe('inbox window', () => {
       recentSequences: evolved.recentSequences,
       inputSequenceFloor: evolved.inputSequenceFloor,
     });
+  });
+
+  it('names the copy as the last input once one is recorded (its own stream sequence): step, evolve and a fold agree', () => {
+    const initial = initialSessionState(SESSION);
+    const original = decide(initial, submit(TEXT), { messageId: 'first', now: T0, streamSequence: 1 }, deps);
+    const copy = decide(original.state, submit(TEXT), { messageId: 'first', now: T0 + 5, streamSequence: 2 }, deps);
+    expect(copy.events.map((e) => e.type)).toEqual(['InputRepeated']);
+    const events = [...original.events, ...copy.events];
+    for (const [how, state] of [['step', copy.state], ['evolve', events.reduce(evolve, initial)], ['fold', foldOnto(initial, events)]] as const) {
+      expect(state.lastInput, how).toMatchObject({ messageId: 'first', inputSequence: 2, now: T0 + 5 });
+      expect(json(state.lastInput!.before), how).toBe(json(original.state));
+    }
   });
 });
 

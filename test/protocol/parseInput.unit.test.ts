@@ -33,4 +33,16 @@ describe('parseInput', () => {
     const parsed = parseInput({ type: 'SubmitInput' });
     expect(parsed).toMatchObject({ ok: false, inputType: 'SubmitInput' });
   });
+
+  it('rejects a clarification answer of whitespace only, and keeps the spaces around a real one', () => {
+    expect(parseInput({ type: 'ProvideClarification', taskId: 't1', answer: ' \t ' })).toEqual({
+      ok: false,
+      reason: 'invalid ProvideClarification: answer: must not be blank',
+      inputType: 'ProvideClarification',
+    });
+    expect(parseInput({ type: 'ProvideClarification', taskId: 't1', answer: ' eu-west-1 ' })).toEqual({
+      ok: true,
+      input: { type: 'ProvideClarification', taskId: 't1', answer: ' eu-west-1 ' },
+    });
+  });
 });
