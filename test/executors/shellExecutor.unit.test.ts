@@ -126,6 +126,13 @@ describe('createShellHandler', () => {
     expect(text.length).toBeLessThan(160);
   });
 
+  it('returns output of exactly maxOutputBytes whole, and marks one byte more as cut', async () => {
+    const h = createShellHandler({ allow: ['head'], maxOutputBytes: 100 });
+    expect(await h(task('`head -c 100 /dev/zero`'), tools())).toEqual({ type: 'completed', output: '\0'.repeat(100) });
+    const over = await h(task('`head -c 101 /dev/zero`'), tools());
+    expect(over.type === 'completed' && over.output).toBe(`${'\0'.repeat(100)}\n[output truncated at 100 bytes]`);
+  });
+
   it('reports a non-zero exit with the tail of stderr', async () => {
     const h = createShellHandler({ allow: ['ls'] });
     const out = await h(task('`ls /definitely/not/here`'), tools());

@@ -1,6 +1,6 @@
 import { tempDirs } from '../support/tempDirs.js';
 import { symlink, writeFile, chmod } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createShellHandler } from '../../src/executors/shellExecutor.js';
 import { ShellConfigError } from '../../src/errors.js';
@@ -31,6 +31,13 @@ describe('exec-capable programs', () => {
     for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc', 'date', 'du', 'df', 'uname', 'jq']) expect(isExecCapable(name), name).toBe(false);
   });
 
+  it('knows container, privilege, scheduler, package-runner and wrapper programs', () => {
+    for (const name of ['docker', 'podman', 'kubectl', 'npx', 'npm', 'pnpm', 'yarn', 'pip', 'sudo', 'su', 'doas', 'pkexec', 'chroot', 'unshare', 'nsenter',
+      'systemd-run', 'at', 'crontab', 'flock', 'watch', 'ionice', 'stdbuf', 'taskset', 'tmux', 'screen', 'java', 'wget', 'valgrind', 'perf', 'busctl']) {
+      expect(isExecCapable(name), name).toBe(true);
+    }
+  });
+
   it('refuses to start with one, naming it and the opt-in', () => {
     // sed '1e cmd', awk 'BEGIN{system(…)}' and tar --checkpoint-action=exec=… need no shell syntax.
     for (const name of ['sed', 'awk', 'tar', 'sh', 'env']) {
@@ -47,6 +54,16 @@ describe('exec-capable programs', () => {
     const sh = resolvePrograms(['sh'], { allowExecCapable: true, env }).paths.get('sh')!;
     await symlink(sh, join(dir, 'harmless'));
     expect(() => createShellHandler({ allow: [join(dir, 'harmless')], env })).toThrow(/"[^"]*harmless" \((sh|dash|bash)\) can run other programs/);
+  });
+
+  it('judges a multi-call binary (busybox) by the applet name it is run as: ls is accepted, sh refused', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, 'busybox'), '#!/bin/sh\necho hi\n');
+    await chmod(join(dir, 'busybox'), 0o755);
+    await symlink(join(dir, 'busybox'), join(dir, 'ls'));
+    await symlink(join(dir, 'busybox'), join(dir, 'sh'));
+    expect(resolvePrograms([join(dir, 'ls')], { allowExecCapable: false, env }).paths.get(join(dir, 'ls'))).toBe(join(dir, 'ls'));
+    expect(() => resolvePrograms([join(dir, 'sh')], { allowExecCapable: false, env })).toThrow(/can run other programs/);
   });
 
   it('accepts them with allowExecCapable', () => {
@@ -80,7 +97,15 @@ describe('resolvePrograms', () => {
     }
   });
 
-  it('never finds a program through a relative PATH entry', async () => {
+  it('never finds a program through a relative PATH entry, even one that names the directory holding it', async () => {
     expect(() => resolvePrograms(['ls'], { allowExecCapable: false, env: { PATH: '.:bin:' } })).toThrow('is not found on PATH');
+    const dir = await tempDir();
+    await writeFile(join(dir, 'tool'), '#!/bin/sh\necho hi\n');
+    await chmod(join(dir, 'tool'), 0o755);
+    const rel = relative(process.cwd(), dir);
+    expect(rel.startsWith('/')).toBe(false);
+    expect(() => resolvePrograms(['tool'], { allowExecCapable: false, env: { PATH: rel } })).toThrow('allowed program "tool" is not found on PATH');
+    // The same directory, absolute: found.
+    expect(resolvePrograms(['tool'], { allowExecCapable: false, env: { PATH: dir } }).paths.get('tool')).toBe(join(dir, 'tool'));
   });
 });
