@@ -429,6 +429,19 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect((await store().readStream(id)).events).toEqual(sequenced([a!, b!, c!]));
     });
 
+    it('refuses the same events at another expected version while the first append is still being written: their ids are taken', async () => {
+      const id = uniqueStream();
+      const [a] = makeEvents(id, 1);
+      const first = store().appendToStream(id, [a!], { expectedVersion: 0 });
+      // Not a retry (that would name version 0 or 'any'): a new append reusing an id of the stream.
+      const again = store().appendToStream(id, [structuredClone(a!)], { expectedVersion: 1 }).catch((e: unknown) => e);
+      expect(await first).toEqual({ nextExpectedVersion: 1 });
+      const err = await again;
+      expect(isValidationError(err)).toBe(true);
+      expect((err as Error).message).toMatch(/is already event 1 of this stream; event ids must be unique; nothing was appended$/);
+      expect((await store().readStream(id)).events).toEqual(sequenced([a!]));
+    });
+
     it("refuses an id an earlier event of the stream has (no repeat of its last append), at a version or at 'any'", async () => {
       const id = uniqueStream();
       const [a] = makeEvents(id, 1);
@@ -545,6 +558,14 @@ export function runOutboxContract(name: string, factory: StoreFactory<EventStore
         nextExpectedVersion: 2,
       });
       expect(await pendingOf([command.id])).toEqual([{ ...command, storedAtVersion: 2 }]);
+    });
+
+    it('keeps the version of the first append that stored a command appended again while it is pending', async () => {
+      const id = uniqueStream();
+      const command = makeCommand(id);
+      await store().appendToStream(id, makeEvents(id, 1), { expectedVersion: 0, commands: [command] });
+      await store().appendToStream(id, makeEvents(id, 2), { expectedVersion: 1, commands: [structuredClone(command)] });
+      expect(await pendingOf([command.id])).toEqual([{ ...command, storedAtVersion: 1 }]);
     });
   });
 }
