@@ -1,6 +1,7 @@
 import { executorNames } from '../../src/protocol/deploymentNames.js';
 import { headers } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
+import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createExecutor } from '../../src/nats/executor.js';
 import type { ExecuteTask } from '../../src/protocol/commands.js';
@@ -117,6 +118,44 @@ describe('createExecutor', () => {
     expect(calls).toHaveLength(1);
     expect(b.executed).toBe(0);
     expect(b.replayed).toBe(1);
+  });
+
+  it('acks a command only once its report is published: a report whose publish failed is published from the inbox at the redelivery', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    const { config } = await w.jsm.streams.info(w.streamName);
+    const inSubject = `${w.subjectPrefix}.in.>`;
+    const setSubjects = (subjects: string[]) => w.jsm.streams.update(w.streamName, { subjects });
+    let broke = false;
+    let restored: Promise<unknown> | undefined;
+    // The fault ends once the executor has seen the publish fail (it logs that it redelivers).
+    const logger = pino({ level: 'error' }, {
+      write: (line: string) => {
+        if ((JSON.parse(line) as { msg: string }).msg === 'command not completed; it will be redelivered') restored ??= setSubjects(config.subjects);
+      },
+    });
+    await w.start(handler, {
+      kinds: ['ToolCall'],
+      ackWaitMs: 1_000,
+      logger,
+      // Once the report is recorded, the session's input subject stops being stored for a while
+      // (an operator's mistake, a stream being moved): the report's publish fails.
+      afterRecord: async () => {
+        if (broke) return;
+        broke = true;
+        await setSubjects(config.subjects.filter((s) => s !== inSubject));
+      },
+    });
+    await w.publishTask(w.task(1), 'd1');
+    // The command comes back (it was nak'd, not acked) and is answered from the inbox.
+    const [report] = await w.reports(1);
+    expect(report!.data).toMatchObject({ type: 'TaskCompleted', dispatchId: 's1.t1.1', output: 'ran do thing 1' });
+    expect(broke).toBe(true);
+    await restored;
+    expect(calls).toHaveLength(1);
+    await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the command acked');
+    expect((await w.consumerInfo()).num_pending).toBe(0);
+    expect(await w.storedReports()).toBe(1);
   });
 
   it('never runs a dispatch another executor process has claimed; answers it from that one\'s report', async () => {

@@ -146,4 +146,22 @@ describe('KvClaims', () => {
     await expect(b.refresh()).rejects.toBeInstanceOf(ClaimLostError);
     expect(await claims.take('d.1', 'me')).toBeUndefined();
   });
+
+  it('a holder whose claim lapsed and was taken over releases nothing: the new holder keeps it', async () => {
+    const nc = await env.conn();
+    const bucket = uniqueName('claims');
+    const claims = await KvClaims.open(nc, { bucket, ttlMs: 10_000 });
+    const kv = await new Kvm(nc).open(bucket);
+    const a = (await claims.take('d.1', 'executor-a'))!;
+    // a's claim lapses (its process stalled past the TTL: deleted here to play the expiry) and b takes it.
+    await kv.delete('d.1');
+    expect(await claims.take('d.1', 'executor-b')).toBeDefined();
+    // a comes back and gives up its run (stopped, or its report not recorded): its release must not
+    // delete b's claim, or a third delivery would run the dispatch beside b.
+    await a.release().catch(() => undefined);
+    const entry = await kv.get('d.1');
+    expect(entry?.operation).toBe('PUT');
+    expect(entry?.string()).toBe('executor-b');
+    expect(await claims.take('d.1', 'executor-c')).toBeUndefined();
+  });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { recordReport, runClaimed, type ClaimedRunContext } from '../../src/nats/executorRun.js';
+import type { ExecutorReport } from '../../src/executors/report.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { executeTask } from '../support/executeTask.js';
 
@@ -27,31 +28,34 @@ describe('recordReport', () => {
   });
 });
 
-describe('runClaimed: a session that moved on before the handler starts', () => {
-  /** A run whose claim, inbox and session watch are in memory; `movedOn` as given. */
-  function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>) {
-    const calls: string[] = [];
-    let onEnded: ((type: string) => void) | undefined;
-    const ctx: ClaimedRunContext = {
-      claims: { ttlMs: 30_000, take: async () => ({ refresh: async () => {}, release: async () => void calls.push('released') }) } as never,
-      inbox: { get: async () => undefined, put: async () => void calls.push('recorded') } as never,
-      handler: async () => {
-        calls.push('handler');
-        return { type: 'completed', output: 'done' };
-      },
-      owner: 'me',
-      refreshMs: 10_000,
-      stopping: new AbortController().signal,
-      logger: silentLogger,
-      watchSession: (_sessionId, ended) => {
-        onEnded = ended;
-        return () => void calls.push('unwatched');
-      },
-      movedOn: () => movedOn((type) => onEnded!(type)),
-    };
-    return { calls, run: () => runClaimed(executeTask(), ctx, {}) };
-  }
+/**
+ * A run whose claim, inbox and session watch are in memory; `movedOn` as given, and the inbox
+ * holding `recorded` (a report recorded by the claim's previous holder) if given.
+ */
+function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>, recorded?: ExecutorReport) {
+  const calls: string[] = [];
+  let onEnded: ((type: string) => void) | undefined;
+  const ctx: ClaimedRunContext = {
+    claims: { ttlMs: 30_000, take: async () => ({ refresh: async () => {}, release: async () => void calls.push('released') }) } as never,
+    inbox: { get: async () => recorded, put: async () => void calls.push('recorded') } as never,
+    handler: async () => {
+      calls.push('handler');
+      return { type: 'completed', output: 'done' };
+    },
+    owner: 'me',
+    refreshMs: 10_000,
+    stopping: new AbortController().signal,
+    logger: silentLogger,
+    watchSession: (_sessionId, ended) => {
+      onEnded = ended;
+      return () => void calls.push('unwatched');
+    },
+    movedOn: () => movedOn((type) => onEnded!(type)),
+  };
+  return { calls, run: () => runClaimed(executeTask(), ctx, {}) };
+}
 
+describe('runClaimed: a session that moved on before the handler starts', () => {
   it('runs the handler while the session waits on the dispatch', async () => {
     const { calls, run } = runWith(async () => false);
     expect(await run()).toMatchObject({ type: 'report', ran: true, recorded: true });
@@ -64,5 +68,16 @@ describe('runClaimed: a session that moved on before the handler starts', () => 
       expect(await run()).toEqual({ type: 'abandoned', reason: 'session ended', ran: false });
       expect(calls).toEqual(['unwatched', 'released']);
     }
+  });
+});
+
+describe('runClaimed: a report recorded by the claim\'s previous holder', () => {
+  it('answers from the inbox read under the claim and never runs the handler again', async () => {
+    // The race it guards: the executor read the inbox (nothing yet), then the holder of the claim
+    // recorded its report and released the claim, then this process took the claim.
+    const recorded = { type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'done by the first holder' } as const;
+    const { calls, run } = runWith(async () => false, recorded);
+    expect(await run()).toEqual({ type: 'report', report: recorded, ran: false, recorded: true });
+    expect(calls).toEqual(['unwatched', 'released']);
   });
 });
