@@ -4,10 +4,11 @@ import { SessionRepository, type SessionRepositoryOptions } from '../../src/acto
 import { STATE_SCHEMA, initialSessionState, serializeState } from '../../src/machines/sessionState.js';
 import { statusOf } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
-import type { ReadOptions } from '../../src/persistence/eventStore.js';
+import type { EventStore, ReadOptions } from '../../src/persistence/eventStore.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import { MemorySnapshotStore } from '../../src/persistence/memorySnapshotStore.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
+import { latch } from '../support/waiting.js';
 
 const submit = { type: 'SubmitInput' as const, text: '- Fetch the data\n- Summarise the results' };
 
@@ -148,6 +149,34 @@ describe('SessionRepository', () => {
     expect(reloaded).not.toBe(cached);
     expect(reloaded.version).toBe(cached.version);
     expect(serializeState(reloaded)).toEqual(serializeState((await new SessionRepository({ store }).rebuild('s1')).state));
+  });
+
+  it('a load that finishes after a newer commit never replaces the committed state with the older one it read', async () => {
+    const { store, planner } = setup();
+    await planner.handle('s', submit);
+    // A store whose reads return what the log held when they began, but only once released.
+    const reading = latch();
+    const released = latch();
+    const slow = {
+      readStream: async (id: string, o?: ReadOptions) => {
+        const result = await store.readStream(id, o);
+        reading.release();
+        await released.promise;
+        return result;
+      },
+    } as unknown as EventStore;
+    const repository = new SessionRepository({ store: slow });
+    // Outside the session's queue (the backlog read at start, a recovery pass): it has read the log.
+    const loading = repository.load('s');
+    await reading.promise;
+    // Meanwhile the planner commits a newer state of the session.
+    const newer = (await planner.handle('s', { type: 'CancelSession', reason: 'not needed' })).state;
+    await repository.committed(newer.version - 1, newer);
+    released.release();
+    const older = await loading;
+    expect(older.version).toBeLessThan(newer.version);
+    // The cache keeps the newer state: the next decision starts from it, not from the stale one.
+    expect(await repository.load('s')).toBe(newer);
   });
 
   it('refuses a snapshotEvery or cacheSize that is not a positive integer, naming it', () => {

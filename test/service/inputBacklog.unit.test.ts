@@ -13,6 +13,14 @@ describe('which backlog inputs hold their session (unappliedOf)', () => {
     expect(await held(backlog, window)).toEqual([['s1', 8]]);
   });
 
+  it('does not hold a session behind an input at exactly its floor, whose id has left the inbox window', async () => {
+    // The floor is inclusive, as the decider's isProcessed: an input at or below it was applied
+    // (and acked). Held, it would never be redelivered, and the session's later inputs would wait
+    // out the whole backlog hold (2 minutes) after a leader change.
+    const backlog = [{ seq: 7, messageId: 'evicted' }, { seq: 9, messageId: 'new' }];
+    expect(await held(backlog, { recentInputs: ['later'], inputSequenceFloor: 7 })).toEqual([['s1', 9]]);
+  });
+
   it('holds the unfinished input, but not an applied copy of the same id under another sequence', async () => {
     // m was applied at 5 and acked; its copy at 9 was cut short: only 9 will be redelivered.
     const backlog = [{ seq: 5, messageId: 'm' }, { seq: 9, messageId: 'm' }];

@@ -17,8 +17,9 @@ import { StoreUnavailableError } from '../../src/errors.js';
 import { Metrics } from '../../src/observability/metrics.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { ensureStream } from '../../src/persistence/jetstream/index.js';
+import type { PlannerInput } from '../../src/machines/decide.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
-import { InputConsumer, type AppliedInputs, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
+import { InputConsumer, POISON_AFTER, type AppliedInputs, type InputConsumerOptions } from '../../src/service/inputConsumer.js';
 import { isolation, PLANNER_DURABLE, plannerStream, publishInput, serverEnv, type Isolation } from './harness.js';
 import { latch } from '../support/waiting.js';
 
@@ -126,6 +127,63 @@ describe('InputConsumer: a new leader while NATS is unsettled', () => {
     await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 15_000, interval: 50 });
     expect(infoFailures).toBeGreaterThan(1);
     expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
+  });
+
+  it('a backlog input, once delivered, holds its session until it is applied, even failing past the backlog hold', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await leftByPreviousLeader(nc, iso);
+    let now = Date.now();
+    const applied: string[] = [];
+    let failedOnce = false;
+    const planner = {
+      handle: vi.fn(async (_sessionId: string, _input: unknown, meta: Partial<InputMeta>) => {
+        if (meta.messageId === 'ord-1' && !failedOnce) {
+          failedOnce = true;
+          now += 200_000; // it keeps failing for longer than a backlog hold lasts (2 minutes)
+          throw new Error('not applied this time');
+        }
+        applied.push(meta.messageId!);
+        return { events: [{}] };
+      }),
+    } as unknown as Planner;
+    consumerOf(nc, iso, planner, { jsm, clock: () => now, appliedInputs: async () => ({ recentInputs: [], inputSequenceFloor: 0 }) }).start();
+    await vi.waitFor(() => expect(applied).toHaveLength(3), { timeout: 20_000, interval: 100 });
+    expect(failedOnce).toBe(true);
+    // ord-2 and ord-3 come back first, while ord-1 waits out its nak delay: they still wait for it.
+    expect(applied).toEqual(['ord-1', 'ord-2', 'ord-3']);
+  });
+});
+
+describe('InputConsumer: an input that keeps failing', () => {
+  it('is not acked when its rejection cannot be recorded: it comes back and is rejected then, and the next input waits for that', async () => {
+    expect(POISON_AFTER).toBe(3); // bad-1 fails three times before its rejection is first tried
+    const iso = isolation();
+    const nc = await env.connect();
+    const jsm = await jetstreamManager(nc);
+    await ensureStream(nc, iso);
+    const log: string[] = [];
+    let rejectionFailures = 0;
+    const planner = {
+      handle: vi.fn(async (_sessionId: string, input: PlannerInput, meta: Partial<InputMeta>) => {
+        if (input.type === 'InvalidInput') {
+          // Recording the rejection fails once (a bug of its own, not the store's).
+          if (rejectionFailures++ === 0) throw new Error('rejection not recorded');
+          log.push(`rejected ${meta.messageId}`);
+          return { events: [{}] };
+        }
+        if (meta.messageId === 'bad-1') throw new Error('planner bug this input triggers');
+        log.push(`applied ${meta.messageId}`);
+        return { events: [{}] };
+      }),
+    } as unknown as Planner;
+    consumerOf(nc, iso, planner, { jsm }).start();
+    await publishInput(nc, iso, 's1', { type: 'CancelSession' }, 'bad-1');
+    await publishInput(nc, iso, 's1', { type: 'CancelSession' }, 'ok-2');
+
+    // Acked without its rejection recorded, bad-1 would be lost without a trace.
+    await vi.waitFor(() => expect(log).toEqual(['rejected bad-1', 'applied ok-2']), { timeout: 20_000, interval: 100 });
+    expect(rejectionFailures).toBe(2);
   });
 });
 

@@ -1,6 +1,7 @@
 import { Kvm, KvWatchInclude } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from 'pino';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
 import { LeaderLease } from '../../src/service/leaderLease.js';
 import { startNatsServer, uniqueName, type NatsServerHandle } from '../support/natsServer.js';
@@ -25,15 +26,15 @@ async function connectTo(): Promise<NatsConnection> {
   return nc;
 }
 
-/** A lease whose leadership changes are recorded in `log` as `<name>:<true|false>`. */
-async function lease(name: string, nc: NatsConnection, spec: { bucket: string; key: string; ttlMs: number }, log: string[]) {
+/** A lease whose leadership changes are recorded in `log` as `<name>:<true|false>`; logging to `logger`. */
+async function lease(name: string, nc: NatsConnection, spec: { bucket: string; key: string; ttlMs: number }, log: string[], logger: Logger = silentLogger) {
   let changed!: (leader: boolean) => void;
   const waiters: Array<{ leader: boolean; resolve: () => void }> = [];
   changed = (leader) => {
     log.push(`${name}:${leader}`);
     for (const w of waiters.splice(0)) (w.leader === leader ? w.resolve : () => waiters.push(w))();
   };
-  const l = await LeaderLease.start({ nc, bucket: spec.bucket, key: spec.key, instanceId: name, ttlMs: spec.ttlMs, logger: silentLogger, onChange: (x) => changed(x) });
+  const l = await LeaderLease.start({ nc, bucket: spec.bucket, key: spec.key, instanceId: name, ttlMs: spec.ttlMs, logger, onChange: (x) => changed(x) });
   leases.push(l);
   const until = (leader: boolean) =>
     l.isLeader() === leader ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ leader, resolve }));
@@ -54,6 +55,24 @@ describe('LeaderLease', () => {
     await a.until(false);
     // Never two leaders: a stepped down (on its own deadline) before b took over.
     expect(log).toEqual(['a:true', 'a:false', 'b:true']);
+  });
+
+  it('steps down at the first renewal the key refuses (another holder took it), not at its deadline', async () => {
+    // Renewals every TTL/3 (2 s), the deadline 2/3 TTL (4 s) after the last good one. Which of the
+    // two made it step down is told by the reason it logs, not by when it happened.
+    const spec = { bucket: uniqueName('lease'), key: 'planner', ttlMs: 6_000 };
+    const log: string[] = [];
+    const logger = { info: vi.fn(), warn: vi.fn(), error: vi.fn(), debug: vi.fn() };
+    const a = await lease('a', await connectTo(), spec, log, logger as unknown as Logger);
+    await a.until(true);
+    // Another instance holds the key now (the key was deleted and taken, or the KV stream was restored).
+    const kv = await new Kvm(await connectTo()).open(spec.bucket);
+    await kv.put(spec.key, 'another-instance#token');
+    await a.until(false);
+    expect(log).toEqual(['a:true', 'a:false']);
+    // On the refusal itself, once: not by its deadline after renewals refused until then.
+    const stepDowns = logger.warn.mock.calls.map(([, msg]) => String(msg)).filter((msg) => msg.includes('stepping down'));
+    expect(stepDowns).toEqual([expect.stringMatching(/^leader lease renewal refused: the key changed/)]);
   });
 
   it('a NATS outage shorter than the deadline does not cost leadership: a failed renewal is retried soon', async () => {

@@ -1,9 +1,13 @@
 import { describe, expect, it, vi } from 'vitest';
+import { Planner } from '../../src/actors/planner.js';
 import type { RetryScheduler } from '../../src/actors/retryScheduler.js';
+import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { CorruptLogError, StoreUnavailableError } from '../../src/errors.js';
+import { outstanding } from '../../src/machines/sessionQueries.js';
+import type { SessionState } from '../../src/machines/sessionState.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
-import { createEmbeddedRuntime } from '../../src/runtime/embeddedRuntime.js';
+import { createEmbeddedRuntime, defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
 import { recoverSessions } from '../../src/service/recovery.js';
 
 describe('recoverSessions', () => {
@@ -30,6 +34,39 @@ describe('recoverSessions', () => {
     expect(load.mock.calls.map(([id]) => id)).toEqual(['live']);
     expect(performed.map((c) => [c.command.type, c.sessionId])).toEqual([['ExecuteTask', 'live']]);
     expect(watched).toEqual(['live']);
+    await runtime.close();
+  });
+
+  it('after another instance advanced a session, re-issues what the log says it waits on, not what this instance cached in an earlier term', async () => {
+    const runtime = await createEmbeddedRuntime();
+    const { planner, store, repository } = runtime;
+    // This instance led once: its repository caches the session with task 1 running (dispatch D1).
+    const first = await planner.handle('s', { type: 'SubmitInput', text: 'Summarise the report.' });
+    const d1 = first.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+
+    // Meanwhile another instance led: it applied a retryable failure of D1 (a retry timer now, no dispatch).
+    const other = new Planner({
+      store, repository: new SessionRepository({ store }), decideDeps: defaultDecideDeps(),
+      effects: { perform: () => undefined }, clock: Date.now, newId: () => crypto.randomUUID(), logger: silentLogger,
+    });
+    const failed = await other.handle('s', { type: 'TaskFailed', ...d1, error: 'flaky', retryable: true });
+    expect(outstanding(failed.state).command).toBeUndefined();
+    expect(outstanding(failed.state).retry).toBeDefined();
+
+    // This instance leads again and recovers.
+    const performed: OutboxCommand[] = [];
+    const watched: SessionState[] = [];
+    const result = await recoverSessions({
+      store, repository, clock: () => Date.now(), logger: silentLogger,
+      effects: { perform: (commands) => void performed.push(...commands) },
+      retries: { watch: (state: SessionState) => void watched.push(state) } as unknown as RetryScheduler,
+    });
+
+    // The session waits on its retry timer: D1 is not published again, and the timer is armed from
+    // the log's state (a stale state would arm nothing, and the session would wait forever).
+    expect(performed).toEqual([]);
+    expect(result).toMatchObject({ sessions: 1, republished: 0, timers: 1 });
+    expect(watched.map((st) => st.version)).toEqual([failed.state.version]);
     await runtime.close();
   });
 
