@@ -10,4 +10,4 @@ export { SLOT_PRIORITY, MAX_SLOT_PRIORITY } from './compactor.js';
 export type { RelevanceCompactorOptions } from './relevanceCompactor.js';
 export { createRelevanceCompactor } from './relevanceCompactor.js';
 export { SUMMARY_ID } from './summary.js';
-export { createMemoTokenCounter } from './memoTokenCounter.js';
+export { createMemoTokenCounter, type MemoLimits } from './memoTokenCounter.js';
