@@ -1,6 +1,7 @@
 import { aggregateStream, type EventStore, type ReadOptions } from '../persistence/eventStore.js';
 import type { DomainEvent } from '../protocol/events.js';
 import { toCurrentEvent } from '../protocol/upcasters.js';
+import { statusOf } from '../machines/sessionQueries.js';
 import { checkIntegerOption } from '../shared/optionChecks.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
 import {
@@ -12,6 +13,9 @@ import {
   type SessionState,
 } from '../machines/sessionState.js';
 
+/** Statuses after which a session takes no more work: not kept in memory. */
+const ENDED = new Set(['completed', 'failed', 'cancelled']);
+
 /** Options of {@link SessionRepository}. */
 export interface SessionRepositoryOptions {
   store: EventStore;
@@ -21,7 +25,10 @@ export interface SessionRepositoryOptions {
    * (default 100). To go without snapshots, leave out `snapshots`.
    */
   snapshotEvery?: number;
-  /** How many sessions to keep folded in memory: a positive integer (default 10,000). */
+  /**
+   * How many open sessions to keep folded in memory: a positive integer (default 10,000). An
+   * ended session is not kept.
+   */
   cacheSize?: number;
 }
 
@@ -31,6 +38,8 @@ export interface SessionRepositoryOptions {
  */
 export class SessionRepository {
   private readonly cache = new Map<string, SessionState>();
+  /** The version at which each recently ended session ended: what a stale load must not undo. */
+  private readonly endedAt = new Map<string, number>();
   private readonly every: number;
   private readonly cacheSize: number;
 
@@ -122,6 +131,7 @@ export class SessionRepository {
   /** Drops the in-memory state, e.g. after a concurrency conflict, so the next load rereads. */
   forget(sessionId: string): void {
     this.cache.delete(sessionId);
+    this.endedAt.delete(sessionId);
   }
 
   private async fromSnapshot(sessionId: string): Promise<SessionState | undefined> {
@@ -142,7 +152,18 @@ export class SessionRepository {
     // A load outside the session's queue can finish after a newer commit: never go back.
     const cached = this.cache.get(state.sessionId);
     if (cached && cached.version > state.version) return;
+    if ((this.endedAt.get(state.sessionId) ?? 0) > state.version) return;
     this.cache.delete(state.sessionId);
+    // An ended session takes no more work (a late input is answered from its log, read again):
+    // kept, it would only hold memory that open sessions need. The bound is by count, and one
+    // session with large inputs can hold hundreds of KB; a cache full of ended ones held GBs.
+    // Only its version is kept, so that a load that read the log before it ended is not cached.
+    if (ENDED.has(statusOf(state))) {
+      this.endedAt.delete(state.sessionId);
+      this.endedAt.set(state.sessionId, state.version);
+      if (this.endedAt.size > this.cacheSize) this.endedAt.delete(this.endedAt.keys().next().value!);
+      return;
+    }
     this.cache.set(state.sessionId, state);
     if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
   }

@@ -151,10 +151,8 @@ describe('SessionRepository', () => {
     expect(serializeState(reloaded)).toEqual(serializeState((await new SessionRepository({ store }).rebuild('s1')).state));
   });
 
-  it('a load that finishes after a newer commit never replaces the committed state with the older one it read', async () => {
-    const { store, planner } = setup();
-    await planner.handle('s', submit);
-    // A store whose reads return what the log held when they began, but only once released.
+  /** A repository whose store answers reads with what the log held when they began, but only once released. */
+  function slowRepository(store: EventStore) {
     const reading = latch();
     const released = latch();
     const slow = {
@@ -165,18 +163,28 @@ describe('SessionRepository', () => {
         return result;
       },
     } as unknown as EventStore;
-    const repository = new SessionRepository({ store: slow });
+    return { repository: new SessionRepository({ store: slow }), reading, released };
+  }
+
+  it.each([
+    ['an open session', { type: 'InvalidInput' as const, reason: 'not understood' }],
+    ['a session that ended', { type: 'CancelSession' as const, reason: 'not needed' }],
+  ])('a load that finishes after a newer commit never replaces the committed state with the older one it read: %s', async (_, input) => {
+    const { store, planner } = setup();
+    await planner.handle('s', submit);
+    const { repository, reading, released } = slowRepository(store);
     // Outside the session's queue (the backlog read at start, a recovery pass): it has read the log.
     const loading = repository.load('s');
     await reading.promise;
     // Meanwhile the planner commits a newer state of the session.
-    const newer = (await planner.handle('s', { type: 'CancelSession', reason: 'not needed' })).state;
+    const newer = (await planner.handle('s', input)).state;
     await repository.committed(newer.version - 1, newer);
     released.release();
     const older = await loading;
     expect(older.version).toBeLessThan(newer.version);
-    // The cache keeps the newer state: the next decision starts from it, not from the stale one.
-    expect(await repository.load('s')).toBe(newer);
+    // The next decision starts from the newer state (from memory, or for an ended session from
+    // its log read again), not from the stale one.
+    expect((await repository.load('s')).version).toBe(newer.version);
   });
 
   it('refuses a snapshotEvery or cacheSize that is not a positive integer, naming it', () => {
@@ -206,6 +214,21 @@ describe('SessionRepository', () => {
     expect(reads).toEqual([]);
     await repository.load('b');
     expect(reads.map((r) => r.id)).toEqual(['b']);
+  });
+
+  it('does not keep an ended session in memory: the next load reads its log', async () => {
+    const { reads, repository, planner, write } = setup();
+    await write('open', 1);
+    await write('ended', 1);
+    await planner.handle('ended', { type: 'CancelSession', reason: 'done with it' });
+    reads.length = 0;
+    expect(statusOf(await repository.load('open'))).toBe('active');
+    expect(reads).toEqual([]); // open: served from memory
+    const ended = await repository.load('ended');
+    expect(statusOf(ended)).toBe('cancelled');
+    expect(reads.map((r) => r.id)).toEqual(['ended']); // ended: not kept when it ended, nor when loaded
+    await repository.load('ended');
+    expect(reads.map((r) => r.id)).toEqual(['ended', 'ended']);
   });
 
   it('rebuild(until) folds the log up to a version and ignores the cache', async () => {
