@@ -487,7 +487,7 @@ describe('JetStreamEventStore (JetStream specifics)', () => {
     await put('short', stored('short', 1));
     const tip = await put('short', stored('short', 2));
     const gate = new ConnectionGate(nc);
-    const ctx = { js, gate, streamName: opts.streamName, retryForMs: 1_000 };
+    const ctx = { nc, js, jsm: await jetstreamManager(nc), gate, streamName: opts.streamName, retryForMs: 1_000 };
     const seen: number[] = [];
     await expect(readRange(ctx, `${opts.subjectPrefix}.ev.short`, tip.seq + 10, 1, 5, (e) => seen.push(e.sequence))).rejects.toThrow(
       /read 2 events, expected 5$/,

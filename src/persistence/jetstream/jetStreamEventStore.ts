@@ -125,7 +125,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     const resolved = options.ensureStream === false ? await existingStream(jsm, options) : await ensureStream(nc, options);
     const js = jetstream(nc, { timeout: timeoutMs });
     const ctx = {
-      js, jsm, publisher: new PubAckMux(nc), timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
+      nc, js, jsm, publisher: new PubAckMux(nc), timeoutMs, streamName: resolved.streamName, gate: new ConnectionGate(nc),
       retryForMs: options.retryForMs ?? 15_000, isClosed: () => nc.isClosed(),
       maxMessageBytes: await readMessageLimit(nc, jsm, resolved.streamName),
     };

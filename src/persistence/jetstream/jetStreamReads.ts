@@ -1,25 +1,19 @@
 /**
  * Reading events back from the jetplan stream: decoding stored messages into envelopes, and the
- * ordered-consumer reads of one session or of the whole log.
+ * reads of one session or of the whole log, each through a pull consumer of its own whose pulls
+ * are bounded in bytes as well as in messages.
  */
-import { DeliverPolicy, type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import { CorruptLogError } from '../../errors.js';
+import { CorruptLogError, StoreUnavailableError } from '../../errors.js';
 import { RawEnvelope, type DomainEvent } from '../../protocol/events.js';
 import type { ReadOptions } from '../eventStore.js';
-import type { ConnectionGate } from './connectionGate.js';
+import { PullRead, type ReadContext } from './pullRead.js';
 import { retryTransient, type RetryContext } from './jetStreamErrors.js';
 
 const decoder = new TextDecoder();
 const seqOf = (seq: number | (() => number)): number => (typeof seq === 'function' ? seq() : seq);
 
-/** What the reads need from the store that runs them. */
-export interface ReadContext {
-  js: JetStreamClient;
-  gate: ConnectionGate;
-  streamName: string;
-  /** How long to wait for a reconnect before creating a consumer, ms. */
-  retryForMs: number;
-}
+export type { ReadContext } from './pullRead.js';
+export { PULL_MAX_BYTES, PULL_MAX_MESSAGES, READ_IDLE_MS } from './pullRead.js';
 
 /**
  * Parses a stored message body; anything but a valid envelope means the log is corrupt. `seq`, the
@@ -41,15 +35,13 @@ export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number
   return parsed.data;
 }
 
-/** What a session read needs: the reads' context, the manager for the tip lookup, resends. */
-export interface SessionReadContext extends ReadContext, RetryContext {
-  jsm: JetStreamManager;
-}
+/** What a session read needs: the reads' context and resends (for the tip lookup). */
+export type SessionReadContext = ReadContext & RetryContext;
 
 /**
  * Reads a session's events in the range of `options` to `onEvent`: first its tip, by
- * `last_by_subj` (answered from the server's per-subject index, no scan), then the range with an
- * ordered consumer, unless the tip alone is wanted.
+ * `last_by_subj` (answered from the server's per-subject index, no scan), then the range with a
+ * consumer ({@link readRange}), unless the tip alone is wanted.
  */
 export async function readSession(
   ctx: SessionReadContext,
@@ -73,10 +65,10 @@ export async function readSession(
 }
 
 /**
- * Reads the session's events `from..to` with an ordered consumer on its `subject` (`lastSeq`, the
- * stream seq of its event `to` or later, names the session's tip). Versions are checked to be
- * 1..n without gaps, since the read starts at 1; the read ends at event `to`. Each event of the
- * range goes to `onEvent` as it arrives, so a fold need not hold them all.
+ * Reads the session's events `from..to` with a consumer on its `subject` (`lastSeq`, the stream
+ * seq of its event `to` or later, names the session's tip). Versions are checked to be 1..n
+ * without gaps, since the read starts at 1; the read ends at event `to`. Each event of the range
+ * goes to `onEvent` as it arrives, so a fold need not hold them all.
  */
 export async function readRange(
   ctx: ReadContext,
@@ -86,20 +78,19 @@ export async function readRange(
   to: number,
   onEvent: (event: DomainEvent) => void,
 ): Promise<void> {
-  await ctx.gate.ready(ctx.retryForMs);
-  const consumer = await ctx.js.consumers.get(ctx.streamName, {
-    filter_subjects: subject, // a string: a single filter_subject, which 2.9 understands
-    deliver_policy: DeliverPolicy.All,
-    inactive_threshold: 30_000,
-  });
+  // Events 1..to are the subject's first `to` messages: no more are pulled.
+  const read = await PullRead.open(ctx, subject, to);
   let expected = 1;
   let count = 0;
   try {
-    // Nothing on the subject now (removed since the tip was looked up): no message will come to
-    // end the read, so it ends here, short, which the count below reports as corrupt.
-    if ((await consumer.info(true)).num_pending > 0) {
-      await consumeUntil(consumer, Math.min(Math.max(to, 64), 4_096), (m) => {
-        const envelope = decodeEnvelope(ctx.streamName, m.data, () => m.seq);
+    // Nothing on the subject now (removed since the tip was looked up): nothing to wait for, and
+    // the read ends here, short, which the count below reports as corrupt.
+    let done = read.total === 0;
+    while (!done) {
+      const batch = await read.take();
+      if (batch.length === 0) break;
+      for (const m of batch) {
+        const envelope = decodeEnvelope(ctx.streamName, m.data, m.seq);
         if (envelope.sequence !== expected) {
           throw new CorruptLogError(
             `session subject ${subject}: expected event ${expected} at stream sequence ${m.seq}, found ${envelope.sequence}`,
@@ -111,13 +102,15 @@ export async function readRange(
           onEvent(envelope as unknown as DomainEvent);
         }
         // Past the tip, or nothing more on the subject (messages removed since the tip was looked
-        // up): the read ends, and a short one is corrupt rather than waited on forever. An ordered
-        // consumer has already parsed m.info, so this costs nothing.
-        return envelope.sequence >= to || m.seq >= lastSeq || m.info.pending === 0;
-      });
+        // up): the read ends, and a short one is corrupt rather than waited on forever.
+        if (envelope.sequence >= to || m.seq >= lastSeq || m.pending === 0) {
+          done = true;
+          break;
+        }
+      }
     }
   } finally {
-    consumer.delete().catch(() => undefined);
+    read.close();
   }
   if (count !== to - from + 1) {
     throw new CorruptLogError(`session subject ${subject} (tip at stream sequence ${lastSeq}): read ${count} events, expected ${to - from + 1}`);
@@ -125,61 +118,32 @@ export async function readRange(
 }
 
 /**
- * Runs `onMessage` on each message as it arrives until it returns true. A callback rather than an
- * async iterator: no promise per message, which a replay of thousands of events notices. Rejects
- * with what `onMessage` throws, or when the consume ends before that.
- */
-async function consumeUntil(consumer: Consumer, maxMessages: number, onMessage: (m: JsMsg) => boolean): Promise<void> {
-  let stopped = false;
-  let finish!: () => void;
-  const finished = new Promise<undefined>((resolve) => (finish = () => resolve(undefined)));
-  const messages = await consumer.consume({
-    max_messages: maxMessages,
-    // A stream deleted mid-read ends the read (with an error) instead of waiting for it to return.
-    abort_on_missing_resource: true,
-    callback: (m) => {
-      if (stopped) return; // messages already buffered when the read ended
-      if (onMessage(m)) {
-        stopped = true;
-        finish();
-      }
-    },
-  });
-  try {
-    // nats.js stops the consume with what the callback threw; closed() resolves with it.
-    const ended = messages.closed().then((err) => err ?? new Error('the consumer closed before the read finished'));
-    const failure = await Promise.race([finished, ended]);
-    if (failure) throw failure;
-  } finally {
-    stopped = true;
-    await messages.close().catch(() => undefined);
-  }
-}
-
-/**
- * Every message on `filter` (all sessions' events) through one ordered consumer, up to the
- * stream's last message at the start of the read: the consumer's pending count says when to stop.
+ * Every message on `filter` (all sessions' events) that the stream holds when the read starts, in
+ * stream order: as many as the read's consumer had pending when it was created (events appended
+ * meanwhile are not read). A read that cannot deliver that many never ends as if it had: it fails
+ * with a StoreUnavailableError (a retry reads the log again) when the server has nothing more on
+ * `filter` before that count, when a message is lost on the way, when the server refuses a pull
+ * or the connection closes, and when no message comes for `readIdleMs` while the read waits.
  */
 export async function* readAllEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
-  await ctx.gate.ready(ctx.retryForMs);
-  const consumer = await ctx.js.consumers.get(ctx.streamName, {
-    filter_subjects: filter,
-    deliver_policy: DeliverPolicy.All,
-    inactive_threshold: 30_000,
-  });
+  const read = await PullRead.open(ctx, filter);
+  const short = (count: number, why: string) =>
+    new StoreUnavailableError(`JetStream ${ctx.streamName}: the read of ${filter} ended short, at ${count} of the ${read.total} messages it held at the start: ${why}`);
   try {
-    if ((await consumer.info(true)).num_pending === 0) return;
-    // A stream deleted mid-read ends the read (with an error) instead of waiting for it to return.
-    const messages = await consumer.consume({ max_messages: 4_096, abort_on_missing_resource: true });
-    try {
-      for await (const m of messages) {
+    let count = 0;
+    while (count < read.total) {
+      const batch = await read.take();
+      if (batch.length === 0) throw short(count, 'the read ended'); // take() ends only once all came
+      for (const m of batch) {
+        count++;
         yield decodeEnvelope(ctx.streamName, m.data, m.seq) as unknown as DomainEvent;
-        if (m.info.pending === 0) break;
+        if (count === read.total) return;
+        // Nothing more on the filter, yet fewer than it held at the start: messages removed during
+        // the read (which nats-server 2.9 does not count down), or a count the server got wrong.
+        if (m.pending === 0) throw short(count, `the server has nothing on it after stream sequence ${m.seq}`);
       }
-    } finally {
-      await messages.close().catch(() => undefined);
     }
   } finally {
-    consumer.delete().catch(() => undefined);
+    read.close();
   }
 }
