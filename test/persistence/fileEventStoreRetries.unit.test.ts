@@ -1,34 +1,9 @@
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isStoreUnavailableError } from '../../src/errors.js';
-import { FileEventStore } from '../../src/persistence/fileEventStore.js';
 import { makeEvents, uniqueStream } from './fixtures.js';
+import { failNextSync, fileStores } from './fileStoreSupport.js';
 
-const dirs: string[] = [];
-const stores: FileEventStore[] = [];
-
-afterEach(async () => {
-  for (const store of stores.splice(0)) await store.close();
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function openStore(): Promise<{ dir: string; store: FileEventStore }> {
-  const dir = await mkdtemp(join(tmpdir(), 'jetplan-file-retries-'));
-  dirs.push(dir);
-  const store = await FileEventStore.open(dir);
-  stores.push(store);
-  return { dir, store };
-}
-
-/** Makes the next fdatasync of any file handle fail, as a disk error would. */
-async function failNextSync(dir: string): Promise<{ mockRestore(): void }> {
-  const probe = await open(join(dir, 'probe'), 'w');
-  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-  await probe.close();
-  return vi.spyOn(proto, 'datasync').mockRejectedValueOnce(new Error('EIO: simulated'));
-}
+const { openStore } = fileStores('file-retries');
 
 describe('FileEventStore: retries counting appends still being written as landed', () => {
   it('resolves a retry of an append under way only once it is durable, and fails it with that append', async () => {
