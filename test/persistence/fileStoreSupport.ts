@@ -1,26 +1,23 @@
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, vi } from 'vitest';
 import { FileEventStore } from '../../src/persistence/fileEventStore.js';
+import { tempDirs } from '../support/tempDirs.js';
 
 /**
  * File stores in temporary directories for one test file: `openStore()` opens one in a new
  * directory (or `dir` again), and each test's stores are closed and directories removed after it.
  */
 export function fileStores(prefix: string): { openStore(dir?: string): Promise<{ dir: string; store: FileEventStore }> } {
-  const dirs: string[] = [];
+  const newDir = tempDirs(prefix);
   const stores: FileEventStore[] = [];
+  // Registered after tempDirs' hook, so it runs first: the stores close before their directories go.
   afterEach(async () => {
     for (const store of stores.splice(0)) await store.close();
-    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
   return {
     async openStore(dir?: string) {
-      if (dir === undefined) {
-        dir = await mkdtemp(join(tmpdir(), `jetplan-${prefix}-`));
-        dirs.push(dir);
-      }
+      dir ??= await newDir();
       const store = await FileEventStore.open(dir);
       stores.push(store);
       return { dir, store };

@@ -2,15 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
 import { checkFunctionOption, checkLoggerOption, checkObjectWithMethods, checkPlannerDeps } from '../../src/shared/optionChecks.js';
-
-const refusal = (check: () => void): unknown => {
-  try {
-    check();
-    return undefined;
-  } catch (err) {
-    return err;
-  }
-};
+import { thrown } from '../support/thrown.js';
 
 describe('checkFunctionOption', () => {
   it('takes a function, or undefined (the default applies)', () => {
@@ -25,7 +17,7 @@ describe('checkFunctionOption', () => {
     [{}, 'newId must be a function, got an object'],
     [[], 'newId must be a function, got an array'],
   ])('refuses %j with a ValidationError', (value, message) => {
-    expect(refusal(() => checkFunctionOption('newId', value))).toMatchObject({ name: 'ValidationError', message });
+    expect(thrown(() => checkFunctionOption('newId', value))).toMatchObject({ name: 'ValidationError', message });
   });
 });
 
@@ -39,34 +31,34 @@ describe('checkObjectWithMethods', () => {
     }
     expect(() => checkObjectWithMethods('timers', new Timers(), ['set', 'clear'])).not.toThrow();
     expect(() => checkObjectWithMethods('timers', undefined, ['set', 'clear'])).not.toThrow();
-    expect(refusal(() => checkObjectWithMethods('timers', undefined, ['set', 'clear'], { required: true }))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('timers', undefined, ['set', 'clear'], { required: true }))).toMatchObject({
       name: 'ValidationError',
       message: `${timersRule}, got undefined`,
     });
   });
 
   it('names the methods an object lacks, and what else was given', () => {
-    expect(refusal(() => checkObjectWithMethods('timers', { set: () => 1 }, ['set', 'clear']))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('timers', { set: () => 1 }, ['set', 'clear']))).toMatchObject({
       name: 'ValidationError',
       message: `${timersRule}, got an object without clear`,
     });
-    expect(refusal(() => checkObjectWithMethods('timers', { set: 1, clear: 'no' }, ['set', 'clear']))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('timers', { set: 1, clear: 'no' }, ['set', 'clear']))).toMatchObject({
       message: `${timersRule}, got an object without set and clear`,
     });
-    expect(refusal(() => checkObjectWithMethods('timers', 'fake', ['set', 'clear']))).toMatchObject({ message: `${timersRule}, got "fake"` });
-    expect(refusal(() => checkObjectWithMethods('timers', null, ['set', 'clear']))).toMatchObject({ message: `${timersRule}, got null` });
+    expect(thrown(() => checkObjectWithMethods('timers', 'fake', ['set', 'clear']))).toMatchObject({ message: `${timersRule}, got "fake"` });
+    expect(thrown(() => checkObjectWithMethods('timers', null, ['set', 'clear']))).toMatchObject({ message: `${timersRule}, got null` });
   });
 
   it('follows a dotted path into a member, and names the kind of object when given', () => {
     const rule = 'deps must be an object with methods plan and compactor.compact';
     expect(() => checkObjectWithMethods('deps', { plan: () => [], compactor: { compact: () => ({}) } }, ['plan', 'compactor.compact'])).not.toThrow();
-    expect(refusal(() => checkObjectWithMethods('deps', { plan: () => [], compactor: {} }, ['plan', 'compactor.compact']))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('deps', { plan: () => [], compactor: {} }, ['plan', 'compactor.compact']))).toMatchObject({
       message: `${rule}, got an object without compactor.compact`,
     });
-    expect(refusal(() => checkObjectWithMethods('deps', { plan: () => [], compactor: null }, ['plan', 'compactor.compact']))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('deps', { plan: () => [], compactor: null }, ['plan', 'compactor.compact']))).toMatchObject({
       message: `${rule}, got an object without compactor.compact`,
     });
-    expect(refusal(() => checkObjectWithMethods('nc', {}, ['isClosed'], { kind: 'a NATS connection' }))).toMatchObject({
+    expect(thrown(() => checkObjectWithMethods('nc', {}, ['isClosed'], { kind: 'a NATS connection' }))).toMatchObject({
       message: 'nc must be a NATS connection (an object with method isClosed), got an object without isClosed',
     });
   });
@@ -76,7 +68,7 @@ describe('checkLoggerOption', () => {
   it('takes a pino logger, or anything with the level methods (an executor never asks isLevelEnabled)', () => {
     expect(() => checkLoggerOption('executor: logger', silentLogger)).not.toThrow();
     expect(() => checkLoggerOption('executor: logger', console)).not.toThrow();
-    expect(refusal(() => checkLoggerOption('executor: logger', { info: () => {} }))).toMatchObject({
+    expect(thrown(() => checkLoggerOption('executor: logger', { info: () => {} }))).toMatchObject({
       name: 'ValidationError',
       message: 'executor: logger must be a pino-like logger (an object with methods debug, info, warn and error), got an object without debug, warn and error',
     });
@@ -96,6 +88,6 @@ describe('checkPlannerDeps', () => {
     [{ newId: 'x' }, 'newId must be a function, got "x"'],
     [{ decideDeps: {} }, 'decideDeps must be an object with methods plan, countTokens and compactor.compact, got an object without plan, countTokens and compactor.compact'],
   ])('refuses %o with a ValidationError naming the option and its rule', (options, message) => {
-    expect(refusal(() => checkPlannerDeps(options))).toMatchObject({ name: 'ValidationError', message });
+    expect(thrown(() => checkPlannerDeps(options))).toMatchObject({ name: 'ValidationError', message });
   });
 });
