@@ -128,7 +128,7 @@ export class Planner {
       }
       // 4. act: only now that the append is acknowledged. A snapshot is only a cache: failing to
       // save one must not strand the commands of an append that is already durable.
-      await this.o.repository.committed(state.version, decision.state).catch((err: unknown) => {
+      await this.o.repository.committed(state.version, decision.state, decision.events.at(-1)?.id).catch((err: unknown) => {
         this.o.logger.warn({ err, sessionId }, 'snapshot not saved');
       });
       this.o.effects.perform(commands);

@@ -114,8 +114,12 @@ export class SessionRepository {
     return { ...result, events: result.events.map((e) => toCurrentEvent(e, where)) };
   }
 
-  /** Records the state after an acknowledged append; saves a snapshot at every `snapshotEvery`. */
-  async committed(previousVersion: number, state: SessionState): Promise<void> {
+  /**
+   * Records the state after an acknowledged append; saves a snapshot at every `snapshotEvery`.
+   * `lastEventId` is the id of the append's last event (the event at `state.version`), which the
+   * snapshot records so that a load can tell it belongs to the log it reads.
+   */
+  async committed(previousVersion: number, state: SessionState, lastEventId?: string): Promise<void> {
     this.remember(state);
     const crossed = Math.floor(state.version / this.every) > Math.floor(previousVersion / this.every);
     if (crossed && this.options.snapshots) {
@@ -124,6 +128,7 @@ export class SessionRepository {
         version: state.version,
         schema: STATE_SCHEMA,
         state: serializeState(state),
+        ...(lastEventId === undefined ? {} : { lastEventId }),
       });
     }
   }
@@ -139,8 +144,11 @@ export class SessionRepository {
     const snap = await this.options.snapshots?.load(sessionId).catch(() => undefined);
     if (!snap || snap.schema !== STATE_SCHEMA) return undefined;
     const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
-    // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events.
+    // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events. So is one
+    // of another log as long (the session's log was purged and its id reused): its event at that
+    // version is not the one the snapshot was taken after.
     if (head.currentVersion < snap.version) return undefined;
+    if (snap.lastEventId !== undefined && head.events[0]?.id !== snap.lastEventId) return undefined;
     try {
       return restoreState(snap.state);
     } catch {

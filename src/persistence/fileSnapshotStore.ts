@@ -12,6 +12,7 @@ const StoredSnapshot = z.object({
   version: z.number().int().nonnegative(),
   schema: z.number().int(),
   state: z.unknown(),
+  lastEventId: z.string().optional(),
 });
 
 /**

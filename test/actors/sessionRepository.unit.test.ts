@@ -13,7 +13,7 @@ import { latch } from '../support/waiting.js';
 const submit = { type: 'SubmitInput' as const, text: '- Fetch the data\n- Summarise the results' };
 
 /** A store whose reads are recorded, a snapshot store, and a planner to write real sessions. */
-function setup(options: Partial<SessionRepositoryOptions> = {}) {
+function setup(options: Partial<SessionRepositoryOptions> = {}, idPrefix = 'm') {
   const store = new MemoryEventStore();
   const reads: Array<{ id: string; options: ReadOptions | undefined }> = [];
   const read = store.readStream.bind(store);
@@ -30,7 +30,7 @@ function setup(options: Partial<SessionRepositoryOptions> = {}) {
     decideDeps: defaultDecideDeps(),
     effects: { perform: () => {} },
     clock: () => 1,
-    newId: () => `m${++n}`,
+    newId: () => `${idPrefix}${++n}`,
     logger: silentLogger,
   });
   /** Applies `count` inputs: a submit, then rejected inputs (one event each). */
@@ -135,6 +135,29 @@ describe('SessionRepository', () => {
     // A snapshot for a stream with no events at all is ignored too.
     const none = await new SessionRepository({ store: new MemoryEventStore(), snapshots }).load('s1');
     expect(none.version).toBe(0);
+  });
+
+  it('ignores a snapshot of an earlier log under the same id (purged, id reused), even once the new log is as long', async () => {
+    const { store, reads, snapshots, write } = setup({ snapshotEvery: 2 });
+    await write('s1', 2); // v4, snapshot at 4
+    const old = await snapshots.load('s1');
+    expect(old?.version).toBe(4);
+    // The log is purged (a fresh store) and the id reused: a new session of other events, as long.
+    const other = setup({ snapshotEvery: 1000 }, 'other-');
+    await other.planner.handle('s1', { type: 'SubmitInput', text: '- Draft the reply\n- Send it' });
+    for (let i = 1; i < 4; i++) await other.planner.handle('s1', { type: 'InvalidInput', reason: `other ${i}` });
+    const { state: truth } = await new SessionRepository({ store: other.store }).rebuild('s1');
+    expect(truth.version).toBeGreaterThanOrEqual(4);
+    const loaded = await new SessionRepository({ store: other.store, snapshots }).load('s1');
+    expect(serializeState(loaded)).toEqual(serializeState(truth));
+    // A snapshot saved before event ids were recorded is still used (checked by version alone).
+    const { lastEventId, ...legacy } = old!;
+    expect(lastEventId).toBeDefined();
+    await snapshots.save(legacy);
+    reads.length = 0;
+    const fromLegacy = await new SessionRepository({ store, snapshots }).load('s1');
+    expect(fromLegacy.version).toBe(4);
+    expect(reads.map((r) => r.options)).toEqual([{ from: 4, to: 4 }, { from: 5 }]);
   });
 
   it('forget makes the next load reread the log', async () => {

@@ -43,7 +43,7 @@ const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
 function longSession(): Snapshot {
   const id = 'long-session';
   const state = fold(initialSessionState(id), sessionLog(id, 5_500));
-  return { streamId: id, version: state.version, schema: STATE_SCHEMA, state: serializeState(state) };
+  return { streamId: id, version: state.version, schema: STATE_SCHEMA, state: serializeState(state), lastEventId: `event-${state.version}` };
 }
 
 describe('KvSnapshotStore size and format', () => {

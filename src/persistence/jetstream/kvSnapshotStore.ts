@@ -51,6 +51,7 @@ function isSnapshot(value: unknown): value is Snapshot {
     typeof v.streamId === 'string' &&
     typeof v.version === 'number' &&
     typeof v.schema === 'number' &&
+    (v.lastEventId === undefined || typeof v.lastEventId === 'string') &&
     'state' in v
   );
 }
