@@ -58,11 +58,12 @@ export type { Compactor, CompactionRequest, CompactionResult, TokenCounter, Rele
 export type { PlanTextOptions } from './planning/index.js';
 
 // Persistence: the port and its adapters.
-export { aggregateStream, isOutboxStore, isStreamingRead } from './persistence/eventStore.js';
+export { aggregateStream, hasLatestEvents, isOutboxStore, isStreamingRead } from './persistence/eventStore.js';
 export type {
   EventStore,
   OutboxStore,
   StreamingRead,
+  LatestEvents,
   AppendOptions,
   AppendResult,
   AggregateOptions,

@@ -137,3 +137,20 @@ export interface StreamingRead {
 
 export const isStreamingRead = (store: unknown): store is StreamingRead =>
   typeof (store as StreamingRead | undefined)?.readStreamEach === 'function';
+
+/**
+ * A store that can give the latest event of every stream in one pass, without a read per stream:
+ * what says which sessions ended, for a new leader's recovery, when most of a long-lived store's
+ * sessions have (one read each cost seconds at tens of thousands of sessions on JetStream).
+ */
+export interface LatestEvents {
+  /**
+   * The latest event of every stream that has one, each stream once, in no particular order; as
+   * of the start of the scan (a stream appended to meanwhile may give its event of then or a later
+   * one). Fails as {@link EventStore.readAll} does rather than end short.
+   */
+  latestEvents(): AsyncIterable<DomainEvent>;
+}
+
+export const hasLatestEvents = (store: unknown): store is LatestEvents =>
+  typeof (store as LatestEvents | undefined)?.latestEvents === 'function';

@@ -1,5 +1,5 @@
 import type { DomainEvent } from '../protocol/events.js';
-import type { PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
+import type { LatestEvents, PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
 import type { StreamIndex } from './streamIndex.js';
 import { checkReadOptions, checkStreamId } from './appendChecks.js';
 
@@ -8,7 +8,7 @@ import { checkReadOptions, checkStreamId } from './appendChecks.js';
  * memory store, and the file store's index of its log). Subclasses own appends, delivery marks and
  * closing; every read checks the store is open first.
  */
-export abstract class IndexedEventStore {
+export abstract class IndexedEventStore implements LatestEvents {
   protected abstract readonly index: StreamIndex;
   protected abstract assertOpen(): void;
 
@@ -28,6 +28,15 @@ export abstract class IndexedEventStore {
   async *readAll(): AsyncIterable<DomainEvent> {
     this.assertOpen();
     for (const streamId of this.index.list()) yield* this.index.read(streamId).events;
+  }
+
+  /**
+   * {@link LatestEvents}: each stream's last event, straight from the index (a copy of one event
+   * per stream, nothing else read), for the streams there were at the start.
+   */
+  async *latestEvents(): AsyncIterable<DomainEvent> {
+    this.assertOpen();
+    for (const streamId of this.index.list()) yield* this.index.read(streamId, { last: 1 }).events;
   }
 
   /** Commands not yet marked delivered, oldest append first. */

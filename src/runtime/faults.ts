@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isCorruptLogError, isStoreUnavailableError } from '../errors.js';
-import type { AppendOptions, EventStore, OutboxStore, ReadOptions } from '../persistence/eventStore.js';
+import { hasLatestEvents, type AppendOptions, type EventStore, type OutboxStore, type ReadOptions } from '../persistence/eventStore.js';
 import type { NewEvent } from '../protocol/events.js';
 import { RecentMap } from '../shared/recentMap.js';
 
@@ -67,6 +67,8 @@ export function faultReportingStore(store: EventStore & OutboxStore, faults: Fau
     readStream: (streamId: string, options?: ReadOptions) => watch(store.readStream(streamId, options)),
     listStreams: () => watch(store.listStreams()),
     readAll: () => store.readAll(),
+    // Kept when the store has it: a recovery over the wrapper scans once instead of reading each session.
+    ...(hasLatestEvents(store) ? { latestEvents: () => store.latestEvents() } : {}),
     pendingCommands: () => watch(store.pendingCommands()),
     markDelivered: (ids: string[]) => watch(store.markDelivered(ids)),
     // Closing is not a fault, and a store closed on purpose is not one either.

@@ -5,17 +5,23 @@
  * stores it once within its duplicate window; executors' inbox covers it beyond) and each retry
  * timer is re-armed (it fires at once when already due).
  *
+ * Most sessions of a long-lived store have ended. A store that has {@link LatestEvents} gives every
+ * session's latest event in one scan, and only the sessions it did not end are read; any other
+ * store (and a recovery of given sessions) reads each session's latest event first. One read per
+ * session kept a new leader from taking input for 3.8 s at 7,900 sessions on JetStream.
+ *
  * A session whose log cannot be read or folded is skipped; a store failure (NATS briefly away during
  * a failover) is retried for that session and, if it persists, fails the whole recovery, which the
  * caller retries before it takes input. A session skipped for a transient error would have its dispatched task and its
- * retry timer forgotten until the next leader change.
+ * retry timer forgotten until the next leader change. A failure of the scan is a store failure of
+ * the whole recovery, as one of listing the sessions is.
  */
 import type { Effects } from '../actors/planner.js';
 import { toOutbox } from '../actors/planner.js';
 import type { RetryScheduler } from '../actors/retryScheduler.js';
 import type { SessionRepository } from '../actors/sessionRepository.js';
 import { outstanding, statusOf } from '../machines/sessionQueries.js';
-import type { EventStore } from '../persistence/eventStore.js';
+import { hasLatestEvents, type EventStore, type LatestEvents } from '../persistence/eventStore.js';
 import { isStoreUnavailableError } from '../errors.js';
 import type { Logger } from 'pino';
 
@@ -52,7 +58,7 @@ export interface RecoveryOptions {
   attempts?: number;
   /** First delay between a session's attempts, doubled each time, ms (default 200). */
   retryDelayMs?: number;
-  /** Only these sessions (default: every session in the store). */
+  /** Only these sessions, each read for its latest event (default: every session in the store). */
   sessionIds?: readonly string[];
   /**
    * Defer, rather than fail the recovery for, a session a store failure keeps from being
@@ -70,12 +76,12 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResult> {
   const result: RecoveryResult = { sessions: 0, republished: 0, timers: 0, failed: 0, ended: 0, deferred: [] };
-  const ids = o.sessionIds ?? (await o.store.listStreams());
+  const { ids, scanned } = await sessionsToRecover(o, result);
   const width = o.concurrency ?? 16;
   for (let i = 0; i < ids.length; i += width) {
     // allSettled: a batch that fails still finishes its other sessions before the caller retries.
     const batch = ids.slice(i, i + width);
-    const settled = await Promise.allSettled(batch.map((id) => recoverWithRetries(o, id, result)));
+    const settled = await Promise.allSettled(batch.map((id) => recoverWithRetries(o, id, scanned, result)));
     settled.forEach((s, k) => {
       if (s.status !== 'rejected') return;
       if (!o.deferFailing) throw s.reason;
@@ -86,12 +92,42 @@ export async function recoverSessions(o: RecoveryOptions): Promise<RecoveryResul
   return result;
 }
 
+/**
+ * The sessions to load. `scanned`: their latest events were scanned, and those that ended are
+ * counted in `result.ended` and left out. Otherwise every session (or `sessionIds`), each to be
+ * read for its latest event before it is loaded.
+ */
+async function sessionsToRecover(o: RecoveryOptions, result: RecoveryResult): Promise<{ ids: readonly string[]; scanned: boolean }> {
+  if (o.sessionIds !== undefined) return { ids: o.sessionIds, scanned: false };
+  if (!hasLatestEvents(o.store)) return { ids: await o.store.listStreams(), scanned: false };
+  let open: Map<string, boolean>;
+  try {
+    open = await scanOpen(o.store);
+  } catch (err) {
+    if (isStoreUnavailableError(err)) throw err;
+    // A latest event the scan cannot decode (a corrupt record) fails the whole scan; read one by
+    // one, only that session fails (and is skipped), as without the scan.
+    o.logger.warn({ err }, 'scan of the latest events failed; reading the latest event of each session instead');
+    return { ids: await o.store.listStreams(), scanned: false };
+  }
+  const ids = [...open].filter(([, isOpen]) => isOpen).map(([id]) => id);
+  result.ended += open.size - ids.length;
+  return { ids, scanned: true };
+}
+
+/** Whether each session's latest event leaves it open (a later event of a session wins). */
+async function scanOpen(store: LatestEvents): Promise<Map<string, boolean>> {
+  const open = new Map<string, boolean>();
+  for await (const event of store.latestEvents()) open.set(event.sessionId, !ENDING.has(event.type));
+  return open;
+}
+
 /** One session: retried with backoff on a store failure; skipped if its log cannot be read or folded. */
-async function recoverWithRetries(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
+async function recoverWithRetries(o: RecoveryOptions, sessionId: string, scanned: boolean, result: RecoveryResult): Promise<void> {
   const attempts = o.attempts ?? 3;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await recoverOne(o, sessionId, result);
+      return await recoverOne(o, sessionId, scanned, result);
     } catch (err) {
       if (!isStoreUnavailableError(err)) {
         // A log that cannot be read or folded (corrupt, or inconsistent with the machines) fails
@@ -109,16 +145,20 @@ async function recoverWithRetries(o: RecoveryOptions, sessionId: string, result:
   }
 }
 
-async function recoverOne(o: RecoveryOptions, sessionId: string, result: RecoveryResult): Promise<void> {
-  // Most sessions of a long-lived stream have ended: one read of the latest event (no scan on
-  // JetStream) tells, instead of folding each session's whole log.
+/** Loads one session (after reading its latest event, unless `scanned`) and re-issues its work. */
+async function recoverOne(o: RecoveryOptions, sessionId: string, scanned: boolean, result: RecoveryResult): Promise<void> {
   // Another instance may have advanced the session while this one was standby: read the log.
   o.repository.forget(sessionId);
-  const latest = (await o.repository.read(sessionId, { last: 1 })).events[0];
-  if (latest && ENDING.has(latest.type)) {
-    result.ended++;
-    return;
+  if (!scanned) {
+    // Without the scan, one read of the latest event (no scan on JetStream) tells whether the
+    // session ended, instead of folding its whole log.
+    const latest = (await o.repository.read(sessionId, { last: 1 })).events[0];
+    if (latest && ENDING.has(latest.type)) {
+      result.ended++;
+      return;
+    }
   }
+  // A session whose latest event is an InputRejected after its end is loaded, and found not active.
   const state = await o.repository.load(sessionId);
   if (statusOf(state) !== 'active') return;
   result.sessions++;

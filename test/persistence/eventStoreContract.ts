@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ConcurrencyError, isConcurrencyError, isStoreUnavailableError, isValidationError } from '../../src/errors.js';
-import type { NewEvent } from '../../src/protocol/events.js';
-import { aggregateStream, type EventStore, type OutboxStore } from '../../src/persistence/eventStore.js';
+import type { DomainEvent, NewEvent } from '../../src/protocol/events.js';
+import { aggregateStream, hasLatestEvents, type EventStore, type LatestEvents, type OutboxStore } from '../../src/persistence/eventStore.js';
 import { makeCommand, makeEvent, makeEvents, sequenced, uniqueStream } from './fixtures.js';
 
 /** Creates a fresh store for one test and a cleanup that closes it (and removes its data). */
@@ -15,6 +15,13 @@ async function rejection(fn: () => Promise<unknown>): Promise<unknown> {
     return err;
   }
   throw new Error('expected a rejection');
+}
+
+/** Everything an async iterable gives, in order. */
+async function collect(events: AsyncIterable<DomainEvent>): Promise<DomainEvent[]> {
+  const all: DomainEvent[] = [];
+  for await (const e of events) all.push(e);
+  return all;
 }
 
 function useStore<S>(factory: StoreFactory<S>): () => S {
@@ -207,6 +214,61 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
       expect(all).toEqual(again.map((e) => e.id));
     });
 
+    it('gives the latest event of every stream in one pass, each stream once, including one appended after another', async () => {
+      const s = store();
+      if (!hasLatestEvents(s)) throw new Error(`${name} does not implement LatestEvents`);
+      const a = uniqueStream('latest');
+      const b = uniqueStream('latest');
+      const c = uniqueStream('latest');
+      const aEvents = makeEvents(a, 2);
+      const bEvents = [...makeEvents(b, 2), makeEvent(b, { payload: { type: 'SessionCompleted', data: { tasks: 1 } } })];
+      const cEvents = makeEvents(c, 1);
+      await s.appendToStream(a, aEvents, { expectedVersion: 0 });
+      await s.appendToStream(b, bEvents, { expectedVersion: 0 });
+      await s.appendToStream(c, cEvents, { expectedVersion: 0 });
+      // `a` moves on after `b` and `c`: its latest is its new last event, not the one before.
+      const aLater = makeEvents(a, 2);
+      await s.appendToStream(a, aLater, { expectedVersion: 2 });
+      await s.appendToStream(uniqueStream('empty'), [], { expectedVersion: 0 });
+
+      const latest = await collect(s.latestEvents());
+      const ours = latest.filter((e) => [a, b, c].includes(e.sessionId));
+      expect(ours.map((e) => e.sessionId).sort()).toEqual([a, b, c].sort()); // each once
+      const bySession = new Map(ours.map((e) => [e.sessionId, e]));
+      expect(bySession.get(a)).toEqual(sequenced(aLater, 2)[1]);
+      expect(bySession.get(b)).toEqual(sequenced(bEvents)[2]);
+      expect(bySession.get(c)).toEqual(sequenced(cEvents)[0]);
+      // Exactly one event per stream the store lists (a stream without events has none).
+      expect(latest.map((e) => e.sessionId).sort()).toEqual([...(await s.listStreams())].sort());
+    });
+
+    it('gives no latest event from an empty store', async () => {
+      // Every factory gives each test a store of its own (JetStream: a stream of its own).
+      const s = store();
+      if (!hasLatestEvents(s)) throw new Error(`${name} does not implement LatestEvents`);
+      expect(await collect(s.latestEvents())).toEqual([]);
+      await s.appendToStream(uniqueStream('empty'), [], { expectedVersion: 0 });
+      expect(await collect(s.latestEvents())).toEqual([]);
+    });
+
+    it('scans the latest events of many streams whole', async () => {
+      // More streams than one pull of the JetStream read takes (1,024 messages).
+      const s = store();
+      if (!hasLatestEvents(s)) throw new Error(`${name} does not implement LatestEvents`);
+      const ids = Array.from({ length: 1_100 }, () => uniqueStream('many'));
+      const last = new Map<string, string>();
+      for (let i = 0; i < ids.length; i += 100) {
+        await Promise.all(ids.slice(i, i + 100).map(async (id) => {
+          const events = makeEvents(id, 2);
+          await s.appendToStream(id, events, { expectedVersion: 0 });
+          last.set(id, events[1]!.id);
+        }));
+      }
+      const latest = await collect(s.latestEvents());
+      expect(latest).toHaveLength(ids.length);
+      expect(new Map(latest.map((e) => [e.sessionId, e.id]))).toEqual(last);
+    }, 60_000);
+
     it('refuses every operation once closed, with StoreUnavailableError; closing twice is fine', async () => {
       const id = uniqueStream('closed');
       await store().close();
@@ -217,6 +279,7 @@ export function runEventStoreContract(name: string, factory: StoreFactory<EventS
         async () => {
           for await (const e of store().readAll()) void e;
         },
+        () => collect((store() as EventStore & LatestEvents).latestEvents()),
       ];
       for (const call of calls) expect(isStoreUnavailableError(await rejection(call))).toBe(true);
       await store().close();

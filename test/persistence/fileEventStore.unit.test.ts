@@ -402,6 +402,9 @@ describe('ReadOnlyFileEventStore', () => {
     const reader = await ReadOnlyFileEventStore.open(dir);
     expect((await reader.readStream(stream)).events.map((e) => e.sequence)).toEqual([1, 2, 3]);
     expect(await reader.listStreams()).toEqual([stream]);
+    const latest: unknown[] = [];
+    for await (const e of reader.latestEvents()) latest.push(e);
+    expect(latest).toEqual((await reader.readStream(stream, { last: 1 })).events); // the torn tail left out
     expect((await stat(path)).size).toBe(size); // never written
     expect(reader.omittedTailBytes).toBe(FRAME_HEADER_BYTES + 2);
     await expect(reader.appendToStream(stream, [makeEvent(stream)], { expectedVersion: 3 })).rejects.toSatisfy(isStoreUnavailableError);

@@ -9,6 +9,11 @@ import { statusOf } from '../../src/machines/sessionQueries.js';
 import { MemoryInbox } from '../../src/persistence/inbox.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
 import { createEmbeddedRuntime, type EmbeddedRuntime, type EmbeddedRuntimeOptions, type RuntimeFault } from '../../src/runtime/embeddedRuntime.js';
+import { hasLatestEvents, type EventStore, type OutboxStore } from '../../src/persistence/eventStore.js';
+import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
+import { silentLogger } from '../../src/observability/logger.js';
+import { Faults, faultReportingStore } from '../../src/runtime/faults.js';
+import { makeEvents } from '../persistence/fixtures.js';
 import { FakeTimers } from '../support/fakeTimers.js';
 import { failFrameWith } from './failingLog.js';
 
@@ -123,5 +128,23 @@ describe('embedded runtime faults', () => {
     const { error, sessionId } = await fault;
     expect(sessionId).toBe('s1');
     expect(error.message).toMatch(/^input report\.\S+ of session s1 not applied after 5 attempts: EIO/);
+  });
+});
+
+describe('faultReportingStore', () => {
+  it("keeps the latest-events scan of the store it wraps (recovery's one pass), and only when that store has it", async () => {
+    const memory = new MemoryEventStore();
+    await memory.appendToStream('s1', makeEvents('s1', 2), { expectedVersion: 0 });
+    const wrapped = faultReportingStore(memory, new Faults(silentLogger));
+    expect(hasLatestEvents(wrapped)).toBe(true);
+    const latest: DomainEvent[] = [];
+    if (hasLatestEvents(wrapped)) for await (const e of wrapped.latestEvents()) latest.push(e);
+    expect(latest).toEqual((await memory.readStream('s1', { last: 1 })).events);
+    const withoutScan: EventStore & OutboxStore = {
+      appendToStream: memory.appendToStream.bind(memory), readStream: memory.readStream.bind(memory),
+      listStreams: memory.listStreams.bind(memory), readAll: memory.readAll.bind(memory), close: memory.close.bind(memory),
+      pendingCommands: memory.pendingCommands.bind(memory), markDelivered: memory.markDelivered.bind(memory),
+    };
+    expect(hasLatestEvents(faultReportingStore(withoutScan, new Faults(silentLogger)))).toBe(false);
   });
 });

@@ -7,6 +7,7 @@ import { outstanding } from '../../src/machines/sessionQueries.js';
 import type { SessionState } from '../../src/machines/sessionState.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
+import { hasLatestEvents, type EventStore, type LatestEvents, type ReadOptions } from '../../src/persistence/eventStore.js';
 import { createEmbeddedRuntime, defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
 import { recoverSessions } from '../../src/service/recovery.js';
 
@@ -35,6 +36,56 @@ describe('recoverSessions', () => {
     expect(performed.map((c) => [c.command.type, c.sessionId])).toEqual([['ExecuteTask', 'live']]);
     expect(watched).toEqual(['live']);
     await runtime.close();
+  });
+
+  it('with a store that scans the latest events, reads no ended session one by one and still recovers the open ones', async () => {
+    const w = await endedAndOpenSessions();
+    const counted = countingStore(w.runtime.store, { scan: true });
+    const repository = new SessionRepository({ store: counted.store });
+    const result = await recoverSessions({ ...w.options, store: counted.store, repository });
+
+    expect(result).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 2, deferred: [] });
+    expect(counted.scans).toBe(1);
+    // Only the sessions not ended by their latest event are read, each once (its load), none by
+    // `last: 1`: 'late' (an InputRejected after its end) is loaded and found not active.
+    expect(counted.reads.map(([id]) => id).sort()).toEqual(['late', 'live']);
+    expect(counted.reads.filter(([, options]) => options?.last !== undefined)).toEqual([]);
+    expect(w.performed.map((c) => [c.command.type, c.sessionId])).toEqual([['ExecuteTask', 'live']]);
+    expect(w.watched).toEqual(['live']);
+    await w.runtime.close();
+  });
+
+  it('without the scan (a store without it, or given sessions), reads the latest event of each session first, with the same result', async () => {
+    const w = await endedAndOpenSessions();
+    for (const [scan, sessionIds] of [[false, undefined], [true, ['done', 'gone', 'late', 'live']]] as const) {
+      const counted = countingStore(w.runtime.store, { scan });
+      const repository = new SessionRepository({ store: counted.store });
+      const result = await recoverSessions({ ...w.options, store: counted.store, repository, ...(sessionIds ? { sessionIds } : {}) });
+      expect(result).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 2, deferred: [] });
+      expect(counted.scans).toBe(0);
+      const latest = counted.reads.filter(([, options]) => options?.last === 1).map(([id]) => id);
+      expect(latest.sort()).toEqual(['done', 'gone', 'late', 'live']);
+    }
+    await w.runtime.close();
+  });
+
+  it('fails the whole recovery, for its caller to retry, when the scan meets a store failure', async () => {
+    const w = await endedAndOpenSessions();
+    const counted = countingStore(w.runtime.store, { scan: true, scanFails: new StoreUnavailableError('no responders') });
+    const repository = new SessionRepository({ store: counted.store });
+    await expect(recoverSessions({ ...w.options, store: counted.store, repository })).rejects.toThrow('no responders');
+    expect(w.performed).toEqual([]);
+    await w.runtime.close();
+  });
+
+  it('reads the sessions one by one when the scan meets a latest event it cannot read, so that only that session fails', async () => {
+    const w = await endedAndOpenSessions();
+    const counted = countingStore(w.runtime.store, { scan: true, scanFails: new CorruptLogError('seq 9: not JSON') });
+    const repository = new SessionRepository({ store: counted.store });
+    const result = await recoverSessions({ ...w.options, store: counted.store, repository });
+    expect(result).toEqual({ sessions: 1, republished: 1, timers: 0, failed: 0, ended: 2, deferred: [] });
+    expect(counted.reads.filter(([, options]) => options?.last === 1)).toHaveLength(4);
+    await w.runtime.close();
   });
 
   it('after another instance advanced a session, re-issues what the log says it waits on, not what this instance cached in an earlier term', async () => {
@@ -152,4 +203,66 @@ async function twoLiveSessions() {
     retries: { watch: (state: { sessionId: string }) => void watched.push(state.sessionId) } as unknown as RetryScheduler,
   };
   return { runtime, repository, performed, watched, options };
+}
+
+/**
+ * Sessions 'done' (completed), 'gone' (cancelled), 'late' (completed, then an input rejected: its
+ * latest event does not end it) and 'live' (a task running), and the options of a recovery.
+ */
+async function endedAndOpenSessions() {
+  const runtime = await createEmbeddedRuntime();
+  const { planner } = runtime;
+  for (const id of ['done', 'late']) {
+    const started = await planner.handle(id, { type: 'SubmitInput', text: 'Summarise the notes.' });
+    const task = started.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+    await planner.handle(id, { type: 'TaskCompleted', ...task, output: 'summarised' });
+  }
+  const rejected = await planner.handle('late', { type: 'SubmitInput', text: 'And the logs.' });
+  expect(rejected.events.map((e) => e.type)).toEqual(['InputRejected']);
+  await planner.handle('gone', { type: 'SubmitInput', text: 'Summarise the logs.' });
+  await planner.handle('gone', { type: 'CancelSession', reason: 'not needed' });
+  await planner.handle('live', { type: 'SubmitInput', text: 'Summarise the report.' });
+  const performed: OutboxCommand[] = [];
+  const watched: string[] = [];
+  const options = {
+    store: runtime.store, repository: runtime.repository, clock: () => 1_000, logger: silentLogger,
+    effects: { perform: (commands: OutboxCommand[]) => void performed.push(...commands) },
+    retries: { watch: (state: { sessionId: string }) => void watched.push(state.sessionId) } as unknown as RetryScheduler,
+  };
+  return { runtime, performed, watched, options };
+}
+
+/**
+ * `store` with its readStream calls recorded; with `scan`, it has LatestEvents (counting scans),
+ * whose scan fails with `scanFails` if given.
+ */
+function countingStore(store: EventStore, o: { scan: boolean; scanFails?: Error }) {
+  const reads: Array<[string, ReadOptions | undefined]> = [];
+  let scans = 0;
+  const counted: EventStore = {
+    appendToStream: (id, events, options) => store.appendToStream(id, events, options),
+    readStream: (id, options) => {
+      reads.push([id, options]);
+      return store.readStream(id, options);
+    },
+    listStreams: () => store.listStreams(),
+    readAll: () => store.readAll(),
+    close: () => store.close(),
+  };
+  const scanning: EventStore & LatestEvents = {
+    ...counted,
+    async *latestEvents() {
+      scans++;
+      if (o.scanFails) throw o.scanFails;
+      if (!hasLatestEvents(store)) throw new Error('the store under test has no scan');
+      yield* store.latestEvents();
+    },
+  };
+  return {
+    store: o.scan ? scanning : counted,
+    reads,
+    get scans() {
+      return scans;
+    },
+  };
 }

@@ -15,7 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
 import { checkNewEvents, checkReadOptions, checkStreamId, storedIdError } from '../appendChecks.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
-import type { AppendOptions, AppendResult, EventStore, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
+import type { AppendOptions, AppendResult, EventStore, LatestEvents, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import {
@@ -39,7 +39,7 @@ import {
   sleep,
   translateStoreError,
 } from './jetStreamErrors.js';
-import { readAllEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
+import { readAllEvents, readLatestEvents, readSession, type SessionReadContext } from './jetStreamReads.js';
 import { KeyedQueue } from '../../shared/keyedQueue.js';
 import { RecentMap } from '../../shared/recentMap.js';
 import {
@@ -91,7 +91,7 @@ export async function readMessageLimit(nc: NatsConnection, jsm: JetStreamManager
 }
 
 /** The {@link EventStore} port on a JetStream stream shared by all sessions. */
-export class JetStreamEventStore implements EventStore, StreamingRead {
+export class JetStreamEventStore implements EventStore, StreamingRead, LatestEvents {
   readonly #nc: NatsConnection;
   /** Everything the read and append helpers need; one object so they take it explicitly. */
   readonly #ctx: AppendContext & SessionReadContext;
@@ -221,6 +221,20 @@ export class JetStreamEventStore implements EventStore, StreamingRead {
     this.#assertOpen();
     try {
       yield* readAllEvents(this.#ctx, this.#subjects.allEvents);
+    } catch (err) {
+      throw translateStoreError(err, this.#options.streamName, undefined, undefined);
+    }
+  }
+
+  /**
+   * {@link LatestEvents}: the last event of every session through one consumer on `<prefix>.ev.>`
+   * delivering `last_per_subject` (answered from the server's per-subject index), instead of a
+   * `last_by_subj` request per session. Fails as {@link readAll} does.
+   */
+  async *latestEvents(): AsyncIterable<DomainEvent> {
+    this.#assertOpen();
+    try {
+      yield* readLatestEvents(this.#ctx, this.#subjects.allEvents);
     } catch (err) {
       throw translateStoreError(err, this.#options.streamName, undefined, undefined);
     }

@@ -1,8 +1,9 @@
 /**
  * Reading events back from the jetplan stream: decoding stored messages into envelopes, and the
- * reads of one session or of the whole log, each through a pull consumer of its own whose pulls
- * are bounded in bytes as well as in messages.
+ * reads of one session, of the whole log or of every session's latest event, each through a pull
+ * consumer of its own whose pulls are bounded in bytes as well as in messages.
  */
+import { DeliverPolicy } from '@nats-io/jetstream';
 import { CorruptLogError, StoreUnavailableError } from '../../errors.js';
 import { RawEnvelope, type DomainEvent } from '../../protocol/events.js';
 import type { ReadOptions } from '../eventStore.js';
@@ -125,10 +126,44 @@ export async function readRange(
  * `filter` before that count, when a message is lost on the way, when the server refuses a pull
  * or the connection closes, and when no message comes for `readIdleMs` while the read waits.
  */
-export async function* readAllEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
-  const read = await PullRead.open(ctx, filter);
+export function readAllEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
+  return readPending(ctx, filter, DeliverPolicy.All, 'messages it held');
+}
+
+/**
+ * The last message of each subject on `filter` (each session's latest event), in one pass, in
+ * stream order: one consumer delivering `last_per_subject`, whose pending count at its creation
+ * is the number of subjects. Fails as {@link readAllEvents} does; and, since every subject is
+ * delivered once, a session given twice (a subject's last message removed during the read, the
+ * consumer then going on with messages stored since) fails it too, rather than give a session
+ * twice and another not at all.
+ */
+export async function* readLatestEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
+  const seen = new Set<string>();
+  for await (const event of readPending(ctx, filter, DeliverPolicy.LastPerSubject, 'subjects it had')) {
+    if (seen.has(event.sessionId)) {
+      throw new StoreUnavailableError(
+        `JetStream ${ctx.streamName}: the read of the latest event on each subject of ${filter} gave session ${event.sessionId} twice: messages were removed during the read`,
+      );
+    }
+    seen.add(event.sessionId);
+    yield event;
+  }
+}
+
+/**
+ * The first `total` messages of a consumer on `filter` delivering by `deliver` (its pending count
+ * at creation: the `counted` it had then), decoded; see {@link readAllEvents} for how it fails.
+ */
+async function* readPending(
+  ctx: ReadContext,
+  filter: string,
+  deliver: typeof DeliverPolicy.All | typeof DeliverPolicy.LastPerSubject,
+  counted: string,
+): AsyncIterable<DomainEvent> {
+  const read = await PullRead.open(ctx, filter, undefined, deliver);
   const short = (count: number, why: string) =>
-    new StoreUnavailableError(`JetStream ${ctx.streamName}: the read of ${filter} ended short, at ${count} of the ${read.total} messages it held at the start: ${why}`);
+    new StoreUnavailableError(`JetStream ${ctx.streamName}: the read of ${filter} ended short, at ${count} of the ${read.total} ${counted} at the start: ${why}`);
   try {
     let count = 0;
     while (count < read.total) {

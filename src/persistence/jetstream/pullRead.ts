@@ -143,15 +143,25 @@ export class PullRead {
   /** Wakes a {@link take} that waits for a message. */
   #wake: (() => void) | undefined;
 
-  /** Creates the read's consumer on `filter`, from the filter's first message. */
-  static async open(ctx: ReadContext, filter: string, most = Number.POSITIVE_INFINITY): Promise<PullRead> {
+  /**
+   * Creates the read's consumer on `filter`, from the filter's first message; with `deliver`
+   * `last_per_subject` (2.9 has it), the last message of each subject on it, in stream order,
+   * `total` then being the number of subjects (after them the consumer would go on with the
+   * messages stored since, which the read does not take).
+   */
+  static async open(
+    ctx: ReadContext,
+    filter: string,
+    most = Number.POSITIVE_INFINITY,
+    deliver: typeof DeliverPolicy.All | typeof DeliverPolicy.LastPerSubject = DeliverPolicy.All,
+  ): Promise<PullRead> {
     await ctx.gate.ready(ctx.retryForMs);
     const { nc } = ctx;
     const info = await ctx.jsm.consumers.add(ctx.streamName, {
       // Named, so created as nats.js's ordered consumers were ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>).
       name: nuid.next(),
       filter_subject: filter, // a single filter subject, which 2.9 understands
-      deliver_policy: DeliverPolicy.All,
+      deliver_policy: deliver,
       ack_policy: AckPolicy.None,
       mem_storage: true,
       num_replicas: 1,
