@@ -128,3 +128,41 @@ export const NEW_EVENT_FIELDS: ReadonlySet<string> = new Set([...Object.keys(env
 /** The raw envelope as stored, before upcasting (any version, data unchecked). */
 export const RawEnvelope = z.object({ ...envelopeFields, type: z.string(), data: z.unknown() });
 export type RawEnvelope = z.infer<typeof RawEnvelope>;
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+
+/**
+ * {@link RawEnvelope}'s check of a decoded JSON value, for the read path (~10x cheaper than zod's
+ * for an envelope that is valid): a value that passes every check of the schema comes back as zod
+ * gives it (the schema's keys in its order, others dropped, `data` as it is); any other goes to
+ * zod, so what is refused, and the error, are zod's. It never accepts what zod refuses: each test
+ * here is one of the schema's, or stricter (a `timestamp` must be finite, as z.number() wants).
+ */
+export function safeParseRawEnvelope(value: unknown): ReturnType<typeof RawEnvelope.safeParse> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && 'data' in value) {
+    const v = value as Record<string, unknown>;
+    const { id, version, sessionId, sequence, timestamp, causationId, correlationId, inputSequence, type } = v;
+    if (
+      typeof id === 'string' && id.length > 0 &&
+      isInt(version) && version >= 0 &&
+      typeof sessionId === 'string' && sessionId.length > 0 &&
+      isInt(sequence) && sequence > 0 &&
+      Number.isFinite(timestamp) &&
+      typeof causationId === 'string' &&
+      typeof correlationId === 'string' &&
+      typeof type === 'string'
+    ) {
+      const ts = timestamp as number;
+      if (inputSequence === undefined) {
+        return { success: true, data: { id, version, sessionId, sequence, timestamp: ts, causationId, correlationId, type, data: v['data'] } };
+      }
+      if (isInt(inputSequence) && inputSequence > 0) {
+        return {
+          success: true,
+          data: { id, version, sessionId, sequence, timestamp: ts, causationId, correlationId, inputSequence, type, data: v['data'] },
+        };
+      }
+    }
+  }
+  return RawEnvelope.safeParse(value);
+}

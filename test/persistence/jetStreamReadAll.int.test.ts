@@ -52,9 +52,11 @@ describe('JetStreamEventStore.readAll', () => {
 
   it('a stream deleted in the middle of a read fails it rather than leaving it waiting', async () => {
     const { nc, opts, store } = await openStore();
-    // More than the read's first pull (1,024 messages), so that the read needs the stream again.
+    // More than the read's first pull can take (~6 MB, past its PULL_MAX_BYTES), so that the read
+    // needs the stream again. (The padding is not part of an envelope: a read drops it.)
     const js = jetstream(nc);
-    const body = JSON.stringify({ ...newEvent('s1'), sequence: 1 });
+    const body = JSON.stringify({ ...newEvent('s1'), sequence: 1, padding: 'x'.repeat(1_200) });
+    expect(5_000 * body.length).toBeGreaterThan(PULL_MAX_BYTES);
     for (let i = 0; i < 5_000; i += 500) {
       await Promise.all(Array.from({ length: 500 }, (_, k) => js.publish(`${opts.subjectPrefix}.ev.s${i + k}`, body.replaceAll('"s1"', `"s${i + k}"`))));
     }

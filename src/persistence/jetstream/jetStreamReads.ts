@@ -5,7 +5,7 @@
  */
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { CorruptLogError, StoreUnavailableError } from '../../errors.js';
-import { RawEnvelope, type DomainEvent } from '../../protocol/events.js';
+import { safeParseRawEnvelope, type DomainEvent, type RawEnvelope } from '../../protocol/events.js';
 import type { ReadOptions } from '../eventStore.js';
 import { PullRead, type ReadContext } from './pullRead.js';
 import { retryTransient, type RetryContext } from './jetStreamErrors.js';
@@ -27,7 +27,7 @@ export function decodeEnvelope(streamName: string, data: Uint8Array, seq: number
   } catch (err) {
     throw new CorruptLogError(`stream ${streamName} seq ${seqOf(seq)}: not JSON`, { cause: err });
   }
-  const parsed = RawEnvelope.safeParse(json);
+  const parsed = safeParseRawEnvelope(json);
   if (!parsed.success) {
     throw new CorruptLogError(`stream ${streamName} seq ${seqOf(seq)}: not an event envelope`, {
       cause: parsed.error,

@@ -40,8 +40,15 @@ export interface ReadContext {
  */
 export const PULL_MAX_BYTES = 4 * 1024 * 1024;
 
-/** The most messages one pull asks for: what bounds a pull of small events. */
-export const PULL_MAX_MESSAGES = 1_024;
+/**
+ * The most messages one pull asks for, 16,384: about {@link PULL_MAX_BYTES} of small events
+ * (~256 bytes each), so that a pull ends on its bytes unless its events are smaller than that.
+ * What the server buffers is bounded by the bytes; the count only sets how often a read of small
+ * events stops for a pull's round trip, during which nothing arrives (one pull open at a time): at
+ * 1,024 a replay of a 6,000-event session (2.3 MB) stopped six times, 1–17 ms each on a loaded
+ * 2-core machine, a third of its time; now it pulls once.
+ */
+export const PULL_MAX_MESSAGES = 16_384;
 
 /**
  * How long a read waits for its next message before it fails, ms, by default. A healthy server
@@ -83,12 +90,22 @@ interface Delivery {
  * or the newer form with `<domain>.<account hash>` after `ACK` and a token at the end.
  */
 function deliveryOf(reply: string | undefined): { seq: number; delivery: number; pending: number } | undefined {
-  const t = reply?.split('.') ?? [];
-  if (t[0] !== '$JS' || t[1] !== 'ACK' || (t.length !== 9 && t.length < 11)) return undefined;
-  const at = t.length === 9 ? 0 : 2;
-  const seq = Number(t[5 + at]);
-  const delivery = Number(t[6 + at]);
-  const pending = Number(t[8 + at]);
+  // Read in place (no split: this runs for every message a read takes).
+  if (reply === undefined || !reply.startsWith('$JS.ACK.')) return undefined;
+  let tokens = 1;
+  for (let dot = reply.indexOf('.'); dot !== -1; dot = reply.indexOf('.', dot + 1)) tokens++;
+  if (tokens !== 9 && tokens < 11) return undefined;
+  const at = tokens === 9 ? 0 : 2;
+  // Tokens 5 (sseq), 6 (dseq), 7 (ts) and 8 (pending) after `at`, in one pass over the dots.
+  let start = 0;
+  for (let k = 0; k < 5 + at; k++) start = reply.indexOf('.', start) + 1;
+  const seqEnd = reply.indexOf('.', start);
+  const deliveryEnd = reply.indexOf('.', seqEnd + 1);
+  const pendingStart = reply.indexOf('.', deliveryEnd + 1) + 1;
+  const pendingEnd = reply.indexOf('.', pendingStart);
+  const seq = Number(reply.slice(start, seqEnd));
+  const delivery = Number(reply.slice(seqEnd + 1, deliveryEnd));
+  const pending = Number(pendingEnd === -1 ? reply.slice(pendingStart) : reply.slice(pendingStart, pendingEnd));
   return Number.isSafeInteger(seq) && Number.isSafeInteger(delivery) && Number.isSafeInteger(pending) ? { seq, delivery, pending } : undefined;
 }
 
@@ -254,10 +271,14 @@ export class PullRead {
   #onMessage(err: Error | null, msg: Msg): void {
     if (this.#closed || this.#failure) return;
     if (err) return this.#fail('the subscription failed', err);
-    if (msg.subject.startsWith(this.#inbox)) return this.#onStatus(msg);
-    this.#heard++;
+    // The delivery info first: a message with it is one delivered (a status has no reply), and the
+    // subject, which nats.js decodes on first use, is then not needed.
     const info = deliveryOf(msg.reply);
-    if (info === undefined) return this.#fail(`a message on ${msg.subject} came without JetStream delivery info`);
+    if (info === undefined) {
+      if (msg.subject.startsWith(this.#inbox)) return this.#onStatus(msg);
+      return this.#fail(`a message on ${msg.subject} came without JetStream delivery info`);
+    }
+    this.#heard++;
     if (info.delivery !== this.#delivered + 1) {
       return this.#fail(`messages were lost on the way: delivery ${info.delivery} (stream sequence ${info.seq}) came after ${this.#delivered}`);
     }
