@@ -126,6 +126,8 @@ export type { Executor, ExecutorOptions, ExecutorKind } from './nats/executor.js
 export { KvExecutorInbox } from './nats/executorInbox.js';
 export type { KvExecutorInboxOptions } from './nats/executorInbox.js';
 export { createClient, newSessionId } from './nats/client.js';
+export { purgeEndedSessions } from './nats/purgeSessions.js';
+export type { PurgeOptions, PurgeResult } from './nats/purgeSessions.js';
 export type { JetplanClient, ClientOptions, SubmitOptions, SessionSummary, EventWatch, Published, PublishOptions, WatchOptions, InputOutcome } from './nats/client.js';
 export { connectNats, NatsConnectError, isNatsConnectError } from './nats/connect.js';
 export type { NatsConnectionOptions } from './nats/connect.js';

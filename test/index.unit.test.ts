@@ -36,6 +36,8 @@ import type {
   TaskContext,
   IdMap,
   IndexedEventStore,
+  PurgeOptions,
+  PurgeResult,
 } from '../src/index.js';
 
 /** Every type above, so that none is an unused import. */
@@ -46,7 +48,7 @@ export type PublicTypes = [
   // Named by public signatures (found missing by a black-box user's checker over index.d.ts).
   Backoff, RelevanceCompactorOptions, PlanTextOptions, JetplanStreamOptions, ResolvedStreamOptions,
   FileEventStoreStats, JetStreamEventStoreStats, OutboxRelayOptions, CommitSource, SessionActor,
-  BusHandler, LastInput, SessionContext, TaskContext, IdMap<string>, IndexedEventStore,
+  BusHandler, LastInput, SessionContext, TaskContext, IdMap<string>, IndexedEventStore, PurgeOptions, PurgeResult,
 ];
 
 describe('public API', () => {
@@ -69,7 +71,7 @@ describe('public API', () => {
   });
 
   it('exports what a runtime, a service and an executor are built from', () => {
-    for (const name of ['createEmbeddedRuntime', 'startPlannerService', 'createExecutor', 'createClient', 'startBusExecutor', 'ExecutorStoppedError', 'KvExecutorInbox', 'Metrics', 'silentLogger', 'realTimers']) {
+    for (const name of ['createEmbeddedRuntime', 'startPlannerService', 'createExecutor', 'createClient', 'purgeEndedSessions', 'startBusExecutor', 'ExecutorStoppedError', 'KvExecutorInbox', 'Metrics', 'silentLogger', 'realTimers']) {
       expect(jetplan, name).toHaveProperty(name);
     }
   });

@@ -186,6 +186,17 @@ describe('serve + executor echo + the client commands', () => {
     const listJson = await run(['sessions', ...conn, '--json']);
     expect(JSON.parse(listJson.io.stdoutText)).toEqual([expect.objectContaining({ sessionId, status: 'completed', done: 3, total: 3 })]);
 
+    // Retention: the session just ended, inside the stream's duplicate window, so even 0s keeps it.
+    const dryPurge = await run(['purge', ...conn, '--older-than', '0s', '--dry-run']);
+    expect(dryPurge.io.err).toEqual([]);
+    expect(dryPurge.io.stdoutText).toBe('would purge 0 ended session(s); kept 1 ended too recently, 0 not ended\n');
+    const purgeJson = await run(['purge', ...conn, '--older-than', '30d', '--json']);
+    expect(JSON.parse(purgeJson.io.stdoutText)).toEqual({ sessions: [], messages: 0, snapshots: 0, dispatchEntries: 0, recent: 1, open: 0 });
+    const noAge = await run(['purge', ...conn]);
+    expect([noAge.code, noAge.io.err]).toEqual([2, ['jetplan: purge needs --older-than <age> (e.g. 30d); nothing was removed (see jetplan help)\n']]);
+    const badAge = await run(['purge', ...conn, '--older-than', '3 weeks']);
+    expect([badAge.code, badAge.io.err]).toEqual([2, ['jetplan: --older-than expects an age such as 30d, 12h, 45m, 90s or 500ms, got "3 weeks" (see jetplan help)\n']]);
+
     expect(await e.stop('SIGTERM')).toBe(0);
     expect(e.io.stdoutText).toContain('jetplan executor: SIGTERM, stopping running tasks\n');
     // 3 tasks + the deploy task again after its answer.

@@ -7,6 +7,7 @@ import { sessionsCommand } from './sessions.js';
 import { answerCommand } from './nats/answer.js';
 import { cancelCommand } from './nats/cancel.js';
 import { executorCommand } from './nats/executor.js';
+import { purgeCommand } from './nats/purge.js';
 import { withNatsReads } from './nats/natsReads.js';
 import { serveCommand } from './nats/serve.js';
 import { statusCommand } from './nats/status.js';
@@ -26,5 +27,6 @@ export const commands: Record<string, Command> = {
   status: statusCommand,
   watch: watchCommand,
   cancel: cancelCommand,
+  purge: purgeCommand,
   help: helpCommand,
 };

@@ -1,0 +1,119 @@
+/**
+ * Retention for a NATS deployment: removes whole sessions that ended long enough ago, so the stream
+ * (which has no limits: a cut log would be corrupt) and a new leader's recovery stop growing with
+ * every session ever run. Only ended sessions go; open ones, and ended ones with recent activity,
+ * stay. What a removal deletes, and in which order, is SessionPurger's (src/persistence/jetstream).
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { SessionRepository } from '../actors/sessionRepository.js';
+import { ValidationError } from '../errors.js';
+import { statusOf } from '../machines/sessionQueries.js';
+import type { EventStore, LatestEvents } from '../persistence/eventStore.js';
+import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
+import { SessionPurger } from '../persistence/jetstream/sessionPurge.js';
+import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
+import { executorNames, plannerNames } from '../protocol/deploymentNames.js';
+import type { DomainEvent } from '../protocol/events.js';
+import { checkConnectionOption } from '../shared/optionChecks.js';
+
+/** Options of {@link purgeEndedSessions}. */
+export interface PurgeOptions {
+  streamName?: string;
+  subjectPrefix?: string;
+  /** Only sessions whose last event is at least this old, ms: a whole number of at least 0. */
+  olderThanMs: number;
+  /** Find the sessions that would go and remove nothing (default false). */
+  dryRun?: boolean;
+  /** The time ages are measured from, ms since the epoch (default now). */
+  now?: number;
+}
+
+/** What a purge removed (with `dryRun`: would remove) and what it kept. */
+export interface PurgeResult {
+  /** The sessions removed, in id order. */
+  sessions: string[];
+  /** Stream messages removed: events, processed inputs, commands (0 with `dryRun`). */
+  messages: number;
+  /** Snapshot values removed (0 with `dryRun`). */
+  snapshots: number;
+  /** Entries of the executors' report inbox and claims removed (0 with `dryRun`). */
+  dispatchEntries: number;
+  /** Ended sessions kept: their last event is more recent than `olderThanMs`. */
+  recent: number;
+  /** Sessions kept because they have not ended (open, or never started). */
+  open: number;
+}
+
+/** A session's latest event alone says it ended. */
+const ENDING = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
+/** Events that may follow a session's end (a late input's answer): the fold tells. */
+const TRAILING = new Set(['InputRejected', 'ReportIgnored', 'InputRepeated']);
+
+/** Whether the session whose latest event is `latest` has ended (folds it only when that event does not tell). */
+async function hasEnded(store: EventStore, latest: DomainEvent): Promise<boolean> {
+  if (ENDING.has(latest.type)) return true;
+  if (!TRAILING.has(latest.type)) return false;
+  const { state } = await new SessionRepository({ store }).rebuild(latest.sessionId);
+  return ['completed', 'failed', 'cancelled'].includes(statusOf(state));
+}
+
+/** The ended sessions of `store` whose last event is at or before `cutoff`, and what was kept. */
+export async function endedSessions(
+  store: EventStore & LatestEvents,
+  cutoff: number,
+): Promise<{ ids: string[]; recent: number; open: number }> {
+  // Collected first: folding a session while the scan's consumer waits would hold it open.
+  const latest: DomainEvent[] = [];
+  for await (const event of store.latestEvents()) latest.push(event);
+  const ids: string[] = [];
+  let recent = 0;
+  let open = 0;
+  for (const event of latest) {
+    if (!(await hasEnded(store, event))) open++;
+    else if (event.timestamp > cutoff) recent++;
+    else ids.push(event.sessionId);
+  }
+  return { ids: ids.sort(), recent, open };
+}
+
+/**
+ * Removes every session of the deployment that has ended and whose last event is at least
+ * `olderThanMs` old, and older than the stream's duplicate window: its events, its commands, its
+ * inputs the service has processed, its snapshot, and its entries in the executors' default report
+ * inbox and claims buckets. A later input under a removed id starts a new session. Safe to run while the service
+ * runs and to run again after an interruption (each removal is idempotent).
+ * @throws ValidationError for a bad option; StoreUnavailableError when NATS fails (run it again).
+ */
+export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): Promise<PurgeResult> {
+  checkConnectionOption('nc', nc);
+  if (!Number.isSafeInteger(o.olderThanMs) || o.olderThanMs < 0) {
+    throw new ValidationError(`olderThanMs must be a whole number of milliseconds of at least 0, got ${String(o.olderThanMs)}`);
+  }
+  const streamName = o.streamName ?? DEFAULT_STREAM_NAME;
+  const subjectPrefix = o.subjectPrefix ?? DEFAULT_SUBJECT_PREFIX;
+  const { durableName, snapshotBucket } = plannerNames(streamName, subjectPrefix);
+  const store = await JetStreamEventStore.create(nc, { streamName, subjectPrefix, ensureStream: false });
+  try {
+    const { inboxBucket, claimsBucket } = executorNames(streamName, subjectPrefix);
+    const purger = await SessionPurger.create(nc, {
+      streamName, subjectPrefix, snapshotBucket, inputConsumer: durableName, dispatchBuckets: [inboxBucket, claimsBucket],
+    });
+    // Read before the scan: an input acknowledged later is kept, never one still to be processed.
+    const inputsThrough = await purger.inputsProcessedThrough();
+    // Never younger than the duplicate window: JetStream still remembers the session's message ids
+    // (dispatch ids, `report.…`), and a new session under the id could have its messages dropped.
+    const minAgeMs = Math.max(o.olderThanMs, await purger.duplicateWindowMs());
+    const { ids, recent, open } = await endedSessions(store, (o.now ?? Date.now()) - minAgeMs);
+    const result: PurgeResult = { sessions: ids, messages: 0, snapshots: 0, dispatchEntries: 0, recent, open };
+    if (o.dryRun) return result;
+    for (const id of ids) {
+      const removed = await purger.purge(id, inputsThrough);
+      result.messages += removed.messages;
+      result.snapshots += removed.snapshots;
+      result.dispatchEntries += removed.dispatchEntries;
+    }
+    return result;
+  } finally {
+    await store.close();
+  }
+}
