@@ -13,6 +13,13 @@ export function statusOf(state: SessionState): SessionStatus {
   return (typeof value === 'string' ? value : 'active') as SessionStatus;
 }
 
+/**
+ * Event types that end a session: after one, a session takes no more work (only the answers to late
+ * inputs, InputRejected and ReportIgnored, can follow it). A session whose latest event is one of
+ * them has ended without folding it.
+ */
+export const ENDING_EVENT_TYPES: ReadonlySet<string> = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
+
 /** Where an active session is: which sub-state of `active`. */
 export function phaseOf(state: SessionState): SessionPhase {
   const value = state.snapshot.value;

@@ -7,7 +7,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { SessionRepository } from '../actors/sessionRepository.js';
 import { ValidationError } from '../errors.js';
-import { statusOf } from '../machines/sessionQueries.js';
+import { ENDING_EVENT_TYPES as ENDING, statusOf } from '../machines/sessionQueries.js';
 import type { EventStore, LatestEvents } from '../persistence/eventStore.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { SessionPurger } from '../persistence/jetstream/sessionPurge.js';
@@ -44,8 +44,6 @@ export interface PurgeResult {
   open: number;
 }
 
-/** A session's latest event alone says it ended. */
-const ENDING = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
 /** Events that may follow a session's end (a late input's answer): the fold tells. */
 const TRAILING = new Set(['InputRejected', 'ReportIgnored', 'InputRepeated']);
 

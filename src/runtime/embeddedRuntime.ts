@@ -14,9 +14,9 @@ import { FileEventStore } from '../persistence/fileEventStore.js';
 import { FileSnapshotStore } from '../persistence/fileSnapshotStore.js';
 import { MemoryEventStore } from '../persistence/memoryEventStore.js';
 import { MemorySnapshotStore } from '../persistence/memorySnapshotStore.js';
-import type { EventStore, OutboxStore } from '../persistence/eventStore.js';
+import { hasLatestEvents, type EventStore, type OutboxStore } from '../persistence/eventStore.js';
 import type { SnapshotStore } from '../persistence/snapshotStore.js';
-import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import { ENDING_EVENT_TYPES, outstanding, statusOf } from '../machines/sessionQueries.js';
 import { toOutbox } from '../actors/planner.js';
 import { parseInput } from '../protocol/parseInput.js';
 import { subjectsFor, type Subjects } from '../protocol/subjects.js';
@@ -215,6 +215,17 @@ interface RecoveryDeps {
   clock: () => number;
 }
 
+/**
+ * The sessions whose latest event does not end them: all a recovery needs to load. Folding every
+ * session ever kept made a data dir's start slower with each session it had run.
+ */
+async function notEnded(store: EventStore): Promise<string[]> {
+  if (!hasLatestEvents(store)) return store.listStreams();
+  const ids: string[] = [];
+  for await (const event of store.latestEvents()) if (!ENDING_EVENT_TYPES.has(event.type)) ids.push(event.sessionId);
+  return ids;
+}
+
 /** Re-arms the open work of the sessions in scope (see {@link EmbeddedRuntime.recover}). */
 async function recoverSessions(
   { store, repository, relay, retries, clock }: RecoveryDeps,
@@ -227,7 +238,7 @@ async function recoverSessions(
   // meet a re-issue of their new dispatch: the executor runs a dispatch id once.)
   const pending = new Set(commands.map((c) => c.id));
   relay.perform(commands);
-  const ids = only === undefined ? await store.listStreams() : [only];
+  const ids = only === undefined ? await notEnded(store) : [only];
   let sessions = 0;
   for (const id of ids) {
     const state = await repository.load(id);

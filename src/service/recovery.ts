@@ -20,7 +20,7 @@ import type { Effects } from '../actors/planner.js';
 import { toOutbox } from '../actors/planner.js';
 import type { RetryScheduler } from '../actors/retryScheduler.js';
 import type { SessionRepository } from '../actors/sessionRepository.js';
-import { outstanding, statusOf } from '../machines/sessionQueries.js';
+import { ENDING_EVENT_TYPES as ENDING, outstanding, statusOf } from '../machines/sessionQueries.js';
 import { hasLatestEvents, type EventStore, type LatestEvents } from '../persistence/eventStore.js';
 import { isStoreUnavailableError } from '../errors.js';
 import type { Logger } from 'pino';
@@ -41,8 +41,6 @@ export interface RecoveryResult {
   deferred: string[];
 }
 
-/** Events after which a session takes no work (only rejections and ignored reports follow). */
-const ENDING = new Set(['SessionCompleted', 'SessionFailed', 'SessionCancelled']);
 
 /** Options of {@link recoverSessions}. */
 export interface RecoveryOptions {

@@ -258,6 +258,29 @@ describe('embedded runtime', () => {
     expect(second.runs.size).toBe(1); // only the second task ran in the new runtime
   });
 
+  it('recover loads only the sessions that have not ended (their latest event says so)', async () => {
+    const dir = await tempDir();
+    const rt1 = await createEmbeddedRuntime({ dataDir: dir, fsync: false });
+    const stop1 = startBusExecutor({ bus: rt1.bus, subjects: rt1.subjects, handler: demoHandler, inbox: new MemoryInbox(), logger: rt1.logger });
+    const done = whenFinished(rt1, 'done');
+    await rt1.planner.handle('done', { type: 'SubmitInput', text: '- Summarise the results' });
+    expect((await done).type).toBe('SessionCompleted');
+    await rt1.planner.handle('cancelled', { type: 'SubmitInput', text: '- Which format do you want?' });
+    await rt1.planner.handle('cancelled', { type: 'CancelSession', reason: 'not needed' });
+    await rt1.planner.handle('open', { type: 'SubmitInput', text: '- Which format do you want?' });
+    await stop1();
+    await rt1.close();
+
+    const rt2 = await createEmbeddedRuntime({ dataDir: dir, fsync: false });
+    cleanups.push(() => rt2.close());
+    const load = vi.spyOn(rt2.repository, 'load');
+    expect((await rt2.recover()).sessions).toBe(1);
+    // `done` has nothing pending: only a recovery folding every session would load it. (The other
+    // two are loaded by the relay too, for their questions still in the outbox.)
+    expect(load.mock.calls.map(([id]) => id)).not.toContain('done');
+    expect(load.mock.calls.map(([id]) => id)).toContain('open');
+  });
+
   it('recover re-arms a retry that was waiting when the runtime stopped', async () => {
     const dir = await tempDir();
     let now = 1_000;
