@@ -43,7 +43,7 @@ export function checkNewEvents(streamId: string, events: readonly NewEvent[], op
   }
   const { expectedVersion: expected } = options;
   if (expected !== 'any' && !(Number.isSafeInteger(expected) && expected >= 0)) {
-    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${shown(expected)}`);
+    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or a non-negative integer, got ${shown(expected)}`);
   }
   const commands: unknown = options.commands ?? [];
   if (!Array.isArray(events)) throw new ValidationError(`stream ${streamId}: events must be an array`);

@@ -10,7 +10,7 @@ import type { ExpectedVersion, PendingCommand, ReadOptions, ReadResult } from '.
 export function checkExpectedVersion(streamId: string, expected: ExpectedVersion, actual: number): void {
   if (expected === 'any') return;
   if (!Number.isInteger(expected) || expected < 0) {
-    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or an integer >= 0, got ${expected}`);
+    throw new ValidationError(`stream ${streamId}: expectedVersion must be 'any' or a non-negative integer, got ${expected}`);
   }
   if (expected !== actual) throw new ConcurrencyError(streamId, expected, actual);
 }

@@ -107,10 +107,11 @@ function listed(names: readonly string[]): string {
   return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)!}`;
 }
 
-/** The rule in words, as a caller would state it. */
+/** The rule in words, as a caller would state it (and as the CLI states its flags' ranges). */
 function integerRule(min: number, max: number): string {
   if (max !== Number.MAX_SAFE_INTEGER) return `an integer from ${min} to ${max}`;
-  return min === 1 ? 'a positive integer' : `an integer >= ${min}`;
+  if (min === 0) return 'a non-negative integer';
+  return min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
 }
 
 /**

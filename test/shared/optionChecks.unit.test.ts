@@ -1,7 +1,7 @@
 /** The shared checks of options a JavaScript caller can get wrong: each refusal names the option and its rule. */
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/observability/logger.js';
-import { checkFunctionOption, checkLoggerOption, checkObjectWithMethods, checkPlannerDeps } from '../../src/shared/optionChecks.js';
+import { checkFunctionOption, checkIntegerOption, checkLoggerOption, checkObjectWithMethods, checkPlannerDeps } from '../../src/shared/optionChecks.js';
 import { thrown } from '../support/thrown.js';
 
 describe('checkFunctionOption', () => {
@@ -18,6 +18,17 @@ describe('checkFunctionOption', () => {
     [[], 'newId must be a function, got an array'],
   ])('refuses %j with a ValidationError', (value, message) => {
     expect(thrown(() => checkFunctionOption('newId', value))).toMatchObject({ name: 'ValidationError', message });
+  });
+});
+
+describe('checkIntegerOption', () => {
+  it.each([
+    [1, undefined, 'a positive integer'],
+    [0, undefined, 'a non-negative integer'],
+    [300, undefined, 'an integer of at least 300'],
+    [300, 600, 'an integer from 300 to 600'],
+  ])('states the rule min %j max %j in the words the CLI uses for its flags', (min, max, rule) => {
+    expect(thrown(() => checkIntegerOption('ttlMs', -1.5, min, max))).toMatchObject({ name: 'ValidationError', message: expect.stringContaining(`ttlMs must be ${rule}`) });
   });
 });
 

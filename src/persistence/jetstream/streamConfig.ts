@@ -61,7 +61,7 @@ export function resolveStreamOptions(options: JetplanStreamOptions = {}): Resolv
     throw new ValidationError(`invalid subjectPrefix ${JSON.stringify(subjectPrefix)}: dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`);
   }
   if (!Number.isInteger(duplicateWindowMs) || duplicateWindowMs < MIN_DUPLICATE_WINDOW_MS) {
-    throw new ValidationError(`duplicateWindowMs must be an integer >= ${MIN_DUPLICATE_WINDOW_MS}`);
+    throw new ValidationError(`duplicateWindowMs must be an integer of at least ${MIN_DUPLICATE_WINDOW_MS}`);
   }
   if (!Number.isInteger(replicas) || replicas < 1) {
     throw new ValidationError('replicas must be a positive integer');
