@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { isCorruptLogError, isValidationError } from '../errors.js';
-import { outstanding } from '../machines/sessionQueries.js';
+import { dispatchIdFor, outstanding } from '../machines/sessionQueries.js';
 import type { SessionState } from '../machines/sessionState.js';
 import type { Planner } from './planner.js';
 import { MAX_TIMER_MS, realTimers, type Timers } from './timers.js';
@@ -67,7 +67,8 @@ export class RetryScheduler {
     this.seen.set(state.sessionId, state.version);
     const retry = outstanding(state).retry;
     const current = this.armed.get(state.sessionId);
-    const key = retry ? `${retry.taskId}.${retry.attempt}` : '';
+    // The dispatch id of the attempt it is due for: unique across runs of the session id too.
+    const key = retry ? dispatchIdFor(state.sessionId, retry.taskId, retry.attempt, state.snapshot.context.runId) : '';
     if (current?.key === key) return;
     if (current?.handle !== undefined) this.timers.clear(current.handle);
     this.armed.delete(state.sessionId);
@@ -100,7 +101,7 @@ export class RetryScheduler {
    */
   private send(sessionId: string, entry: ArmedRetry, retry: DueRetry, failures: number): void {
     const input = { type: 'RetryDue' as const, taskId: retry.taskId, attempt: retry.attempt };
-    this.planner.handle(sessionId, input, { messageId: `retry.${sessionId}.${entry.key}` }).then(
+    this.planner.handle(sessionId, input, { messageId: `retry.${entry.key}` }).then(
       // Applied without a commit that moved the session on (a duplicate): a later watch re-arms.
       () => {
         if (this.armed.get(sessionId) === entry) this.armed.delete(sessionId);

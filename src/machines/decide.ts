@@ -3,6 +3,7 @@ import { PlannerConfig, type ContextItem, type PlannedTask } from '../protocol/d
 import { EVENT_SCHEMA_VERSION, type DomainEvent, type EventData, type EventType } from '../protocol/events.js';
 import type { PlannerCommand } from '../protocol/commands.js';
 import type { InputMeta, SessionInput } from '../protocol/inputs.js';
+import { fnv1a32 } from '../planning/textSpans.js';
 import type { CompactionRequest, CompactionResult, Compactor } from '../compaction/compactor.js';
 import type { z } from 'zod';
 import { evolve, serializeState, step, type SessionState } from './sessionState.js';
@@ -232,9 +233,17 @@ function submit(rec: Recorder, input: Extract<SessionInput, { type: 'SubmitInput
     if (!parsed.success) return rec.reject(`invalid config: ${parsed.error.issues[0]?.message ?? 'bad value'}`);
     const problem = budgetProblem(parsed.data, deps.countTokens);
     if (problem) return rec.reject(`invalid config: ${problem}`);
-    rec.emit('SessionStarted', { config: parsed.data });
+    rec.emit('SessionStarted', { config: parsed.data, runId: runIdOf(rec.state.sessionId, rec.meta) });
   }
   rec.emit('TasksPlanned', { input: input.text, tasks });
+}
+
+/**
+ * A new run's id: 8 hex digits from what only this start has, the starting input's message id, time
+ * and stream sequence. Derived, not random, so deciding the same input again gives the same id.
+ */
+function runIdOf(sessionId: string, meta: InputMeta): string {
+  return fnv1a32(`${sessionId}\n${meta.messageId}\n${meta.now}\n${meta.streamSequence ?? ''}`);
 }
 
 /**
@@ -254,7 +263,7 @@ function report(rec: Recorder, input: Report, deps: DecideDeps): void {
   const { taskId, dispatchId } = input;
   const task = taskView(rec.state, taskId);
   if (!task) return rec.reject(`unknown task ${taskId}`);
-  const issued = Array.from({ length: task.attempts }, (_, i) => dispatchIdFor(rec.state.sessionId, taskId, i + 1));
+  const issued = Array.from({ length: task.attempts }, (_, i) => dispatchIdFor(rec.state.sessionId, taskId, i + 1, rec.state.snapshot.context.runId));
   if (!issued.includes(dispatchId)) return rec.reject(`unknown dispatch ${dispatchId} for task ${taskId}`);
   if (task.status !== 'Running' || task.dispatchId !== dispatchId) {
     const reason = `task ${taskId} is ${task.status}; report for dispatch ${dispatchId} is a duplicate or late`;
@@ -387,7 +396,7 @@ function advance(rec: Recorder, deps: DecideDeps): void {
     // input, an answer, results), not only after a completed task.
     compact(rec, deps);
     const attempt = task.attempts + 1;
-    const dispatchId = dispatchIdFor(rec.state.sessionId, task.id, attempt);
+    const dispatchId = dispatchIdFor(rec.state.sessionId, task.id, attempt, rec.state.snapshot.context.runId);
     if (deps.maxCommandBytes !== undefined) fitCommand(rec, deps, { taskId: task.id, dispatchId, attempt }, deps.maxCommandBytes);
     rec.emit('TaskDispatched', { taskId: task.id, dispatchId, attempt, kind: task.kind });
   }

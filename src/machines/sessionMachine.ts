@@ -9,6 +9,8 @@ import { taskMachine } from './taskMachine.js';
 export interface SessionContext {
   sessionId: string;
   config: PlannerConfig | null;
+  /** This run of the session id (SessionStarted's `runId`); null before it starts and in sessions older than run ids. */
+  runId: string | null;
   /**
    * Static task definitions, by id, as planning produced them: an immutable map, since a plain
    * record copied on every plan cost O(tasks) (a fifth of a 3,000-task session's replay).
@@ -82,6 +84,7 @@ export const sessionMachine = setup({
   context: ({ input }) => ({
     sessionId: input.sessionId,
     config: null,
+    runId: null,
     plan: IdMap.empty(),
     order: [],
     cursor: 0,
@@ -101,6 +104,7 @@ export const sessionMachine = setup({
           target: 'active',
           actions: assign(({ event }) => ({
             config: event.data.config,
+            runId: event.data.runId ?? null,
             items: [{ id: 'system', slot: 'system' as const, text: event.data.config.systemPrompt, pinned: true }],
           })),
         },

@@ -108,6 +108,11 @@ function executeTaskFor(state: SessionState, task: Task): ExecuteTask {
   };
 }
 
-/** The dispatch id of a task attempt: unique across sessions, stable, and a valid KV key. */
-export const dispatchIdFor = (sessionId: string, taskId: string, attempt: number): string =>
-  `${sessionId}.${taskId}.${attempt}`;
+/**
+ * The dispatch id of a task attempt: unique across sessions, stable, and a valid KV key. With the
+ * session's `runId`, unique across runs of one session id too: a session id reused after its log was
+ * purged must not repeat an earlier run's ids, which executors' inboxes remember (with the reports
+ * they sent for them) and JetStream deduplicates.
+ */
+export const dispatchIdFor = (sessionId: string, taskId: string, attempt: number, runId?: string | null): string =>
+  runId ? `${sessionId}.${runId}.${taskId}.${attempt}` : `${sessionId}.${taskId}.${attempt}`;

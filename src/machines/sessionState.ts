@@ -275,8 +275,11 @@ export function restoreState(json: unknown): SessionState {
     throw new Error('not a serialized session state of these machines');
   }
   const revived = revive(snapshot) as SessionSnapshot;
-  const context = revived.context as unknown as { plan: Record<string, PlannedTask> };
-  revived.context = { ...revived.context, plan: IdMap.from(context.plan) };
+  const context = revived.context as unknown as { sessionId: string; config: unknown; runId?: string | null; plan: Record<string, PlannedTask> };
+  // A snapshot saved before run ids has none in its context: its session started without one. Put
+  // where the machine puts it, so that the state serializes as a fold of the log does.
+  const { sessionId: id, config, runId = null, ...rest } = context;
+  revived.context = { sessionId: id, config, runId, ...rest, plan: IdMap.from(context.plan) } as unknown as SessionSnapshot['context'];
   return { sessionId, version, recentInputs: recentInputs as string[], recentSequences: recentSequences as number[], inputSequenceFloor, snapshot: revived };
 }
 

@@ -9,7 +9,11 @@ const dispatchRef = { taskId: z.string(), dispatchId: z.string() };
 
 /** `data` of each domain event, by type. Events are past tense. */
 export const EventData = {
-  SessionStarted: z.object({ config: StoredPlannerConfig }),
+  /**
+   * `runId` sets this run of the session id apart from any earlier one whose log was purged: it is
+   * part of every dispatch id of the run (absent in sessions started before it existed).
+   */
+  SessionStarted: z.object({ config: StoredPlannerConfig, runId: z.string().optional() }),
   TasksPlanned: z.object({ input: z.string(), tasks: z.array(PlannedTask).min(1) }),
   TaskDispatched: z.object({ ...dispatchRef, attempt: z.number().int().positive(), kind: NodeKind }),
   TaskCompleted: z.object({ ...dispatchRef, output: z.string() }),

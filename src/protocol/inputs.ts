@@ -77,9 +77,10 @@ export interface InputMeta {
 
 /**
  * Message id prefixes jetplan uses for the ids it makes: `in.<stream seq>` for an input published
- * without a `Nats-Msg-Id`, `retry.<session>.<task>.<attempt>` for a retry timer's input,
- * `recover.<session>` for a recovery's republished commands. A client id with one of them could
- * be taken for one of those inputs (and that input for a repeat of it): the service rejects it.
+ * without a `Nats-Msg-Id`, `retry.<dispatchId>` for a retry timer's input (the dispatch id of the
+ * attempt it is due for), `recover.<session>` for a recovery's republished commands. A client id
+ * with one of them could be taken for one of those inputs (and that input for a repeat of it): the
+ * service rejects it.
  */
 export const RESERVED_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['in.', 'retry.', 'recover.']);
 

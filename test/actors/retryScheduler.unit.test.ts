@@ -4,7 +4,7 @@ import { Planner } from '../../src/actors/planner.js';
 import { RetryScheduler } from '../../src/actors/retryScheduler.js';
 import { realTimers } from '../../src/actors/timers.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
-import { outstanding } from '../../src/machines/sessionQueries.js';
+import { dispatchIdFor, outstanding } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
@@ -42,7 +42,10 @@ function setup() {
     const d = start.events.find((e) => e.type === 'TaskDispatched')!;
     const { taskId, dispatchId } = d.data as { taskId: string; dispatchId: string };
     const failed = await planner.handle(sessionId, { type: 'TaskFailed', taskId, dispatchId, error: 'flaky' });
-    return { taskId, failed };
+    // The dispatch id of an attempt, in the run the session's start drew.
+    const dispatchOf = (attempt: number) => dispatchIdFor(sessionId, taskId, attempt, start.state.snapshot.context.runId);
+    expect(dispatchId).toBe(dispatchOf(1));
+    return { taskId, failed, dispatchOf };
   }
   return { planner, timers, scheduler, store, repository, performed, events, logger, intoBackoff, advance: (ms: number) => (now += ms) };
 }
@@ -50,7 +53,7 @@ function setup() {
 describe('RetryScheduler', () => {
   it('arms a timer at dueAt - now and feeds RetryDue into the planner, which dispatches the retry', async () => {
     const w = setup();
-    const { taskId, failed } = await w.intoBackoff();
+    const { taskId, failed, dispatchOf } = await w.intoBackoff();
     const scheduled = failed.events.find((e) => e.type === 'TaskRetryScheduled')!;
     expect(scheduled.data).toMatchObject({ taskId, attempt: 2, dueAt: 1_250 });
     expect(w.timers.delays()).toEqual([250]);
@@ -60,10 +63,11 @@ describe('RetryScheduler', () => {
     w.timers.fireAll();
     await vi.waitFor(() => expect(w.performed.length).toBe(dispatchedBefore + 1));
     const retry = w.performed.at(-1)!;
-    expect(retry.command).toMatchObject({ type: 'ExecuteTask', taskId, attempt: 2, dispatchId: `s1.${taskId}.2` });
-    expect(retry.causationId).toBe(`retry.s1.${taskId}.2`);
+    expect(retry.command).toMatchObject({ type: 'ExecuteTask', taskId, attempt: 2, dispatchId: dispatchOf(2) });
+    // The RetryDue's message id names the dispatch it is due for.
+    expect(retry.causationId).toBe(`retry.${dispatchOf(2)}`);
     const dispatched = w.events.filter((e) => e.type === 'TaskDispatched');
-    expect(dispatched.at(-1)).toMatchObject({ causationId: `retry.s1.${taskId}.2`, data: { attempt: 2 } });
+    expect(dispatched.at(-1)).toMatchObject({ causationId: `retry.${dispatchOf(2)}`, data: { attempt: 2 } });
     // The session left backoff: nothing is armed any more.
     expect(w.timers.pending.size).toBe(0);
     expect(w.logger.error).not.toHaveBeenCalled();
@@ -83,7 +87,7 @@ describe('RetryScheduler', () => {
 
   it('re-arming with the same retry is a no-op; a timer that fires twice is harmless', async () => {
     const w = setup();
-    const { taskId } = await w.intoBackoff();
+    const { taskId, dispatchOf } = await w.intoBackoff();
     const state = await w.repository.load('s1');
     expect(outstanding(state).retry).toMatchObject({ taskId, attempt: 2 });
     w.scheduler.watch(state);
@@ -101,7 +105,7 @@ describe('RetryScheduler', () => {
     expect((await w.repository.load('s1')).version).toBe(version);
     // Nothing new is dispatched; at most the running attempt is sent again, under its dispatch id.
     const sent = w.performed.filter((c) => c.command.type === 'ExecuteTask').map((c) => c.id);
-    expect(new Set(sent)).toEqual(new Set([`s1.${taskId}.1`, `s1.${taskId}.2`]));
+    expect(new Set(sent)).toEqual(new Set([dispatchOf(1), dispatchOf(2)]));
   });
 
   it('disarms when the session leaves backoff some other way', async () => {

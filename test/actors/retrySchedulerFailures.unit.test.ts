@@ -4,6 +4,7 @@ import { Planner } from '../../src/actors/planner.js';
 import { RetryScheduler } from '../../src/actors/retryScheduler.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { CorruptLogError, StoreUnavailableError, ValidationError } from '../../src/errors.js';
+import { dispatchIdFor } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import { defaultDecideDeps } from '../../src/runtime/embeddedRuntime.js';
@@ -26,9 +27,12 @@ function setup() {
   const timers = new FakeTimers();
   const logger = { error: vi.fn() } as unknown as typeof silentLogger;
   const scheduler = new RetryScheduler(planner, clock, logger, timers);
+  /** Each session's run id, as its start drew it (part of its dispatch ids). */
+  const runIds = new Map<string, string | null>();
   /** Fails the running attempt of the session's task: the session is then in backoff for the next. */
   async function fail(sessionId: string, taskId: string, attempt: number) {
-    await planner.handle(sessionId, { type: 'TaskFailed', taskId, dispatchId: `${sessionId}.${taskId}.${attempt}`, error: 'flaky' });
+    const dispatchId = dispatchIdFor(sessionId, taskId, attempt, runIds.get(sessionId));
+    await planner.handle(sessionId, { type: 'TaskFailed', taskId, dispatchId, error: 'flaky' });
   }
   /** Starts a one-task session and fails its first attempt (a retry of attempt 2 due in 250 ms). */
   async function intoBackoff(sessionId = 's1'): Promise<string> {
@@ -37,7 +41,9 @@ function setup() {
       text: '- Fetch the data',
       config: { backoff: { baseMs: 250, factor: 2, maxMs: 10_000 } },
     });
-    const { taskId } = start.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string };
+    const { taskId, dispatchId } = start.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+    runIds.set(sessionId, start.state.snapshot.context.runId);
+    expect(dispatchIdFor(sessionId, taskId, 1, runIds.get(sessionId))).toBe(dispatchId);
     await fail(sessionId, taskId, 1);
     return taskId;
   }

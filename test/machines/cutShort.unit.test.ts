@@ -24,9 +24,9 @@ describe('a decision whose append was cut short', () => {
   const started = run([submit(TEXT)]).state;
   const cases: [string, SessionState, PlannerInput][] = [
     ['a first SubmitInput (SessionStarted, TasksPlanned, TaskDispatched)', start, submit(TEXT)],
-    ['a final failure (TaskFailed, then the session fails)', started, failed(FETCH, dispatch(FETCH, 1), 'boom', false)],
-    ['a retryable failure (TaskFailed, TaskRetryScheduled)', started, failed(FETCH, dispatch(FETCH, 1), 'flaky', true)],
-    ['a completion (TaskCompleted, the next TaskDispatched)', started, completed(FETCH, dispatch(FETCH, 1))],
+    ['a final failure (TaskFailed, then the session fails)', started, failed(FETCH, dispatch(FETCH, 1, started), 'boom', false)],
+    ['a retryable failure (TaskFailed, TaskRetryScheduled)', started, failed(FETCH, dispatch(FETCH, 1, started), 'flaky', true)],
+    ['a completion (TaskCompleted, the next TaskDispatched)', started, completed(FETCH, dispatch(FETCH, 1, started))],
   ];
 
   for (const [name, before, input] of cases) {
@@ -60,10 +60,10 @@ describe('a decision whose append was cut short', () => {
 
   it('a whole decision redelivered changes nothing, as before', () => {
     const meta = metaOf();
-    const whole = decision(started, completed(FETCH, dispatch(FETCH, 1)), meta);
+    const whole = decision(started, completed(FETCH, dispatch(FETCH, 1, started)), meta);
     const loaded = foldOnto(started, whole.events);
     expect(isAtRest(loaded, meta.now, deps)).toBe(true);
-    const again = decide(loaded, completed(FETCH, dispatch(FETCH, 1)), { ...meta, now: meta.now + 1 }, deps);
+    const again = decide(loaded, completed(FETCH, dispatch(FETCH, 1, started)), { ...meta, now: meta.now + 1 }, deps);
     expect(again.events).toEqual([]);
   });
 
@@ -89,9 +89,9 @@ describe('a decision whose append was cut short', () => {
 
   it('step by step (evolve) and in one fold the last input is tracked alike', () => {
     const meta = metaOf();
-    const whole = decision(started, completed(FETCH, dispatch(FETCH, 1)), meta);
+    const whole = decision(started, completed(FETCH, dispatch(FETCH, 1, started)), meta);
     const folded = foldOnto(started, whole.events.slice(0, 1));
-    const stepped = decide(started, completed(FETCH, dispatch(FETCH, 1)), meta, deps).state;
+    const stepped = decide(started, completed(FETCH, dispatch(FETCH, 1, started)), meta, deps).state;
     expect(folded.lastInput?.messageId).toBe(meta.messageId);
     expect(stepped.lastInput?.messageId).toBe(meta.messageId);
     expect(json(folded.lastInput!.before)).toBe(json(started));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/errors.js';
 import { backoffDelay, decide, type PlannerInput } from '../../src/machines/decide.js';
-import { INBOX_WINDOW } from '../../src/machines/sessionState.js';
+import { INBOX_WINDOW, type SessionState } from '../../src/machines/sessionState.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
 import { currentTask, statusOf, taskView, toPlannerState } from '../../src/machines/sessionQueries.js';
 import { PlannerConfig } from '../../src/protocol/domain.js';
@@ -22,6 +22,7 @@ import {
   needs,
   retryDue,
   run,
+  RUN_ID,
   submit,
   T0,
   taskIds,
@@ -36,29 +37,32 @@ const defaults = PlannerConfig.parse({});
 
 describe('decide: SubmitInput', () => {
   it('starts a new session, plans and dispatches the first task', () => {
-    const d = given()
-      .when(submit(TWO))
-      .then([
-        { type: 'SessionStarted', data: { config: defaults } },
-        {
-          type: 'TasksPlanned',
-          data: {
-            input: TWO,
-            tasks: [
-              { id: FETCH, description: 'Fetch the logs from https://logs.example.com/today.', kind: 'ToolCall', attachments: [{ kind: 'url', url: 'https://logs.example.com/today' }] },
-              { id: SUMMARIZE, description: 'Summarize the flaky tests.', kind: 'Processing', attachments: [] },
-            ],
-          },
+    const when = given().when(submit(TWO));
+    // The dispatch id names the session, this run of it, the task and the attempt.
+    const runId = (when.decision.events[0] as EventOf<'SessionStarted'>).data.runId!;
+    const first = `s1.${runId}.${FETCH}.1`;
+    const d = when.then([
+      { type: 'SessionStarted', data: { config: defaults, runId: RUN_ID } },
+      {
+        type: 'TasksPlanned',
+        data: {
+          input: TWO,
+          tasks: [
+            { id: FETCH, description: 'Fetch the logs from https://logs.example.com/today.', kind: 'ToolCall', attachments: [{ kind: 'url', url: 'https://logs.example.com/today' }] },
+            { id: SUMMARIZE, description: 'Summarize the flaky tests.', kind: 'Processing', attachments: [] },
+          ],
         },
-        { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), attempt: 1, kind: 'ToolCall' } },
-      ]);
+      },
+      { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: first, attempt: 1, kind: 'ToolCall' } },
+    ]);
+    expect(d.state.snapshot.context.runId).toBe(runId);
     // ExecuteTask carries the description, the attachments and the rendered context.
     expect(d.commands).toEqual([
       {
         type: 'ExecuteTask',
         sessionId: 's1',
         taskId: FETCH,
-        dispatchId: dispatch(FETCH, 1),
+        dispatchId: first,
         attempt: 1,
         kind: 'ToolCall',
         description: 'Fetch the logs from https://logs.example.com/today.',
@@ -72,7 +76,7 @@ describe('decide: SubmitInput', () => {
     const config = { systemPrompt: 'Be brief.', tokenBudget: 512, maxAttempts: 5 };
     const d = given().when(submit('Summarize the flaky tests.', config), { correlationId: 'c-42' });
     d.then([
-      { type: 'SessionStarted', data: { config: { ...defaults, ...config } } },
+      { type: 'SessionStarted', data: { config: { ...defaults, ...config }, runId: RUN_ID } },
       { type: 'TasksPlanned' },
       { type: 'TaskDispatched' },
     ]);
@@ -88,9 +92,9 @@ describe('decide: SubmitInput', () => {
   });
 
   it.each([
-    ['completed', [submit('Summarize the flaky tests.'), completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1))]],
+    ['completed', [submit('Summarize the flaky tests.'), (s: SessionState) => completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1, s))]],
     ['cancelled', [submit(TWO), cancel()]],
-    ['failed', [submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'fatal', false)]],
+    ['failed', [submit(TWO), (s: SessionState) => failed(FETCH, dispatch(FETCH, 1, s), 'fatal', false)]],
   ] as const)('is rejected on a %s session', (status, steps) => {
     const events = history(...steps);
     given(events).when(submit('Deploy the app.')).thenRejects(`session is ${status}`);
@@ -121,15 +125,15 @@ describe('decide: dispatch', () => {
   it('runs one task at a time, in order, and completes the session when all are done', () => {
     const start = history(submit(TWO));
     const afterFirst = given(start)
-      .when(completed(FETCH, dispatch(FETCH, 1), 'the logs'))
+      .when(completed(FETCH, dispatch(FETCH, 1, start), 'the logs'))
       .then([
-        { type: 'TaskCompleted', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), output: 'the logs' } },
-        { type: 'TaskDispatched', data: { taskId: SUMMARIZE, dispatchId: dispatch(SUMMARIZE, 1), attempt: 1, kind: 'Processing' } },
+        { type: 'TaskCompleted', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1, start), output: 'the logs' } },
+        { type: 'TaskDispatched', data: { taskId: SUMMARIZE, dispatchId: dispatch(SUMMARIZE, 1, start), attempt: 1, kind: 'Processing' } },
       ]);
     // The next task sees the previous result in its context.
     expect(afterFirst.commands).toEqual([expect.objectContaining({ type: 'ExecuteTask', taskId: SUMMARIZE, context: expect.stringContaining('the logs') })]);
     given([...start, ...afterFirst.events])
-      .when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1)))
+      .when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1, start)))
       .then([{ type: 'TaskCompleted' }, { type: 'SessionCompleted', data: { tasks: 2 } }]);
   });
 
@@ -171,30 +175,30 @@ describe('decide: clarification', () => {
   it('relays an executor question, then re-dispatches the task with the next attempt', () => {
     const start = history(submit(TWO));
     const asked = given(start)
-      .when(needs(FETCH, dispatch(FETCH, 1), 'Which environment?'))
-      .then([{ type: 'ClarificationRequested', data: { taskId: FETCH, question: 'Which environment?', dispatchId: dispatch(FETCH, 1) } }]);
+      .when(needs(FETCH, dispatch(FETCH, 1, start), 'Which environment?'))
+      .then([{ type: 'ClarificationRequested', data: { taskId: FETCH, question: 'Which environment?', dispatchId: dispatch(FETCH, 1, start) } }]);
     expect(asked.commands).toEqual([{ type: 'RequestClarification', sessionId: 's1', taskId: FETCH, question: 'Which environment?' }]);
     const redispatched = given([...start, ...asked.events])
       .when(answer(FETCH, 'staging'))
       .then([
         { type: 'ClarificationProvided', data: { taskId: FETCH, answer: 'staging', question: 'Which environment?' } },
-        { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), attempt: 2, kind: 'ToolCall' } },
+        { type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2, start), attempt: 2, kind: 'ToolCall' } },
       ]);
     expect(redispatched.commands).toEqual([
       expect.objectContaining({ type: 'ExecuteTask', attempt: 2, context: expect.stringContaining('Q: Which environment?\nA: staging') }),
     ]);
     // The report of the first dispatch is now late.
     given([...start, ...asked.events, ...redispatched.events])
-      .when(completed(FETCH, dispatch(FETCH, 1)))
-      .then([{ type: 'ReportIgnored', data: expect.objectContaining({ taskId: FETCH, dispatchId: dispatch(FETCH, 1), report: 'TaskCompleted' }) }]);
+      .when(completed(FETCH, dispatch(FETCH, 1, start)))
+      .then([{ type: 'ReportIgnored', data: expect.objectContaining({ taskId: FETCH, dispatchId: dispatch(FETCH, 1, start), report: 'TaskCompleted' }) }]);
   });
 
   it('keeps both answers when an executor asks about the same task twice, under distinct ids', () => {
     const { state, commands } = run([
       submit(TWO),
-      needs(FETCH, dispatch(FETCH, 1), 'Which environment?'),
+      (s) => needs(FETCH, dispatch(FETCH, 1, s), 'Which environment?'),
       answer(FETCH, 'staging'),
-      needs(FETCH, dispatch(FETCH, 2), 'Which day?'),
+      (s) => needs(FETCH, dispatch(FETCH, 2, s), 'Which day?'),
       answer(FETCH, 'today'),
     ]);
     const answers = state.snapshot.context.items.filter((i) => i.slot === 'answer');
@@ -215,34 +219,36 @@ describe('decide: reports', () => {
   const start = history(submit(TWO));
 
   it('ignores a duplicate completion of the same dispatch, and nothing else happens', () => {
-    const done = history(submit(TWO), completed(FETCH, dispatch(FETCH, 1)));
+    const done = history(submit(TWO), (s) => completed(FETCH, dispatch(FETCH, 1, s)));
     const d = given(done)
-      .when(completed(FETCH, dispatch(FETCH, 1)))
-      .then([{ type: 'ReportIgnored', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), report: 'TaskCompleted', reason: expect.stringContaining('Completed') } }]);
+      .when(completed(FETCH, dispatch(FETCH, 1, done)))
+      .then([{ type: 'ReportIgnored', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1, done), report: 'TaskCompleted', reason: expect.stringContaining('Completed') } }]);
     expect(d.commands).toEqual([]);
     expect(d.state.snapshot.context.ignored).toBe(1);
   });
 
   it('ignores a late report of an earlier dispatch', () => {
-    const retried = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1)), [retryDue(FETCH, 2), { now: T0 + 1000 }]);
+    const retried = history(submit(TWO), (s) => failed(FETCH, dispatch(FETCH, 1, s)), [retryDue(FETCH, 2), { now: T0 + 1000 }]);
     expect(retried.at(-1)).toMatchObject({ type: 'TaskDispatched', data: { attempt: 2 } });
     given(retried)
-      .when(failed(FETCH, dispatch(FETCH, 1), 'late'))
+      .when(failed(FETCH, dispatch(FETCH, 1, retried), 'late'))
       .then([{ type: 'ReportIgnored', data: expect.objectContaining({ report: 'TaskFailed', reason: expect.stringContaining('duplicate or late') }) }]);
   });
 
   it('rejects a report for an unknown task or an unknown dispatch', () => {
     given(start).when(completed('t9-unknown', 'x')).thenRejects('unknown task t9-unknown');
-    given(start).when(completed(FETCH, dispatch(FETCH, 2))).thenRejects(`unknown dispatch ${dispatch(FETCH, 2)}`);
-    given(start).when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1))).thenRejects('unknown dispatch');
+    given(start).when(completed(FETCH, dispatch(FETCH, 2, start))).thenRejects(`unknown dispatch ${dispatch(FETCH, 2, start)}`);
+    given(start).when(completed(SUMMARIZE, dispatch(SUMMARIZE, 1, start))).thenRejects('unknown dispatch');
+    // The id without the session's run id is another run's (or none), not this one's.
+    given(start).when(completed(FETCH, `s1.${FETCH}.1`)).thenRejects(`unknown dispatch s1.${FETCH}.1`);
     given(start).when(needs(FETCH, 'other.session.1', 'why?')).thenRejects('unknown dispatch');
   });
 
   it('schedules a retry of a retryable failure with exponential backoff', () => {
     const d = given(start)
-      .when(failed(FETCH, dispatch(FETCH, 1), 'timeout'))
+      .when(failed(FETCH, dispatch(FETCH, 1, start), 'timeout'))
       .then([
-        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), error: 'timeout', retryable: true, final: false } },
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1, start), error: 'timeout', retryable: true, final: false } },
         { type: 'TaskRetryScheduled', data: { taskId: FETCH, attempt: 2, dueAt: T0 + 200 } },
       ]);
     expect(toPlannerState(d.state).waiting.retry).toEqual({ taskId: FETCH, dueAt: T0 + 200 });
@@ -250,9 +256,9 @@ describe('decide: reports', () => {
     given(early).when(retryDue(FETCH, 2), { now: T0 + 199 }).thenNothing();
     const again = given(early)
       .when(retryDue(FETCH, 2), { now: T0 + 200 })
-      .then([{ type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), attempt: 2, kind: 'ToolCall' } }]);
+      .then([{ type: 'TaskDispatched', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2, start), attempt: 2, kind: 'ToolCall' } }]);
     given([...early, ...again.events])
-      .when(failed(FETCH, dispatch(FETCH, 2), 'timeout', true), { now: T0 + 300 })
+      .when(failed(FETCH, dispatch(FETCH, 2, start), 'timeout', true), { now: T0 + 300 })
       .then([{ type: 'TaskFailed' }, { type: 'TaskRetryScheduled', data: { taskId: FETCH, attempt: 3, dueAt: T0 + 300 + 400 } }]);
   });
 
@@ -267,13 +273,13 @@ describe('decide: reports', () => {
   it('fails the session after maxAttempts', () => {
     const events = history(
       submit(TWO, { maxAttempts: 2 }),
-      failed(FETCH, dispatch(FETCH, 1), 'e1'),
+      (s) => failed(FETCH, dispatch(FETCH, 1, s), 'e1'),
       [retryDue(FETCH, 2), { now: T0 + 10_000 }],
     );
     const d = given(events)
-      .when(failed(FETCH, dispatch(FETCH, 2), 'e2'))
+      .when(failed(FETCH, dispatch(FETCH, 2, events), 'e2'))
       .then([
-        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2), error: 'e2', retryable: true, final: true } },
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 2, events), error: 'e2', retryable: true, final: true } },
         { type: 'SessionFailed', data: { reason: `task ${FETCH} failed after 2 attempts: e2`, taskId: FETCH } },
       ]);
     expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Failed', error: 'e2', attempts: 2 });
@@ -282,9 +288,9 @@ describe('decide: reports', () => {
 
   it('fails a non-retryable failure at once', () => {
     given(start)
-      .when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false))
+      .when(failed(FETCH, dispatch(FETCH, 1, start), 'bad input', false))
       .then([
-        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1), error: 'bad input', retryable: false, final: true } },
+        { type: 'TaskFailed', data: { taskId: FETCH, dispatchId: dispatch(FETCH, 1, start), error: 'bad input', retryable: false, final: true } },
         { type: 'SessionFailed', data: { reason: `task ${FETCH} failed (not retryable): bad input`, taskId: FETCH } },
       ]);
   });
@@ -295,14 +301,14 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const start = history(submit(TWO));
     const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled', data: { reason: 'user asked' } }]);
     const after = [...start, ...d.events];
-    given(after).when(completed(FETCH, dispatch(FETCH, 1))).thenRejects('session is cancelled');
+    given(after).when(completed(FETCH, dispatch(FETCH, 1, after))).thenRejects('session is cancelled');
     given(after).when(answer(FETCH, 'x')).thenRejects('session is cancelled');
     given(after).when(cancel()).thenRejects('session is cancelled');
     given(after).when(retryDue(FETCH, 2), { now: T0 * 2 }).thenNothing();
   });
 
   it('marks the tasks a cancel or a failure cuts short Cancelled, with the reason; completed ones stay', () => {
-    const start = history(submit(TWO), completed(FETCH, dispatch(FETCH, 1)));
+    const start = history(submit(TWO), (s) => completed(FETCH, dispatch(FETCH, 1, s)));
     const d = given(start).when(cancel('user asked')).then([{ type: 'SessionCancelled' }]);
     expect(taskView(d.state, FETCH)).toMatchObject({ status: 'Completed' });
     expect(taskView(d.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
@@ -313,7 +319,7 @@ describe('decide: cancel, idempotency, invalid input', () => {
     expect(toPlannerState(d.state, bpeTokenCounter).context.tokens).toBe(countItemTokens(d.state.snapshot.context.items, bpeTokenCounter));
     expect(toPlannerState(d.state, bpeTokenCounter).context.tokens).toBeGreaterThan(0);
     // A task waiting for its retry keeps its last error, and shows no retry to come.
-    const backoff = history(submit(TWO), failed(FETCH, dispatch(FETCH, 1), 'HTTP 503'));
+    const backoff = history(submit(TWO), (s) => failed(FETCH, dispatch(FETCH, 1, s), 'HTTP 503'));
     expect(taskView(fold(backoff), FETCH)).toMatchObject({ status: 'Planned', retryAt: expect.any(Number) });
     const c2 = given(backoff).when(cancel()).then([{ type: 'SessionCancelled' }]);
     expect(taskView(c2.state, FETCH)).toMatchObject({ status: 'Cancelled', error: 'HTTP 503' });
@@ -321,7 +327,8 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const asking = history(submit(ASK_THEN_WORK));
     const c = given(asking).when(cancel()).then([{ type: 'SessionCancelled' }]);
     expect([taskView(c.state, ASK)?.status, taskView(c.state, DEPLOY)?.status]).toEqual(['Cancelled', 'Cancelled']);
-    const f = given(history(submit(TWO))).when(failed(FETCH, dispatch(FETCH, 1), 'bad input', false)).then([{ type: 'TaskFailed' }, { type: 'SessionFailed' }]);
+    const two = history(submit(TWO));
+    const f = given(two).when(failed(FETCH, dispatch(FETCH, 1, two), 'bad input', false)).then([{ type: 'TaskFailed' }, { type: 'SessionFailed' }]);
     expect(taskView(f.state, FETCH)).toMatchObject({ status: 'Failed', error: 'bad input' });
     expect(taskView(f.state, SUMMARIZE)).toMatchObject({ status: 'Cancelled' });
     expect(toPlannerState(f.state).endReason).toBe(`task ${FETCH} failed (not retryable): bad input`);
@@ -331,7 +338,7 @@ describe('decide: cancel, idempotency, invalid input', () => {
     const reason = 'session has not started (no SubmitInput was accepted)';
     given().when(cancel()).thenRejects(reason);
     given().when(answer(FETCH, 'x')).thenRejects(reason);
-    given().when(completed(FETCH, dispatch(FETCH, 1))).thenRejects(reason);
+    given().when(completed(FETCH, dispatch(FETCH, 1, []))).thenRejects(reason);
     const rejected = history(cancel());
     given(rejected).when(submit(TWO)).then([{ type: 'SessionStarted' }, { type: 'TasksPlanned' }, { type: 'TaskDispatched' }]);
   });
@@ -339,8 +346,8 @@ describe('decide: cancel, idempotency, invalid input', () => {
   it('does nothing for an input it has already processed (same message id)', () => {
     const start = history([submit(TWO), { messageId: 'dup-1' }]);
     given(start).when(submit('Deploy the app.'), { messageId: 'dup-1' }).thenNothing();
-    const failedOnce = history([submit(TWO), { messageId: 'a' }], [failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }]);
-    given(failedOnce).when(failed(FETCH, dispatch(FETCH, 1)), { messageId: 'b' }).thenNothing();
+    const failedOnce = history([submit(TWO), { messageId: 'a' }], (s) => [failed(FETCH, dispatch(FETCH, 1, s)), { messageId: 'b' }]);
+    given(failedOnce).when(failed(FETCH, dispatch(FETCH, 1, failedOnce)), { messageId: 'b' }).thenNothing();
   });
 
   it('does nothing for an input older than every one its inbox window remembers, however old its id', () => {
@@ -440,7 +447,7 @@ describe('decide: context compaction', () => {
     const budget = 300;
     const events = history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, 'eu-west-1'));
     const d = given(events)
-      .when(completed(DEPLOY, dispatch(DEPLOY, 1), longResult))
+      .when(completed(DEPLOY, dispatch(DEPLOY, 1, events), longResult))
       .then([{ type: 'TaskCompleted' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
     const compacted = d.events[1] as EventOf<'ContextCompacted'>;
     expect(compacted.data.budget).toBe(budget);
@@ -523,7 +530,7 @@ describe('decide: context compaction', () => {
     const asked: number[] = [];
     const spy = { ...deps, compactor: { compact: (r: Parameters<typeof deps.compactor.compact>[0]) => (asked.push(r.budget), deps.compactor.compact(r)) } };
     let state = given(history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, 'eu-west-1'))).state;
-    let d = decide(state, completed(DEPLOY, dispatch(DEPLOY, 1), longResult), metaOf(), spy);
+    let d = decide(state, completed(DEPLOY, dispatch(DEPLOY, 1, state), longResult), metaOf(), spy);
     expect(asked).toEqual([225]); // 75% of the budget
     state = d.state;
     const next = currentTask(state)!;
@@ -546,7 +553,7 @@ describe('decide: context compaction', () => {
     const long = `eu-west-1, because ${Array.from({ length: 46 }, (_, i) => `reason ${i} holds`).join(', ')}.`;
     const events = history(submit(`${QUESTION} Deploy the app. Summarize the deploy log.`, { tokenBudget: budget }), answer(ASK, long));
     const d = given(events)
-      .when(completed(DEPLOY, dispatch(DEPLOY, 1), longResult))
+      .when(completed(DEPLOY, dispatch(DEPLOY, 1, events), longResult))
       .then([{ type: 'TaskCompleted' }, { type: 'ContextCompacted' }, { type: 'TaskDispatched' }]);
     const compacted = d.events[1] as EventOf<'ContextCompacted'>;
     const answerItem = compacted.data.items.find((i) => i.id === `answer-${ASK}`);
@@ -556,13 +563,15 @@ describe('decide: context compaction', () => {
   });
 
   it('does not compact a context that fits the budget', () => {
-    given(history(submit(TWO)))
-      .when(completed(FETCH, dispatch(FETCH, 1), 'short'))
+    const two = history(submit(TWO));
+    given(two)
+      .when(completed(FETCH, dispatch(FETCH, 1, two), 'short'))
       .then([{ type: 'TaskCompleted' }, { type: 'TaskDispatched' }]);
     // More bytes than the budget, but fewer tokens: the tokenizer runs and nothing changes.
     const bytes = 'ok '.repeat(1000);
-    given(history(submit(TWO, { tokenBudget: 2000 })))
-      .when(completed(FETCH, dispatch(FETCH, 1), bytes))
+    const roomy = history(submit(TWO, { tokenBudget: 2000 }));
+    given(roomy)
+      .when(completed(FETCH, dispatch(FETCH, 1, roomy), bytes))
       .then([{ type: 'TaskCompleted' }, { type: 'TaskDispatched' }]);
   });
 
@@ -579,9 +588,8 @@ describe('decide: context compaction', () => {
 
 describe('decide: reading the state', () => {
   it('currentTask follows the cursor, and is undefined when all are done', () => {
-    const d = given(history(submit('Summarize the flaky tests.'))).when(
-      completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1)),
-    );
+    const one = history(submit('Summarize the flaky tests.'));
+    const d = given(one).when(completed(taskIds('Summarize the flaky tests.')[0]!, dispatch(taskIds('Summarize the flaky tests.')[0]!, 1, one)));
     expect(currentTask(d.decision.state)).toBeUndefined();
     expect(statusOf(d.decision.state)).toBe('completed');
   });

@@ -13,6 +13,7 @@
 import { expect } from 'vitest';
 import { bpeTokenCounter, createRelevanceCompactor } from '../../src/compaction/index.js';
 import { decide, type DecideDeps, type Decision, type PlannerInput } from '../../src/machines/decide.js';
+import { dispatchIdFor } from '../../src/machines/sessionQueries.js';
 import { evolve, initialSessionState, type SessionState } from '../../src/machines/sessionState.js';
 import { planText } from '../../src/planning/index.js';
 import { EVENT_SCHEMA_VERSION, DomainEvent, type EventOf, type EventType } from '../../src/protocol/events.js';
@@ -61,14 +62,20 @@ export const fold = (events: readonly DomainEvent[], sessionId = SESSION): Sessi
   events.reduce(evolve, initialSessionState(sessionId));
 
 /** An input with the meta to send it with. */
-export type Step = PlannerInput | [PlannerInput, Partial<InputMeta>];
+export type Input = PlannerInput | [PlannerInput, Partial<InputMeta>];
+/**
+ * A step of {@link run}: an input, or a function of the state so far that gives one (for a report,
+ * whose dispatch id carries the run id that the session's start drew).
+ */
+export type Step = Input | ((state: SessionState) => Input);
 
 /** Runs inputs through decide in order; the events of all of them, the final state, all commands. */
 export function run(steps: readonly Step[], from: SessionState = initialSessionState(SESSION)): Decision {
   let state = from;
   const events: DomainEvent[] = [];
   const commands: Decision['commands'] = [];
-  for (const s of steps) {
+  for (const step of steps) {
+    const s = typeof step === 'function' ? step(state) : step;
     const [input, meta] = Array.isArray(s) ? s : [s, {}];
     const d = decide(state, input, metaOf(meta), deps);
     state = d.state;
@@ -175,5 +182,19 @@ export const invalid = (reason: string, inputType?: string): PlannerInput =>
 
 /** The id planText gives the `n`th task (1-based) of a text, found from the plan itself. */
 export const taskIds = (text: string, startIndex = 0): string[] => planText(text, { startIndex }).map((t) => t.id);
-/** The dispatch id of a task attempt in the spec session. */
-export const dispatch = (taskId: string, attempt: number): string => `${SESSION}.${taskId}.${attempt}`;
+/** The run id of the spec session, from its state or its log (its SessionStarted): null if it has none. */
+export function runIdOf(from: SessionState | readonly DomainEvent[]): string | null {
+  if (!Array.isArray(from)) return (from as SessionState).snapshot.context.runId;
+  const started = (from as readonly DomainEvent[]).find((e) => e.type === 'SessionStarted') as EventOf<'SessionStarted'> | undefined;
+  return started?.data.runId ?? null;
+}
+
+/**
+ * The dispatch id of a task attempt in the spec session, in the run `from` (a state or a log) holds:
+ * `s1.<runId>.<taskId>.<attempt>`, or `s1.<taskId>.<attempt>` in a session started without a run id.
+ */
+export const dispatch = (taskId: string, attempt: number, from: SessionState | readonly DomainEvent[]): string =>
+  dispatchIdFor(SESSION, taskId, attempt, runIdOf(from));
+
+/** What SessionStarted's `runId` is: 8 hex digits (a hash of what only this start has). */
+export const RUN_ID = expect.stringMatching(/^[0-9a-f]{8}$/) as unknown as string;

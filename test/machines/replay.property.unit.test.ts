@@ -15,7 +15,8 @@ import { toPersistedSnapshot } from '../../src/machines/xstateSnapshot.js';
 import { referenceInitial, referencePersisted, referenceStep } from '../support/xstateReference.js';
 import { currentTask, dispatchIdFor, statusOf, taskView } from '../../src/machines/sessionQueries.js';
 import { PlannerCommand } from '../../src/protocol/commands.js';
-import { DomainEvent, EVENT_TYPES } from '../../src/protocol/events.js';
+import { PlannerConfig } from '../../src/protocol/domain.js';
+import { DomainEvent, EVENT_SCHEMA_VERSION, EVENT_TYPES } from '../../src/protocol/events.js';
 import type { InputMeta } from '../../src/protocol/inputs.js';
 import { deps } from './deciderSpecification.js';
 
@@ -58,8 +59,33 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('redeliver' as const), back: fc.nat(5), copy: fc.boolean() }) },
 );
 
+/** SessionStarted as jetplan wrote it before run ids: its session keeps the old dispatch ids. */
+const LEGACY_START = DomainEvent.parse({
+  id: 'old-start/1',
+  type: 'SessionStarted',
+  version: EVENT_SCHEMA_VERSION,
+  sessionId: SID,
+  sequence: 1,
+  timestamp: 900_000,
+  causationId: 'old-start',
+  correlationId: SID,
+  data: { config: PlannerConfig.parse({}) },
+});
+
+/** The run id in a log's SessionStarted, or null (none yet, or a session from before run ids). */
+const runIdIn = (log: readonly DomainEvent[]): string | null => {
+  const started = log.find((e) => e.type === 'SessionStarted');
+  return started?.type === 'SessionStarted' ? (started.data.runId ?? null) : null;
+};
+
 const LONG = Array.from({ length: 60 }, (_, i) => `Step ${i} of the flaky deploy printed warning W${(i * 31) % 97}.`).join(' ');
 const json = (s: SessionState): string => JSON.stringify(serializeState(s));
+
+/** A dispatch the session issued (dispatch ids are opaque: the task id is not parsed out of one). */
+interface Issued {
+  taskId: string;
+  dispatchId: string;
+}
 
 interface Sent {
   input: PlannerInput;
@@ -67,26 +93,25 @@ interface Sent {
 }
 
 /** Turns an abstract action into a concrete input, against the current state. */
-function concretize(a: Action, state: SessionState, issued: string[], sent: Sent[], now: number, n: number): Sent {
+function concretize(a: Action, state: SessionState, issued: Issued[], sent: Sent[], now: number, n: number): Sent {
   const meta: InputMeta = { messageId: `m${n}`, now, streamSequence: n + 1 };
   const task = currentTask(state);
   const ids = state.snapshot.context.order;
+  const { runId } = state.snapshot.context;
   const dispatchOf = (w: Which): { taskId: string; dispatchId: string } => {
     const taskId = w === 'unknownTask' ? 't99-none' : (task?.id ?? ids[0] ?? 't1-none');
     const attempts = task?.attempts ?? 0;
     switch (w) {
       case 'current':
-        return { taskId, dispatchId: task?.dispatchId ?? dispatchIdFor(SID, taskId, Math.max(1, attempts)) };
+        return { taskId, dispatchId: task?.dispatchId ?? dispatchIdFor(SID, taskId, Math.max(1, attempts), runId) };
       case 'stale':
-        return { taskId, dispatchId: dispatchIdFor(SID, taskId, Math.max(1, attempts - 1)) };
+        return { taskId, dispatchId: dispatchIdFor(SID, taskId, Math.max(1, attempts - 1), runId) };
       case 'unknownDispatch':
-        return { taskId, dispatchId: dispatchIdFor(SID, taskId, attempts + 5) };
+        return { taskId, dispatchId: dispatchIdFor(SID, taskId, attempts + 5, runId) };
       case 'unknownTask':
         return { taskId, dispatchId: 'x.y.1' };
-      case 'lastIssued': {
-        const last = issued.at(-1) ?? 's1.t1-none.1';
-        return { taskId: last.split('.')[1]!, dispatchId: last };
-      }
+      case 'lastIssued':
+        return issued.at(-1) ?? { taskId: 't1-none', dispatchId: 's1.t1-none.1' };
     }
   };
   switch (a.kind) {
@@ -128,6 +153,7 @@ function concretize(a: Action, state: SessionState, issued: string[], sent: Sent
 describe('replay (property)', () => {
   it('a fold of the log, from scratch or from a snapshot, is the live state; decide is deterministic', () => {
     const seen = new Map<string, number>();
+    const dispatchedIn = new Set<string>();
     fc.assert(
       fc.property(
         // Every session opens with a usable submission, so the rest of the inputs have work to act on.
@@ -135,15 +161,25 @@ describe('replay (property)', () => {
         fc.array(action, { minLength: 1, maxLength: 18 }),
         fc.array(fc.nat(), { minLength: 64, maxLength: 64 }),
         fc.integer({ min: 0, max: 3_000 }),
-        (first, rest, cuts, step) => {
+        // A session an older jetplan started (no run id), continued by this one.
+        fc.boolean(),
+        (first, rest, cuts, step, legacy) => {
           const actions: Action[] = [first, ...rest];
           let live = initialSessionState(SID);
           const log: DomainEvent[] = [];
           const folded: string[] = [json(live)]; // serialized state after each event
           const foldedStates: SessionState[] = [live];
-          const issued: string[] = [];
+          const issued: Issued[] = [];
           const sent: Sent[] = [];
           let reference = referenceInitial(SID);
+          if (legacy) {
+            log.push(LEGACY_START);
+            live = evolve(live, LEGACY_START);
+            expect(live.snapshot.context.runId).toBeNull();
+            folded.push(json(live));
+            foldedStates.push(live);
+            reference = referenceStep(reference, LEGACY_START).snapshot;
+          }
           let now = 1_000_000;
           actions.forEach((a, n) => {
             now += step;
@@ -162,8 +198,10 @@ describe('replay (property)', () => {
               // Sequences are contiguous.
               expect(event.sequence).toBe(log.length);
               if (event.type === 'TaskDispatched') {
-                expect(issued).not.toContain(event.data.dispatchId); // never issued twice
-                issued.push(event.data.dispatchId);
+                expect(issued.map((i) => i.dispatchId)).not.toContain(event.data.dispatchId); // never issued twice
+                // In the session's run: with its run id, or in the old form in a session started without one.
+                expect(event.data.dispatchId).toBe(dispatchIdFor(SID, event.data.taskId, event.data.attempt, runIdIn(log)));
+                issued.push({ taskId: event.data.taskId, dispatchId: event.data.dispatchId });
               }
               const { state, commands } = stepOf(foldedStates.at(-1)!, event);
               const ref = referenceStep(reference, event);
@@ -201,6 +239,7 @@ describe('replay (property)', () => {
             expect(log.slice(at + 1).every((e) => e.type === 'InputRejected' || e.type === 'ReportIgnored')).toBe(true);
           }
           for (const e of log) seen.set(e.type, (seen.get(e.type) ?? 0) + 1);
+          if (issued.length > 0) dispatchedIn.add(legacy ? 'without a run id' : 'with a run id');
         },
       ),
       { numRuns: Number(process.env.REPLAY_RUNS ?? 150) },
@@ -208,5 +247,6 @@ describe('replay (property)', () => {
     if (process.env.REPLAY_STATS) console.log(JSON.stringify([...seen].sort((a, b) => a[1] - b[1])));
     // The generator reaches every kind of event (so the properties above are not vacuous).
     expect([...seen.keys()].sort()).toEqual([...EVENT_TYPES].sort());
+    expect([...dispatchedIn].sort()).toEqual(['with a run id', 'without a run id']);
   });
 });

@@ -22,6 +22,7 @@ import { DomainEvent } from '../../src/protocol/events.js';
 import { activeStates, definedStates, definedTransitions, domainEvent, takenTransitions } from './modelSupport.js';
 
 const SID = 's1';
+const RUN_ID = 'r0a1b2c3';
 const config = PlannerConfig.parse({ systemPrompt: 'You plan.' });
 
 /**
@@ -61,7 +62,12 @@ function eventsFor(snapshot: SessionSnapshot): DomainEvent[] {
   ];
   const status = statusOf(state);
   if (status === 'idle') {
-    events.push(domainEvent('SessionStarted', { config }), domainEvent('SessionCancelled', { reason: 'never mind' }));
+    // A session started with a run id, and one started before run ids existed (an older log).
+    events.push(
+      domainEvent('SessionStarted', { config, runId: RUN_ID }),
+      domainEvent('SessionStarted', { config }),
+      domainEvent('SessionCancelled', { reason: 'never mind' }),
+    );
   }
   if (status !== 'active') return events;
   const n = ctx.order.length + 1;
@@ -85,7 +91,7 @@ function eventsFor(snapshot: SessionSnapshot): DomainEvent[] {
   }
   const taskId = task.id;
   const next = task.attempts + 1;
-  const dispatch = domainEvent('TaskDispatched', { taskId, dispatchId: dispatchIdFor(SID, taskId, next), attempt: next, kind: task.kind });
+  const dispatch = domainEvent('TaskDispatched', { taskId, dispatchId: dispatchIdFor(SID, taskId, next, ctx.runId), attempt: next, kind: task.kind });
   if (phase === 'ready' && task.status === 'Planned') {
     events.push(task.kind === 'Clarification' ? domainEvent('ClarificationRequested', { taskId, question: task.description }) : dispatch);
   }
@@ -108,9 +114,12 @@ function eventsFor(snapshot: SessionSnapshot): DomainEvent[] {
 }
 
 function serialize(snapshot: SessionSnapshot, event?: DomainEvent, prev?: SessionSnapshot): string {
-  const task = currentTask(shadow.get(snapshot)!);
+  const state = shadow.get(snapshot)!;
+  const task = currentTask(state);
   const via = event && prev ? takenTransitions(sessionMachine, prev, event).join(',') : 'init';
-  return `${JSON.stringify(snapshot.value)}|${via}|${task ? `${task.kind}:${task.status}` : 'none'}`;
+  // Sessions with and without a run id are told apart, so that paths cover both.
+  const run = state.snapshot.context.runId === null ? 'no run id' : 'run id';
+  return `${JSON.stringify(snapshot.value)}|${via}|${task ? `${task.kind}:${task.status}` : 'none'}|${run}`;
 }
 
 const paths = createTestModel(model, {
@@ -135,6 +144,7 @@ function checkInvariants(state: SessionState, events: number): void {
   expect(sessionMachine.resolveState({ value: state.snapshot.value, context: ctx }).hasTag('terminal')).toBe(['completed', 'failed', 'cancelled'].includes(status));
   if (status === 'idle') {
     expect(ctx.config).toBeNull();
+    expect(ctx.runId).toBeNull();
     expect(ctx.order).toEqual([]);
   } else if (status !== 'cancelled' || ctx.config) {
     expect(ctx.items[0]).toMatchObject({ id: 'system', slot: 'system', pinned: true });
@@ -148,7 +158,7 @@ function checkInvariants(state: SessionState, events: number): void {
       if (task) expect(task.status).toBe('Planned');
       break;
     case 'running':
-      expect(task).toMatchObject({ status: 'Running', dispatchId: dispatchIdFor(SID, task!.id, task!.attempts) });
+      expect(task).toMatchObject({ status: 'Running', dispatchId: dispatchIdFor(SID, task!.id, task!.attempts, ctx.runId) });
       expect(task!.attempts).toBeGreaterThanOrEqual(1);
       expect(task!.kind).not.toBe('Clarification');
       break;
@@ -218,6 +228,9 @@ describe('sessionMachine (model-based)', () => {
     }
     expect([...states].sort()).toEqual([...definedStates(sessionMachine)].sort());
     expect([...transitions].sort()).toEqual([...definedTransitions(sessionMachine)].sort());
+    // Both kinds of session, with a run id and from before them, get as far as a running task.
+    const running = paths.filter((p) => p.state.matches({ active: 'running' })).map((p) => shadow.get(p.state)!.snapshot.context.runId);
+    expect(new Set(running)).toEqual(new Set([RUN_ID, null]));
   });
 
   it('forwards task events to the task actors, as xstate does', () => {

@@ -14,10 +14,10 @@ const MORE = 'Archive the logs.';
 /** A session that plans twice (so TasksPlanned meets a restored plan) and answers a question. */
 const EVENTS: DomainEvent[] = run([
   submit(TEXT),
-  needs(FETCH, dispatch(FETCH, 1), 'Which bucket?'),
+  (s) => needs(FETCH, dispatch(FETCH, 1, s), 'Which bucket?'),
   answer(FETCH, 'the prod bucket'),
   submit(MORE),
-  completed(FETCH, dispatch(FETCH, 2), 'logs'),
+  (s) => completed(FETCH, dispatch(FETCH, 2, s), 'logs'),
   answer(ASK, 'eu-west-1'),
 ]).events;
 

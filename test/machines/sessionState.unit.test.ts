@@ -41,13 +41,13 @@ const json = (state: SessionState): string => JSON.stringify(serializeState(stat
 /** A session walked through every phase, with the state after each input. */
 const STEPS: Step[] = [
   submit(TEXT),
-  needs(FETCH, dispatch(FETCH, 1), 'Which bucket?'),
+  (s) => needs(FETCH, dispatch(FETCH, 1, s), 'Which bucket?'),
   answer(FETCH, 'the prod bucket'),
-  failed(FETCH, dispatch(FETCH, 2), 'timeout'),
+  (s) => failed(FETCH, dispatch(FETCH, 2, s), 'timeout'),
   [retryDue(FETCH, 3), { now: T0 + 60_000 }],
-  completed(FETCH, dispatch(FETCH, 3), 'logs'),
+  (s) => completed(FETCH, dispatch(FETCH, 3, s), 'logs'),
   answer(ASK, 'eu-west-1'),
-  completed(SUMMARIZE, dispatch(SUMMARIZE, 1), 'summary'),
+  (s) => completed(SUMMARIZE, dispatch(SUMMARIZE, 1, s), 'summary'),
 ];
 
 function statesAlong(steps: readonly Step[]): SessionState[] {
@@ -89,7 +89,8 @@ describe('session state snapshots', () => {
 
   it('a restored state decides exactly like the live one (xstate rehydration)', () => {
     for (let i = 0; i < STEPS.length; i++) {
-      const s = STEPS[i]!;
+      const step = STEPS[i]!;
+      const s = typeof step === 'function' ? step(states[i]!) : step;
       const [input, meta] = Array.isArray(s) ? s : [s, {}];
       const m = metaOf({ messageId: `rt-${i}`, ...meta });
       const live = decide(states[i]!, input as PlannerInput, m, deps);
@@ -126,7 +127,7 @@ describe('session state snapshots', () => {
   });
 
   it('an answer recorded without its question (older events) shows the task description', () => {
-    const events = run([submit(TEXT), needs(FETCH, dispatch(FETCH, 1), 'Which bucket?')]).events;
+    const events = run([submit(TEXT), (s) => needs(FETCH, dispatch(FETCH, 1, s), 'Which bucket?')]).events;
     const state = fold(events);
     const legacy = stored([{ type: 'ClarificationProvided', data: { taskId: FETCH, answer: 'prod' } }], state.version)[0]!;
     const after = evolve(state, legacy);
@@ -134,7 +135,7 @@ describe('session state snapshots', () => {
   });
 
   it('folding an event for a task the session never planned fails loudly', () => {
-    const events = run([submit(TEXT), needs(FETCH, dispatch(FETCH, 1), 'Which bucket?')]).events;
+    const events = run([submit(TEXT), (s) => needs(FETCH, dispatch(FETCH, 1, s), 'Which bucket?')]).events;
     const state = fold(events);
     const stray = stored([{ type: 'ClarificationProvided', data: { taskId: 't9-none', answer: 'x', question: 'q' } }], state.version)[0]!;
     expect(() => evolve(state, stray)).toThrow(/t9-none/);
@@ -239,7 +240,7 @@ describe('session queries', () => {
   it('outstanding: what a reloaded session waits on', () => {
     expect(outstanding(states[0]!)).toEqual({});
     expect(outstanding(states[1]!)).toEqual({
-      command: expect.objectContaining({ type: 'ExecuteTask', taskId: FETCH, dispatchId: dispatch(FETCH, 1), attempt: 1 }),
+      command: expect.objectContaining({ type: 'ExecuteTask', taskId: FETCH, dispatchId: dispatch(FETCH, 1, states[1]!), attempt: 1 }),
     });
     expect(outstanding(states[2]!)).toEqual({
       command: { type: 'RequestClarification', sessionId: SESSION, taskId: FETCH, question: 'Which bucket?' },

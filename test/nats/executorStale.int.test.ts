@@ -456,6 +456,7 @@ describe('the stale-command guard', () => {
 
   it('decides a fresh command from one message get of its session\'s latest event when that is the dispatch, a later one or an end', async () => {
     const { build, judge } = await freshCheck();
+    let retriedRun: string | null = null;
     const sessions = [
       await build('own', afterSubmit(TWO)),
       await build('cancelled', afterSubmit(TWO, (s) => s.apply({ type: 'CancelSession', reason: 'user' }))),
@@ -466,6 +467,7 @@ describe('the stale-command guard', () => {
         await s.apply(failReport(t, true));
         const due = outstanding(s.state).retry!;
         await s.apply({ type: 'RetryDue', taskId: due.taskId, attempt: due.attempt }, due.dueAt);
+        retriedRun = s.state.snapshot.context.runId;
       })),
       { sessionId: 'unlogged', task: executeTask({ sessionId: 'unlogged', dispatchId: 'unlogged.t1.1' }), events: 0, waitingOn: () => null },
     ];
@@ -485,7 +487,7 @@ describe('the stale-command guard', () => {
       retried: ['superseded', sessions[5]!.waitingOn()],
       unlogged: ['run'],
     });
-    expect(sessions[5]!.waitingOn()).toBe(dispatchIdFor('retried', sessions[5]!.task.taskId, 2));
+    expect(sessions[5]!.waitingOn()).toBe(dispatchIdFor('retried', sessions[5]!.task.taskId, 2, retriedRun));
   });
 
   it('reads the log of a fresh command\'s session when its latest event does not settle the verdict', async () => {

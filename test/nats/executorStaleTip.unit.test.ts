@@ -42,16 +42,22 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('cancel' as const, 'invalid' as const, 'copy' as const) }) },
 );
 
+/** A dispatch issued (its id is opaque: the task id is not parsed out of it). */
+interface Issued {
+  taskId: string;
+  dispatchId: string;
+}
+
 interface Sent {
   input: PlannerInput;
   meta: InputMeta;
 }
 
-/** The input `a` stands for in `state`; `issued` are the dispatch ids issued so far, `sent` the inputs. */
-function inputFor(a: Action, state: SessionState, issued: readonly string[], sent: readonly Sent[], meta: InputMeta): Sent {
+/** The input `a` stands for in `state`; `issued` are the dispatches issued so far, `sent` the inputs. */
+function inputFor(a: Action, state: SessionState, issued: readonly Issued[], sent: readonly Sent[], meta: InputMeta): Sent {
   const task = currentTask(state);
   const taskId = task?.id ?? 't1';
-  const dispatchId = task?.dispatchId ?? dispatchIdFor(SID, taskId, 1);
+  const dispatchId = task?.dispatchId ?? dispatchIdFor(SID, taskId, 1, state.snapshot.context.runId);
   switch (a.kind) {
     case 'submit':
       return { meta, input: { type: 'SubmitInput', text: TEXTS[a.text]!, config: { maxAttempts: 2 } } };
@@ -60,8 +66,8 @@ function inputFor(a: Action, state: SessionState, issued: readonly string[], sen
     case 'needs':
       return { meta, input: { type: 'NeedsClarification', taskId, dispatchId, question: 'Which bucket?' } };
     case 'late': {
-      const late = issued[0] ?? dispatchId; // the first dispatch ever: a duplicate or late report
-      return { meta, input: { type: 'TaskCompleted', taskId: late.split('.')[1]!, dispatchId: late, output: 'late' } };
+      const late = issued[0] ?? { taskId, dispatchId }; // the first dispatch ever: a duplicate or late report
+      return { meta, input: { type: 'TaskCompleted', ...late, output: 'late' } };
     }
     case 'answer':
       return { meta, input: { type: 'ProvideClarification', taskId, answer: 'eu-west-1' } };
@@ -95,7 +101,7 @@ function writeLog(actions: readonly Action[], cuts: readonly number[]): DomainEv
   let now = 1_000_000;
   actions.forEach((a, n) => {
     now += 1_000;
-    const issued = log.flatMap((e) => (e.type === 'TaskDispatched' ? [e.data.dispatchId] : []));
+    const issued = log.flatMap((e) => (e.type === 'TaskDispatched' ? [{ taskId: e.data.taskId, dispatchId: e.data.dispatchId }] : []));
     const { input, meta } = inputFor(a, state, issued, sent, { messageId: `m${n}`, now, streamSequence: n + 1 });
     sent.push({ input, meta });
     const { events } = decide(state, input, meta, deps);

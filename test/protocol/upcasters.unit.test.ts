@@ -49,6 +49,8 @@ describe('upcasters', () => {
         backoff: { baseMs: 200, factor: 2, maxMs: 30_000 },
       },
     });
+    // A log from before run ids: none is made up for it, so its dispatch ids keep their form.
+    expect(events[0]!.data).not.toHaveProperty('runId');
     expect(events[3]!.data).toEqual({ taskId: 't1-a', dispatchId: 'legacy-1.t1-a.1', output: '12 log lines' });
     expect(events[3]!.data).not.toHaveProperty('result');
     // A v0 event of a type that did not change passes through unchanged.
@@ -69,6 +71,7 @@ describe('upcasters', () => {
       'the logs are fine',
     ]);
     expect(state.snapshot.context.rejected).toBe(1);
+    expect(state.snapshot.context.runId).toBeNull();
     expect(state.version).toBe(8);
   });
 

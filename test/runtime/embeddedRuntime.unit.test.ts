@@ -7,7 +7,7 @@ import type { Commit } from '../../src/actors/planner.js';
 import { startBusExecutor } from '../../src/executors/busExecutor.js';
 import { demoHandler } from '../../src/executors/demoExecutor.js';
 import type { ExecutorReport, TaskHandler } from '../../src/executors/report.js';
-import { toPlannerState } from '../../src/machines/sessionQueries.js';
+import { dispatchIdFor, toPlannerState } from '../../src/machines/sessionQueries.js';
 import { FileInbox, MemoryInbox } from '../../src/persistence/inbox.js';
 import type { ExecuteTask, RequestClarification } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
@@ -99,7 +99,8 @@ describe('embedded runtime', () => {
     const flaky = state.tasks[1]!;
     expect(events.find((e) => e.type === 'TaskRetryScheduled')).toMatchObject({ data: { taskId: flaky.id, attempt: 2 } });
     expect(events.find((e) => e.type === 'TaskDispatched' && (e.data as { attempt: number }).attempt === 2 && e.data.taskId === flaky.id)).toMatchObject({
-      causationId: `retry.demo.${flaky.id}.2`,
+      // Its message id is the dispatch id of the attempt it made due (in the session's run).
+      causationId: `retry.${dispatchIdFor('demo', flaky.id, 2, (await rt.repository.load('demo')).snapshot.context.runId)}`,
     });
 
     // Two questions: the Clarification-kind task, and the one the executor raised for "Deploy".
