@@ -128,6 +128,8 @@ export type { KvExecutorInboxOptions } from './nats/executorInbox.js';
 export { createClient, newSessionId } from './nats/client.js';
 export { purgeEndedSessions } from './nats/purgeSessions.js';
 export type { PurgeOptions, PurgeResult } from './nats/purgeSessions.js';
+export { purgeDataDir } from './runtime/purgeDataDir.js';
+export type { DataDirPurgeOptions, DataDirPurgeResult } from './runtime/purgeDataDir.js';
 export type { JetplanClient, ClientOptions, SubmitOptions, SessionSummary, EventWatch, Published, PublishOptions, WatchOptions, InputOutcome } from './nats/client.js';
 export { connectNats, NatsConnectError, isNatsConnectError } from './nats/connect.js';
 export type { NatsConnectionOptions } from './nats/connect.js';

@@ -38,6 +38,8 @@ import type {
   IndexedEventStore,
   PurgeOptions,
   PurgeResult,
+  DataDirPurgeOptions,
+  DataDirPurgeResult,
 } from '../src/index.js';
 
 /** Every type above, so that none is an unused import. */
@@ -49,6 +51,7 @@ export type PublicTypes = [
   Backoff, RelevanceCompactorOptions, PlanTextOptions, JetplanStreamOptions, ResolvedStreamOptions,
   FileEventStoreStats, JetStreamEventStoreStats, OutboxRelayOptions, CommitSource, SessionActor,
   BusHandler, LastInput, SessionContext, TaskContext, IdMap<string>, IndexedEventStore, PurgeOptions, PurgeResult,
+  DataDirPurgeOptions, DataDirPurgeResult,
 ];
 
 describe('public API', () => {
@@ -71,7 +74,7 @@ describe('public API', () => {
   });
 
   it('exports what a runtime, a service and an executor are built from', () => {
-    for (const name of ['createEmbeddedRuntime', 'startPlannerService', 'createExecutor', 'createClient', 'purgeEndedSessions', 'startBusExecutor', 'ExecutorStoppedError', 'KvExecutorInbox', 'Metrics', 'silentLogger', 'realTimers']) {
+    for (const name of ['createEmbeddedRuntime', 'startPlannerService', 'createExecutor', 'createClient', 'purgeEndedSessions', 'purgeDataDir', 'startBusExecutor', 'ExecutorStoppedError', 'KvExecutorInbox', 'Metrics', 'silentLogger', 'realTimers']) {
       expect(jetplan, name).toHaveProperty(name);
     }
   });

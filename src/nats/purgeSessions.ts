@@ -5,15 +5,12 @@
  * stay. What a removal deletes, and in which order, is SessionPurger's (src/persistence/jetstream).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { SessionRepository } from '../actors/sessionRepository.js';
+import { endedSessions } from '../actors/endedSessions.js';
 import { ValidationError } from '../errors.js';
-import { ENDING_EVENT_TYPES as ENDING, statusOf } from '../machines/sessionQueries.js';
-import type { EventStore, LatestEvents } from '../persistence/eventStore.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { SessionPurger } from '../persistence/jetstream/sessionPurge.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 import { executorNames, plannerNames } from '../protocol/deploymentNames.js';
-import type { DomainEvent } from '../protocol/events.js';
 import { checkConnectionOption } from '../shared/optionChecks.js';
 
 /** Options of {@link purgeEndedSessions}. */
@@ -42,36 +39,6 @@ export interface PurgeResult {
   recent: number;
   /** Sessions kept because they have not ended (open, or never started). */
   open: number;
-}
-
-/** Events that may follow a session's end (a late input's answer): the fold tells. */
-const TRAILING = new Set(['InputRejected', 'ReportIgnored', 'InputRepeated']);
-
-/** Whether the session whose latest event is `latest` has ended (folds it only when that event does not tell). */
-async function hasEnded(store: EventStore, latest: DomainEvent): Promise<boolean> {
-  if (ENDING.has(latest.type)) return true;
-  if (!TRAILING.has(latest.type)) return false;
-  const { state } = await new SessionRepository({ store }).rebuild(latest.sessionId);
-  return ['completed', 'failed', 'cancelled'].includes(statusOf(state));
-}
-
-/** The ended sessions of `store` whose last event is at or before `cutoff`, and what was kept. */
-export async function endedSessions(
-  store: EventStore & LatestEvents,
-  cutoff: number,
-): Promise<{ ids: string[]; recent: number; open: number }> {
-  // Collected first: folding a session while the scan's consumer waits would hold it open.
-  const latest: DomainEvent[] = [];
-  for await (const event of store.latestEvents()) latest.push(event);
-  const ids: string[] = [];
-  let recent = 0;
-  let open = 0;
-  for (const event of latest) {
-    if (!(await hasEnded(store, event))) open++;
-    else if (event.timestamp > cutoff) recent++;
-    else ids.push(event.sessionId);
-  }
-  return { ids: ids.sort(), recent, open };
 }
 
 /**

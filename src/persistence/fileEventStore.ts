@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from './makeDirs.js';
 import { checkNewEvents, storedIdError } from './appendChecks.js';
@@ -13,11 +13,12 @@ import type {
   EventStore,
   OutboxStore,
 } from './eventStore.js';
-import { scanLog } from './fileLog.js';
+import { encodeFrame, scanLog } from './fileLog.js';
 import { GroupCommitLog } from './groupCommitLog.js';
-import { type DeliveredEntry, encodeAppendEntry, replayFrames } from './logEntry.js';
+import { type DeliveredEntry, encodeAppendEntry, framesWithout, replayFrames } from './logEntry.js';
 import { IndexedEventStore } from './indexedEventStore.js';
 import { checkExpectedVersion, firstKnownId, landedPrefix, StreamIndex, type StreamIds } from './streamIndex.js';
+import { replaceFile } from './replaceFile.js';
 import { syncPath } from './syncPath.js';
 
 /** Options of {@link FileEventStore.open}. */
@@ -225,6 +226,33 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     this.index.markDelivered(ids);
   }
 
+  /**
+   * Removes whole streams from the log, then closes the store (retention: `jetplan purge`). Waits
+   * for appends in flight, then rewrites the log without the streams' appends and their commands'
+   * delivery marks, to a temp file that is synced and renamed over `events.log` (and the directory
+   * synced) while the lock is still held: a crash leaves the old log or the new one, and no other
+   * process opens the directory meanwhile. `entries` counts the log entries removed.
+   */
+  async removeStreamsAndClose(streamIds: ReadonlySet<string>): Promise<{ entries: number }> {
+    this.assertOpen();
+    let entries = 0;
+    this.closing = (async () => {
+      try {
+        await this.log.close();
+        if (streamIds.size === 0) return;
+        const path = join(this.dir, 'events.log');
+        const { frames } = scanLog(await readFile(path), path);
+        const rest = framesWithout(frames, streamIds, path);
+        entries = rest.entries;
+        if (entries > 0) await replaceFile(path, rest.payloads.map(encodeFrame));
+      } finally {
+        await this.releaseLock();
+      }
+    })();
+    await this.closing;
+    return { entries };
+  }
+
   /** Waits for in-flight appends, closes the log and releases the lock. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
@@ -241,3 +269,4 @@ export class FileEventStore extends IndexedEventStore implements EventStore, Out
     if (this.closing) throw new StoreUnavailableError(`event store in ${this.dir} is closed`);
   }
 }
+

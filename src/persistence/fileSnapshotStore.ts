@@ -79,6 +79,19 @@ export class FileSnapshotStore implements SnapshotStore {
     await syncPath(this.snapshotDir);
   }
 
+  /** Removes the stream's snapshot, if it has one (the directory entry's removal synced). */
+  async delete(streamId: string): Promise<boolean> {
+    this.assertOpen();
+    try {
+      await unlink(join(this.snapshotDir, snapshotFileName(streamId)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    await syncPath(this.snapshotDir);
+    return true;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
   }

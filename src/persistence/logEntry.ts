@@ -101,3 +101,33 @@ export function replayFrames(frames: readonly ScannedFrame[], index: StreamIndex
   }
   return appends;
 }
+
+/**
+ * The log's frames without the entries of `streamIds`, as payloads to frame again in order: their
+ * appends (events and commands) and the delivery marks of those commands. Frames left empty are
+ * dropped; every other entry is written back as it was read.
+ */
+export function framesWithout(frames: readonly ScannedFrame[], streamIds: ReadonlySet<string>, name: string): { payloads: string[]; entries: number } {
+  const decoded = frames.map((frame) => decodeEntries(frame, name));
+  const commandsOfRemoved = new Set<string>();
+  for (const entries of decoded) {
+    for (const entry of entries) if (entry.t === 'a' && streamIds.has(entry.s)) for (const c of entry.c) commandsOfRemoved.add(c.id);
+  }
+  const payloads: string[] = [];
+  let removed = 0;
+  for (const entries of decoded) {
+    const kept: unknown[] = [];
+    for (const entry of entries) {
+      if (entry.t === 'a') {
+        if (streamIds.has(entry.s)) removed++;
+        else kept.push(entry);
+        continue;
+      }
+      const ids = entry.ids.filter((id) => !commandsOfRemoved.has(id));
+      if (ids.length < entry.ids.length) removed++;
+      if (ids.length > 0) kept.push(ids.length === entry.ids.length ? entry : { ...entry, ids });
+    }
+    if (kept.length > 0) payloads.push(JSON.stringify(kept));
+  }
+  return { payloads, entries: removed };
+}

@@ -5,6 +5,7 @@
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
+import type { DomainEvent } from '../../src/protocol/events.js';
 import { isValidationError } from '../../src/errors.js';
 import { purgeEndedSessions } from '../../src/nats/purgeSessions.js';
 import { KvSnapshotStore } from '../../src/persistence/jetstream/kvSnapshotStore.js';
@@ -35,7 +36,9 @@ describe('purgeEndedSessions', () => {
     const p = iso.subjectPrefix;
 
     await publishInput(nc, iso, 'done', { type: 'SubmitInput', text: TASK }, 'done-1');
-    await waitForEvents(store, 'done', has('SessionCompleted'));
+    const oldDispatches = (await waitForEvents(store, 'done', has('SessionCompleted')))
+      .filter((e) => e.type === 'TaskDispatched')
+      .map((e) => (e.data as { dispatchId: string }).dispatchId);
     await publishInput(nc, iso, 'late', { type: 'SubmitInput', text: TASK }, 'late-1');
     await waitForEvents(store, 'late', has('SessionCompleted'));
     // Ended, then a late input answered: its latest event (InputRejected) alone does not tell.
@@ -92,8 +95,13 @@ describe('purgeEndedSessions', () => {
     const taskId = (open.find((e) => e.type === 'ClarificationRequested')!.data as { taskId: string }).taskId;
     await publishInput(nc, iso, 'open', { type: 'ProvideClarification', taskId, answer: 'Postgres' }, 'open-2');
     await waitForEvents(store, 'open', has('SessionCompleted'));
-    await publishInput(nc, iso, 'done', { type: 'SubmitInput', text: 'Draft the summary.' }, 'done-again');
+    // The same text again: the same task ids, but the new run's dispatch ids are its own (run id), so
+    // neither JetStream's duplicate window nor an executor's inbox takes it for the old run.
+    await publishInput(nc, iso, 'done', { type: 'SubmitInput', text: TASK }, 'done-again');
     const again = await waitForEvents(store, 'done', has('SessionCompleted'));
+    const dispatchIds = (events: DomainEvent[]) => events.filter((e) => e.type === 'TaskDispatched').map((e) => (e.data as { dispatchId: string }).dispatchId);
+    expect(dispatchIds(again)).toHaveLength(1);
+    expect(oldDispatches).not.toContain(dispatchIds(again)[0]);
     expect(again.map((e) => e.sequence)).toEqual(again.map((_, i) => i + 1));
     expect(again[0]!.type).toBe('SessionStarted');
   });

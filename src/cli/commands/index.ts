@@ -7,7 +7,7 @@ import { sessionsCommand } from './sessions.js';
 import { answerCommand } from './nats/answer.js';
 import { cancelCommand } from './nats/cancel.js';
 import { executorCommand } from './nats/executor.js';
-import { purgeCommand } from './nats/purge.js';
+import { purgeCommand } from './purge.js';
 import { withNatsReads } from './nats/natsReads.js';
 import { serveCommand } from './nats/serve.js';
 import { statusCommand } from './nats/status.js';

@@ -1,0 +1,27 @@
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { syncPath } from './syncPath.js';
+
+/**
+ * Replaces the file at `path` with `chunks`, durably and whole: they go to a temp file beside it,
+ * which is synced and renamed over `path`, then the directory is synced. A crash leaves the old
+ * file or the new one, never a mix (and at worst a stray `.rewrite-…` temp file).
+ */
+export async function replaceFile(path: string, chunks: readonly (string | Uint8Array)[]): Promise<void> {
+  const tmp = `${path}.rewrite-${process.pid}-${Date.now()}`;
+  try {
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      // Two calls: fh.write's overloads take a string or bytes, not their union.
+      for (const chunk of chunks) await (typeof chunk === 'string' ? fh.write(chunk) : fh.write(chunk));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await syncPath(dirname(path));
+}
