@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeDirs } from './makeDirs.js';
 import { z } from 'zod';
 import { StoreUnavailableError } from '../errors.js';
+import { replaceFile } from './replaceFile.js';
 import type { Snapshot, SnapshotStore } from './snapshotStore.js';
 import { syncPath } from './syncPath.js';
 
@@ -60,23 +60,7 @@ export class FileSnapshotStore implements SnapshotStore {
   async save(snapshot: Snapshot): Promise<void> {
     this.assertOpen();
     await makeDirs(this.snapshotDir);
-    const path = join(this.snapshotDir, snapshotFileName(snapshot.streamId));
-    const tmpPath = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
-    try {
-      const handle = await open(tmpPath, 'wx');
-      try {
-        await handle.writeFile(JSON.stringify(snapshot));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(tmpPath, path);
-    } catch (err) {
-      await unlink(tmpPath).catch(() => undefined);
-      throw err;
-    }
-    // The rename is durable only once the directory entry is.
-    await syncPath(this.snapshotDir);
+    await replaceFile(join(this.snapshotDir, snapshotFileName(snapshot.streamId)), [JSON.stringify(snapshot)]);
   }
 
   /** Removes the stream's snapshot, if it has one (the directory entry's removal synced). */

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { syncPath } from './syncPath.js';
@@ -5,10 +6,11 @@ import { syncPath } from './syncPath.js';
 /**
  * Replaces the file at `path` with `chunks`, durably and whole: they go to a temp file beside it,
  * which is synced and renamed over `path`, then the directory is synced. A crash leaves the old
- * file or the new one, never a mix (and at worst a stray `.rewrite-…` temp file).
+ * file or the new one, never a mix (and at worst a stray `.tmp` file beside it).
  */
 export async function replaceFile(path: string, chunks: readonly (string | Uint8Array)[]): Promise<void> {
-  const tmp = `${path}.rewrite-${process.pid}-${Date.now()}`;
+  // Unique per call: two replacements of one file at once must not share a temp file.
+  const tmp = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
