@@ -64,6 +64,7 @@ export type {
   OutboxStore,
   StreamingRead,
   LatestEvents,
+  LatestEvent,
   AppendOptions,
   AppendResult,
   AggregateOptions,

@@ -4,17 +4,16 @@
  */
 import { SessionRepository } from './sessionRepository.js';
 import { ENDING_EVENT_TYPES, statusOf } from '../machines/sessionQueries.js';
-import type { EventStore, LatestEvents } from '../persistence/eventStore.js';
-import type { DomainEvent } from '../protocol/events.js';
+import type { EventStore, LatestEvent, LatestEvents } from '../persistence/eventStore.js';
 
 /** Events that may follow a session's end (a late input's answer): the fold tells. */
 const TRAILING = new Set(['InputRejected', 'ReportIgnored', 'InputRepeated']);
 
 /** Whether the session whose latest event is `latest` has ended (folds it only when that event does not tell). */
-async function hasEnded(store: EventStore, latest: DomainEvent): Promise<boolean> {
+async function hasEnded(store: EventStore, latest: LatestEvent): Promise<boolean> {
   if (ENDING_EVENT_TYPES.has(latest.type)) return true;
   if (!TRAILING.has(latest.type)) return false;
-  const { state } = await new SessionRepository({ store }).rebuild(latest.sessionId);
+  const { state } = await new SessionRepository({ store }).rebuild(latest.streamId);
   return ['completed', 'failed', 'cancelled'].includes(statusOf(state));
 }
 
@@ -28,7 +27,7 @@ export interface EndedSessions {
 /** The ended sessions of `store` whose last event is at or before `cutoff` (ms since the epoch). */
 export async function endedSessions(store: EventStore & LatestEvents, cutoff: number): Promise<EndedSessions> {
   // Collected first: folding a session while the scan's reader waits would hold it open.
-  const latest: DomainEvent[] = [];
+  const latest: LatestEvent[] = [];
   for await (const event of store.latestEvents()) latest.push(event);
   const ids: string[] = [];
   let recent = 0;
@@ -36,7 +35,7 @@ export async function endedSessions(store: EventStore & LatestEvents, cutoff: nu
   for (const event of latest) {
     if (!(await hasEnded(store, event))) open++;
     else if (event.timestamp > cutoff) recent++;
-    else ids.push(event.sessionId);
+    else ids.push(event.streamId);
   }
   return { ids: ids.sort(), recent, open };
 }

@@ -13,6 +13,9 @@ import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jets
 import { executorNames, plannerNames } from '../protocol/deploymentNames.js';
 import { checkConnectionOption } from '../shared/optionChecks.js';
 
+/** Sessions removed at once. */
+const PURGE_CONCURRENCY = 16;
+
 /** Options of {@link purgeEndedSessions}. */
 export interface PurgeOptions {
   streamName?: string;
@@ -71,11 +74,16 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
     const { ids, recent, open } = await endedSessions(store, (o.now ?? Date.now()) - minAgeMs);
     const result: PurgeResult = { sessions: ids, messages: 0, snapshots: 0, dispatchEntries: 0, recent, open };
     if (o.dryRun) return result;
-    for (const id of ids) {
-      const removed = await purger.purge(id, inputsThrough);
-      result.messages += removed.messages;
-      result.snapshots += removed.snapshots;
-      result.dispatchEntries += removed.dispatchEntries;
+    // Sessions PURGE_CONCURRENCY at a time (each is seven requests in order): one at a time took
+    // about 2 ms a session, 40 s for 20,000.
+    for (let i = 0; i < ids.length; i += PURGE_CONCURRENCY) {
+      const batch = await Promise.allSettled(ids.slice(i, i + PURGE_CONCURRENCY).map((id) => purger.purge(id, inputsThrough)));
+      for (const s of batch) {
+        if (s.status === 'rejected') throw s.reason; // after the batch's others are done: a rerun finishes
+        result.messages += s.value.messages;
+        result.snapshots += s.value.snapshots;
+        result.dispatchEntries += s.value.dispatchEntries;
+      }
     }
     return result;
   } finally {

@@ -138,10 +138,23 @@ export interface StreamingRead {
 export const isStreamingRead = (store: unknown): store is StreamingRead =>
   typeof (store as StreamingRead | undefined)?.readStreamEach === 'function';
 
+/** A stream's latest event as a scan of every stream gives it: enough to tell whether a session ended, and when. */
+export interface LatestEvent {
+  streamId: string;
+  /** The event's type. */
+  type: string;
+  /**
+   * When it happened, ms since the epoch: the event's `timestamp`, or on JetStream the time the
+   * server stored it (the scan reads message headers, not bodies), at most moments later.
+   */
+  timestamp: number;
+}
+
 /**
  * A store that can give the latest event of every stream in one pass, without a read per stream:
- * what says which sessions ended, for a new leader's recovery, when most of a long-lived store's
- * sessions have (one read each cost seconds at tens of thousands of sessions on JetStream).
+ * what says which sessions ended, for a new leader's recovery and for retention, when most of a
+ * long-lived store's sessions have (one read each cost seconds at tens of thousands of sessions on
+ * JetStream).
  */
 export interface LatestEvents {
   /**
@@ -149,7 +162,7 @@ export interface LatestEvents {
    * of the start of the scan (a stream appended to meanwhile may give its event of then or a later
    * one). Fails as {@link EventStore.readAll} does rather than end short.
    */
-  latestEvents(): AsyncIterable<DomainEvent>;
+  latestEvents(): AsyncIterable<LatestEvent>;
 }
 
 export const hasLatestEvents = (store: unknown): store is LatestEvents =>

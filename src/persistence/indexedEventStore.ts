@@ -1,5 +1,5 @@
 import type { DomainEvent } from '../protocol/events.js';
-import type { LatestEvents, PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
+import type { LatestEvent, LatestEvents, PendingCommand, ReadOptions, ReadResult } from './eventStore.js';
 import type { StreamIndex } from './streamIndex.js';
 import { checkReadOptions, checkStreamId } from './appendChecks.js';
 
@@ -31,12 +31,15 @@ export abstract class IndexedEventStore implements LatestEvents {
   }
 
   /**
-   * {@link LatestEvents}: each stream's last event, straight from the index (a copy of one event
-   * per stream, nothing else read), for the streams there were at the start.
+   * {@link LatestEvents}: each stream's last event, straight from the index (one event per stream,
+   * nothing else read), for the streams there were at the start.
    */
-  async *latestEvents(): AsyncIterable<DomainEvent> {
+  async *latestEvents(): AsyncIterable<LatestEvent> {
     this.assertOpen();
-    for (const streamId of this.index.list()) yield* this.index.read(streamId, { last: 1 }).events;
+    for (const streamId of this.index.list()) {
+      const [last] = this.index.read(streamId, { last: 1 }).events;
+      if (last) yield { streamId, type: last.type, timestamp: last.timestamp };
+    }
   }
 
   /** Commands not yet marked delivered, oldest append first. */

@@ -222,7 +222,7 @@ interface RecoveryDeps {
 async function notEnded(store: EventStore): Promise<string[]> {
   if (!hasLatestEvents(store)) return store.listStreams();
   const ids: string[] = [];
-  for await (const event of store.latestEvents()) if (!ENDING_EVENT_TYPES.has(event.type)) ids.push(event.sessionId);
+  for await (const event of store.latestEvents()) if (!ENDING_EVENT_TYPES.has(event.type)) ids.push(event.streamId);
   return ids;
 }
 

@@ -116,7 +116,7 @@ async function sessionsToRecover(o: RecoveryOptions, result: RecoveryResult): Pr
 /** Whether each session's latest event leaves it open (a later event of a session wins). */
 async function scanOpen(store: LatestEvents): Promise<Map<string, boolean>> {
   const open = new Map<string, boolean>();
-  for await (const event of store.latestEvents()) open.set(event.sessionId, !ENDING.has(event.type));
+  for await (const event of store.latestEvents()) open.set(event.streamId, !ENDING.has(event.type));
   return open;
 }
 

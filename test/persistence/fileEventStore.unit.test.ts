@@ -404,7 +404,8 @@ describe('ReadOnlyFileEventStore', () => {
     expect(await reader.listStreams()).toEqual([stream]);
     const latest: unknown[] = [];
     for await (const e of reader.latestEvents()) latest.push(e);
-    expect(latest).toEqual((await reader.readStream(stream, { last: 1 })).events); // the torn tail left out
+    const [last] = (await reader.readStream(stream, { last: 1 })).events;
+    expect(latest).toEqual([{ streamId: stream, type: last!.type, timestamp: last!.timestamp }]); // the torn tail left out
     expect((await stat(path)).size).toBe(size); // never written
     expect(reader.omittedTailBytes).toBe(FRAME_HEADER_BYTES + 2);
     await expect(reader.appendToStream(stream, [makeEvent(stream)], { expectedVersion: 3 })).rejects.toSatisfy(isStoreUnavailableError);

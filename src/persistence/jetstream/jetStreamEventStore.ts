@@ -15,7 +15,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { ConcurrencyError, StoreUnavailableError, ValidationError } from '../../errors.js';
 import { checkNewEvents, checkReadOptions, checkStreamId, storedIdError } from '../appendChecks.js';
 import type { DomainEvent, NewEvent } from '../../protocol/events.js';
-import type { AppendOptions, AppendResult, EventStore, LatestEvents, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
+import type { AppendOptions, AppendResult, EventStore, LatestEvent, LatestEvents, ReadOptions, ReadResult, StreamingRead } from '../eventStore.js';
 import { ConnectionGate } from './connectionGate.js';
 import { PubAckMux } from './pubAckMux.js';
 import {
@@ -231,7 +231,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
    * delivering `last_per_subject` (answered from the server's per-subject index), instead of a
    * `last_by_subj` request per session. Fails as {@link readAll} does.
    */
-  async *latestEvents(): AsyncIterable<DomainEvent> {
+  async *latestEvents(): AsyncIterable<LatestEvent> {
     this.#assertOpen();
     try {
       yield* readLatestEvents(this.#ctx, this.#subjects.allEvents);

@@ -6,8 +6,9 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { CorruptLogError, StoreUnavailableError } from '../../errors.js';
 import { safeParseRawEnvelope, type DomainEvent, type RawEnvelope } from '../../protocol/events.js';
-import type { ReadOptions } from '../eventStore.js';
-import { PullRead, type ReadContext } from './pullRead.js';
+import type { LatestEvent, ReadOptions } from '../eventStore.js';
+import { PullRead, type Delivery, type PullReadOptions, type ReadContext } from './pullRead.js';
+import { HEADER_EVENT_TYPE } from './headers.js';
 import { retryTransient, type RetryContext } from './jetStreamErrors.js';
 
 const decoder = new TextDecoder();
@@ -80,7 +81,7 @@ export async function readRange(
   onEvent: (event: DomainEvent) => void,
 ): Promise<void> {
   // Events 1..to are the subject's first `to` messages: no more are pulled.
-  const read = await PullRead.open(ctx, subject, to);
+  const read = await PullRead.open(ctx, subject, { most: to });
   let expected = 1;
   let count = 0;
   try {
@@ -127,41 +128,52 @@ export async function readRange(
  * or the connection closes, and when no message comes for `readIdleMs` while the read waits.
  */
 export function readAllEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
-  return readPending(ctx, filter, DeliverPolicy.All, 'messages it held');
+  return readPending(ctx, filter, {}, 'messages it held', (m) => decodeEnvelope(ctx.streamName, m.data, m.seq) as unknown as DomainEvent);
 }
 
 /**
- * The last message of each subject on `filter` (each session's latest event), in one pass, in
- * stream order: one consumer delivering `last_per_subject`, whose pending count at its creation
- * is the number of subjects. Fails as {@link readAllEvents} does; and, since every subject is
- * delivered once, a session given twice (a subject's last message removed during the read, the
- * consumer then going on with messages stored since) fails it too, rather than give a session
- * twice and another not at all.
+ * The last message of each subject on `filter` (`<prefix>.ev.>`: each session's latest event), in
+ * one pass, in stream order: one consumer delivering `last_per_subject`, whose pending count at its
+ * creation is the number of subjects, and only their headers (the type is the `Jetplan-Type`
+ * header, the time the server's): small messages, pulled by count, which is what keeps 2.9.10
+ * from losing one (see {@link PullReadOptions.headersOnly}). Fails as {@link readAllEvents} does;
+ * and, since every subject is delivered once, a session given twice (a subject's last message
+ * removed during the read, the consumer then going on with messages stored since) fails it too,
+ * rather than give a session twice and another not at all. A message without the type header (not
+ * written by jetplan) is a CorruptLogError.
  */
-export async function* readLatestEvents(ctx: ReadContext, filter: string): AsyncIterable<DomainEvent> {
+export async function* readLatestEvents(ctx: ReadContext, filter: string): AsyncIterable<LatestEvent> {
   const seen = new Set<string>();
-  for await (const event of readPending(ctx, filter, DeliverPolicy.LastPerSubject, 'subjects it had')) {
-    if (seen.has(event.sessionId)) {
+  const at = filter.length - 1; // the session id follows `<prefix>.ev.`
+  const tipOf = (m: Delivery): LatestEvent => {
+    const streamId = m.msg.subject.slice(at);
+    const type = m.msg.headers?.get(HEADER_EVENT_TYPE) ?? '';
+    if (type === '') throw new CorruptLogError(`stream ${ctx.streamName} seq ${m.seq}: the latest event of session ${streamId} has no ${HEADER_EVENT_TYPE} header`);
+    return { streamId, type, timestamp: m.storedAt };
+  };
+  for await (const tip of readPending(ctx, filter, { deliver: DeliverPolicy.LastPerSubject, headersOnly: true }, 'subjects it had', tipOf)) {
+    if (seen.has(tip.streamId)) {
       throw new StoreUnavailableError(
-        `JetStream ${ctx.streamName}: the read of the latest event on each subject of ${filter} gave session ${event.sessionId} twice: messages were removed during the read`,
+        `JetStream ${ctx.streamName}: the read of the latest event on each subject of ${filter} gave session ${tip.streamId} twice: messages were removed during the read`,
       );
     }
-    seen.add(event.sessionId);
-    yield event;
+    seen.add(tip.streamId);
+    yield tip;
   }
 }
 
 /**
- * The first `total` messages of a consumer on `filter` delivering by `deliver` (its pending count
- * at creation: the `counted` it had then), decoded; see {@link readAllEvents} for how it fails.
+ * The first `total` messages of a consumer on `filter` read as `options` say (its pending count at
+ * creation: the `counted` it had then), each decoded; see {@link readAllEvents} for how it fails.
  */
-async function* readPending(
+async function* readPending<T>(
   ctx: ReadContext,
   filter: string,
-  deliver: typeof DeliverPolicy.All | typeof DeliverPolicy.LastPerSubject,
+  options: PullReadOptions,
   counted: string,
-): AsyncIterable<DomainEvent> {
-  const read = await PullRead.open(ctx, filter, undefined, deliver);
+  decode: (m: Delivery) => T,
+): AsyncIterable<T> {
+  const read = await PullRead.open(ctx, filter, options);
   const short = (count: number, why: string) =>
     new StoreUnavailableError(`JetStream ${ctx.streamName}: the read of ${filter} ended short, at ${count} of the ${read.total} ${counted} at the start: ${why}`);
   try {
@@ -171,7 +183,7 @@ async function* readPending(
       if (batch.length === 0) throw short(count, 'the read ended'); // take() ends only once all came
       for (const m of batch) {
         count++;
-        yield decodeEnvelope(ctx.streamName, m.data, m.seq) as unknown as DomainEvent;
+        yield decode(m);
         if (count === read.total) return;
         // Nothing more on the filter, yet fewer than it held at the start: messages removed during
         // the read (which nats-server 2.9 does not count down), or a count the server got wrong.
