@@ -75,7 +75,7 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
     const result: PurgeResult = { sessions: ids, messages: 0, snapshots: 0, dispatchEntries: 0, recent, open };
     if (o.dryRun) return result;
     // Sessions PURGE_CONCURRENCY at a time (each is seven requests in order): one at a time took
-    // about 2 ms a session, 40 s for 20,000.
+    // 2.8 ms a session on a stream of 2,000 sessions, 16 at a time 1.4 ms.
     for (let i = 0; i < ids.length; i += PURGE_CONCURRENCY) {
       const batch = await Promise.allSettled(ids.slice(i, i + PURGE_CONCURRENCY).map((id) => purger.purge(id, inputsThrough)));
       for (const s of batch) {
