@@ -2,12 +2,13 @@
  * Retention for the embedded store: removes whole sessions that ended long enough ago from a data
  * dir (`jetplan purge` without NATS), as purgeEndedSessions does on a NATS deployment.
  */
-import { access, readFile } from 'node:fs/promises';
+import { access, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { endedSessions } from '../actors/endedSessions.js';
-import { ValidationError } from '../errors.js';
+import { StoreUnavailableError, ValidationError } from '../errors.js';
 import { FileEventStore } from '../persistence/fileEventStore.js';
 import { FileSnapshotStore } from '../persistence/fileSnapshotStore.js';
+import { ReadOnlyFileEventStore } from '../persistence/readOnlyFileEventStore.js';
 import { replaceFile } from '../persistence/replaceFile.js';
 
 /** Options of {@link purgeDataDir}. */
@@ -34,6 +35,12 @@ export interface DataDirPurgeResult {
   recent: number;
   /** Sessions kept because they have not ended (open, or never started). */
   open: number;
+  /**
+   * Bytes of an incomplete record at the end of `events.log` (a writer cut short): a purge sets
+   * them aside, as opening the store always does (`events.log.tail-<offset>-<time>`); a dry run
+   * leaves them in place.
+   */
+  tornTailBytes: number;
 }
 
 /**
@@ -48,14 +55,25 @@ export async function purgeDataDir(dir: string, o: DataDirPurgeOptions): Promise
   if (!Number.isSafeInteger(o.olderThanMs) || o.olderThanMs < 0) {
     throw new ValidationError(`olderThanMs must be a whole number of milliseconds of at least 0, got ${String(o.olderThanMs)}`);
   }
-  const none: DataDirPurgeResult = { sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 0 };
+  const none: DataDirPurgeResult = { sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 0, tornTailBytes: 0 };
   // Opening the store would create the directory: a purge of nothing must not.
-  if (!(await access(join(dir, 'events.log')).then(() => true, () => false))) return none;
+  if (!(await hasLog(dir))) return none;
+  const cutoff = (o.now ?? Date.now()) - o.olderThanMs;
+  if (o.dryRun) {
+    // Read-only: a dry run changes nothing, not even a torn tail, and takes no lock.
+    const reader = await ReadOnlyFileEventStore.open(dir);
+    try {
+      const { ids, recent, open } = await endedSessions(reader, cutoff);
+      return { ...none, sessions: ids, recent, open, tornTailBytes: reader.omittedTailBytes };
+    } finally {
+      await reader.close();
+    }
+  }
   const store = await FileEventStore.open(dir);
   try {
-    const { ids, recent, open } = await endedSessions(store, (o.now ?? Date.now()) - o.olderThanMs);
-    const result: DataDirPurgeResult = { ...none, sessions: ids, recent, open };
-    if (o.dryRun || ids.length === 0) return result;
+    const { ids, recent, open } = await endedSessions(store, cutoff);
+    const result: DataDirPurgeResult = { ...none, sessions: ids, recent, open, tornTailBytes: store.recoveredTailBytes };
+    if (ids.length === 0) return result;
     // Snapshots and inbox records first: an interruption leaves the sessions listed, for a rerun.
     const snapshots = new FileSnapshotStore(dir);
     for (const id of ids) if (await snapshots.delete(id)) result.snapshots++;
@@ -65,6 +83,17 @@ export async function purgeDataDir(dir: string, o: DataDirPurgeOptions): Promise
   } finally {
     await store.close();
   }
+}
+
+/** Whether `dir` holds an event log; a `dir` that is not a directory is a StoreUnavailableError. */
+async function hasLog(dir: string): Promise<boolean> {
+  const kind = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new StoreUnavailableError(`${dir}: ${err.message}`, { cause: err });
+  });
+  if (kind === undefined) return false;
+  if (!kind.isDirectory()) throw new StoreUnavailableError(`${dir} is not a directory`);
+  return access(join(dir, 'events.log')).then(() => true, () => false);
 }
 
 /**

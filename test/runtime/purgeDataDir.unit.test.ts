@@ -69,7 +69,7 @@ describe('purgeDataDir', () => {
     const inboxPath = join(dir, 'executions.log');
     const logBefore = await readFile(join(dir, 'events.log'));
     const dry = await purgeDataDir(dir, { ...later, dryRun: true });
-    expect(dry).toEqual({ sessions: ['cancelled', 'done', 'late'], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1 });
+    expect(dry).toEqual({ sessions: ['cancelled', 'done', 'late'], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1, tornTailBytes: 0 });
     expect(await readFile(join(dir, 'events.log'))).toEqual(logBefore);
     expect(await purgeDataDir(dir, { olderThanMs: HOUR })).toMatchObject({ sessions: [], recent: 3, open: 1 });
 
@@ -87,7 +87,7 @@ describe('purgeDataDir', () => {
     expect(await new FileSnapshotStore(dir).load('done')).toBeUndefined();
     const inbox = (await readFile(inboxPath, 'utf8')).split('\n').filter(Boolean);
     expect(inbox).toEqual(['not json, kept as it is']);
-    expect(await purgeDataDir(dir, later)).toEqual({ sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1 });
+    expect(await purgeDataDir(dir, later)).toEqual({ sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1, tornTailBytes: 0 });
 
     const { rt, stop } = await runtime(dir);
     cleanups.push(stop);
@@ -113,7 +113,7 @@ describe('purgeDataDir', () => {
 
   it('finds nothing in a directory that does not exist, without creating it', async () => {
     const dir = join(await tempDir(), 'missing');
-    expect(await purgeDataDir(dir, later)).toEqual({ sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 0 });
+    expect(await purgeDataDir(dir, later)).toEqual({ sessions: [], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 0, tornTailBytes: 0 });
     await expect(access(dir)).rejects.toThrow();
   });
 

@@ -37,10 +37,11 @@ interface Purged {
   open: number;
 }
 
-function report(ctx: CliContext, result: Purged, removed: string, dryRun: boolean): void {
+/** `where`: what was purged (the data dir, or the NATS stream), so a job pointed at the wrong one says so. */
+function report(ctx: CliContext, result: Purged, where: string, removed: string, dryRun: boolean): void {
   if (ctx.json) return ctx.out(JSON.stringify(result));
   if (dryRun) for (const id of result.sessions) ctx.out(id);
-  const what = dryRun ? `would purge ${result.sessions.length} ended session(s)` : `purged ${result.sessions.length} ended session(s): ${removed}`;
+  const what = dryRun ? `would purge ${result.sessions.length} ended session(s) from ${where}` : `purged ${result.sessions.length} ended session(s) from ${where}: ${removed}`;
   ctx.out(`${what}; kept ${result.recent} ended too recently, ${result.open} not ended`);
 }
 
@@ -49,7 +50,8 @@ async function purgeNats(args: ParsedArgs, ctx: CliContext, olderThanMs: number,
   const nc = await connectFromArgs(args, ctx);
   try {
     const r = await purgeEndedSessions(nc, { ...streams, olderThanMs, dryRun });
-    report(ctx, r, `${r.messages} message(s), ${r.snapshots} snapshot(s), ${r.dispatchEntries} executor inbox entries`, dryRun);
+    const where = `NATS stream ${streams.streamName ?? 'JETPLAN'}`;
+    report(ctx, r, where, `${r.messages} message(s), ${r.snapshots} snapshot(s), ${r.dispatchEntries} executor inbox entries`, dryRun);
   } finally {
     await nc.close().catch(() => undefined);
   }
@@ -72,7 +74,11 @@ export const purgeCommand: Command = {
       return 0;
     }
     const r = await purgeDataDir(ctx.dataDir, { olderThanMs, dryRun });
-    report(ctx, r, `${r.entries} log entries, ${r.snapshots} snapshot(s), ${r.executions} executor inbox records`, dryRun);
+    if (r.tornTailBytes > 0) {
+      const fate = dryRun ? 'left out' : `set aside in ${ctx.dataDir}/events.log.tail-*`;
+      ctx.err(`jetplan: note: the last ${r.tornTailBytes} bytes of ${ctx.dataDir}/events.log are incomplete (being written, or damaged) and were ${fate}`);
+    }
+    report(ctx, r, ctx.dataDir, `${r.entries} log entries, ${r.snapshots} snapshot(s), ${r.executions} executor inbox records`, dryRun);
     return 0;
   },
 };

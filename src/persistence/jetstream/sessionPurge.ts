@@ -1,11 +1,19 @@
 /**
  * The broker side of removing whole sessions from a deployment: what `jetplan purge` deletes on
- * the stream and in the snapshot bucket. Which sessions may go is decided elsewhere (only ended
- * ones); this only knows subjects, the input consumer's ack floor and the bucket's stream.
+ * the stream and in the KV buckets. Which sessions may go is decided elsewhere (only ended ones);
+ * this only knows subjects, the input consumer's ack floor and the buckets' streams.
+ *
+ * Messages are deleted one by one, by stream sequence, never by a purge with a subject filter: on
+ * nats-server 2.9.10 such a purge moves every consumer whose filter covers the purged subject past
+ * the messages before the purged subject's first survivor, of every session. The service's input
+ * consumer and the executors' then skipped other sessions' pending inputs and commands for good
+ * (nats-server fixed it later, in PR #3838). A deleted message is simply not delivered.
  */
-import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { ConnectionGate } from './connectionGate.js';
 import { translateStoreError } from './jetStreamErrors.js';
+import { PullRead, type ReadContext } from './pullRead.js';
 
 /** Where a deployment keeps a session: its stream and subject prefix, its snapshots, its input consumer. */
 export interface PurgeTarget {
@@ -22,17 +30,20 @@ export interface PurgeTarget {
   dispatchBuckets: string[];
 }
 
-/** What one session's purge removed. */
-export interface SessionPurged {
+/** What a purge removed. */
+export interface SessionsPurged {
   /** Messages removed from the stream: events, the inputs already processed, commands. */
   messages: number;
-  /** Snapshot values removed (0 or 1, or more for a bucket that keeps history). */
+  /** Snapshot values removed. */
   snapshots: number;
   /** Executor inbox and claim entries removed. */
   dispatchEntries: number;
 }
 
-const isNotFound = (err: unknown, code: number): boolean => err instanceof JetStreamApiError && err.code === code;
+/** Deletes sent at once. */
+const DELETE_CONCURRENCY = 32;
+
+const isApiError = (err: unknown, code: number): boolean => err instanceof JetStreamApiError && err.code === code;
 
 /**
  * Removes sessions' messages from a JetStream deployment. Inputs are removed only up to the input
@@ -41,16 +52,20 @@ const isNotFound = (err: unknown, code: number): boolean => err instanceof JetSt
  * retried here: every step is idempotent, so the caller runs the purge again.
  */
 export class SessionPurger {
+  readonly #nc: NatsConnection;
   readonly #jsm: JetStreamManager;
   readonly #target: PurgeTarget;
+  readonly #gate: ConnectionGate;
 
-  private constructor(jsm: JetStreamManager, target: PurgeTarget) {
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, target: PurgeTarget) {
+    this.#nc = nc;
     this.#jsm = jsm;
     this.#target = target;
+    this.#gate = new ConnectionGate(nc);
   }
 
   static async create(nc: NatsConnection, target: PurgeTarget): Promise<SessionPurger> {
-    return new SessionPurger(await jetstreamManager(nc), target);
+    return new SessionPurger(nc, await jetstreamManager(nc), target);
   }
 
   /**
@@ -59,10 +74,9 @@ export class SessionPurger {
    */
   async inputsProcessedThrough(): Promise<number> {
     try {
-      const info = await this.#jsm.consumers.info(this.#target.streamName, this.#target.inputConsumer);
-      return info.ack_floor.stream_seq;
+      return (await this.#jsm.consumers.info(this.#target.streamName, this.#target.inputConsumer)).ack_floor.stream_seq;
     } catch (err) {
-      if (isNotFound(err, JetStreamApiCodes.ConsumerNotFound)) return 0;
+      if (isApiError(err, JetStreamApiCodes.ConsumerNotFound)) return 0;
       throw translateStoreError(err, this.#target.streamName, undefined, undefined);
     }
   }
@@ -77,42 +91,104 @@ export class SessionPurger {
   }
 
   /**
-   * Removes one session: its snapshot and executor entries first (so none outlives its log), then
-   * its processed inputs (stream sequence at most `inputsThrough`), its commands, and its events
-   * last, so an interrupted purge leaves a session still listed as ended, purged by a rerun.
+   * Removes the sessions `ids`: their snapshots and executor entries first (so none outlives its
+   * log), then their processed inputs (stream sequence at most `inputsThrough`) and commands, and
+   * their events last, oldest first, so an interrupted purge leaves sessions whose latest event
+   * still ends them, which a rerun finds and finishes. One headers-only scan of each stream finds
+   * the messages.
    */
-  async purge(sessionId: string, inputsThrough: number): Promise<SessionPurged> {
+  async purge(ids: readonly string[], inputsThrough: number): Promise<SessionsPurged> {
+    const wanted = new Set(ids);
     const { streamName, subjectPrefix: p } = this.#target;
     try {
-      const snapshots = await this.#purgeKey(this.#target.snapshotBucket, sessionId);
+      const snapshots = await this.#deleteKeys(this.#target.snapshotBucket, (key) => wanted.has(key));
       let dispatchEntries = 0;
-      // Dispatch ids are `<sessionId>.<…>`: one wildcard filter takes all of a session's keys.
-      for (const bucket of this.#target.dispatchBuckets) dispatchEntries += await this.#purgeKey(bucket, `${sessionId}.>`);
-      let messages = 0;
-      // `seq`: purge up to but not including it.
-      if (inputsThrough > 0) messages += await this.#purgeSubject(streamName, `${p}.in.${sessionId}`, inputsThrough + 1);
-      // Two subjects, not `exec.*.<id>`: one filter subject per request is all nats-server 2.9 is sure to take.
-      messages += await this.#purgeSubject(streamName, `${p}.exec.toolcall.${sessionId}`);
-      messages += await this.#purgeSubject(streamName, `${p}.exec.processing.${sessionId}`);
-      messages += await this.#purgeSubject(streamName, `${p}.ev.${sessionId}`);
+      // Dispatch ids are `<sessionId>.<…>`.
+      for (const bucket of this.#target.dispatchBuckets) dispatchEntries += await this.#deleteKeys(bucket, (key) => wanted.has(key.slice(0, key.indexOf('.'))));
+      const work: number[] = [];
+      const events: number[] = [];
+      await this.#scan(streamName, `${p}.>`, (subject, seq) => {
+        const [kind, ...rest] = subject.slice(p.length + 1).split('.');
+        const id = rest.at(-1) ?? '';
+        if (!wanted.has(id)) return;
+        if (kind === 'ev' && rest.length === 1) events.push(seq);
+        else if (kind === 'exec' && rest.length === 2) work.push(seq);
+        else if (kind === 'in' && rest.length === 1 && seq <= inputsThrough) work.push(seq);
+      });
+      let messages = await this.#delete(streamName, work);
+      messages += await this.#delete(streamName, events);
+      // An event appended after the scan (the answer to a late input) would be left alone, at a
+      // version past 1: a log a reused id could not read. Its subject is emptied again.
+      for (let i = 0; i < ids.length; i += DELETE_CONCURRENCY) {
+        const left = await Promise.all(ids.slice(i, i + DELETE_CONCURRENCY).map((id) => this.#emptySubject(streamName, `${p}.ev.${id}`)));
+        messages += left.reduce((a, b) => a + b, 0);
+      }
       return { messages, snapshots, dispatchEntries };
     } catch (err) {
-      throw translateStoreError(err, streamName, sessionId, undefined);
+      throw translateStoreError(err, streamName, undefined, undefined);
     }
   }
 
-  async #purgeSubject(stream: string, filter: string, seq?: number): Promise<number> {
-    const options = seq === undefined ? { filter } : { filter, seq };
-    return (await this.#jsm.streams.purge(stream, options)).purged;
+  /** Stops watching the connection. */
+  close(): void {
+    this.#gate.stop();
   }
 
-  /** Purges `key` (a subject filter) from a KV bucket's stream: no delete marker is left behind. */
-  async #purgeKey(bucket: string, key: string): Promise<number> {
+  /** Deletes the keys of `bucket` that `matches` takes; 0 if there is no such bucket. */
+  async #deleteKeys(bucket: string, matches: (key: string) => boolean): Promise<number> {
+    const stream = `KV_${bucket}`;
+    const prefix = `$KV.${bucket}.`;
+    const seqs: number[] = [];
     try {
-      return await this.#purgeSubject(`KV_${bucket}`, `$KV.${bucket}.${key}`);
+      await this.#scan(stream, `${prefix}>`, (subject, seq) => {
+        if (matches(subject.slice(prefix.length))) seqs.push(seq);
+      });
     } catch (err) {
-      if (isNotFound(err, JetStreamApiCodes.StreamNotFound)) return 0; // no such bucket: nothing kept there
+      if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return 0; // nothing kept there
       throw err;
+    }
+    return this.#delete(stream, seqs);
+  }
+
+  /** Every message on `filter` of `stream` now, headers only: its subject and sequence, to `each`. */
+  async #scan(stream: string, filter: string, each: (subject: string, seq: number) => void): Promise<void> {
+    const ctx: ReadContext = { nc: this.#nc, js: jetstream(this.#nc), jsm: this.#jsm, gate: this.#gate, streamName: stream, retryForMs: 10_000 };
+    const read = await PullRead.open(ctx, filter, { headersOnly: true });
+    try {
+      for (let batch = await read.take(); batch.length > 0; batch = await read.take()) {
+        for (const m of batch) each(m.msg.subject, m.seq);
+      }
+    } finally {
+      read.close();
+    }
+  }
+
+  /** Deletes the messages `seqs` of `stream`, in order, DELETE_CONCURRENCY at a time; how many it deleted. */
+  async #delete(stream: string, seqs: readonly number[]): Promise<number> {
+    let deleted = 0;
+    for (let i = 0; i < seqs.length; i += DELETE_CONCURRENCY) {
+      const done = await Promise.all(seqs.slice(i, i + DELETE_CONCURRENCY).map((seq) => this.#deleteOne(stream, seq)));
+      deleted += done.filter(Boolean).length;
+    }
+    return deleted;
+  }
+
+  async #deleteOne(stream: string, seq: number): Promise<boolean> {
+    try {
+      return await this.#jsm.streams.deleteMessage(stream, seq, false);
+    } catch (err) {
+      if (isApiError(err, JetStreamApiCodes.NoMessageFound)) return false; // gone already (a rerun)
+      throw err;
+    }
+  }
+
+  /** Deletes whatever `subject` still holds, last first; how many. */
+  async #emptySubject(stream: string, subject: string): Promise<number> {
+    let deleted = 0;
+    for (;;) {
+      const last = await this.#jsm.streams.getMessage(stream, { last_by_subj: subject });
+      if (last === null) return deleted;
+      if (await this.#deleteOne(stream, last.seq)) deleted++;
     }
   }
 }
