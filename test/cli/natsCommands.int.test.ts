@@ -628,6 +628,9 @@ describe('read commands and their errors', () => {
     await nc.close();
     const empty = await run(['sessions', '--nats', server.url, '--stream', streamName, '--prefix', subjectPrefix]);
     expect(empty.code).toBe(0);
+    // A prefix the stream does not take: said as such, not as a consumer's refusal.
+    const wrong = await fails(['sessions', '--nats', server.url, '--stream', streamName, '--prefix', 'other']);
+    expect(wrong).toMatchObject({ code: expect.any(Number) as number, line: `jetplan: stream ${streamName} does not take other.in.>, other.ev.>, other.exec.> (its subjects: ${subjectPrefix}.in.>, ${subjectPrefix}.ev.>, ${subjectPrefix}.exec.>): is the subject prefix "other" the deployment's?` });
     expect(empty.io.stdoutText).toBe('no sessions\n');
     const viaEnv = await run(['sessions', '--stream', streamName, '--prefix', subjectPrefix, '--json'], { env: { NATS_URL: server.url } });
     expect(viaEnv.io.err).toEqual([]);

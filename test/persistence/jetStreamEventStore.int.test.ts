@@ -184,6 +184,15 @@ describe('ensureStream', () => {
     );
     const jsm = await jetstreamManager(nc);
     await expect(jsm.streams.info(opts.streamName)).rejects.toThrow();
+    // A stream of another prefix, or one that does not take all of jetplan's subjects: named as such.
+    await ensureStream(nc, opts);
+    await expect(JetStreamEventStore.create(nc, { ...opts, subjectPrefix: 'other', ensureStream: false })).rejects.toSatisfy(isValidationError);
+    await jsm.streams.update(opts.streamName, { subjects: [`${opts.subjectPrefix}.ev.>`] });
+    await expect(JetStreamEventStore.create(nc, { ...opts, ensureStream: false })).rejects.toThrow(
+      `stream ${opts.streamName} does not take ${opts.subjectPrefix}.in.>, ${opts.subjectPrefix}.exec.> (its subjects: ${opts.subjectPrefix}.ev.>)`,
+    );
+    await jsm.streams.update(opts.streamName, { subjects: [`${opts.subjectPrefix}.>`] });
+    await (await JetStreamEventStore.create(nc, { ...opts, ensureStream: false })).close(); // a wider subject covers them
   });
 
   it('rejects a duplicate window under two minutes', async () => {

@@ -205,13 +205,22 @@ async function overlapError(jsm: JetStreamManager, resolved: ResolvedStreamOptio
  */
 export async function existingStream(jsm: JetStreamManager, options: JetplanStreamOptions): Promise<ResolvedStreamOptions> {
   const resolved = resolveStreamOptions(options);
+  let taken: string[];
   try {
-    await jsm.streams.info(resolved.streamName);
+    taken = (await jsm.streams.info(resolved.streamName)).config.subjects ?? [];
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) {
       throw new StoreUnavailableError(`stream ${resolved.streamName} does not exist (start jetplan serve first)`, { cause: err });
     }
     throw err;
+  }
+  // A prefix the stream does not take (a wrong --prefix) failed later, at a consumer's creation, as
+  // "consumer filter subject is not a valid subset of the interest subjects".
+  const missing = desiredStreamConfig(resolved).subjects.filter((want) => !taken.some((has) => covers(has, want)));
+  if (missing.length > 0) {
+    throw new ValidationError(
+      `stream ${resolved.streamName} does not take ${missing.join(', ')} (its subjects: ${taken.join(', ') || 'none'}): is the subject prefix ${JSON.stringify(resolved.subjectPrefix)} the deployment's?`,
+    );
   }
   return resolved;
 }
