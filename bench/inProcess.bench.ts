@@ -28,6 +28,52 @@ function runSession(deps: DecideDeps, sessionId: string, samples: number[] | nul
   }
 }
 
+/** Varied words from a seeded generator (a vocabulary of 3,000, some far more frequent). */
+function wordsFrom(seed: number): () => string {
+  let x = seed;
+  const rand = () => (x = (x * 48_271) % 2_147_483_647) / 2_147_483_647;
+  const syllables = ['ka', 'lo', 'mi', 'ter', 'san', 'vor', 'el', 'qui', 'dra', 'po', 'nex', 'ul', 'ri', 'bas', 'to', 'fen'];
+  const vocabulary = Array.from({ length: 3_000 }, () => Array.from({ length: 1 + Math.floor(rand() * 3) }, () => syllables[Math.floor(rand() * 16)]).join(''));
+  const common = ['the', 'a', 'of', 'to', 'and', 'check', 'update', 'review', 'build', 'report', 'data', 'file'];
+  return () => (rand() < 0.35 ? common[Math.floor(rand() * common.length)]! : vocabulary[Math.floor(vocabulary.length * rand() ** 2)]!);
+}
+
+/** An input of `entries` list entries of ~35 words (one task each). */
+function largeInput(entries: number, word: () => string): string {
+  return Array.from({ length: entries }, () => `- ${Array.from({ length: 35 }, word).join(' ')}.`).join('\n');
+}
+
+/**
+ * Steps of a session whose context is much larger than its budget, scaled down from the soak
+ * session that took 5–9 s a step (150 inputs of 60 KB, tokenBudget 100,000) to run in seconds:
+ * 12 inputs of ~20 KB (100 tasks each), tokenBudget 20,000, 25 reports after each input. Every
+ * few steps compact the context, against up to ~1,000 open tasks.
+ */
+function largeContext(deps: DecideDeps): { steps: number[]; compactions: number[] } {
+  const word = wordsFrom(7);
+  let n = 0;
+  let state: SessionState = initialSessionState('large');
+  const steps: number[] = [];
+  const compactions: number[] = [];
+  const step = (input: Parameters<typeof decide>[1]) => {
+    const t0 = performance.now();
+    const d = decide(state, input, { messageId: `large-m${++n}`, now: n }, deps);
+    const ms = performance.now() - t0;
+    steps.push(ms);
+    if (d.events.some((e) => e.type === 'ContextCompacted')) compactions.push(ms);
+    state = d.state;
+  };
+  for (let i = 0; i < 12; i++) {
+    step({ type: 'SubmitInput', text: largeInput(100, word), ...(i === 0 ? { config: { tokenBudget: 20_000 } } : {}) });
+    for (let r = 0; r < 25; r++) {
+      const task = currentTask(state);
+      if (task?.status !== 'Running') break;
+      step({ type: 'TaskCompleted', taskId: task.id, dispatchId: task.dispatchId!, output: `processed: ${task.description}` });
+    }
+  }
+  return { steps, compactions };
+}
+
 /** Step latency of the pure planner (decide + evolve of every event it makes), and replay rate. */
 export async function benchInProcess(): Promise<Record<string, number>> {
   const deps = defaultDecideDeps();
@@ -54,6 +100,8 @@ export async function benchInProcess(): Promise<Record<string, number>> {
     rates.push(folded / ((performance.now() - t0) / 1000));
   }
   rates.sort((a, b) => a - b);
+  const large = largeContext(defaultDecideDeps());
+  const [largeStep, largeCompaction] = [summarize(large.steps), summarize(large.compactions)];
   return {
     step_p50_ms: round(step.p50, 4),
     step_p99_ms: round(step.p99, 4),
@@ -62,5 +110,10 @@ export async function benchInProcess(): Promise<Record<string, number>> {
     replay_events: folded,
     replay_events_per_s: Math.round(rates[2]!),
     replay_slowest_pass_events_per_s: Math.round(rates[0]!),
+    large_context_step_p50_ms: round(largeStep.p50, 3),
+    large_context_step_p99_ms: round(largeStep.p99, 2),
+    large_context_step_max_ms: round(largeStep.max, 2),
+    large_context_compaction_p50_ms: round(largeCompaction.p50, 2),
+    large_context_compactions: largeCompaction.n,
   };
 }

@@ -16,44 +16,65 @@ const SPLITTERS: readonly RegExp[] = [
 ];
 
 /**
+ * Counts `text[start, end)` of the text being chunked as the counter would count that slice, or
+ * answers undefined to have the slice counted by the counter (the compactor answers from the
+ * text's units, `textUnits.ts`, without tokenizing the pieces again).
+ */
+export type SpanCounter = (start: number, end: number) => number | undefined;
+
+/** A piece of the text being chunked, and where it starts there. */
+interface Piece extends Chunk {
+  at: number;
+}
+
+/**
  * Splits `text` into chunks of at most about `maxTokens` tokens, at paragraph, then sentence, then
  * word boundaries, halving by code points as a last resort. The chunks concatenate back to `text`.
- * `textTokens`, if the caller already counted `text`, saves counting it again.
+ * `textTokens`, if the caller already counted `text`, saves counting it again; `spans`, if given,
+ * counts slices of `text` first.
  */
-export function chunkText(text: string, counter: TokenCounter, maxTokens: number, textTokens?: number): Chunk[] {
+export function chunkText(text: string, counter: TokenCounter, maxTokens: number, textTokens?: number, spans?: SpanCounter): Chunk[] {
   if (text === '') return [];
-  const pieces = splitToFit(text, textTokens ?? counter.count(text), 0, counter, maxTokens);
+  const count = (at: number, part: string): number => spans?.(at, at + part.length) ?? counter.count(part);
+  const pieces = splitToFit(text, 0, textTokens ?? counter.count(text), 0, count, maxTokens);
   const chunks: Chunk[] = [];
-  let run: Chunk[] = [];
+  let run: Piece[] = [];
   let tokens = 0;
   for (const piece of pieces) {
     if (run.length > 0 && tokens + piece.tokens > maxTokens) {
-      chunks.push(merge(run, counter));
+      chunks.push(merge(run, count));
       [run, tokens] = [[], 0];
     }
     run.push(piece);
     tokens += piece.tokens;
   }
-  chunks.push(merge(run, counter));
+  chunks.push(merge(run, count));
   return chunks;
 }
 
+type Count = (at: number, part: string) => number;
+
 /** Joins consecutive pieces into one chunk. */
-function merge(pieces: readonly Chunk[], counter: TokenCounter): Chunk {
+function merge(pieces: readonly Piece[], count: Count): Chunk {
   const [only] = pieces;
-  if (pieces.length === 1 && only) return only;
+  if (pieces.length === 1 && only) return { text: only.text, tokens: only.tokens };
   // Recount merged chunks: the sum of their pieces is only an estimate under BPE.
   const text = pieces.map((piece) => piece.text).join('');
-  return { text, tokens: counter.count(text) };
+  return { text, tokens: count(pieces[0]!.at, text) };
 }
 
-function splitToFit(text: string, tokens: number, level: number, counter: TokenCounter, max: number): Chunk[] {
-  if (tokens <= max) return [{ text, tokens }];
+function splitToFit(text: string, at: number, tokens: number, level: number, count: Count, max: number): Piece[] {
+  if (tokens <= max) return [{ text, tokens, at }];
   const splitter = SPLITTERS[level];
   const parts = splitter ? splitAfter(text, splitter) : halve(text);
-  if (parts.length < 2) return splitter ? splitToFit(text, tokens, level + 1, counter, max) : [{ text, tokens }];
+  if (parts.length < 2) return splitter ? splitToFit(text, at, tokens, level + 1, count, max) : [{ text, tokens, at }];
   const next = splitter ? level + 1 : level;
-  return parts.flatMap((part) => splitToFit(part, counter.count(part), next, counter, max));
+  let offset = at;
+  return parts.flatMap((part) => {
+    const start = offset;
+    offset += part.length;
+    return splitToFit(part, start, count(start, part), next, count, max);
+  });
 }
 
 /** Cuts `text` after each match of `separator`. */

@@ -24,7 +24,19 @@ export function createMemoTokenCounter(counter: TokenCounter, limits: MemoLimits
   const { maxEntries = DEFAULT_MAX_ENTRIES, maxChars = DEFAULT_MAX_CHARS } = typeof limits === 'number' ? { maxEntries: limits } : limits;
   const memo = new Map<string, number>();
   let chars = 0;
+  // One iterator walks the keys from the oldest: a fresh `keys()` per eviction first skips every
+  // entry deleted since the table was last compacted (each hit deletes one), which cost O(size)
+  // per eviction once the memo was full.
+  let oldest = memo.keys();
+  const evict = (): void => {
+    let next = oldest.next();
+    if (next.done) next = (oldest = memo.keys()).next();
+    memo.delete(next.value!);
+    chars -= next.value!.length;
+  };
   return {
+    // A memo changes no count: the compactor may rely on the counted structure as it would on `counter`.
+    countsAs: counter.countsAs ?? counter,
     count(text: string): number {
       const known = memo.get(text);
       if (known !== undefined) {
@@ -35,11 +47,7 @@ export function createMemoTokenCounter(counter: TokenCounter, limits: MemoLimits
       }
       const tokens = counter.count(text);
       if (text.length > maxChars) return tokens;
-      while (memo.size > 0 && (memo.size >= maxEntries || chars + text.length > maxChars)) {
-        const oldest = memo.keys().next().value!;
-        memo.delete(oldest);
-        chars -= oldest.length;
-      }
+      while (memo.size > 0 && (memo.size >= maxEntries || chars + text.length > maxChars)) evict();
       memo.set(text, tokens);
       chars += text.length;
       return tokens;

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bpeTokenCounter, countItemTokens, createRelevanceCompactor } from '../../src/compaction/index.js';
+import { bpeTokenCounter, countItemTokens, createMemoTokenCounter, createRelevanceCompactor } from '../../src/compaction/index.js';
 import type { ContextItem } from '../../src/protocol/domain.js';
+import { trickyText } from './textArbitraries.js';
 
 const VOCABULARY = ['hotel', 'Paris', 'Louvre', 'train', 'ticket', 'budget', 'weather', 'stock', 'the', 'a', '東京', '酒店', 'Привет', 'café', '🙂', '42'];
 const SEPARATORS = [' ', ' ', ' ', '. ', '! ', '\n', '\n\n', '。'];
@@ -72,6 +73,22 @@ describe('relevance compactor properties', () => {
         expect(again.items).toEqual(result.items);
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('gives the same result counting kept chunks incrementally as counting every text, its caches carried over', () => {
+    // A counter that is not known to count as bpeTokenCounter: the compactor asks it for every text.
+    const direct = { count: (text: string) => bpeTokenCounter.count(text) };
+    const shared = createRelevanceCompactor({ counter: createMemoTokenCounter(bpeTokenCounter) });
+    const large = fc.array(fc.record({ slot: fc.constantFrom('input', 'result'), text: trickyText(600) }), { maxLength: 4 });
+    fc.assert(
+      fc.property(items, large, openTasks, budget, (input, extra, tasks, spec) => {
+        const all = [...input, ...extra.map(({ slot, text }, k): ContextItem => ({ id: `x${k}`, slot, text, pinned: false }))];
+        const limit = 'absolute' in spec ? spec.absolute : Math.floor((spec.perMille * tokens(all)) / 1000);
+        const request = { items: all, budget: limit, openTasks: tasks };
+        expect(shared.compact(request)).toEqual(createRelevanceCompactor({ counter: direct }).compact(request));
+      }),
+      { numRuns: 150 },
     );
   });
 });

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { countTokens } from 'gpt-tokenizer/encoding/cl100k_base';
 import { describe, expect, it } from 'vitest';
-import { bpeTokenCounter } from '../../src/compaction/tokenCounter.js';
+import { bpeTokenCounter, isWhitespace } from '../../src/compaction/tokenCounter.js';
+import { trickyText } from './textArbitraries.js';
 
 const exact = (text: string) => countTokens(text, { disallowedSpecial: new Set<string>() });
 
@@ -29,3 +30,55 @@ describe('bpeTokenCounter', () => {
     expect(bpeTokenCounter.count('😀'.repeat(300))).toBe(exact('😀'.repeat(300)));
   });
 });
+
+describe('bpeTokenCounter by units', () => {
+  it('gives the tokenizer’s count for every text: the sum of units equals the count of each piece', () => {
+    // Below 2,048 characters (no cut for length) and without runs of 256, the count is the
+    // tokenizer's own; the unit sum must agree with it, whatever the whitespace.
+    fc.assert(
+      fc.property(trickyText(120), (text) => {
+        const run = text.split(/[ \t\n\r]/).reduce((n, part) => Math.max(n, part.length), 0);
+        if (text.length < 2_048 && run <= 256) expect(bpeTokenCounter.count(text)).toBe(exact(text));
+        expect(bpeTokenCounter.count(text)).toBe(piecewise(text));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('counts a long text with unsafe spaces and long runs as its pieces, each by the tokenizer', () => {
+    fc.assert(
+      fc.property(trickyText(900), (text) => {
+        expect(bpeTokenCounter.count(text)).toBe(piecewise(text));
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('treats as whitespace exactly what the tokenizer’s \\s and String.prototype.trim do', () => {
+    for (let code = 0; code < 0x10000; code++) {
+      const char = String.fromCharCode(code);
+      expect(isWhitespace(code), `U+${code.toString(16)}`).toBe(/\s/u.test(char));
+      expect(isWhitespace(code)).toBe(char.trim() === '');
+    }
+  });
+});
+
+/**
+ * The counter's definition, independently: cut before a space once a piece is 2,048 long and
+ * inside runs of 256 characters without whitespace, and count each piece with the tokenizer.
+ */
+function piecewise(text: string): number {
+  let total = 0;
+  let start = 0;
+  let run = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code === 32 || code === 9 || code === 10 || code === 13) {
+      if (i - start >= 2_048 && code === 32) [total, start] = [total + exact(text.slice(start, i)), i];
+      run = 0;
+    } else if (++run > 256 && !(code >= 0xdc00 && code <= 0xdfff)) {
+      [total, start, run] = [total + exact(text.slice(start, i)), i, 1];
+    }
+  }
+  return total + exact(text.slice(start));
+}
