@@ -42,7 +42,8 @@ export interface PurgeResult {
 }
 
 /**
- * Removes every session of the deployment that has ended and whose last event is at least
+ * Removes every session of the deployment that has ended (or never started: every input rejected)
+ * and whose last event is at least
  * `olderThanMs` old, and older than the stream's duplicate window: its events, its commands, its
  * inputs the service has processed, its snapshot, and its entries in the executors' default report
  * inbox and claims buckets. A later input under a removed id starts a new session. Safe to run while the service

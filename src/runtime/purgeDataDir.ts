@@ -44,7 +44,8 @@ export interface DataDirPurgeResult {
 }
 
 /**
- * Removes every session of the data dir `dir` that has ended and whose last event is at least
+ * Removes every session of the data dir `dir` that has ended (or never started: every input
+ * rejected) and whose last event is at least
  * `olderThanMs` old: its log entries (events, commands, delivery marks), its snapshot and its
  * records in the executor's report inbox. Takes the directory's lock, so it refuses while another
  * process (a running demo) uses the directory. A crash leaves each file whole, old or new; a rerun

@@ -44,7 +44,7 @@ function ended(rt: EmbeddedRuntime, sessionId: string): Promise<void> {
 const dispatchIds = (events: readonly DomainEvent[]) =>
   events.filter((e) => e.type === 'TaskDispatched').map((e) => (e.data as { dispatchId: string }).dispatchId);
 
-/** A data dir with `done`, `late` (completed, then an input rejected), `cancelled` and `open` (a question waiting). */
+/** A data dir with `done`, `late` (completed, then an input rejected), `cancelled`, `junk` (never started) and `open` (a question waiting). */
 async function dataDir(): Promise<string> {
   const dir = await tempDir();
   const { rt, stop } = await runtime(dir);
@@ -58,6 +58,8 @@ async function dataDir(): Promise<string> {
   await rt.planner.handle('cancelled', { type: 'SubmitInput', text: QUESTION });
   await rt.planner.handle('cancelled', { type: 'CancelSession', reason: 'not needed' });
   await rt.planner.handle('open', { type: 'SubmitInput', text: QUESTION });
+  // Never started: its only input was rejected.
+  await rt.planner.handle('junk', { type: 'InvalidInput', reason: 'not JSON', inputType: 'SubmitInput' });
   await new FileSnapshotStore(dir).save({ streamId: 'done', version: 3, schema: 1, state: {}, lastEventId: 'x' });
   await stop();
   return dir;
@@ -69,9 +71,9 @@ describe('purgeDataDir', () => {
     const inboxPath = join(dir, 'executions.log');
     const logBefore = await readFile(join(dir, 'events.log'));
     const dry = await purgeDataDir(dir, { ...later, dryRun: true });
-    expect(dry).toEqual({ sessions: ['cancelled', 'done', 'late'], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1, tornTailBytes: 0 });
+    expect(dry).toEqual({ sessions: ['cancelled', 'done', 'junk', 'late'], entries: 0, snapshots: 0, executions: 0, recent: 0, open: 1, tornTailBytes: 0 });
     expect(await readFile(join(dir, 'events.log'))).toEqual(logBefore);
-    expect(await purgeDataDir(dir, { olderThanMs: HOUR })).toMatchObject({ sessions: [], recent: 3, open: 1 });
+    expect(await purgeDataDir(dir, { olderThanMs: HOUR })).toMatchObject({ sessions: [], recent: 4, open: 1 });
 
     const { rt: before, stop: stopBefore } = await runtime(dir);
     const openEvents = (await before.store.readStream('open')).events;
@@ -82,7 +84,7 @@ describe('purgeDataDir', () => {
     await appendFile(inboxPath, 'not json, kept as it is\n');
 
     const purged = await purgeDataDir(dir, later);
-    expect(purged).toMatchObject({ sessions: ['cancelled', 'done', 'late'], snapshots: 1, executions: 2, recent: 0, open: 1 });
+    expect(purged).toMatchObject({ sessions: ['cancelled', 'done', 'junk', 'late'], snapshots: 1, executions: 2, recent: 0, open: 1 });
     expect(purged.entries).toBeGreaterThanOrEqual(6);
     expect(await new FileSnapshotStore(dir).load('done')).toBeUndefined();
     const inbox = (await readFile(inboxPath, 'utf8')).split('\n').filter(Boolean);

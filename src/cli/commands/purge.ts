@@ -6,8 +6,8 @@ import type { Command, CliContext } from '../command.js';
 import { connectFromArgs, CONNECTION_FLAGS, CONNECTION_USAGE, streamOptionsFrom } from './nats/connection.js';
 
 const USAGE = `Usage: jetplan purge --older-than <age> [--dry-run] [--json]
-Removes every session that has ended (completed, failed or cancelled) and whose last event is at
-least <age> old: its events, its commands, the inputs the service has processed, its snapshot and
+Removes every session that has ended (completed, failed or cancelled), or never started (every
+input rejected), and whose last event is at least <age> old: its events, its commands, the inputs the service has processed, its snapshot and
 its executor inbox records. Open sessions are never removed; a later input under a removed id
 starts a new session. Run it again if it is interrupted.
 From the data dir (--data-dir), which no other process may be using; with --nats (or any connection
