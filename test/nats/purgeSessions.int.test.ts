@@ -9,6 +9,7 @@ import type { DomainEvent } from '../../src/protocol/events.js';
 import { isValidationError } from '../../src/errors.js';
 import { purgeEndedSessions } from '../../src/nats/purgeSessions.js';
 import { KvSnapshotStore } from '../../src/persistence/jetstream/kvSnapshotStore.js';
+import { SessionPurger } from '../../src/persistence/jetstream/sessionPurge.js';
 import { Kvm } from '@nats-io/kv';
 import { KvExecutorInbox } from '../../src/nats/executorInbox.js';
 import { executorNames, plannerNames } from '../../src/protocol/deploymentNames.js';
@@ -139,5 +140,44 @@ describe('purgeEndedSessions', () => {
       expect(isValidationError(err)).toBe(true);
       expect((err as Error).message).toContain('olderThanMs');
     }
+  });
+});
+
+describe('SessionPurger', () => {
+  it('also removes an answer appended to a purged session during the purge, so no log is left that starts past 1', async () => {
+    const iso = isolation();
+    const nc = await env.connect();
+    const store = await env.store(iso);
+    const event = (sessionId: string, type: 'SessionCancelled' | 'InputRejected', id: string) =>
+      type === 'SessionCancelled'
+        ? { id, type, version: 1, sessionId, timestamp: 1, causationId: id, correlationId: sessionId, data: { reason: 'done' } }
+        : { id, type, version: 1, sessionId, timestamp: 1, causationId: id, correlationId: sessionId, data: { reason: 'session is cancelled' } };
+    await store.appendToStream('gone', [event('gone', 'SessionCancelled', 'g1')], { expectedVersion: 0 });
+    await store.appendToStream('kept', [event('kept', 'SessionCancelled', 'k1')], { expectedVersion: 0 });
+    // The service answers a late input to `gone` while the purge deletes its events: at version 2.
+    const jsm = await jetstreamManager(nc);
+    const deleteMessage = jsm.streams.deleteMessage.bind(jsm.streams);
+    let answered = false;
+    jsm.streams.deleteMessage = async (stream, seq, erase) => {
+      if (!answered) {
+        answered = true;
+        await store.appendToStream('gone', [event('gone', 'InputRejected', 'late')], { expectedVersion: 1 });
+      }
+      return deleteMessage(stream, seq, erase);
+    };
+    const { snapshotBucket, durableName } = plannerNames(iso.streamName, iso.subjectPrefix);
+    const purger = await SessionPurger.create(nc, { ...iso, snapshotBucket, inputConsumer: durableName, dispatchBuckets: [] }, jsm);
+    try {
+      expect(await purger.purge(['gone'], 0)).toEqual({ messages: 2, snapshots: 0, dispatchEntries: 0 });
+    } finally {
+      purger.close();
+    }
+    expect(answered).toBe(true);
+    const fresh = await env.store(iso);
+    expect((await fresh.readStream('gone')).exists).toBe(false);
+    expect((await fresh.readStream('kept')).events.map((e) => e.id)).toEqual(['k1']);
+    // A new run under the id starts at 1, and a purge that finds it after the scan keeps it.
+    await fresh.appendToStream('gone', [event('gone', 'InputRejected', 'new')], { expectedVersion: 0 });
+    expect((await fresh.readStream('gone')).events.map((e) => e.sequence)).toEqual([1]);
   });
 });

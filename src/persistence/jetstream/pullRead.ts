@@ -102,6 +102,8 @@ export interface PullReadOptions {
    * delivered 193; of 10,000 sessions' latest events in 4 MiB pulls, 9,999.
    */
   headersOnly?: boolean;
+  /** Only the messages from this stream sequence on (with `deliver` `all`). */
+  fromSeq?: number;
 }
 
 /** Messages a headers-only pull asks for: a few hundred bytes each, so well under {@link PULL_MAX_BYTES}. */
@@ -192,14 +194,14 @@ export class PullRead {
    * messages stored since, which the read does not take).
    */
   static async open(ctx: ReadContext, filter: string, options: PullReadOptions = {}): Promise<PullRead> {
-    const { most = Number.POSITIVE_INFINITY, deliver = DeliverPolicy.All, headersOnly = false } = options;
+    const { most = Number.POSITIVE_INFINITY, deliver = DeliverPolicy.All, headersOnly = false, fromSeq } = options;
     await ctx.gate.ready(ctx.retryForMs);
     const { nc } = ctx;
     const info = await ctx.jsm.consumers.add(ctx.streamName, {
       // Named, so created as nats.js's ordered consumers were ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>).
       name: nuid.next(),
       filter_subject: filter, // a single filter subject, which 2.9 understands
-      deliver_policy: deliver,
+      ...(fromSeq === undefined ? { deliver_policy: deliver } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }),
       ...(headersOnly ? { headers_only: true } : {}),
       ack_policy: AckPolicy.None,
       mem_storage: true,

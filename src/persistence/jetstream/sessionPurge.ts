@@ -13,7 +13,8 @@ import { JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ConnectionGate } from './connectionGate.js';
 import { translateStoreError } from './jetStreamErrors.js';
-import { PullRead, type ReadContext } from './pullRead.js';
+import { decodeEnvelope } from './jetStreamReads.js';
+import { PullRead, type PullReadOptions, type ReadContext } from './pullRead.js';
 
 /** Where a deployment keeps a session: its stream and subject prefix, its snapshots, its input consumer. */
 export interface PurgeTarget {
@@ -64,8 +65,9 @@ export class SessionPurger {
     this.#gate = new ConnectionGate(nc);
   }
 
-  static async create(nc: NatsConnection, target: PurgeTarget): Promise<SessionPurger> {
-    return new SessionPurger(nc, await jetstreamManager(nc), target);
+  /** `jsm`: the JetStream manager to use (default one on `nc`; tests pass one that interleaves writes). */
+  static async create(nc: NatsConnection, target: PurgeTarget, jsm?: JetStreamManager): Promise<SessionPurger> {
+    return new SessionPurger(nc, jsm ?? (await jetstreamManager(nc)), target);
   }
 
   /**
@@ -95,7 +97,8 @@ export class SessionPurger {
    * log), then their processed inputs (stream sequence at most `inputsThrough`) and commands, and
    * their events last, oldest first, so an interrupted purge leaves sessions whose latest event
    * still ends them, which a rerun finds and finishes. One headers-only scan of each stream finds
-   * the messages.
+   * the messages; events appended to the sessions during the purge are then dealt with (see
+   * #deleteOrphans).
    */
   async purge(ids: readonly string[], inputsThrough: number): Promise<SessionsPurged> {
     const wanted = new Set(ids);
@@ -107,6 +110,7 @@ export class SessionPurger {
       for (const bucket of this.#target.dispatchBuckets) dispatchEntries += await this.#deleteKeys(bucket, (key) => wanted.has(key.slice(0, key.indexOf('.'))));
       const work: number[] = [];
       const events: number[] = [];
+      const scannedTo = await this.#lastSeq(streamName);
       await this.#scan(streamName, `${p}.>`, (subject, seq) => {
         const [kind, ...rest] = subject.slice(p.length + 1).split('.');
         const id = rest.at(-1) ?? '';
@@ -117,16 +121,44 @@ export class SessionPurger {
       });
       let messages = await this.#delete(streamName, work);
       messages += await this.#delete(streamName, events);
-      // An event appended after the scan (the answer to a late input) would be left alone, at a
-      // version past 1: a log a reused id could not read. Its subject is emptied again.
-      for (let i = 0; i < ids.length; i += DELETE_CONCURRENCY) {
-        const left = await Promise.all(ids.slice(i, i + DELETE_CONCURRENCY).map((id) => this.#emptySubject(streamName, `${p}.ev.${id}`)));
-        messages += left.reduce((a, b) => a + b, 0);
-      }
+      messages += await this.#deleteOrphans(wanted, scannedTo);
       return { messages, snapshots, dispatchEntries };
     } catch (err) {
       throw translateStoreError(err, streamName, undefined, undefined);
     }
+  }
+
+  /**
+   * Deletes the events of the purged sessions appended after the scan (whose stream sequence is
+   * past `scannedTo`) that continue a removed log: the answer to an input that reached an ended
+   * session during the purge. Left alone, such an event would be a log that no longer starts at 1,
+   * unreadable, under an id that a later input may use again. Events of a new run (a log started
+   * again at 1 once the old one was gone) stay. Repeated while a pass finds some (at most 5).
+   */
+  async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number): Promise<number> {
+    const { streamName, subjectPrefix: p } = this.#target;
+    let deleted = 0;
+    for (let pass = 0, from = scannedTo + 1; pass < 5; pass++) {
+      const upTo = await this.#lastSeq(streamName);
+      if (upTo < from) return deleted;
+      const later = new Map<string, Array<{ seq: number; version: number }>>();
+      await this.#scan(streamName, `${p}.ev.>`, (subject, seq, data) => {
+        const id = subject.slice(p.length + 4);
+        if (!wanted.has(id)) return;
+        const version = decodeEnvelope(streamName, data, seq).sequence;
+        later.set(id, [...(later.get(id) ?? []), { seq, version }]);
+      }, { fromSeq: from, headersOnly: false });
+      const orphans = [...later.values()].filter((list) => list[0]!.version > 1).flat().map((m) => m.seq);
+      if (orphans.length === 0) return deleted;
+      deleted += await this.#delete(streamName, orphans);
+      from = upTo + 1;
+    }
+    return deleted;
+  }
+
+  /** The stream's last sequence now (0 when empty). */
+  async #lastSeq(stream: string): Promise<number> {
+    return (await this.#jsm.streams.info(stream)).state.last_seq;
   }
 
   /** Stops watching the connection. */
@@ -150,13 +182,13 @@ export class SessionPurger {
     return this.#delete(stream, seqs);
   }
 
-  /** Every message on `filter` of `stream` now, headers only: its subject and sequence, to `each`. */
-  async #scan(stream: string, filter: string, each: (subject: string, seq: number) => void): Promise<void> {
+  /** Every message on `filter` of `stream` now (headers only by default): its subject, sequence and body, to `each`. */
+  async #scan(stream: string, filter: string, each: (subject: string, seq: number, data: Uint8Array) => void, options: PullReadOptions = { headersOnly: true }): Promise<void> {
     const ctx: ReadContext = { nc: this.#nc, js: jetstream(this.#nc), jsm: this.#jsm, gate: this.#gate, streamName: stream, retryForMs: 10_000 };
-    const read = await PullRead.open(ctx, filter, { headersOnly: true });
+    const read = await PullRead.open(ctx, filter, options);
     try {
       for (let batch = await read.take(); batch.length > 0; batch = await read.take()) {
-        for (const m of batch) each(m.msg.subject, m.seq);
+        for (const m of batch) each(m.msg.subject, m.seq, m.data);
       }
     } finally {
       read.close();
@@ -179,16 +211,6 @@ export class SessionPurger {
     } catch (err) {
       if (isApiError(err, JetStreamApiCodes.NoMessageFound)) return false; // gone already (a rerun)
       throw err;
-    }
-  }
-
-  /** Deletes whatever `subject` still holds, last first; how many. */
-  async #emptySubject(stream: string, subject: string): Promise<number> {
-    let deleted = 0;
-    for (;;) {
-      const last = await this.#jsm.streams.getMessage(stream, { last_by_subj: subject });
-      if (last === null) return deleted;
-      if (await this.#deleteOne(stream, last.seq)) deleted++;
     }
   }
 }
