@@ -139,7 +139,8 @@ function deliveryOf(reply: string | undefined): { seq: number; delivery: number;
 /**
  * A read of the messages on one filter subject through a pull consumer of its own (ephemeral, in
  * memory, no acks), which the read pulls from itself: one pull open at a time, each bounded by
- * {@link PULL_MAX_BYTES} as well as by {@link PULL_MAX_MESSAGES}, and none while the reader has
+ * {@link PULL_MAX_BYTES} as well as by {@link PULL_MAX_MESSAGES} (a headers-only read: by
+ * {@link HEADERS_PULL_MESSAGES} alone), and none while the reader has
  * {@link PULL_MAX_BYTES} or more still to take. Not nats.js's consume(): its `max_messages` and
  * `max_bytes` are exclusive, and with `max_bytes` (and 100 messages a pull) it stops pulling when
  * its pulls end with a "409 Message Size Exceeds MaxBytes" (a large message after small ones) and
@@ -164,6 +165,8 @@ export class PullRead {
   readonly #filter: string;
   readonly #consumer: string;
   readonly #idleMs: number;
+  /** Headers only: pulls bounded by count alone ({@link PullReadOptions.headersOnly}). */
+  readonly #headersOnly: boolean;
   /** Each pull's reply subject is this and the pull's number: a status names the pull it is about. */
   readonly #inbox = createInbox();
   readonly #sub: Subscription;
@@ -219,13 +222,14 @@ export class PullRead {
     }
   }
 
-  private constructor(ctx: ReadContext, nc: NatsConnection, filter: string, consumer: string, total: number, private readonly headersOnly: boolean) {
+  private constructor(ctx: ReadContext, nc: NatsConnection, filter: string, consumer: string, total: number, headersOnly: boolean) {
     this.#ctx = ctx;
     this.#nc = nc;
     this.#filter = filter;
     this.#consumer = consumer;
     this.total = total;
     this.#idleMs = ctx.readIdleMs ?? READ_IDLE_MS;
+    this.#headersOnly = headersOnly;
     this.#sub = nc.subscribe(`${this.#inbox}.*`, { callback: (err, msg) => this.#onMessage(err, msg) });
     // Closed by the connection closing (not by close()): nothing more can come.
     void this.#sub.closed.then(() => this.#fail('the connection closed'), (err: unknown) => this.#fail('the subscription failed', err));
@@ -277,7 +281,7 @@ export class PullRead {
     if (wanted <= 0 || this.#queuedBytes >= PULL_MAX_BYTES) return;
     const subject = `${this.#inbox}.${++this.#pulls}`;
     const [expires, idle_heartbeat] = [nanos(PULL_EXPIRES_MS), nanos(PULL_HEARTBEAT_MS)];
-    const request = this.headersOnly
+    const request = this.#headersOnly
       ? { batch: Math.min(wanted, HEADERS_PULL_MESSAGES), expires, idle_heartbeat }
       : this.#alone
         ? { batch: 1, expires, idle_heartbeat }
