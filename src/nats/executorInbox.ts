@@ -41,6 +41,12 @@ export function inboxKey(dispatchId: string): string {
   return `x.${Buffer.from(dispatchId, 'utf8').toString('base64url')}`;
 }
 
+/** The dispatch id a key of {@link inboxKey} stands for: an `x.<base64url>` key decoded, any other as it is. */
+export function dispatchIdOfKey(key: string): string {
+  // A dispatch id has at least two dots, so a key with one is always an encoded one.
+  return /^x\.[A-Za-z0-9_-]+$/.test(key) ? Buffer.from(key.slice(2), 'base64url').toString('utf8') : key;
+}
+
 /** Options of KvExecutorInbox.open. */
 export interface KvExecutorInboxOptions {
   bucket?: string;

@@ -5,13 +5,15 @@
  * stay. What a removal deletes, and in which order, is SessionPurger's (src/persistence/jetstream).
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { endedSessions } from '../actors/endedSessions.js';
-import { ValidationError } from '../errors.js';
+import { endedSessions, type NeverStarted } from '../actors/endedSessions.js';
+import { isConcurrencyError, ValidationError } from '../errors.js';
+import { EVENT_SCHEMA_VERSION, type NewEvent } from '../protocol/events.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
 import { SessionPurger } from '../persistence/jetstream/sessionPurge.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 import { executorNames, plannerNames } from '../protocol/deploymentNames.js';
 import { checkConnectionOption } from '../shared/optionChecks.js';
+import { dispatchIdOfKey } from './executorInbox.js';
 
 /** Options of {@link purgeEndedSessions}. */
 export interface PurgeOptions {
@@ -63,6 +65,10 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
     const { inboxBucket, claimsBucket } = executorNames(streamName, subjectPrefix);
     const purger = await SessionPurger.create(nc, {
       streamName, subjectPrefix, snapshotBucket, inputConsumer: durableName, dispatchBuckets: [inboxBucket, claimsBucket],
+      sessionOfDispatchKey: (key) => {
+        const id = dispatchIdOfKey(key);
+        return id.includes('.') ? id.slice(0, id.indexOf('.')) : undefined;
+      },
     });
     try {
       // Read before the scan: an input acknowledged later is kept, never one still to be processed.
@@ -70,8 +76,14 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
       // Never younger than the duplicate window: JetStream still remembers the session's message ids
       // (dispatch ids, `report.…`), and a new session under the id could have its messages dropped.
       const minAgeMs = Math.max(o.olderThanMs, await purger.duplicateWindowMs());
-      const { ids, recent, open } = await endedSessions(store, (o.now ?? Date.now()) - minAgeMs);
-      const result: PurgeResult = { sessions: ids, messages: 0, snapshots: 0, dispatchEntries: 0, recent, open };
+      const found = await endedSessions(store, (o.now ?? Date.now()) - minAgeMs, { cutAtFront: (id) => purger.cutAtFront(id) });
+      let { ids, open } = found;
+      if (!o.dryRun) {
+        const started = await fenceNeverStarted(store, found.neverStarted);
+        ids = ids.filter((id) => !started.has(id));
+        open += started.size;
+      }
+      const result: PurgeResult = { sessions: ids, messages: 0, snapshots: 0, dispatchEntries: 0, recent: found.recent, open };
       if (!o.dryRun && ids.length > 0) Object.assign(result, await purger.purge(ids, inputsThrough));
       return result;
     } finally {
@@ -80,4 +92,38 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Ends each session that never started with a SessionCancelled at the version it was seen at, before
+ * anything of it is deleted. Unlike an ended session, one that never started still takes a
+ * SubmitInput, which a running service could apply between the scan and the deletes: its new run
+ * would then be deleted with the old log. Appended at the expected version, the cancel either
+ * lands first (the service's append then conflicts, and it rejects the input as it would for any
+ * ended session) or fails because the session moved, and that session is kept. Dated at the
+ * session's last activity so that an interrupted purge's rerun still finds it old enough. The ids
+ * of the sessions that moved are returned.
+ */
+async function fenceNeverStarted(store: JetStreamEventStore, sessions: readonly NeverStarted[]): Promise<Set<string>> {
+  const moved = new Set<string>();
+  for (const { id, version, timestamp } of sessions) {
+    const causationId = `purge.${id}.${version}`;
+    const fence: NewEvent = {
+      id: `${causationId}/${version + 1}`,
+      type: 'SessionCancelled',
+      version: EVENT_SCHEMA_VERSION,
+      sessionId: id,
+      timestamp,
+      causationId,
+      correlationId: id,
+      data: { reason: 'purged: the session never started (every input was rejected)' },
+    };
+    try {
+      await store.appendToStream(id, [fence], { expectedVersion: version });
+    } catch (err) {
+      if (!isConcurrencyError(err)) throw err;
+      moved.add(id);
+    }
+  }
+  return moved;
 }

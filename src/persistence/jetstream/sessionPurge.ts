@@ -29,7 +29,16 @@ export interface PurgeTarget {
    * (`executorNames(...)`). A session's entries there go with it.
    */
   dispatchBuckets: string[];
+  /**
+   * The session a key of the dispatch buckets belongs to, or undefined (default: the key up to its
+   * first dot). The executors encode a dispatch id that is not a valid key (`x.<base64url>`): only
+   * they know how to read it back.
+   */
+  sessionOfDispatchKey?: (key: string) => string | undefined;
 }
+
+/** The key up to its first dot: a dispatch id is `<sessionId>.<…>`. */
+const sessionBeforeDot = (key: string): string | undefined => (key.includes('.') ? key.slice(0, key.indexOf('.')) : undefined);
 
 /** What a purge removed. */
 export interface SessionsPurged {
@@ -106,8 +115,13 @@ export class SessionPurger {
     try {
       const snapshots = await this.#deleteKeys(this.#target.snapshotBucket, (key) => wanted.has(key));
       let dispatchEntries = 0;
-      // Dispatch ids are `<sessionId>.<…>`.
-      for (const bucket of this.#target.dispatchBuckets) dispatchEntries += await this.#deleteKeys(bucket, (key) => wanted.has(key.slice(0, key.indexOf('.'))));
+      const sessionOf = this.#target.sessionOfDispatchKey ?? sessionBeforeDot;
+      for (const bucket of this.#target.dispatchBuckets) {
+        dispatchEntries += await this.#deleteKeys(bucket, (key) => {
+          const id = sessionOf(key);
+          return id !== undefined && wanted.has(id);
+        });
+      }
       const work: number[] = [];
       const events: number[] = [];
       const scannedTo = await this.#lastSeq(streamName);
@@ -133,27 +147,44 @@ export class SessionPurger {
    * past `scannedTo`) that continue a removed log: the answer to an input that reached an ended
    * session during the purge. Left alone, such an event would be a log that no longer starts at 1,
    * unreadable, under an id that a later input may use again. Events of a new run (a log started
-   * again at 1 once the old one was gone) stay. Repeated while a pass finds some (at most 5).
+   * again at 1 once the old one was gone) stay. Repeated while a pass finds some (at most 5), each
+   * pass from the first scan's end: the orphans deleted are gone, so a new run is seen from its
+   * first event whenever it began.
    */
   async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number): Promise<number> {
     const { streamName, subjectPrefix: p } = this.#target;
     let deleted = 0;
-    for (let pass = 0, from = scannedTo + 1; pass < 5; pass++) {
-      const upTo = await this.#lastSeq(streamName);
-      if (upTo < from) return deleted;
+    for (let pass = 0; pass < 5; pass++) {
+      if ((await this.#lastSeq(streamName)) <= scannedTo) return deleted;
       const later = new Map<string, Array<{ seq: number; version: number }>>();
       await this.#scan(streamName, `${p}.ev.>`, (subject, seq, data) => {
         const id = subject.slice(p.length + 4);
         if (!wanted.has(id)) return;
         const version = decodeEnvelope(streamName, data, seq).sequence;
         later.set(id, [...(later.get(id) ?? []), { seq, version }]);
-      }, { fromSeq: from, headersOnly: false });
+      }, { fromSeq: scannedTo + 1, headersOnly: false });
       const orphans = [...later.values()].filter((list) => list[0]!.version > 1).flat().map((m) => m.seq);
       if (orphans.length === 0) return deleted;
       deleted += await this.#delete(streamName, orphans);
-      from = upTo + 1;
     }
     return deleted;
+  }
+
+  /**
+   * Whether the log of session `id` was cut at the front: its first event is not version 1. Only a
+   * purge that did not finish leaves one (it deletes oldest first; the stream has no limits), so a
+   * rerun removes the rest rather than failing on it.
+   */
+  async cutAtFront(id: string): Promise<boolean> {
+    let first: number | undefined;
+    try {
+      await this.#scan(this.#target.streamName, `${this.#target.subjectPrefix}.ev.${id}`, (_subject, seq, data) => {
+        first ??= decodeEnvelope(this.#target.streamName, data, seq).sequence;
+      }, { most: 1, headersOnly: false });
+    } catch (err) {
+      throw translateStoreError(err, this.#target.streamName, id, undefined);
+    }
+    return first !== undefined && first > 1;
   }
 
   /** The stream's last sequence now (0 when empty). */
