@@ -102,9 +102,10 @@ async function sessionsToRecover(o: RecoveryOptions, result: RecoveryResult): Pr
   try {
     open = await scanOpen(o.store);
   } catch (err) {
-    if (isStoreUnavailableError(err)) throw err;
     // A latest event the scan cannot decode (a corrupt record) fails the whole scan; read one by
-    // one, only that session fails (and is skipped), as without the scan.
+    // one, only that session fails (and is skipped), as without the scan. So does a purge deleting
+    // sessions during the scan (a subject's latest message removed mid-read): a new leader must not
+    // wait for the purge to end. When the store itself is down, listing the sessions fails too.
     o.logger.warn({ err }, 'scan of the latest events failed; reading the latest event of each session instead');
     return { ids: await o.store.listStreams(), scanned: false };
   }

@@ -69,11 +69,21 @@ describe('recoverSessions', () => {
     await w.runtime.close();
   });
 
-  it('fails the whole recovery, for its caller to retry, when the scan meets a store failure', async () => {
+  it('reads the sessions one by one when the scan meets a store failure (a purge removing messages mid-scan)', async () => {
+    const w = await endedAndOpenSessions();
+    const counted = countingStore(w.runtime.store, { scan: true, scanFails: new StoreUnavailableError('messages were removed during the read') });
+    const repository = new SessionRepository({ store: counted.store });
+    const result = await recoverSessions({ ...w.options, store: counted.store, repository });
+    expect(result).toMatchObject({ sessions: 1, republished: 1, ended: 2 });
+    await w.runtime.close();
+  });
+
+  it('fails the whole recovery, for its caller to retry, when the store is down (the scan and the listing fail)', async () => {
     const w = await endedAndOpenSessions();
     const counted = countingStore(w.runtime.store, { scan: true, scanFails: new StoreUnavailableError('no responders') });
-    const repository = new SessionRepository({ store: counted.store });
-    await expect(recoverSessions({ ...w.options, store: counted.store, repository })).rejects.toThrow('no responders');
+    const down: EventStore & LatestEvents = { ...(counted.store as EventStore & LatestEvents), listStreams: () => Promise.reject(new StoreUnavailableError('no responders')) };
+    const repository = new SessionRepository({ store: down });
+    await expect(recoverSessions({ ...w.options, store: down, repository })).rejects.toThrow('no responders');
     expect(w.performed).toEqual([]);
     await w.runtime.close();
   });
