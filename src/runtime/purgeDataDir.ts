@@ -111,13 +111,17 @@ async function removeInboxRecords(path: string, sessionIds: readonly string[]): 
   }
   const prefixes = sessionIds.map((id) => `${id}.`);
   const lines = text.split('\n');
+  // What follows the last newline ('' when the file ends in one) is a torn write: kept as it is,
+  // unterminated, so that the inbox sets it aside on open exactly as it would have.
+  const tail = lines.pop()!;
   const kept = lines.filter((line) => {
     if (line === '') return true;
     const id = recordId(line);
     return id === undefined || !prefixes.some((p) => id.startsWith(p));
   });
   const removed = lines.length - kept.length;
-  if (removed > 0) await replaceFile(path, [kept.join('\n')]);
+  // Every kept record keeps its newline: without it, the new last record would look torn.
+  if (removed > 0) await replaceFile(path, [kept.map((line) => `${line}\n`).join('') + tail]);
   return removed;
 }
 

@@ -105,6 +105,17 @@ describe('purgeDataDir', () => {
     expect(oldDispatches).not.toContain(dispatchIds(events)[0]);
   });
 
+  it('keeps every other inbox record whole when the file ends in a record whose newline was torn off', async () => {
+    const dir = await dataDir();
+    const inboxPath = join(dir, 'executions.log');
+    const record = (id: string) => JSON.stringify({ id, value: { type: 'TaskCompleted', taskId: 't', dispatchId: id, output: 'ok' } });
+    // A kept record, then a removed session's record whose newline never reached the disk.
+    await appendFile(inboxPath, `${record('open.r.kept.1')}\n${record('done.r.torn.1')}`);
+    await purgeDataDir(dir, later);
+    const inbox = await FileInbox.open<ExecutorReport>(inboxPath);
+    expect(await inbox.get('open.r.kept.1')).toMatchObject({ dispatchId: 'open.r.kept.1' });
+  });
+
   it('refuses while another process uses the directory, and removes nothing', async () => {
     const dir = await dataDir();
     const { stop } = await runtime(dir);
