@@ -90,5 +90,6 @@ describe('relevance compactor properties', () => {
       }),
       { numRuns: 150 },
     );
-  });
+    // ~15 s alone; several times that beside the other suites on 2 cores.
+  }, 120_000);
 });
