@@ -4,7 +4,7 @@
  * log at the front, and executor entries under encoded keys.
  */
 import { jetstreamManager } from '@nats-io/jetstream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { purgeEndedSessions } from '../../src/nats/purgeSessions.js';
 import { KvExecutorInbox, inboxKey } from '../../src/nats/executorInbox.js';
 import { JetStreamEventStore } from '../../src/persistence/jetstream/jetStreamEventStore.js';
@@ -85,6 +85,32 @@ describe('purge of a session that never started', () => {
     await publishInput(nc, iso, 'j', { type: 'SubmitInput', text: TASK }, 'j-3');
     const again = await waitForEvents(store, 'j', has('SessionCompleted'));
     expect(again[0]).toMatchObject({ type: 'SessionStarted', sequence: 1 });
+  });
+});
+
+describe('purge of an ended session with a late input', () => {
+  it('also removes an input the service answered during the purge, so a consumer made again from the start never applies it to the id', async () => {
+    const { iso, nc, store } = await env.leading();
+    const executor = await startTestExecutor(nc, iso, () => ({ type: 'TaskCompleted', output: 'ok' }));
+    env.stops.push(() => executor.stop());
+    await publishInput(nc, iso, 'e', { type: 'SubmitInput', text: TASK }, 'e-1');
+    await waitForEvents(store, 'e', has('SessionCompleted'));
+    const purge = SessionPurger.prototype.purge;
+    SessionPurger.prototype.purge = async function (this: SessionPurger, ids, through) {
+      // Published after the purge read the ack floor: above it, yet answered before the deletes.
+      const late = await publishInput(nc, iso, 'e', { type: 'SubmitInput', text: TASK }, 'e-late');
+      await waitForEvents(store, 'e', has('InputRejected'));
+      await vi.waitFor(async () => expect(await this.inputsProcessedThrough()).toBeGreaterThanOrEqual(late.seq));
+      return purge.call(this, ids, through);
+    };
+    try {
+      expect((await purgeEndedSessions(nc, later(iso))).sessions).toEqual(['e']);
+    } finally {
+      SessionPurger.prototype.purge = purge;
+    }
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(iso.streamName, { subjects_filter: `${iso.subjectPrefix}.*.e` });
+    expect(info.state.subjects ?? {}).toEqual({});
   });
 });
 

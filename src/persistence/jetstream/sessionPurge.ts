@@ -124,6 +124,8 @@ export class SessionPurger {
       }
       const work: number[] = [];
       const events: number[] = [];
+      // Inputs not yet acknowledged when the purge began: removed at the end if processed by then.
+      const laterInputs = new Set<number>();
       const scannedTo = await this.#lastSeq(streamName);
       await this.#scan(streamName, `${p}.>`, (subject, seq) => {
         const [kind, ...rest] = subject.slice(p.length + 1).split('.');
@@ -131,11 +133,12 @@ export class SessionPurger {
         if (!wanted.has(id)) return;
         if (kind === 'ev' && rest.length === 1) events.push(seq);
         else if (kind === 'exec' && rest.length === 2) work.push(seq);
-        else if (kind === 'in' && rest.length === 1 && seq <= inputsThrough) work.push(seq);
+        else if (kind === 'in' && rest.length === 1) (seq <= inputsThrough ? work.push(seq) : laterInputs.add(seq));
       });
       let messages = await this.#delete(streamName, work);
       messages += await this.#delete(streamName, events);
-      messages += await this.#deleteOrphans(wanted, scannedTo);
+      messages += await this.#deleteOrphans(wanted, scannedTo, laterInputs);
+      messages += await this.#deleteProcessed(laterInputs);
       return { messages, snapshots, dispatchEntries };
     } catch (err) {
       throw translateStoreError(err, streamName, undefined, undefined);
@@ -151,11 +154,14 @@ export class SessionPurger {
    * pass from the first scan's end: the orphans deleted are gone, so a new run is seen from its
    * first event whenever it began.
    */
-  async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number): Promise<number> {
+  async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number, laterInputs: Set<number>): Promise<number> {
     const { streamName, subjectPrefix: p } = this.#target;
     let deleted = 0;
     for (let pass = 0; pass < 5; pass++) {
       if ((await this.#lastSeq(streamName)) <= scannedTo) return deleted;
+      await this.#scan(streamName, `${p}.in.>`, (subject, seq) => {
+        if (wanted.has(subject.slice(p.length + 4))) laterInputs.add(seq);
+      }, { fromSeq: scannedTo + 1, headersOnly: true });
       const later = new Map<string, Array<{ seq: number; version: number }>>();
       await this.#scan(streamName, `${p}.ev.>`, (subject, seq, data) => {
         const id = subject.slice(p.length + 4);
@@ -168,6 +174,19 @@ export class SessionPurger {
       deleted += await this.#delete(streamName, orphans);
     }
     return deleted;
+  }
+
+  /**
+   * Deletes those of `inputs` (the purged sessions' inputs the service had not acknowledged when
+   * the purge began, or that came during it) that it has acknowledged by now: their answers went
+   * with the sessions, and left in the stream they would be applied again to the id, starting a
+   * session from a stale SubmitInput, should the input consumer ever be made again from the
+   * stream's start. Those still unacknowledged stay, to be processed.
+   */
+  async #deleteProcessed(inputs: ReadonlySet<number>): Promise<number> {
+    if (inputs.size === 0) return 0;
+    const floor = await this.inputsProcessedThrough();
+    return this.#delete(this.#target.streamName, [...inputs].filter((seq) => seq <= floor).sort((a, b) => a - b));
   }
 
   /**
