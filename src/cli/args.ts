@@ -2,11 +2,12 @@ import { SessionId } from '../protocol/domain.js';
 import { UsageError } from './cliErrors.js';
 
 /**
- * How a flag takes its value: none, a string, a non-negative integer, a positive integer (1 up,
- * e.g. an event sequence), an integer in a range (`max` inclusive; none: no upper bound but the
- * largest safe integer), or a repeatable string.
+ * How a flag takes its value: none, a non-empty string, a string that may be empty (`text`), a
+ * non-negative integer, a positive integer (1 up, e.g. an event sequence), an integer in a range
+ * (`max` inclusive; none: no upper bound but the largest safe integer), or a repeatable non-empty
+ * string.
  */
-export type FlagKind = 'boolean' | 'string' | 'number' | 'positive' | IntegerRange | 'strings';
+export type FlagKind = 'boolean' | 'string' | 'text' | 'number' | 'positive' | IntegerRange | 'strings';
 
 /** An integer flag's bounds, both inclusive. */
 export interface IntegerRange {
@@ -104,6 +105,9 @@ function splitFlag(arg: string): [string, string | undefined] {
 function setValue(parsed: ParsedArgs, name: string, kind: Exclude<FlagKind, 'boolean'>, value: string): void {
   // Only list flags repeat: a second --data-dir or --session silently winning hides a mistake.
   if (kind !== 'strings' && name in parsed.flags) throw new UsageError(`--${name} given twice`);
+  // An empty value is an unset shell variable far more often than a choice: `--session "$S"` must
+  // not start a new session, nor `--message-id "$ID"` publish without its idempotency key.
+  if (value === '' && (kind === 'string' || kind === 'strings')) throw new UsageError(`--${name} needs a non-empty value`);
   if (kind === 'number' || kind === 'positive' || typeof kind === 'object') {
     parsed.flags[name] = integerValue(name, kind, value);
   } else if (kind === 'strings') {

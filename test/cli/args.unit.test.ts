@@ -35,6 +35,14 @@ describe('argument parsing', () => {
     expect(() => parseArgs('demo', ['--budget', '-1'], spec)).toThrow('--budget expects a non-negative integer, got "-1"');
   });
 
+  it('refuses an empty value (an unset shell variable) for a string flag, but takes one where empty means something', () => {
+    const spec = { ...GLOBAL_FLAGS, session: 'string' as const, answer: 'strings' as const, reason: 'text' as const };
+    expect(() => parseArgs('submit', ['--session', '', 'text'], spec)).toThrow('--session needs a non-empty value');
+    expect(() => parseArgs('submit', ['--session=', 'text'], spec)).toThrow('--session needs a non-empty value');
+    expect(() => parseArgs('demo', ['--answer', 'a', '--answer', ''], spec)).toThrow('--answer needs a non-empty value');
+    expect(parseArgs('cancel', ['s1', '--reason', ''], spec).flags).toEqual({ reason: '' });
+  });
+
   it('takes a positive flag from 1 up, and refuses 0, negatives, fractions and words alike', () => {
     const spec = { ...GLOBAL_FLAGS, until: 'positive' as const };
     expect(parseArgs('replay', ['--until', '1'], spec).flags).toEqual({ until: 1 });

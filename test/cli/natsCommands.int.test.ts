@@ -452,6 +452,10 @@ describe('questions, answers and cancelling (planner only)', () => {
         `jetplan: session ${sessionId} has not started: every input was rejected, the last with: invalid config: tokenBudget 5 cannot hold the system prompt (9 tokens)\n`,
       ]);
       expect(await fails(['cancel', sessionId, ...conn])).toEqual({ code: 1, line: `jetplan: session ${sessionId} has not started (every input so far was rejected)` });
+      expect(await fails(['answer', sessionId, 't1', 'x', ...conn])).toEqual({
+        code: 1,
+        line: `jetplan: session ${sessionId} has not started (every input so far was rejected), so it has no task t1`,
+      });
     };
     await notStarted();
     // The rejected submit published again after the duplicate window (shortened here): recorded as
@@ -742,13 +746,20 @@ describe('connection failures', () => {
 
   it('passes --user/--pass and --token to the server (which has no auth, so they are accepted)', async () => {
     expect(await fails(['status', 's1', '--nats', server.url, '--user', 'u'])).toEqual({ code: 2, line: 'jetplan: --user and --pass go together (see jetplan help)' });
-    expect(await fails(['status', 's1', '--nats', ''])).toEqual({ code: 2, line: 'jetplan: --nats needs a server URL (see jetplan help)' });
-    expect(await fails(['status', 's1', '--nats', server.url, '--stream', ''])).toEqual({ code: 2, line: 'jetplan: --stream needs a stream name (see jetplan help)' });
+    expect(await fails(['status', 's1', '--nats', ''])).toEqual({ code: 2, line: 'jetplan: --nats needs a non-empty value (see jetplan help)' });
+    expect(await fails(['status', 's1', '--nats', ' '])).toEqual({ code: 2, line: 'jetplan: --nats needs a server URL (see jetplan help)' });
+    expect(await fails(['status', 's1', '--nats', server.url, '--stream', ''])).toEqual({ code: 2, line: 'jetplan: --stream needs a non-empty value (see jetplan help)' });
+    expect(await fails(['submit', '--nats', server.url, '--session', '', 'Summarise it.'])).toEqual({ code: 2, line: 'jetplan: --session needs a non-empty value (see jetplan help)' });
+    expect(await fails(['cancel', 's1', '--nats', server.url, '--message-id', ''])).toEqual({ code: 2, line: 'jetplan: --message-id needs a non-empty value (see jetplan help)' });
     expect(await fails(['sessions', '--nats', server.url, '--prefix', ' '])).toEqual({ code: 2, line: 'jetplan: --prefix needs a subject prefix (see jetplan help)' });
     const { conn, streamName, subjectPrefix } = isolated();
     await ensureStream(nc, { streamName, subjectPrefix });
     expect(await fails(['status', 's-nope', ...conn, '--user', 'u', '--pass', 'p'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
     expect(await fails(['status', 's-nope', ...conn, '--token', 't'])).toEqual({ code: 1, line: 'jetplan: unknown session s-nope' });
+    expect(await fails(['status', 's-nope', ...conn, '--user', 'u', '--pass', 'p', '--token', 't'])).toEqual({
+      code: 2,
+      line: 'jetplan: --user/--pass and --token are alternatives: give one (see jetplan help)',
+    });
   });
 
   it('serve and executor close the connection and fail in one line when they cannot start', async () => {

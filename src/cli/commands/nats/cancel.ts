@@ -6,6 +6,7 @@ import { assertCancellable } from './preflight.js';
 const USAGE = `Usage: jetplan cancel <session> [--reason <text>]
 Cancels a session on NATS. Refuses (exit 1) a session that is unknown, ended, or has not started
 with no input waiting (every input so far rejected).
+  --reason <text>      why, recorded in SessionCancelled (default "cancelled"; may be empty)
   --message-id <id>    idempotency key (Nats-Msg-Id); a retry with it succeeds
 ${CONNECTION_USAGE}`;
 
@@ -13,7 +14,7 @@ ${CONNECTION_USAGE}`;
 export const cancelCommand: Command = {
   summary: 'cancel a session on NATS',
   usage: USAGE,
-  flags: { ...CONNECTION_FLAGS, reason: 'string', 'message-id': 'string' },
+  flags: { ...CONNECTION_FLAGS, reason: 'text', 'message-id': 'string' },
   async run(args, ctx) {
     const sessionId = onePositional(args, 'a session id');
     const messageId = stringFlag(args, 'message-id');

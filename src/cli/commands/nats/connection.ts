@@ -11,7 +11,7 @@ import type { CliContext } from '../../command.js';
 export const CONNECTION_FLAGS: FlagSpec = {
   nats: 'string',
   user: 'string',
-  pass: 'string',
+  pass: 'text',
   token: 'string',
   creds: 'string',
   'tls-ca': 'string',
@@ -42,6 +42,9 @@ export function connectionOptionsFrom(args: ParsedArgs, ctx: CliContext, name = 
   const token = stringFlag(args, 'token');
   const creds = stringFlag(args, 'creds');
   if ((user === undefined) !== (pass === undefined)) throw new UsageError('--user and --pass go together');
+  // Alternatives: nats.js would send them all and the server pick one, so a stale flag could win.
+  const ways = [user !== undefined && '--user/--pass', token !== undefined && '--token', creds !== undefined && '--creds'].filter(Boolean);
+  if (ways.length > 1) throw new UsageError(`${ways.join(' and ')} are alternatives: give one`);
   for (const name of ['tls-ca', 'tls-cert', 'tls-key']) {
     const file = stringFlag(args, name);
     // Read here so a wrong path is named as such, not reported later as a TLS or auth failure.

@@ -67,6 +67,7 @@ async function inputWaits(client: JetplanClient, sessionId: string): Promise<boo
 export function assertAnswerable(client: JetplanClient, sessionId: string, taskId: string, messageId?: string): Promise<void> {
   return refuseUnlessRetry(client, sessionId, messageId, (state) => {
     if (ENDED.has(state.status)) return `session ${sessionId} is ${state.status}`;
+    if (state.status === 'idle') return `session ${sessionId} has not started (every input so far was rejected), so it has no task ${taskId}`;
     const task = state.tasks.find((t) => t.id === taskId);
     if (!task) return `session ${sessionId} has no task ${taskId}`;
     return task.status === 'NeedsClarification' ? undefined : `task ${taskId} is not waiting for clarification (it is ${task.status})`;
