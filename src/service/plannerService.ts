@@ -16,6 +16,7 @@ import { silentLogger } from '../observability/logger.js';
 import { JetStreamEventStore, KvSnapshotStore, PubAckMux } from '../persistence/jetstream/index.js';
 import { watchStatus } from '../persistence/jetstream/connectionGate.js';
 import { defaultDecideDeps } from '../runtime/embeddedRuntime.js';
+import { checkBucketName } from '../nats/executorInbox.js';
 import { checkConnectionOption, checkFunctionOption, checkIntegerOption, checkPlannerDeps } from '../shared/optionChecks.js';
 import { isAtRest, type DecideDeps } from '../machines/decide.js';
 import { plannerNames } from '../protocol/deploymentNames.js';
@@ -169,6 +170,9 @@ function checkServiceOptions(options: PlannerServiceOptions): void {
   checkIntegerOption('httpPort', options.httpPort, 0, 65_535);
   checkIntegerOption('leaseTtlMs', options.leaseTtlMs, MIN_LEASE_TTL_MS, MAX_LEASE_TTL_MS);
   checkIntegerOption('maxInputBytes', options.maxInputBytes, 1);
+  // nats.js refuses a bad bucket name with a plain Error, met only after the stream was made.
+  if (options.leaseBucket !== undefined) checkBucketName('leaseBucket', options.leaseBucket);
+  if (options.snapshotBucket !== undefined) checkBucketName('snapshotBucket', options.snapshotBucket);
 }
 
 /** What a service is made of, built before it campaigns. */

@@ -23,6 +23,9 @@ const refused: Array<[Partial<PlannerServiceOptions>, string]> = [
   // An empty prefix was taken for the default: the service widened another deployment's stream.
   [{ subjectPrefix: '' }, `invalid subjectPrefix "": dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`],
   [{ subjectPrefix: 'a..b' }, `invalid subjectPrefix "a..b": dot-separated NATS subject tokens, none empty, without '*', '>' or spaces`],
+  // nats.js's own refusal was a plain Error (exit 1, no hint), after the stream was made.
+  [{ leaseBucket: 'x y' }, 'leaseBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got "x y"'],
+  [{ snapshotBucket: 'a.b' }, 'snapshotBucket must be a NATS KV bucket name ([A-Za-z0-9_-]+: letters, digits, _ or -), got "a.b"'],
 ];
 
 /** Every stream on the server: the event stream and the KV buckets (`KV_<bucket>`) are streams. */
