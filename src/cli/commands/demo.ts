@@ -20,7 +20,8 @@ Without text, reads it from stdin (when stdin is not a terminal).
   --session <id>        session id (default: a new one)
   --answer <text>       answer to the next clarification (repeatable, used in order;
                         then answers come from stdin lines, or a prompt on a terminal)
-  --config <json>       planner config (PlannerConfig fields)
+  --config <json>       planner config (PlannerConfig fields; an unknown field is refused here as
+                        a typo, while the service ignores one from a client of another version)
   --budget <n>          context token budget
   --max-attempts <n>    a failure at this attempt or later is final (default 3)
   --backoff-ms <n>      base retry delay in milliseconds

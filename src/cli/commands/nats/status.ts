@@ -6,6 +6,7 @@ import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js'
 
 const USAGE = `Usage: jetplan status <session> [--json]
 Prints a session's current state, rebuilt from its events on NATS JetStream.
+  --json               the state as one JSON object (tasks, context, its token count)
 ${CONNECTION_USAGE}`;
 
 /** \`jetplan status\`: a session's read model. */
