@@ -72,6 +72,7 @@ export interface PlannerOptions {
 export class Planner {
   private readonly queue = new KeyedQueue();
   private readonly listeners = new Set<CommitListener>();
+  private readonly reissueListeners = new Set<(state: SessionState) => void>();
 
   constructor(private readonly o: PlannerOptions) {}
 
@@ -96,6 +97,17 @@ export class Planner {
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Subscribes to redelivered inputs found already applied (an append that landed although it
+   * reported an error): told the session's state, whose waiting work is then done again (the
+   * retry scheduler arms a TaskRetryScheduled no commit ever told it of). Returns the unsubscribe
+   * function.
+   */
+  onReissue(listener: (state: SessionState) => void): () => void {
+    this.reissueListeners.add(listener);
+    return () => this.reissueListeners.delete(listener);
   }
 
   /** Resolves when every input handed to the planner so far has been applied. */
@@ -163,6 +175,13 @@ export class Planner {
   private reissue(state: SessionState, meta: InputMeta): void {
     const command = outstanding(state).command;
     if (command?.type === 'ExecuteTask') this.o.effects.perform(toOutbox([command], state, meta));
+    for (const listener of this.reissueListeners) {
+      try {
+        listener(state);
+      } catch (err) {
+        this.o.logger.error({ err, sessionId: state.sessionId }, 'a reissue listener failed');
+      }
+    }
   }
 
   private log(commit: Commit, meta: InputMeta): void {

@@ -45,8 +45,11 @@ function retryAgainAfterMs(err: unknown, failures: number): number {
  */
 export class RetryScheduler {
   private readonly armed = new Map<string, ArmedRetry>();
-  /** The newest session version watched, by session: an older state must not undo a newer one. */
-  private readonly seen = new RecentMap<string, number>(100_000);
+  /**
+   * The newest state watched, by session (its run and version): an older state must not undo a
+   * newer one. A run of its own: a session id reused after a purge starts again at version 1.
+   */
+  private readonly seen = new RecentMap<string, { runId: string | null; version: number }>(100_000);
   private closed = false;
   private readonly unsubscribe: () => void;
 
@@ -56,15 +59,23 @@ export class RetryScheduler {
     private readonly logger: Logger,
     private readonly timers: Timers = realTimers,
   ) {
-    this.unsubscribe = planner.onCommit(({ state }) => this.watch(state));
+    const offCommit = planner.onCommit(({ state }) => this.watch(state));
+    // An append that landed but reported an error is never committed: its redelivery finds it.
+    const offReissue = planner.onReissue((state) => this.watch(state));
+    this.unsubscribe = () => {
+      offCommit();
+      offReissue();
+    };
   }
 
   /** Arms, re-arms or disarms the session's retry timer to match its state. */
   watch(state: SessionState): void {
     // A recovery that read the session before a newer commit (it runs beside the consumer when
     // deferred) would otherwise clear the timer that commit armed.
-    if (state.version < (this.seen.get(state.sessionId) ?? 0)) return;
-    this.seen.set(state.sessionId, state.version);
+    const runId = state.snapshot.context.runId;
+    const seen = this.seen.get(state.sessionId);
+    if (seen !== undefined && seen.runId === runId && state.version < seen.version) return;
+    this.seen.set(state.sessionId, { runId, version: state.version });
     const retry = outstanding(state).retry;
     const current = this.armed.get(state.sessionId);
     // The dispatch id of the attempt it is due for: unique across runs of the session id too.

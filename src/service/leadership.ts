@@ -101,11 +101,13 @@ export async function campaign(options: CampaignOptions, parts: LeaderParts): Pr
    */
   const endTerm = async () => {
     term.abort();
+    // Closed first: only a leader fires retries, and the drain below may take a while (the next
+    // leader arms them from the log).
+    retries?.close();
     await consumer.stop();
     // Told once it no longer consumes, not after a deferred recovery pass that may still run.
     if (consuming && !closing) tell(false);
     consuming = false;
-    retries?.close();
     await deferredRecovery;
   };
 

@@ -6,6 +6,7 @@ import { realTimers } from '../../src/actors/timers.js';
 import { SessionRepository } from '../../src/actors/sessionRepository.js';
 import { dispatchIdFor, outstanding } from '../../src/machines/sessionQueries.js';
 import { silentLogger } from '../../src/observability/logger.js';
+import { StoreUnavailableError } from '../../src/errors.js';
 import { MemoryEventStore } from '../../src/persistence/memoryEventStore.js';
 import type { OutboxCommand } from '../../src/protocol/commands.js';
 import type { DomainEvent } from '../../src/protocol/events.js';
@@ -128,6 +129,41 @@ describe('RetryScheduler', () => {
     w.scheduler.watch(before); // the recovery's stale state comes in late
     expect(w.timers.pending.size).toBe(1);
     expect(w.timers.cleared).toHaveLength(0);
+  });
+
+  it('arms the retry of an append that landed but reported an error, when its redelivered report is found applied', async () => {
+    const w = setup();
+    const start = await w.planner.handle('s1', { type: 'SubmitInput', text: '- Fetch the data', config: { backoff: { baseMs: 250, factor: 2, maxMs: 10_000 } } });
+    const { taskId, dispatchId } = start.events.find((e) => e.type === 'TaskDispatched')!.data as { taskId: string; dispatchId: string };
+    const append = w.store.appendToStream.bind(w.store);
+    w.store.appendToStream = async (id, events, options) => {
+      await append(id, events, options);
+      throw new StoreUnavailableError('the PubAck was lost');
+    };
+    const report = { type: 'TaskFailed' as const, taskId, dispatchId, error: 'flaky' };
+    await expect(w.planner.handle('s1', report, { messageId: 'rep1' })).rejects.toThrow('the PubAck was lost');
+    expect(w.timers.pending.size).toBe(0);
+    w.store.appendToStream = append;
+    // The consumer naks; redelivered, the report changes nothing: the log already has its events.
+    expect((await w.planner.handle('s1', report, { messageId: 'rep1' })).events).toEqual([]);
+    expect(w.timers.delays()).toEqual([250]);
+  });
+
+  it('arms the retries of a new run under a session id used before (purged), whatever the old run\'s version', async () => {
+    const w = setup();
+    const old = await w.intoBackoff('s1');
+    for (let i = 0; i < 5; i++) await w.planner.handle('s1', { type: 'SubmitInput', text: `- More ${i}` });
+    await w.planner.handle('s1', { type: 'CancelSession' });
+    expect(w.timers.pending.size).toBe(0);
+    // The log purged, the id reused: a new run from version 1 (the repository forgets the old one).
+    const fresh = setup();
+    fresh.advance(60_000); // another start: another run id
+    const again = await fresh.intoBackoff('s1');
+    expect(again.failed.state.snapshot.context.runId).not.toBe(old.failed.state.snapshot.context.runId);
+    expect(again.failed.state.version).toBeLessThan(old.failed.state.version + 6);
+    w.advance(60_000);
+    w.scheduler.watch(again.failed.state);
+    expect(w.timers.delays()).toEqual([250]);
   });
 
   it('keeps one timer per session', async () => {
