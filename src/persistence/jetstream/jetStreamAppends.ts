@@ -7,7 +7,7 @@ import { PubHeaders, type JetStreamManager, type PubAck } from '@nats-io/jetstre
 import type { PubAckMux } from './pubAckMux.js';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 import type { ValidationError } from '../../errors.js';
-import type { NewEvent } from '../../protocol/events.js';
+import { safeParseRawEnvelope, type NewEvent, type RawEnvelope } from '../../protocol/events.js';
 import { storedIdError } from '../appendChecks.js';
 import { firstKnownId } from '../streamIndex.js';
 import { HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from './headers.js';
@@ -117,18 +117,37 @@ export async function fetchTip(ctx: AppendContext, subject: string): Promise<Pos
 }
 
 /** The subject and envelope of the message at stream sequence `seq`, if there is one. */
-export async function storedAt(ctx: AppendContext, seq: number): Promise<{ subject: string; id: string; sequence: number } | undefined> {
+export async function storedAt(ctx: AppendContext, seq: number): Promise<{ subject: string; id: string; sequence: number; envelope: RawEnvelope } | undefined> {
   const stored = await retryTransient(ctx, () => ctx.jsm.streams.getMessage(ctx.streamName, { seq }));
   if (stored === null) return undefined;
   const envelope = decodeEnvelope(ctx.streamName, stored.data, seq);
-  return { subject: stored.subject, id: envelope.id, sequence: envelope.sequence };
+  return { subject: stored.subject, id: envelope.id, sequence: envelope.sequence, envelope };
+}
+
+/** JSON with every object's keys sorted: the same value however its keys were ordered. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+/**
+ * Whether the stored envelope is `event` at `version`, content and all. An event id is its
+ * input's message id and position, but its content also depends on when and where it was decided
+ * (timestamps, a retry's due time, the run id in every dispatch id): a stale leader that decided
+ * the same input as the new one must not take the new one's event for its own and carry on with
+ * its own decision after it.
+ */
+export function sameEvent(stored: RawEnvelope, event: NewEvent, version: number): boolean {
+  const ours = safeParseRawEnvelope(JSON.parse(eventBody(event, version)));
+  return ours.success && canonical(ours.data) === canonical(stored);
 }
 
 /**
  * How many leading `events` the session's tip says are already stored right after
  * `expectedVersion` (a retry after a lost ack): the tip is one of `events` at the position this
  * append would have given it. Only the tip's id is known without reading, so the events before it
- * are still to be checked ({@link storedIds}, {@link endsWith}).
+ * are still to be checked ({@link storedEvents}, {@link endsWith}).
  */
 export function alreadyLanded(position: Position, expectedVersion: number, events: NewEvent[]): number {
   const landed = position.version - expectedVersion;
@@ -137,25 +156,26 @@ export function alreadyLanded(position: Position, expectedVersion: number, event
 }
 
 /**
- * The ids of the session's events 1..`tip.version`, in order, read from the server: what a retry
- * that landed in part is checked against. The read starts at the subject's first message whatever
- * its range, so all the ids cost no more than the last few, and with all of them a refusal names
- * the id the memory and file stores name. Only a retry pays for it: a plain append never reads.
+ * The session's events 1..`tip.version`, in order, as stored: what a retry that landed in part is
+ * checked against. The read starts at the subject's first message whatever its range, so all of
+ * them cost no more than the last few, and with all the ids a refusal names the id the memory and
+ * file stores name. Only a retry pays for it: a plain append never reads.
  */
-export async function storedIds(ctx: AppendContext & SessionReadContext, subject: string, tip: Position): Promise<string[]> {
-  const ids: string[] = [];
-  await readRange(ctx, subject, tip.seq, 1, tip.version, (event) => ids.push(event.id));
-  return ids;
+export async function storedEvents(ctx: AppendContext & SessionReadContext, subject: string, tip: Position): Promise<RawEnvelope[]> {
+  const events: RawEnvelope[] = [];
+  await readRange(ctx, subject, tip.seq, 1, tip.version, (event) => events.push(event as unknown as RawEnvelope));
+  return events;
 }
 
 /**
- * Whether the session's `ids` (its events 1..n) end with the ids of `events`' first `landed`:
- * every landed event checked, not only the tip, as the memory and file stores check a retry.
+ * Whether the session's `stored` events (1..n) end with `events`' first `landed`, ids and content
+ * ({@link sameEvent}): every landed event checked, not only the tip, as the memory and file stores
+ * check a retry.
  */
-export function endsWith(ids: readonly string[], events: readonly NewEvent[], landed: number): boolean {
-  if (landed < 1 || landed > ids.length || landed > events.length) return false;
-  const from = ids.length - landed;
-  return events.slice(0, landed).every((event, i) => event.id === ids[from + i]);
+export function endsWith(stored: readonly RawEnvelope[], events: readonly NewEvent[], landed: number): boolean {
+  if (landed < 1 || landed > stored.length || landed > events.length) return false;
+  const from = stored.length - landed;
+  return events.slice(0, landed).every((event, i) => sameEvent(stored[from + i]!, event, from + i + 1));
 }
 
 /**

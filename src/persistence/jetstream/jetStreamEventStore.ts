@@ -25,7 +25,8 @@ import {
   fetchTip,
   heldIdError,
   storedAt,
-  storedIds,
+  storedEvents,
+  sameEvent,
   oversized,
   publishEvent,
   type AppendContext,
@@ -298,7 +299,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
       const tipAt = position.lastId === undefined ? 0 : events.findIndex((e) => e.id === position.lastId) + 1;
       const { landed, ids } = await this.#landed(subject, position, events, tipAt);
       // The tip is one of them but what precedes it is not: the stores refuse the ids held alike.
-      if (landed < tipAt) throw heldIdError(streamId, ids ?? [], events);
+      if (landed < tipAt) throw ids ? heldIdError(streamId, ids, events) : storedIdError(streamId, position.lastId!, position.version);
       if (landed === events.length) return { nextExpectedVersion: position.version };
       try {
         const tip = await this.#publishChain(streamId, subject, events.slice(landed), position, position.version);
@@ -317,9 +318,14 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
    * check: a plain append reads nothing here. `ids` are the session's, when they were read.
    */
   async #landed(subject: string, position: Position, events: NewEvent[], tipAt: number): Promise<{ landed: number; ids?: string[] }> {
-    if (tipAt <= 1) return { landed: tipAt };
-    const ids = await storedIds(this.#ctx, subject, position);
-    return { landed: endsWith(ids, events, tipAt) ? tipAt : 0, ids };
+    if (tipAt === 0) return { landed: 0 };
+    if (tipAt === 1) {
+      // The tip alone: its content too, which only a read of it tells (the id does not).
+      const tip = await storedAt(this.#ctx, position.seq);
+      return { landed: tip !== undefined && sameEvent(tip.envelope, events[0]!, position.version) ? 1 : 0 };
+    }
+    const stored = await storedEvents(this.#ctx, subject, position);
+    return { landed: endsWith(stored, events, tipAt) ? tipAt : 0, ids: stored.map((e) => e.id) };
   }
 
   /** Publishes `events` one by one, each expecting the previous one's stream sequence. */
@@ -350,7 +356,7 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
         // Only a rejected first event means nothing of this append was written.
         throw i === 0 ? new FirstEventConflict(conflict) : conflict;
       }
-      if (ack.duplicate) await this.#verifyDuplicate(streamId, subject, event.id, version, ack.seq, expectedVersion, i);
+      if (ack.duplicate) await this.#verifyDuplicate(streamId, subject, event, version, ack.seq, expectedVersion, i);
       tip = { version, seq: ack.seq, lastId: event.id };
       this.#positions.set(streamId, tip);
     }
@@ -393,12 +399,13 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
   async #verifyDuplicate(
     streamId: string,
     subject: string,
-    eventId: string,
+    event: NewEvent,
     version: number,
     seq: number,
     expectedVersion: number,
     index: number,
   ): Promise<void> {
+    const eventId = event.id;
     const stored = await storedAt(this.#ctx, seq);
     if (stored !== undefined && stored.subject !== subject) {
       const written = index === 0 ? 'nothing was appended' : `${index} event(s) of the append were stored before it`;
@@ -415,6 +422,14 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
       this.#positions.delete(streamId);
       throw new ConcurrencyError(streamId, expectedVersion, undefined, {
         cause: new Error(`event ${eventId} is already stored at stream sequence ${seq}, not as version ${version}`),
+      });
+    }
+    if (!sameEvent(stored.envelope, event, version)) {
+      // The same input decided elsewhere (another leader, at another time): its decision stands,
+      // and this one must not carry on after it as if its own had landed.
+      this.#positions.delete(streamId);
+      throw new ConcurrencyError(streamId, expectedVersion, undefined, {
+        cause: new Error(`event ${eventId} is already stored at version ${version} with other content: the input was decided elsewhere`),
       });
     }
     this.#stats.duplicates++;
