@@ -93,10 +93,22 @@ export const RESERVED_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['i
 export const REPORT_MESSAGE_ID_PREFIXES: readonly string[] = Object.freeze(['report.', 'refused.']);
 
 /**
+ * The longest message id or correlation id an input may carry, characters: each is copied into
+ * every event the input causes (envelope and headers), so a huge one would make those events
+ * larger than the stream takes, and the input could not even be rejected.
+ */
+export const MAX_HEADER_ID_CHARS = 1_024;
+
+/** The problem of an id over {@link MAX_HEADER_ID_CHARS}. */
+export const overlongId = (what: string, id: string): string =>
+  `${what} is ${id.length} characters, over the ${MAX_HEADER_ID_CHARS} it may have (it is copied into every event the input causes)`;
+
+/**
  * Why a client's message id cannot be used for `input` (a reserved prefix), or undefined. `input`
  * is what the body holds, if it could be read: a report may carry its own dispatch's report id.
  */
 export function reservedMessageIdProblem(messageId: string, input?: { type: string; dispatchId?: string }): string | undefined {
+  if (messageId.length > MAX_HEADER_ID_CHARS) return overlongId('message id', messageId);
   const prefix = RESERVED_MESSAGE_ID_PREFIXES.find((p) => messageId.startsWith(p));
   const all = [...RESERVED_MESSAGE_ID_PREFIXES, ...REPORT_MESSAGE_ID_PREFIXES].join(', ');
   if (prefix !== undefined) return `message id ${JSON.stringify(messageId)} starts with "${prefix}", which is reserved for ids jetplan makes (${all})`;

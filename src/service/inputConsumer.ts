@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { KeyedQueue } from '../shared/keyedQueue.js';
 import type { Planner } from '../actors/planner.js';
 import type { Metrics } from '../observability/metrics.js';
-import { isInputType, reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
+import { isInputType, MAX_HEADER_ID_CHARS, overlongId, reservedMessageIdProblem, type InputMeta } from '../protocol/inputs.js';
 import { HEADER_CORRELATION_ID, HEADER_EVENT_TYPE } from '../persistence/jetstream/headers.js';
 import { decodeInput, isSessionId } from './decodeInput.js';
 import { bodyOf, inputMessageId, readInputBacklog, unappliedOf, type AppliedInputs } from './inputBacklog.js';
@@ -238,7 +238,10 @@ export class InputConsumer {
       this.respond(m, 'nak', nakDelay(m)); // an earlier input of this session is not applied yet
       return;
     }
-    const input = refuseReservedId(m.headers?.get('Nats-Msg-Id'), withHeaderType(decodeInput(m.data, this.o.maxInputBytes), m.headers?.get(HEADER_EVENT_TYPE)));
+    const input = refuseOverlongCorrelation(
+      m.headers?.get(HEADER_CORRELATION_ID),
+      refuseReservedId(m.headers?.get('Nats-Msg-Id'), withHeaderType(decodeInput(m.data, this.o.maxInputBytes), m.headers?.get(HEADER_EVENT_TYPE))),
+    );
     // The ack is outside the try: an ack that cannot be sent is no failure of the input (it was
     // applied; a redelivery is dropped by the session's inbox).
     const applied = await this.apply(sessionId, m, input);
@@ -308,7 +311,9 @@ export class InputConsumer {
    * dispatch id as far as they can be read, as the backlog read at start judges it.
    */
   private metaOf(m: JsMsg, input: PlannerInput): InputMeta {
-    const correlationId = m.headers?.get(HEADER_CORRELATION_ID);
+    // An overlong one is left out, so the input's rejection can still be recorded.
+    const header = m.headers?.get(HEADER_CORRELATION_ID);
+    const correlationId = header !== undefined && header.length <= MAX_HEADER_ID_CHARS ? header : undefined;
     return {
       messageId: inputMessageId(m.headers?.get('Nats-Msg-Id'), m.seq, input.type === 'InvalidInput' ? bodyOf(m.data) : input),
       now: this.o.clock(),
@@ -328,6 +333,12 @@ function refuseReservedId(msgId: string | undefined, input: PlannerInput): Plann
   const problem = msgId ? reservedMessageIdProblem(msgId, input) : undefined;
   if (problem === undefined) return input;
   return { type: 'InvalidInput', reason: `Nats-Msg-Id: ${problem}`, inputType: input.type };
+}
+
+/** `input`, or its rejection when its correlation id is longer than an id may be. */
+function refuseOverlongCorrelation(correlationId: string | undefined, input: PlannerInput): PlannerInput {
+  if (input.type === 'InvalidInput' || correlationId === undefined || correlationId.length <= MAX_HEADER_ID_CHARS) return input;
+  return { type: 'InvalidInput', reason: `${HEADER_CORRELATION_ID}: ${overlongId('correlation id', correlationId)}`, inputType: input.type };
 }
 
 /**

@@ -154,6 +154,23 @@ describe('planner service: sessions over JetStream', () => {
     expect(events.find((e) => e.type === 'ClarificationProvided')).toMatchObject({ causationId: `in.${answer.seq}`, data: { taskId, answer: 'CSV' } });
   });
 
+  it('rejects an input whose message id or correlation id is huge (copied into every event, they made even its rejection too large to store)', async () => {
+    const { iso, nc, store } = await env.leading();
+    const js = jetstream(nc);
+    const huge = 'x'.repeat(40_000); // under the 64 KiB NATS takes in headers; twice in an event's, over it
+    const longId = await js.publish(`${iso.subjectPrefix}.in.hh`, JSON.stringify({ type: 'SubmitInput', text: 'Which format do you want?' }), { msgID: huge });
+    const h = headers();
+    h.set('Jetplan-Correlation-Id', huge);
+    const longCorrelation = await js.publish(`${iso.subjectPrefix}.in.hh`, JSON.stringify({ type: 'SubmitInput', text: 'Which format do you want?' }), { msgID: 'hh-2', headers: h });
+    await publishInput(nc, iso, 'hh', { type: 'SubmitInput', text: 'Which format do you want?' }, 'hh-3');
+    const events = await waitForEvents(store, 'hh', has('ClarificationRequested'));
+    expect(rejected(events).map((e) => e.data)).toEqual([
+      { reason: 'Nats-Msg-Id: message id is 40000 characters, over the 1024 it may have (it is copied into every event the input causes)', inputType: 'SubmitInput', messageId: `in.${longId.seq}`, streamSequence: longId.seq },
+      { reason: 'Jetplan-Correlation-Id: correlation id is 40000 characters, over the 1024 it may have (it is copied into every event the input causes)', inputType: 'SubmitInput', messageId: 'hh-2', streamSequence: longCorrelation.seq },
+    ]);
+    expect(events.find((e) => e.type === 'SessionStarted')).toMatchObject({ causationId: 'hh-3' });
+  });
+
   it("a report with its own dispatch's id and a bad body is told what is wrong with the body", async () => {
     const { iso, nc, store } = await env.leading();
     await publishInput(nc, iso, 'rb', { type: 'SubmitInput', text: 'Summarise the notes.' });
