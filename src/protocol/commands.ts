@@ -1,10 +1,12 @@
 import { z } from 'zod';
-import { Attachment, NodeKind } from './domain.js';
+import { Attachment, NodeKind, SessionId } from './domain.js';
 
 /** Work for an executor. `dispatchId` is the idempotency key: one per task attempt. */
 export const ExecuteTask = z.object({
   type: z.literal('ExecuteTask'),
-  sessionId: z.string(),
+  // A session id, not any string: the report goes to `<prefix>.in.<sessionId>`, and the executor
+  // follows `<prefix>.ev.<sessionId>`; one that is no subject token would fail there for ever.
+  sessionId: SessionId,
   taskId: z.string(),
   dispatchId: z.string(),
   attempt: z.number().int().positive(),
@@ -18,7 +20,7 @@ export type ExecuteTask = z.infer<typeof ExecuteTask>;
 /** A question for the human; answered by a `ProvideClarification` input. */
 export const RequestClarification = z.object({
   type: z.literal('RequestClarification'),
-  sessionId: z.string(),
+  sessionId: SessionId,
   taskId: z.string(),
   question: z.string(),
 });

@@ -232,6 +232,8 @@ describe('createExecutor', () => {
     const { calls, handler } = counting();
     await w.start(handler);
     await w.publishTask({ type: 'ExecuteTask', sessionId: 's1' }, 'bad');
+    // Whole but for a session id that is no subject token: its report could never be published.
+    for (const sessionId of ['', 'a b', 'x.>y']) await w.publishTask({ ...w.task(3), sessionId, dispatchId: `bad-session-${sessionId.length}` }, `bad-${sessionId.length}`);
     await w.publishTask(w.task(2), 'good');
     await w.reports(1);
     await until(async () => (await w.consumerInfo()).num_ack_pending === 0, 'the term');
