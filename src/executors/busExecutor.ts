@@ -215,9 +215,11 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     o.logger.info({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, ended }, 'handler aborted as its session ended; nothing reported');
     return undefined;
   }
-  // A failure during shutdown is the abort's doing, not the task's: recording it would cost the
-  // task an attempt (or fail the session) for a Ctrl-C. Work that completed is kept, though.
-  if (signal.aborted && outcome.type === 'failed') {
+  // A handler that gave up on the shutdown's abort (threw, or returned a failure marked `aborted`)
+  // did not do the task: recording that would cost it an attempt (or fail the session) for a
+  // Ctrl-C. Work that completed is kept, and so is a failure of the task's own: run again, its
+  // command would be executed twice.
+  if (signal.aborted && outcome.type === 'failed' && outcome.aborted === true) {
     o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'stopped mid-task; dispatch left open');
     throw new ExecutorStoppedError(`executor stopped before ${task.dispatchId} finished; it stays open`);
   }

@@ -12,7 +12,12 @@ export type ExecutorReport =
 /** What a handler decides; the runner adds the task and dispatch ids. */
 export type HandlerOutcome =
   | { type: 'completed'; output: string }
-  | { type: 'failed'; error: string; retryable?: boolean }
+  /**
+   * `aborted`: the handler gave up on its abort and did not do the task (as the shell executor
+   * does for a command it killed). On a stop such a failure is not reported: the command goes
+   * back for another executor. Any other failure is the task's, and reported.
+   */
+  | { type: 'failed'; error: string; retryable?: boolean; aborted?: boolean }
   | { type: 'needsClarification'; question: string };
 
 /** Does the work of one task. `signal` aborts it; the dispatch id is its idempotency key. */
@@ -31,7 +36,7 @@ export function toReport(task: ExecuteTask, outcome: HandlerOutcome): ExecutorRe
 /** A handler's outcome as it must be: checked where it enters, since JavaScript handlers are unchecked. */
 const HandlerOutcomeSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('completed'), output: z.string() }),
-  z.object({ type: z.literal('failed'), error: z.string(), retryable: z.boolean().optional() }),
+  z.object({ type: z.literal('failed'), error: z.string(), retryable: z.boolean().optional(), aborted: z.boolean().optional() }),
   z.object({ type: z.literal('needsClarification'), question: z.string() }),
 ]);
 
@@ -57,7 +62,8 @@ export async function runHandler(handler: TaskHandler, task: ExecuteTask, signal
   try {
     returned = await handler(task, { signal, idempotencyKey: task.dispatchId });
   } catch (err) {
-    return { type: 'failed', error: `executor error: ${describeThrown(err)}`, retryable: true };
+    // Thrown after its abort: it gave up, and did not do the task.
+    return { type: 'failed', error: `executor error: ${describeThrown(err)}`, retryable: true, ...(signal.aborted ? { aborted: true } : {}) };
   }
   const outcome = HandlerOutcomeSchema.safeParse(returned);
   if (outcome.success) return outcome.data;

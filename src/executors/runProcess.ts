@@ -31,7 +31,7 @@ export interface RunOptions {
   cwd?: string;
 }
 
-const ABORTED: HandlerOutcome = { type: 'failed', error: 'aborted', retryable: true };
+const ABORTED: HandlerOutcome = { type: 'failed', error: 'aborted', retryable: true, aborted: true };
 
 /** Keeps the first `max` bytes of stdout + stderr, and the last ~4 KiB of stderr for errors. */
 function outputCollector(max: number) {

@@ -118,13 +118,16 @@ export async function runClaimed(task: ExecuteTask, ctx: ClaimedRunContext, log:
     // The watch may see the end while the read is under way (a read from before it): asked again after.
     const sessionEnded = (): boolean => ended !== undefined;
     if (sessionEnded() || (await ctx.movedOn?.()) || sessionEnded()) return { type: 'abandoned', reason: 'session ended', ran: false };
+    // Stopped while the claim was taken and the inbox read: a stopped executor starts nothing.
+    if (ctx.stopping.aborted) return { type: 'abandoned', reason: 'stopped', ran: false };
     const { outcome, threw } = await runWatched(ctx.handler, task, abort.signal);
     if (keeper.lost) return { type: 'abandoned', reason: 'claim lost', ran: true };
     // Whatever the handler made of it: the session takes no more reports (it would reject them).
     if (ended !== undefined) return { type: 'abandoned', reason: 'session ended', ran: true };
-    // A handler that gave up on its abort (threw, or reported a failure, as the shell handler
-    // does for a killed command) did not do the task: another executor will, at no attempt's cost.
-    if (abort.signal.aborted && (threw || outcome.type === 'failed')) {
+    // A handler that gave up on its abort (threw, or returned a failure marked `aborted`, as the
+    // shell handler does for a killed command) did not do the task: another executor will, at no
+    // attempt's cost. Any other outcome, a failure of its own included, is the task's: reported.
+    if (abort.signal.aborted && (threw || (outcome.type === 'failed' && outcome.aborted === true))) {
       return { type: 'abandoned', reason: 'stopped', ran: true };
     }
     const report = checkedReport(task, outcome, ctx.maxReportBytes);

@@ -282,12 +282,12 @@ describe('startBusExecutor', () => {
     await again.stop();
   });
 
-  it('a failed outcome returned after the stop is not recorded either', async () => {
+  it('a failure marked aborted, returned after the stop, is not recorded either', async () => {
     const entered = deferred<AbortSignal>();
     const w = setup(async (_t, tools) => {
       entered.resolve(tools.signal);
       await new Promise((resolve) => tools.signal.addEventListener('abort', resolve));
-      return { type: 'failed', error: 'aborted', retryable: true };
+      return { type: 'failed', error: 'aborted', retryable: true, aborted: true };
     });
     const refused = publishTask(w.bus, task()).catch((e: unknown) => e);
     await entered.promise;
@@ -295,5 +295,19 @@ describe('startBusExecutor', () => {
     expect(await refused).toMatchObject({ name: 'ExecutorStoppedError' });
     expect(await w.inbox.get('s1.t1.1')).toBeUndefined();
     expect(w.reports).toEqual([]);
+  });
+
+  it("a failure of the task's own, returned as the stop comes, is recorded and reported: run again, its command would run twice", async () => {
+    const entered = deferred<AbortSignal>();
+    const w = setup(async (_t, tools) => {
+      entered.resolve(tools.signal);
+      await new Promise((resolve) => tools.signal.addEventListener('abort', resolve));
+      return { type: 'failed', error: 'exit code 3', retryable: false };
+    });
+    const reported = publishTask(w.bus, task());
+    await entered.promise;
+    await w.stop();
+    await reported;
+    expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', error: 'exit code 3' });
   });
 });

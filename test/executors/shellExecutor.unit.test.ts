@@ -185,7 +185,7 @@ describe('process groups, environment and abort', () => {
     const pending = h(task(`sh ${l.script} ${l.pidFile} sleep 30`), { signal: controller.signal, idempotencyKey: 'k' });
     const pid = await l.grandchild();
     controller.abort();
-    expect(await pending).toEqual({ type: 'failed', error: 'aborted', retryable: true });
+    expect(await pending).toEqual({ type: 'failed', error: 'aborted', retryable: true, aborted: true });
     await vi.waitFor(() => expect(alive(pid)).toBe(false), { timeout: 10_000 });
   });
 
@@ -196,7 +196,7 @@ describe('process groups, environment and abort', () => {
     const controller = new AbortController();
     controller.abort();
     const out = await h(task(`touch ${join(dir, 'ran')}`), { signal: controller.signal, idempotencyKey: 'k' });
-    expect(out).toEqual({ type: 'failed', error: 'aborted', retryable: true });
+    expect(out).toEqual({ type: 'failed', error: 'aborted', retryable: true, aborted: true });
     expect(existsSync(join(dir, 'ran'))).toBe(false);
   });
 

@@ -61,13 +61,13 @@ describe('executor claims', () => {
     expect(calls).toBe(1);
   });
 
-  it('a handler that answers its abort with a failure (as the shell handler does) hands its command back too', async () => {
+  it('a handler that answers its abort with a failure marked aborted (as the shell handler does) hands its command back too', async () => {
     const w = await world();
     const started = latch();
     const a = await w.start(async (_t, { signal }) => {
       started.release();
       await aborted(signal);
-      return { type: 'failed', error: 'aborted', retryable: true };
+      return { type: 'failed', error: 'aborted', retryable: true, aborted: true };
     });
     await w.publishTask('d1');
     await started.promise;
@@ -76,6 +76,23 @@ describe('executor claims', () => {
     expect(await (await w.kv(w.inboxBucket)).get('s1.t1.1')).toBeNull();
     await w.start(async () => ({ type: 'completed', output: 'by the next one' }));
     expect(await w.reports(1)).toEqual([expect.objectContaining({ type: 'TaskCompleted', output: 'by the next one' })]);
+  });
+
+  it("reports a failure of the task's own returned as the stop comes (handed back, its command would run twice)", async () => {
+    const w = await world();
+    const started = latch();
+    let calls = 0;
+    const a = await w.start(async (_t, { signal }) => {
+      calls++;
+      started.release();
+      await aborted(signal);
+      return { type: 'failed', error: 'exit code 3', retryable: false };
+    });
+    await w.publishTask('d1');
+    await started.promise;
+    await a.stop();
+    expect(await w.reports(1)).toEqual([expect.objectContaining({ type: 'TaskFailed', error: 'exit code 3' })]);
+    expect(calls).toBe(1);
   });
 
   it('aborts a handler whose claim is taken over and reports nothing for it', async () => {

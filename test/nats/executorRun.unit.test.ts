@@ -32,7 +32,7 @@ describe('recordReport', () => {
  * A run whose claim, inbox and session watch are in memory; `movedOn` as given, and the inbox
  * holding `recorded` (a report recorded by the claim's previous holder) if given.
  */
-function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>, recorded?: ExecutorReport) {
+function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>, recorded?: ExecutorReport, stopping = new AbortController().signal) {
   const calls: string[] = [];
   let onEnded: ((type: string) => void) | undefined;
   const ctx: ClaimedRunContext = {
@@ -44,7 +44,7 @@ function runWith(movedOn: (end: (type: string) => void) => Promise<boolean>, rec
     },
     owner: 'me',
     refreshMs: 10_000,
-    stopping: new AbortController().signal,
+    stopping,
     logger: silentLogger,
     watchSession: (_sessionId, ended) => {
       onEnded = ended;
@@ -78,6 +78,19 @@ describe('runClaimed: a report recorded by the claim\'s previous holder', () => 
     const recorded = { type: 'TaskCompleted', taskId: 't1', dispatchId: 's1.t1.1', output: 'done by the first holder' } as const;
     const { calls, run } = runWith(async () => false, recorded);
     expect(await run()).toEqual({ type: 'report', report: recorded, ran: false, recorded: true });
+    expect(calls).toEqual(['unwatched', 'released']);
+  });
+});
+
+describe('runClaimed: an executor stopped before the handler starts', () => {
+  it('starts nothing, and hands the command back with its claim released', async () => {
+    const stop = new AbortController();
+    // The stop comes while the run reads whether the session moved on.
+    const { calls, run } = runWith(async () => {
+      stop.abort();
+      return false;
+    }, undefined, stop.signal);
+    expect(await run()).toEqual({ type: 'abandoned', reason: 'stopped', ran: false });
     expect(calls).toEqual(['unwatched', 'released']);
   });
 });
