@@ -142,15 +142,15 @@ export class NatsExecutor implements Executor {
     const { nc, js, prefix, ackWaitMs, logger, options, staleCheck } = this.#parts;
     const log = { sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId, redelivered: m.redelivered };
     try {
-      // A stale command is judged from its session's log now; a fresh one once its run follows the
-      // session's events (see #settle), so that an end that comes in between is not missed.
-      const stale = staleCheck.isStale(m);
-      if (stale && (await staleCheck.notAwaited(m, task, log))) {
+      // A stale command is judged from its session's log now. Every command, stale or fresh, is
+      // judged again once its run follows the session's events (see #settle): an end that came
+      // after the first read (a cancel while the claim was taken) is then not missed.
+      if (staleCheck.isStale(m) && (await staleCheck.notAwaited(m, task, log))) {
         this.#counts.skipped++;
         await m.ackAck().catch(() => m.ack());
         return;
       }
-      const run = await this.#settle(task, log, stale ? undefined : () => staleCheck.movedOn(task, log));
+      const run = await this.#settle(task, log, () => staleCheck.movedOn(task, log));
       if (run.type === 'abandoned' && run.reason === 'session ended') {
         // Its session has ended: no one waits for the task, and a report would only be rejected.
         await m.ackAck().catch(() => m.ack());

@@ -324,6 +324,27 @@ describe('the stale-command guard', () => {
     await ex.stop();
   });
 
+  it('judges a stale command again once its session is followed: a cancel just after the first read runs nothing', async () => {
+    const w = await world();
+    const s = w.session('late-cancel');
+    await s.apply({ type: 'SubmitInput', text: ONE });
+    await w.publish(s.running());
+    const notAwaited = StaleCheck.prototype.notAwaited;
+    // The session is cancelled right after the stale check read it, before the run follows it.
+    const spy = vi.spyOn(StaleCheck.prototype, 'notAwaited').mockImplementation(async function (this: StaleCheck, ...args) {
+      const skip = await notAwaited.apply(this, args);
+      if (!skip) await s.apply({ type: 'CancelSession', reason: 'user' });
+      return skip;
+    });
+    onTestFinished(() => spy.mockRestore());
+    const { calls, handler } = counting();
+    const ex = await w.start(handler, { staleAfterMs: 0 });
+    await until(() => ex.skipped === 1, 'the command to be skipped');
+    expect(calls).toEqual([]);
+    expect(await w.reportsIn('late-cancel')).toEqual([]);
+    await ex.stop();
+  });
+
   it('judges by the log as it is now: a session log replaced under the same id runs the dispatch it waits on', async () => {
     const w = await world();
     const complete = (t: ExecuteTask): PlannerInput => ({ type: 'TaskCompleted', taskId: t.taskId, dispatchId: t.dispatchId, output: 'ok' });
