@@ -98,7 +98,7 @@ function resolveOptions(options: ExecutorOptions) {
 }
 
 /** The longest ack wait: the claims' TTL, three of them, must fit a Node timer (2^31 − 1 ms). */
-const MAX_ACK_WAIT_MS = Math.floor((2 ** 31 - 1) / 3);
+export const MAX_ACK_WAIT_MS = Math.floor((2 ** 31 - 1) / 3);
 
 /** The longest KV TTL, ms: its nanoseconds must fit an int64. */
 const MAX_TTL_MS = Math.floor(Number(2n ** 63n - 1n) / 1e6) - 1;

@@ -69,7 +69,8 @@ export interface ExecutorOptions {
    * running the handler or publishing a report. A session with no events, or a read or fold that
    * fails, runs the command as usual. A younger command costs one read of its session's latest
    * event: if that is not the command's own TaskDispatched, the session's log is read and judged
-   * likewise (see executorStale.ts). Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 checks every command, Infinity none.
+   * likewise (see executorStale.ts). Default 30_000 (see DEFAULT_STALE_AFTER_MS); 0 reads every command's session log; an integer
+   * of at least 0 (a very large one leaves only redelivered commands to the full check).
    */
   staleAfterMs?: number;
   logger?: Logger;

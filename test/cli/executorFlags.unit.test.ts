@@ -19,11 +19,11 @@ describe('jetplan executor flags', () => {
   it.each([
     // Beyond 2^31-1 ms Node would fire the timer after 1 ms.
     [['shell', '--allow', 'echo', '--timeout-ms', '2147483648'], '--timeout-ms expects an integer from 1 to 2147483647, got "2147483648"'],
-    [['echo', '--ack-wait-ms', '2147483648'], '--ack-wait-ms expects an integer from 100 to 2147483647, got "2147483648"'],
-    [['echo', '--ack-wait-ms', '99999999999'], '--ack-wait-ms expects an integer from 100 to 2147483647, got "99999999999"'],
+    [['echo', '--ack-wait-ms', '715827883'], '--ack-wait-ms expects an integer from 100 to 715827882, got "715827883"'],
+    [['echo', '--ack-wait-ms', '99999999999'], '--ack-wait-ms expects an integer from 100 to 715827882, got "99999999999"'],
     [['echo', '--inbox-ttl-ms', '315360000001'], '--inbox-ttl-ms expects an integer from 60000 to 315360000000, got "315360000001"'],
     [['shell', '--allow', 'echo', '--timeout-ms', '0'], '--timeout-ms expects an integer from 1 to 2147483647, got "0"'],
-    [['echo', '--ack-wait-ms', '50'], '--ack-wait-ms expects an integer from 100 to 2147483647, got "50"'],
+    [['echo', '--ack-wait-ms', '50'], '--ack-wait-ms expects an integer from 100 to 715827882, got "50"'],
     [['echo', '--allow-exec-capable'], '--allow-exec-capable only applies to the shell executor'],
     [['shell', '--allow', 'echo,no-such-program-xyz'], '--allow: allowed program "no-such-program-xyz" is not found on PATH'],
   ])('%j → %s', async (args, message) => {
@@ -43,7 +43,7 @@ describe('jetplan executor flags', () => {
   });
 
   it('the limits fit: the largest values get past the checks', async () => {
-    const { code, io } = await run(['executor', 'shell', '--allow', 'echo', '--timeout-ms', '2147483647', '--ack-wait-ms', '2147483647', '--inbox-ttl-ms', '315360000000', ...UNREACHABLE]);
+    const { code, io } = await run(['executor', 'shell', '--allow', 'echo', '--timeout-ms', '2147483647', '--ack-wait-ms', '715827882', '--inbox-ttl-ms', '315360000000', ...UNREACHABLE]);
     expect(io.stderrLines).toEqual([expect.stringMatching(/^jetplan: cannot connect to NATS/)]);
     expect(code).toBe(1);
   });

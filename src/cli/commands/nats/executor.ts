@@ -3,7 +3,7 @@ import { demoHandler } from '../../../executors/demoExecutor.js';
 import type { TaskHandler } from '../../../executors/report.js';
 import { createShellHandler } from '../../../executors/shellExecutor.js';
 import { isShellConfigError } from '../../../errors.js';
-import { createExecutor, type ExecutorKind } from '../../../nats/executor.js';
+import { createExecutor, MAX_ACK_WAIT_MS, type ExecutorKind } from '../../../nats/executor.js';
 import { boolFlag, numberFlag, stringFlag, type ParsedArgs } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command, CliContext } from '../../command.js';
@@ -27,7 +27,7 @@ a handler still returns is reported; one that gives up is handed back to run els
   --max-output-bytes <n>      shell: keep at most this much stdout+stderr (default 65536)
   --kinds <toolcall,processing>  which task kinds to take (default both)
   --ack-wait-ms <ms>          consumer ack wait; progress acks every third of it (default 30000,
-                              at most 2147483647)
+                              at most ${MAX_ACK_WAIT_MS}: claims last 3x as long)
   --concurrency <n>           tasks at once per kind (default 4)
   --inbox-bucket <name>       KV bucket of recorded reports (default jetplan_exec_inbox; its own for
                               another --stream or --prefix)
@@ -117,7 +117,7 @@ export const executorCommand: Command = {
     'timeout-ms': { min: 1, max: MAX_TIMER_MS },
     'max-output-bytes': 'positive',
     kinds: 'string',
-    'ack-wait-ms': { min: 100, max: MAX_TIMER_MS },
+    'ack-wait-ms': { min: 100, max: MAX_ACK_WAIT_MS },
     concurrency: 'positive',
     'inbox-bucket': 'string',
     'inbox-ttl-ms': { min: 60_000, max: MAX_INBOX_TTL_MS },
