@@ -59,8 +59,9 @@ function outputCollector(max: number) {
     text(): string {
       const output = Buffer.concat(chunks).toString('utf8');
       if (!truncated && output.length <= MAX_REPORT_TEXT) return output;
-      const note = `\n[output truncated at ${Math.min(max, kept)} bytes]`;
-      return output.slice(0, MAX_REPORT_TEXT - note.length) + note;
+      // Cut to what a report carries, whatever maxOutputBytes kept: the note says what is left.
+      const body = output.slice(0, MAX_REPORT_TEXT - 64);
+      return `${body}\n[output truncated at ${Buffer.byteLength(body)} bytes]`;
     },
     stderrTail: (): string => Buffer.concat(stderrChunks).toString('utf8').trim().slice(-1_000),
   };

@@ -4,7 +4,9 @@
  * and spawned directly, only if the program is on the allow-list, with a timeout and an output cap.
  * The allow-list is resolved to absolute paths once, at startup (see shellPrograms.ts).
  */
+import { statSync } from 'node:fs';
 import { isAbsolute, normalize } from 'node:path';
+import { ShellConfigError } from '../errors.js';
 import type { ExecuteTask } from '../protocol/commands.js';
 import type { HandlerOutcome, TaskHandler } from './report.js';
 import { runProgram } from './runProcess.js';
@@ -119,6 +121,8 @@ export function isAllowed(program: string, allow: ReadonlySet<string>): boolean 
  * allowed programs), HOME and LANG in their environment.
  */
 export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
+  // Checked now: a missing one made every command fail as "cannot run …: spawn /bin/sh ENOENT".
+  if (options.cwd !== undefined && !isDirectory(options.cwd)) throw new ShellConfigError(`shell executor: cwd ${options.cwd} is not a directory`);
   const allow = new Set(options.allow.map((p) => p.trim()).filter((p) => p.length > 0));
   const programs = resolvePrograms([...allow], { allowExecCapable: options.allowExecCapable ?? false, env: options.env ?? process.env });
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -152,4 +156,12 @@ export function createShellHandler(options: ShellHandlerOptions): TaskHandler {
       ...(options.cwd ? { cwd: options.cwd } : {}),
     });
   };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -126,6 +126,19 @@ describe('createShellHandler', () => {
     expect(text.length).toBeLessThan(160);
   });
 
+  it('says where a report really cuts output kept beyond what a report carries (maxOutputBytes over 64 KiB)', async () => {
+    const h = createShellHandler({ allow: ['head'], maxOutputBytes: 150_000 });
+    const out = await h(task('`head -c 200000 /dev/zero`'), tools());
+    const text = out.type === 'completed' ? out.output : '';
+    const cut = Number(/\[output truncated at (\d+) bytes\]$/.exec(text)?.[1]);
+    expect(cut).toBeLessThanOrEqual(64 * 1024);
+    expect(text.indexOf('\n[output truncated')).toBe(cut);
+  });
+
+  it('refuses at start a working directory that does not exist (every command would fail as a spawn error)', () => {
+    expect(() => createShellHandler({ allow: ['head'], cwd: '/nonexistent/dir' })).toThrow('shell executor: cwd /nonexistent/dir is not a directory');
+  });
+
   it('returns output of exactly maxOutputBytes whole, and marks one byte more as cut', async () => {
     const h = createShellHandler({ allow: ['head'], maxOutputBytes: 100 });
     expect(await h(task('`head -c 100 /dev/zero`'), tools())).toEqual({ type: 'completed', output: '\0'.repeat(100) });
