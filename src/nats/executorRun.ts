@@ -71,7 +71,12 @@ class ClaimKeeper {
       onFailure(err, true);
     };
     this.#timer = setInterval(() => {
-      if (this.#busy || this.lost) return; // a slow refresh is not doubled up
+      if (this.lost) return;
+      // Judged on every tick, a refresh under way or not: one that hangs (a partition, each try
+      // waiting out its timeout) must not let the claim expire on the server, and another process
+      // take the dispatch, before this handler is aborted.
+      if (Date.now() + refreshMs - this.#lastRefreshed >= ttlMs) return lose(new Error(`claim not refreshed for ${Date.now() - this.#lastRefreshed} ms; it may expire before the next try`));
+      if (this.#busy) return; // a slow refresh is not doubled up
       this.#busy = true;
       claim
         .refresh()

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { recordReport, runClaimed, type ClaimedRunContext } from '../../src/nats/executorRun.js';
 import type { ExecutorReport } from '../../src/executors/report.js';
 import { silentLogger } from '../../src/observability/logger.js';
@@ -92,5 +92,36 @@ describe('runClaimed: an executor stopped before the handler starts', () => {
     }, undefined, stop.signal);
     expect(await run()).toEqual({ type: 'abandoned', reason: 'stopped', ran: false });
     expect(calls).toEqual(['unwatched', 'released']);
+  });
+});
+
+describe('runClaimed: claim refreshes that hang', () => {
+  it('aborts the handler before the claim can expire on the server, a refresh under way or not', async () => {
+    vi.useFakeTimers();
+    try {
+      const ttlMs = 1_000;
+      const refreshMs = 100;
+      const hung = { refresh: () => new Promise<void>(() => undefined), release: async () => undefined };
+      const ctx: ClaimedRunContext = {
+        claims: { ttlMs, take: async () => hung } as never,
+        inbox: { get: async () => undefined, put: async () => undefined } as never,
+        handler: async (_t, { signal }) => {
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+          return { type: 'failed', error: 'aborted', retryable: true, aborted: true };
+        },
+        owner: 'me',
+        refreshMs,
+        stopping: new AbortController().signal,
+        logger: silentLogger,
+      };
+      const t0 = Date.now();
+      const run = runClaimed(executeTask(), ctx, {});
+      await vi.advanceTimersByTimeAsync(ttlMs);
+      expect(await run).toEqual({ type: 'abandoned', reason: 'claim lost', ran: true });
+      // Aborted at the tick from which the next could come after the TTL, not after it.
+      expect(Date.now() - t0).toBeLessThanOrEqual(ttlMs);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
