@@ -122,10 +122,14 @@ interface Binding {
 async function bind(kind: ExecutorKind, b: Binding): Promise<BoundConsumer> {
   const durable = `${b.durablePrefix}-${kindToken(kind)}`;
   const filter = `${b.prefix}.exec.${kindToken(kind)}.>`;
-  await ensureConsumer(b.jsm, b.streamName, durable, filter, b.ackWaitMs, b.logger);
-  const consumer = await b.js.consumers.get(b.streamName, durable);
-  b.staleCheck.consumerCreated(durable, Date.parse((await consumer.info(true)).created));
-  return { consumer, durable, filter };
+  const rebind = async () => {
+    await ensureConsumer(b.jsm, b.streamName, durable, filter, b.ackWaitMs, b.logger);
+    const consumer = await b.js.consumers.get(b.streamName, durable);
+    // A consumer made again delivers the stream from its start: what it stored before is judged stale.
+    b.staleCheck.consumerCreated(durable, Date.parse((await consumer.info(true)).created));
+    return consumer;
+  };
+  return { consumer: await rebind(), durable, filter, rebind };
 }
 
 /**

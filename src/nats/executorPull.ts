@@ -26,6 +26,11 @@ export interface PullLoopOptions {
   isClosed(): boolean;
   logger: Logger;
   durable: string;
+  /**
+   * Called after a failed pull: makes the consumer again if it is gone (deleted by hand; the pulls
+   * of a deleted consumer fail for ever) and returns the one to pull from. Fails while NATS is away.
+   */
+  rebind?: () => Promise<Consumer>;
 }
 
 /** Sends `working()` every ackWait/3 until the returned function is called. */
@@ -37,6 +42,7 @@ export function keepAlive(m: JsMsg, ackWaitMs: number): () => void {
 /** Pulls commands while slots are free and hands each one to `handle`; see the module comment. */
 export class PullLoop {
   readonly #opts: PullLoopOptions;
+  #consumer: Consumer;
   readonly #slots: Semaphore;
   readonly #running = new Set<Promise<void>>();
   #stopping = false;
@@ -47,6 +53,7 @@ export class PullLoop {
 
   constructor(opts: PullLoopOptions) {
     this.#opts = opts;
+    this.#consumer = opts.consumer;
     this.#slots = new Semaphore(opts.concurrency);
     this.done = this.#run().catch((err: unknown) => opts.logger.error({ err, durable: opts.durable }, 'executor consumer stopped'));
   }
@@ -70,7 +77,7 @@ export class PullLoop {
       let taken = 0;
       try {
         if (this.#stopping) break;
-        this.#batch = await this.#opts.consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
+        this.#batch = await this.#consumer.fetch({ max_messages: free, expires: FETCH_EXPIRES_MS });
         for await (const m of this.#batch) {
           // After a reconnect nats.js pulls a whole batch again within the same fetch: never run
           // more than the slots taken for it; hand the rest back at once.
@@ -86,10 +93,21 @@ export class PullLoop {
         if (this.#stopping || this.#opts.isClosed()) break;
         this.#opts.logger.warn({ err, durable: this.#opts.durable }, 'pull failed; pulling again');
         await this.#pause(RETRY_PAUSE_MS);
+        await this.#rebind();
       } finally {
         this.#batch = undefined;
         this.#slots.release(free - taken);
       }
+    }
+  }
+
+  /** Binds to the consumer anew (made again if it was deleted); a failure is retried after the next failed pull. */
+  async #rebind(): Promise<void> {
+    if (!this.#opts.rebind || this.#stopping || this.#opts.isClosed()) return;
+    try {
+      this.#consumer = await this.#opts.rebind();
+    } catch (err) {
+      this.#opts.logger.warn({ err, durable: this.#opts.durable }, 'consumer not bound again; trying after the next pull');
     }
   }
 

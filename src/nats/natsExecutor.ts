@@ -45,6 +45,8 @@ export interface BoundConsumer {
   consumer: Consumer;
   durable: string;
   filter: string;
+  /** Makes the consumer again if it is gone (deleted by hand) and binds to it anew. */
+  rebind: () => Promise<Consumer>;
 }
 
 /** An executor over bound consumers; `start` begins pulling. See the Executor interface. */
@@ -83,9 +85,9 @@ export class NatsExecutor implements Executor {
   /** Starts one pull loop per bound consumer. */
   start(bound: BoundConsumer[]): void {
     const { nc, concurrency, ackWaitMs, logger, streamName } = this.#parts;
-    for (const { consumer, durable, filter } of bound) {
+    for (const { consumer, durable, filter, rebind } of bound) {
       const handle = (m: JsMsg) => this.#processMessage(m);
-      this.#loops.push(new PullLoop({ consumer, concurrency, ackWaitMs, handle, isClosed: () => nc.isClosed(), logger, durable }));
+      this.#loops.push(new PullLoop({ consumer, concurrency, ackWaitMs, handle, isClosed: () => nc.isClosed(), logger, durable, rebind }));
       logger.info({ durable, filter, stream: streamName }, 'executor consuming');
     }
   }

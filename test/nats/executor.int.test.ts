@@ -227,6 +227,18 @@ describe('createExecutor', () => {
     expect(calls).toBe(6);
   });
 
+  it('makes its consumer again when it is deleted under it, and runs the commands that come after', async () => {
+    const w = await world();
+    const { calls, handler } = counting();
+    await w.start(handler, { kinds: ['ToolCall'] });
+    const before = await w.consumerInfo();
+    await w.jsm.consumers.delete(w.streamName, before.name);
+    await w.publishTask(w.task(1), 'after-delete');
+    await w.reports(1);
+    expect(calls.map((c) => c.taskId)).toEqual(['t1']);
+    expect((await w.consumerInfo()).created).not.toBe(before.created);
+  });
+
   it('terminates an invalid command without calling the handler', async () => {
     const w = await world();
     const { calls, handler } = counting();
