@@ -47,6 +47,14 @@ const EXEC_CAPABLE = new Set([
   'eatmydata', 'faketime', 'ccache', 'xvfb-run', 'proxychains', 'proxychains4', 'chronic', 'ifne', 'pee',
   'lckdo', 'zrun', 'vipe', 'enosys', 'pipesz', 'setpgid', 'xtrace', 'coredumpctl', 'perldoc', 'perlbug',
   'apt-key', 'apt-config', 'apt-cache', 'groff', 'patch', 'zless', 'zmore', 'pager', 'www-browser', 'x-www-browser',
+  // Found by a code review: pandoc --filter, tcc -run, lldb, interpreters and build tools that run
+  // code or their arguments (runghc, octave, jrunscript, uv/uvx, pipx, poetry, tsx, ts-node, dotnet,
+  // swift, elixir, mvn, gradle, ansible), clients that run commands (lftp !, sshpass, unbuffer),
+  // systemd's run0 and machinectl shell, and shells installed as binaries of their own.
+  'pandoc', 'tcc', 'lldb', 'octave', 'octave-cli', 'ghc', 'runghc', 'runhaskell', 'stack', 'cabal', 'jrunscript',
+  'uv', 'uvx', 'pipx', 'poetry', 'pipenv', 'tsx', 'ts-node', 'dotnet', 'swift', 'elixir', 'iex', 'mix', 'mvn',
+  'gradle', 'ansible', 'ansible-playbook', 'lftp', 'unbuffer', 'sshpass', 'run0', 'machinectl', 'yash', 'posh',
+  'rc', 'es', 'elvish', 'nu', 'xonsh', 'oksh', 'loksh', 'scala', 'kotlin', 'groovy', 'clojure', 'racket', 'scheme',
 ]);
 /** Versioned or target-prefixed builds of those (gcc-12, x86_64-linux-gnu-gcc-12, pdb3, pydoc3.11). */
 const EXEC_CAPABLE_BUILDS = /^([\w.]+-)*(gcc|g\+\+|cc|c\+\+|cpp|clang(\+\+)?|ld|pdb|pydoc|ipython)(-?[\d.]+)?(\.(bfd|gold|lld|mold))?$/;

@@ -28,6 +28,11 @@ describe('exec-capable programs', () => {
       'dbus-run-session', 'sensible-editor', 'scriptlive', 'gpg-connect-agent', 'curl', 'systemd-cat', 'runcon', 'x86_64-linux-gnu-ld.bfd', 'dirmngr', 'gpgconf']) {
       expect(isExecCapable(name), name).toBe(true);
     }
+    // Found by a code review: a filter, a -run, a debugger, runners of code or of their arguments, shells of their own.
+    for (const name of ['pandoc', 'tcc', 'lldb', 'runghc', 'octave', 'jrunscript', 'uvx', 'pipx', 'tsx', 'ts-node', 'dotnet', 'mvn', 'gradle',
+      'ansible', 'lftp', 'unbuffer', 'sshpass', 'run0', 'machinectl', 'yash', 'posh']) {
+      expect(isExecCapable(name), name).toBe(true);
+    }
     for (const name of ['echo', 'ls', 'cat', 'head', 'printenv', 'grep', 'wc', 'date', 'du', 'df', 'uname', 'jq']) expect(isExecCapable(name), name).toBe(false);
   });
 
