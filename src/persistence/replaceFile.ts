@@ -13,10 +13,17 @@ export async function replaceFile(path: string, chunks: readonly (string | Uint8
   const tmp = `${path}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   try {
     const fh = await open(tmp, 'wx', 0o644);
+    let expected = 0;
     try {
-      // Two calls: fh.write's overloads take a string or bytes, not their union.
-      for (const chunk of chunks) await (typeof chunk === 'string' ? fh.write(chunk) : fh.write(chunk));
+      // writeFile, not write: one write call may store only part of a chunk (a disk filling up)
+      // without an error, and a short file must never be renamed over a whole one.
+      for (const chunk of chunks) {
+        await fh.writeFile(chunk);
+        expected += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
+      }
       await fh.sync();
+      const { size } = await fh.stat();
+      if (size !== expected) throw new Error(`${tmp}: wrote ${size} of ${expected} bytes; ${path} left as it was`);
     } finally {
       await fh.close();
     }

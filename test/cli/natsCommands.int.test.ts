@@ -679,7 +679,7 @@ describe('usage errors', () => {
     [['executor', 'shell', '--allow', 'echo', '--max-output-bytes', '0'], '--max-output-bytes expects a positive integer, got "0"'],
     [['executor', 'echo', '--kinds', ' , '], '--kinds needs at least one of toolcall, processing'],
     [['executor', 'echo', '--kinds', 'toolcall,clarification'], 'unknown kind clarification (expected toolcall or processing)'],
-    [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms expects an integer from 100 to 2147483647, got "50"'],
+    [['executor', 'echo', '--ack-wait-ms', '50'], '--ack-wait-ms expects an integer from 100 to 715827882, got "50"'],
     [['executor', 'echo', '--concurrency', '0'], '--concurrency expects a positive integer, got "0"'],
     [['executor', 'echo', '--inbox-ttl-ms', '1000'], '--inbox-ttl-ms expects an integer from 60000 to 315360000000, got "1000"'],
     [['executor', 'echo', '--stale-after-ms', 'soon'], '--stale-after-ms expects an integer from 0 to 315360000000, got "soon"'],
