@@ -1,8 +1,8 @@
 import { constants } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { open, truncate, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { makeDirs } from './makeDirs.js';
-import { CorruptLogError } from '../errors.js';
+import { CorruptLogError, StoreUnavailableError } from '../errors.js';
 import { syncPath } from './syncPath.js';
 
 /**
@@ -72,9 +72,16 @@ function scanRecords<T>(path: string, bytes: Buffer, isValue: (value: unknown) =
  * `<file>.tail-<offset>-<time>`; a damaged line before the last is a CorruptLogError.
  */
 export class FileInbox<T> implements Inbox<T> {
+  /** Puts one after another: a failed one is cut back to where the file ended before it. */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Set when a failed put could not be cut back: the file ends in part of a record. */
+  private broken: Error | undefined;
+
   private constructor(
     private readonly path: string,
     private readonly entries: Map<string, T>,
+    /** The file's length: every record whole, the last one ending in a newline. */
+    private size: number,
   ) {}
 
   /**
@@ -98,7 +105,7 @@ export class FileInbox<T> implements Inbox<T> {
       }
       // A new file's directory entry is durable before any put is acknowledged.
       await syncPath(dirname(path));
-      return new FileInbox(path, new Map(records.map((r) => [r.id, r.value])));
+      return new FileInbox(path, new Map(records.map((r) => [r.id, r.value])), valid);
     } finally {
       await fh.close();
     }
@@ -108,14 +115,33 @@ export class FileInbox<T> implements Inbox<T> {
     return this.entries.get(id);
   }
 
-  async put(id: string, value: T): Promise<void> {
-    const fh = await open(this.path, 'a');
+  put(id: string, value: T): Promise<void> {
+    const done = this.queue.then(() => this.append(id, value));
+    this.queue = done.catch(() => undefined);
+    return done;
+  }
+
+  /**
+   * Appends one record. A write that fails part-way (a full disk) leaves part of a line, which the
+   * next record would be glued to and lost with on the next open: the file is cut back first, and
+   * if even that fails, no put is taken until the inbox is opened again (which cuts it).
+   */
+  private async append(id: string, value: T): Promise<void> {
+    if (this.broken) throw new StoreUnavailableError(`${this.path}: a record could not be written, nor cut back; reopen the inbox`, { cause: this.broken });
+    const line = `${JSON.stringify({ id, value })}\n`;
     try {
-      await fh.appendFile(`${JSON.stringify({ id, value })}\n`);
-      await fh.datasync();
-    } finally {
-      await fh.close();
+      const fh = await open(this.path, 'a');
+      try {
+        await fh.appendFile(line);
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+    } catch (err) {
+      await truncate(this.path, this.size).catch((cutErr: unknown) => (this.broken = cutErr instanceof Error ? cutErr : new Error(String(cutErr))));
+      throw err;
     }
+    this.size += Buffer.byteLength(line);
     this.entries.set(id, value);
   }
 
