@@ -43,6 +43,11 @@ interface ExecutorState {
   producing: Map<string, Promise<ExecutorReport | undefined>>;
   /** Dispatch ids whose report failed and is being retried: a copy delivered meanwhile leaves it to that. */
   retrying: Set<string>;
+  /**
+   * Reports made whose recording failed (a full disk), by dispatch id: the redelivered command
+   * records this one rather than run the task again.
+   */
+  unrecorded: Map<string, ExecutorReport>;
   track: (work: Promise<void>) => Promise<void>;
 }
 
@@ -79,7 +84,7 @@ export function startBusExecutor(o: BusExecutorOptions): () => Promise<void> {
   };
   const controller = new AbortController();
   setMaxListeners(0, controller.signal); // one listener per task under way, each removed after it
-  const state: ExecutorState = { signal: controller.signal, producing: new Map(), retrying: new Set(), track };
+  const state: ExecutorState = { signal: controller.signal, producing: new Map(), retrying: new Set(), unrecorded: new Map(), track };
   const unsubscribe = kinds.map((kind) => o.bus.subscribe(o.subjects.exec(kind, '*'), (message) => track(handle(o, message, state))));
   return async () => {
     for (const off of unsubscribe) off();
@@ -94,7 +99,7 @@ async function handle(o: BusExecutorOptions, message: BusMessage, x: ExecutorSta
   const task = ExecuteTask.parse(message.data);
   let work = x.producing.get(task.dispatchId);
   if (!work) {
-    work = reportFor(o, task, x.signal);
+    work = reportFor(o, task, x);
     x.producing.set(task.dispatchId, work);
     const forget = () => x.producing.delete(task.dispatchId);
     work.then(forget, forget);
@@ -202,8 +207,11 @@ async function runUntilEnded(o: BusExecutorOptions, task: ExecuteTask, stopping:
  * if the task's session ended while it ran (nothing is recorded: a session that has ended waits for
  * no report, and would reject one).
  */
-async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: AbortSignal): Promise<ExecutorReport | undefined> {
+async function reportFor(o: BusExecutorOptions, task: ExecuteTask, x: ExecutorState): Promise<ExecutorReport | undefined> {
+  const { signal } = x;
   const maxBytes = o.maxReportBytes ?? DEFAULT_MAX_REPORT_BYTES;
+  const made = x.unrecorded.get(task.dispatchId);
+  if (made) return record(o, task, made, x);
   const recorded = await o.inbox.get(task.dispatchId);
   if (recorded) {
     o.logger.debug({ sessionId: task.sessionId, taskId: task.taskId, dispatchId: task.dispatchId }, 'duplicate command; re-sending the recorded report');
@@ -224,7 +232,19 @@ async function reportFor(o: BusExecutorOptions, task: ExecuteTask, signal: Abort
     throw new ExecutorStoppedError(`executor stopped before ${task.dispatchId} finished; it stays open`);
   }
   // Fitted before it is recorded, so a redelivery re-sends the very report the planner took.
-  const report = checkedReport(task, outcome, maxBytes);
-  await o.inbox.put(task.dispatchId, report);
+  return record(o, task, checkedReport(task, outcome, maxBytes), x);
+}
+
+/** Records a report made for `task`; if that fails, it is kept to be recorded at the redelivery. */
+async function record(o: BusExecutorOptions, task: ExecuteTask, report: ExecutorReport, x: ExecutorState): Promise<ExecutorReport> {
+  try {
+    await o.inbox.put(task.dispatchId, report);
+  } catch (err) {
+    // The task is done: running it again for a failed write would execute it twice.
+    x.unrecorded.set(task.dispatchId, report);
+    o.logger.error({ err, dispatchId: task.dispatchId }, 'report not recorded; recorded at the redelivery, the task not run again');
+    throw err;
+  }
+  x.unrecorded.delete(task.dispatchId);
   return report;
 }

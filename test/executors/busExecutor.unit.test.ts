@@ -311,3 +311,29 @@ describe('startBusExecutor', () => {
     expect(await w.inbox.get('s1.t1.1')).toMatchObject({ type: 'TaskFailed', error: 'exit code 3' });
   });
 });
+
+describe('bus executor: a report that cannot be recorded', () => {
+  it('records the report it made at the redelivery instead of running the task again (a full disk)', async () => {
+    const bus = new InProcessBus();
+    const inbox = new MemoryInbox<ExecutorReport>();
+    let full = true;
+    const put = inbox.put.bind(inbox);
+    inbox.put = async (id, value) => {
+      if (full) throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return put(id, value);
+    };
+    const reports: unknown[] = [];
+    bus.subscribe(subjects.allInputs, (m) => void reports.push(m.data));
+    const handler = vi.fn<TaskHandler>(async () => ({ type: 'completed', output: 'side effect' }));
+    const stop = startBusExecutor({ bus, subjects, handler, inbox, logger: silentLogger });
+    const t = task();
+    await expect(publishTask(bus, t)).rejects.toThrow('ENOSPC');
+    await expect(publishTask(bus, t)).rejects.toThrow('ENOSPC');
+    full = false;
+    await publishTask(bus, t);
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(await inbox.get(t.dispatchId)).toMatchObject({ type: 'TaskCompleted', output: 'side effect' });
+    await vi.waitFor(() => expect(reports).toHaveLength(1));
+    await stop();
+  });
+});
