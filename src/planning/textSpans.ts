@@ -23,6 +23,7 @@ const URL_RE = /https?:\/\/[^\s<>"`{}|\\^\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af
 const TRAILING = new Set(['.', ',', ';', ':', '!', '?', "'", '"', '*']);
 
 const PAIRS: Record<string, string> = { ')': '(', ']': '[' };
+const BRACKETS = new Set([...Object.keys(PAIRS), ...Object.values(PAIRS)]);
 
 /** Every http(s) URL in `text`, in order, without trailing sentence punctuation. */
 export function findUrls(text: string): FoundUrl[] {
@@ -41,20 +42,19 @@ export function findUrls(text: string): FoundUrl[] {
  * opening ones, so `(see https://en.wikipedia.org/wiki/Foo_(bar))` keeps `Foo_(bar)`.
  */
 function trimUrl(raw: string): string {
-  let url = raw;
-  for (;;) {
-    const last = url.slice(-1);
+  // Bracket counts taken once and kept as characters are dropped, and one cut at the end: a URL
+  // ending in thousands of `)` must cost as much as its length, not its length squared.
+  const counts = new Map<string, number>();
+  for (const ch of raw) if (BRACKETS.has(ch)) counts.set(ch, (counts.get(ch) ?? 0) + 1);
+  let end = raw.length;
+  while (end > 0) {
+    const last = raw[end - 1]!;
     const open = PAIRS[last];
-    if (TRAILING.has(last) || (open !== undefined && count(url, last) > count(url, open))) {
-      url = url.slice(0, -1);
-    } else {
-      return url;
-    }
+    if (!TRAILING.has(last) && !(open !== undefined && (counts.get(last) ?? 0) > (counts.get(open) ?? 0))) break;
+    counts.set(last, (counts.get(last) ?? 0) - 1);
+    end--;
   }
-}
-
-function count(text: string, ch: string): number {
-  return text.split(ch).length - 1;
+  return raw.slice(0, end);
 }
 
 /**

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { isValidationError } from '../../src/errors.js';
 import type { NodeKind, PlannedTask } from '../../src/protocol/domain.js';
 import { PlannedTask as PlannedTaskSchema } from '../../src/protocol/domain.js';
 import { DEFAULT_MAX_TASKS, MAX_INPUT_BYTES, planText } from '../../src/planning/index.js';
-import { findCodeSpans, fnv1a32 } from '../../src/planning/textSpans.js';
+import { findCodeSpans, findUrls, fnv1a32 } from '../../src/planning/textSpans.js';
 
 /** An expected task: description, kind and attachment URLs (ids are checked separately). */
 type Expected = [description: string, kind: NodeKind, urls?: string[]];
@@ -381,5 +382,33 @@ describe('planText errors', () => {
     }
     expect(isValidationError(caught)).toBe(true);
     expect((caught as Error).message).toContain(message);
+  });
+});
+
+describe('URLs ending in punctuation and brackets', () => {
+  /** The rule, as it reads: drop trailing punctuation, and a closing bracket while it has more of them than opening ones. */
+  const reference = (raw: string): string => {
+    const count = (text: string, ch: string) => text.split(ch).length - 1;
+    let url = raw;
+    for (;;) {
+      const last = url.slice(-1);
+      const open = ({ ')': '(', ']': '[' } as Record<string, string>)[last];
+      if (".,;:!?'\"*".includes(last) && last !== '' ? true : open !== undefined && count(url, last) > count(url, open)) url = url.slice(0, -1);
+      else return url;
+    }
+  };
+
+  it('trims them by the rule, brackets in the URL counted', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[a-z()[\].,;:!?'*]{0,30}$/), (tail) => {
+        const url = `https://example.com/${tail}`;
+        expect(findUrls(`see ${url} `).map((u) => u.url)).toEqual([reference(url)]);
+      }),
+    );
+  });
+
+  it('plans a body of 60,000 closing brackets after a URL (each one used to recount the whole URL)', () => {
+    const [task] = planText(`Fetch https://a${')'.repeat(60_000)}`);
+    expect(task!.attachments).toEqual([{ kind: 'url', url: 'https://a' }]);
   });
 });
