@@ -309,13 +309,17 @@ function compact(rec: Recorder, deps: DecideDeps): void {
   const budget = ctx.config!.tokenBudget;
   // A BPE token is at least one byte, so a context that fits in `budget` bytes fits in tokens:
   // skip the tokenizer on the hot path when it cannot matter.
-  const bytes = ctx.items.reduce((n, item) => n + Buffer.byteLength(item.text), 0);
+  // The executor gets the items joined by blank lines (renderContext): each separator can be one
+  // token more than the items' own counts, so they are counted too.
+  const separators = Math.max(0, ctx.items.length - 1);
+  const bytes = ctx.items.reduce((n, item) => n + Buffer.byteLength(item.text), 0) + 2 * separators;
   if (bytes <= budget) return;
-  if (ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0) <= budget) return;
+  if (ctx.items.reduce((n, item) => n + deps.countTokens(item.text), 0) + separators <= budget) return;
   const target = Math.floor(budget * COMPACTION_TARGET);
   const openTasks = ctx.order.slice(ctx.cursor).map((id) => ctx.plan.get(id)!.description);
-  // Pinned items (answers) are kept whole against the budget itself, not the lower target.
-  const result = compactWithin(deps, { items: ctx.items, budget: target, pinnedBudget: budget, openTasks });
+  // Pinned items (answers) are kept whole against the budget itself, not the lower target. Both
+  // leave room for the separators of as many items as there are now (compaction only removes some).
+  const result = compactWithin(deps, { items: ctx.items, budget: Math.max(0, target - separators), pinnedBudget: Math.max(0, budget - separators), openTasks });
   rec.emit('ContextCompacted', { budget, target, ...result });
 }
 
