@@ -25,7 +25,7 @@ export interface TextUnits {
   readonly spaces: Int32Array;
   /** Whether a space follows whitespace somewhere (a cut for length there may change the count). */
   readonly unsafeSpaces: boolean;
-  /** Whether a run without whitespace is longer than MAX_RUN (cut for length inside it). */
+  /** Whether a run without whitespace is longer than MAX_RUN, or one of whitespace than MAX_PIECE (cut for length inside it). */
   readonly longRuns: boolean;
 }
 
@@ -75,6 +75,7 @@ export class UnitCache {
     const spaces: number[] = [];
     let unsafeSpaces = false;
     let run = 0;
+    let blank = 0;
     let longRuns = false;
     for (let i = 0; i < text.length; i++) {
       const code = text.charCodeAt(i);
@@ -83,8 +84,14 @@ export class UnitCache {
         if (i > 0 && isWhitespace(text.charCodeAt(i - 1))) unsafeSpaces = true;
       }
       if (isUnitStart(text, i)) starts.push(i);
-      if (isRunBreak(code)) run = 0;
-      else if (++run > MAX_RUN) longRuns = true;
+      // A long run of whitespace is cut for length too (see `pieces`), moving the pieces' starts.
+      if (isRunBreak(code)) {
+        run = 0;
+        if (++blank > MAX_PIECE) longRuns = true;
+      } else {
+        blank = 0;
+        if (++run > MAX_RUN) longRuns = true;
+      }
     }
     const prefix = new Float64Array(starts.length + 1);
     for (let j = 0; j < starts.length; j++) {

@@ -77,6 +77,15 @@ describe('KeptCost', () => {
     }
   });
 
+  it('counts texts with runs of whitespace longer than 2,048 (cut for length) as the tokenizer counter does', () => {
+    const prose = 'Step one: check the hotel in Paris, then book the train. ';
+    for (const gap of ['\n'.repeat(5_000), '\t'.repeat(3_000), ' \n'.repeat(2_500)]) {
+      const text = `${prose.repeat(40)}${gap}${prose.repeat(40)}`;
+      const { exact, direct } = keepInOrder(text, 64, 7, [true, true, false]);
+      expect(exact + direct).toBeGreaterThan(10);
+    }
+  });
+
   it('corrects the count where a cut for length falls inside indentation (a space after a tab)', () => {
     // Words apart by tabs, lines indented by a tab and three spaces: the only spaces there are,
     // so every cut for length falls inside an indentation, where it changes the count.

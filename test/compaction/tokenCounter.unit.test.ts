@@ -29,6 +29,15 @@ describe('bpeTokenCounter', () => {
     // Never inside a surrogate pair: 300 emoji count as 300 emoji.
     expect(bpeTokenCounter.count('😀'.repeat(300))).toBe(exact('😀'.repeat(300)));
   });
+
+  it('counts a long run of whitespace in pieces of 2,048 characters (32,000 tabs whole: seconds)', () => {
+    for (const ch of ['\t', '\n', '\r\n', ' \n']) {
+      const text = `word${ch.repeat(Math.ceil(40_000 / ch.length))}word`;
+      expect(bpeTokenCounter.count(text), JSON.stringify(ch)).toBe(piecewise(text));
+    }
+    // A run of 2,048 is counted whole, as the tokenizer does.
+    expect(bpeTokenCounter.count(`a${'\n'.repeat(2_048)}b`)).toBe(exact(`a${'\n'.repeat(2_048)}b`));
+  });
 });
 
 describe('bpeTokenCounter by units', () => {
@@ -71,13 +80,15 @@ function piecewise(text: string): number {
   let total = 0;
   let start = 0;
   let run = 0;
+  let blank = 0;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);
     if (code === 32 || code === 9 || code === 10 || code === 13) {
-      if (i - start >= 2_048 && code === 32) [total, start] = [total + exact(text.slice(start, i)), i];
       run = 0;
-    } else if (++run > 256 && !(code >= 0xdc00 && code <= 0xdfff)) {
-      [total, start, run] = [total + exact(text.slice(start, i)), i, 1];
+      if ((i - start >= 2_048 && code === 32) || ++blank > 2_048) [total, start, blank] = [total + exact(text.slice(start, i)), i, 1];
+    } else {
+      blank = 0;
+      if (++run > 256 && !(code >= 0xdc00 && code <= 0xdfff)) [total, start, run] = [total + exact(text.slice(start, i)), i, 1];
     }
   }
   return total + exact(text.slice(start));
