@@ -35,6 +35,9 @@ describe('bpeTokenCounter', () => {
       const text = `word${ch.repeat(Math.ceil(40_000 / ch.length))}word`;
       expect(bpeTokenCounter.count(text), JSON.stringify(ch)).toBe(piecewise(text));
     }
+    // 200,000 tabs (a context of pasted output): whole, a minute of BPE; in pieces, well under a second.
+    const tabs = '\t'.repeat(200_000);
+    expect(bpeTokenCounter.count(tabs)).toBe(piecewise(tabs));
     // A run of 2,048 is counted whole, as the tokenizer does.
     expect(bpeTokenCounter.count(`a${'\n'.repeat(2_048)}b`)).toBe(exact(`a${'\n'.repeat(2_048)}b`));
   });
