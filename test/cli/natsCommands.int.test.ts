@@ -189,7 +189,7 @@ describe('serve + executor echo + the client commands', () => {
     // Retention: the session just ended, inside the stream's duplicate window, so even 0s keeps it.
     const dryPurge = await run(['purge', ...conn, '--older-than', '0s', '--dry-run']);
     expect(dryPurge.io.err).toEqual([]);
-    expect(dryPurge.io.stdoutText).toBe(`would purge 0 ended session(s) from NATS stream ${conn[conn.indexOf('--stream') + 1]}; kept 1 ended too recently, 0 not ended\n`);
+    expect(dryPurge.io.stdoutText).toBe(`would purge 0 session(s) (ended, or never started) from NATS stream ${conn[conn.indexOf('--stream') + 1]}; kept 1 too recent, 0 still open\n`);
     const purgeJson = await run(['purge', ...conn, '--older-than', '30d', '--json']);
     expect(JSON.parse(purgeJson.io.stdoutText)).toEqual({ sessions: [], messages: 0, snapshots: 0, dispatchEntries: 0, recent: 1, open: 0 });
     const noAge = await run(['purge', ...conn]);

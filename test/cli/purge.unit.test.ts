@@ -14,9 +14,9 @@ describe('jetplan purge (data dir)', () => {
   it('lists, then removes the ended sessions older than the age; a later replay finds none', async () => {
     expect((await run(['demo', 'Summarise the results.', '--session', 'old', '--data-dir', dir])).code).toBe(0);
     const kept = await run(['purge', '--data-dir', dir, '--older-than', '30d']);
-    expect([kept.code, kept.io.stdoutText]).toEqual([0, `purged 0 ended session(s) from ${dir}: 0 log entries, 0 snapshot(s), 0 executor inbox records; kept 1 ended too recently, 0 not ended\n`]);
+    expect([kept.code, kept.io.stdoutText]).toEqual([0, `purged 0 session(s) (ended, or never started) from ${dir}: 0 log entries, 0 snapshot(s), 0 executor inbox records; kept 1 too recent, 0 still open\n`]);
     const dry = await run(['purge', '--data-dir', dir, '--older-than', '0s', '--dry-run']);
-    expect(dry.io.stdoutText).toBe(`old\nwould purge 1 ended session(s) from ${dir}; kept 0 ended too recently, 0 not ended\n`);
+    expect(dry.io.stdoutText).toBe(`old\nwould purge 1 session(s) (ended, or never started) from ${dir}; kept 0 too recent, 0 still open\n`);
     const purged = await run(['purge', '--data-dir', dir, '--older-than', '0s', '--json']);
     expect(purged.code).toBe(0);
     expect(JSON.parse(purged.io.stdoutText)).toMatchObject({ sessions: ['old'], executions: 1, recent: 0, open: 0 });

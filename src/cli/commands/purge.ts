@@ -41,8 +41,10 @@ interface Purged {
 function report(ctx: CliContext, result: Purged, where: string, removed: string, dryRun: boolean): void {
   if (ctx.json) return ctx.out(JSON.stringify(result));
   if (dryRun) for (const id of result.sessions) ctx.out(id);
-  const what = dryRun ? `would purge ${result.sessions.length} ended session(s) from ${where}` : `purged ${result.sessions.length} ended session(s) from ${where}: ${removed}`;
-  ctx.out(`${what}; kept ${result.recent} ended too recently, ${result.open} not ended`);
+  // Sessions that never started (every input rejected) go too: "ended" alone would hide them.
+  const n = `${result.sessions.length} session(s) (ended, or never started)`;
+  const what = dryRun ? `would purge ${n} from ${where}` : `purged ${n} from ${where}: ${removed}`;
+  ctx.out(`${what}; kept ${result.recent} too recent, ${result.open} still open`);
 }
 
 async function purgeNats(args: ParsedArgs, ctx: CliContext, olderThanMs: number, dryRun: boolean): Promise<void> {
