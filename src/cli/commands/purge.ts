@@ -61,7 +61,7 @@ async function purgeNats(args: ParsedArgs, ctx: CliContext, olderThanMs: number,
 
 /** `jetplan purge`: retention of ended sessions, in the data dir or on NATS. */
 export const purgeCommand: Command = {
-  summary: 'remove ended sessions older than an age',
+  summary: 'remove sessions that ended (or never started) older than an age',
   usage: USAGE,
   flags: { ...CONNECTION_FLAGS, 'older-than': 'string', 'dry-run': 'boolean' },
   async run(args, ctx) {
