@@ -25,8 +25,15 @@ const clip = (text: string, max = 60): string => {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
 
-/** A one-line summary of an event's data, for timelines. */
+/**
+ * A one-line summary of an event's data, for timelines: printable as a whole (ids come from clients
+ * too: a message id may hold any character but a line break).
+ */
 export function eventSummary(event: DomainEvent): string {
+  return printable(summaryOf(event));
+}
+
+function summaryOf(event: DomainEvent): string {
   switch (event.type) {
     case 'SessionStarted':
       return `budget ${event.data.config.tokenBudget}, max attempts ${event.data.config.maxAttempts}`;

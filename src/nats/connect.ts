@@ -81,6 +81,9 @@ export function connectionOptions(options: NatsConnectionOptions = {}): Connecti
       ...(tls.keyFile !== undefined ? { keyFile: tls.keyFile } : {}),
     };
   }
+  // nats.js reads no scheme: a `tls://` URL alone connected in plain text to a server without TLS,
+  // credentials and all. Asking for TLS makes it refuse such a server.
+  if (opts.tls === undefined && servers.some((s) => /^tls:\/\//i.test(s))) opts.tls = {};
   return opts;
 }
 

@@ -15,3 +15,15 @@ describe('printable', () => {
     expect(needsEscaping(text)).toBe(false);
   });
 });
+
+describe('timeline summaries', () => {
+  it('escape what a client put in an id: a message id holds any character but a line break', async () => {
+    const { eventSummary } = await import('../../src/cli/view.js');
+    const messageId = 'm\u001b]0;PWNED\u0007\u001b[2J';
+    const line = eventSummary({
+      id: 'x/3', type: 'InputRepeated', version: 1, sessionId: 's', sequence: 3, timestamp: 0, causationId: messageId, correlationId: 's',
+      data: { messageId, streamSequence: 54, appliedSequence: 1 },
+    });
+    expect(line).toBe('m\\x1b]0;PWNED\\x07\\x1b[2J again at sequence 54 (applied at 1)');
+  });
+});

@@ -38,3 +38,14 @@ describe('credentials in the NATS URL', () => {
     expect(redactUrl('nats://a:b@h:1,nats://h:2')).toBe('nats://***@h:1,nats://h:2');
   });
 });
+
+describe('a tls:// server URL', () => {
+  it('asks for TLS, so a server without it is refused rather than sent the credentials in plain text', async () => {
+    expect(connectionOptions({ url: 'tls://ann:p@h:1' })).toMatchObject({ servers: ['tls://h:1'], tls: {} });
+    expect(connectionOptions({ url: 'nats://h:1' }).tls).toBeUndefined();
+    const url = withCredentials('ann:p%40ss%2Fw%3Ard').replace('nats://', 'tls://');
+    const err = await connectNats({ url, timeoutMs: 2_000 }).catch((e: unknown) => e);
+    expect(isNatsConnectError(err)).toBe(true);
+    expect((err as Error).message).not.toContain('p@ss');
+  });
+});

@@ -17,7 +17,9 @@ piped, reads the text from stdin.
   --session <id>       the session (default a new id s-<10 chars>)
   --message-id <id>    idempotency key (Nats-Msg-Id); resubmitting with it is a no-op (without
                        --session the session id is derived from it, so a retry names the same
-                       session); reusing it for other input is refused
+                       session); reusing it for other input is refused within the
+                       stream's duplicate window (2 min); after it, the service records
+                       the repeat (InputRepeated) and does not apply it
   --max-attempts <n>   a failure at this attempt or later fails the session (default 3)
   --token-budget <n>   context token budget
 ${CONNECTION_USAGE}`;

@@ -46,7 +46,8 @@ export const watchCommand: Command = {
         if (!isSessionNotFoundError(err)) throw err;
         // Not started yet: wait for it (a watcher may start before the submit, so it misses
         // nothing). On a terminal, say so, since nothing else shows until the first event.
-        if (ctx.io.isTTY && !(await client.hasInput(sessionId))) ctx.out(`waiting for session ${sessionId}: it has no events or input yet`);
+        // On stderr: stdout carries only events (a `--json` stream, a log file).
+        if (ctx.io.isTTY && !(await client.hasInput(sessionId))) ctx.err(`waiting for session ${sessionId}: it has no events or input yet`);
       }
       const mirror = new FoldedCommits(sessionId);
       const inspector = inspectPort === undefined ? undefined : await startInspector(mirror, inspectPort);
@@ -147,7 +148,8 @@ class Follower {
     if (event.type === 'SessionStarted') this.started = true;
     else if (!this.started && (await this.cannotStart(event))) {
       // Every input so far was rejected (or a copy of one) and none is on its way.
-      ctx.err(`jetplan: session ${this.sessionId} has not started: every input was rejected, the last with: ${this.lastRejection}`);
+      // The reason may quote the body it refused (an unreadable one: JSON.parse's message), raw.
+      ctx.err(`jetplan: session ${this.sessionId} has not started: every input was rejected, the last with: ${printable(this.lastRejection ?? '')}`);
       return 1;
     }
     this.lastSeq = event.sequence;
