@@ -191,6 +191,21 @@ describe('reads of large events', () => {
     expect(count + 1).toBe(all.length - 10);
   }, 60_000);
 
+  it('a read whose messages are removed while others are appended fails, rather than make up the count with new ones', async () => {
+    const { nc, opts, store } = await openStore();
+    const { all } = await fillLarge(store);
+    const rest = await lowLevelRead(nc, opts);
+    // A purge removes the tail the read has not pulled yet, while the service goes on appending.
+    const jsm = await jetstreamManager(nc);
+    const { state } = await jsm.streams.info(opts.streamName);
+    for (let seq = state.last_seq - 9; seq <= state.last_seq; seq++) await jsm.streams.deleteMessage(opts.streamName, seq);
+    for (let v = 0; v < 20; v++) await store.appendToStream('late', [newEvent('late')], { expectedVersion: v });
+    const { count, failure } = await rest();
+    expect(failure).toSatisfy(isStoreUnavailableError);
+    expect((failure as Error).message).toMatch(/stored after the read began, came first: messages were removed during the read$/);
+    expect(count + 1).toBe(all.length - 10);
+  }, 60_000);
+
   it('a read whose server goes away fails after its idle bound instead of waiting for it', async () => {
     const { nc, opts, store } = await openStore();
     const { all } = await fillLarge(store);

@@ -213,9 +213,9 @@ export class JetStreamEventStore implements EventStore, StreamingRead, LatestEve
   }
 
   /**
-   * Every event of every session through one ordered consumer on `<prefix>.ev.>`, up to the
-   * stream's last event at the start of the read (events appended meanwhile may or may not be
-   * included). One consumer for the whole log instead of one per session. Fails as the other reads
+   * Every event of every session through one consumer on `<prefix>.ev.>`: exactly the events the
+   * stream held at the start of the read (none appended meanwhile; messages removed meanwhile fail
+   * it). One consumer for the whole log instead of one per session. Fails as the other reads
    * do: a CorruptLogError for a message that is not an event, a StoreUnavailableError for the rest.
    */
   async *readAll(): AsyncIterable<DomainEvent> {

@@ -173,6 +173,8 @@ async function* readPending<T>(
   counted: string,
   decode: (m: Delivery) => T,
 ): AsyncIterable<T> {
+  // The stream's end before the consumer exists: every message the read counts is at or before it.
+  const lastSeq = (await ctx.jsm.streams.info(ctx.streamName)).state.last_seq;
   const read = await PullRead.open(ctx, filter, options);
   const short = (count: number, why: string) =>
     new StoreUnavailableError(`JetStream ${ctx.streamName}: the read of ${filter} ended short, at ${count} of the ${read.total} ${counted} at the start: ${why}`);
@@ -182,6 +184,10 @@ async function* readPending<T>(
       const batch = await read.take();
       if (batch.length === 0) throw short(count, 'the read ended'); // take() ends only once all came
       for (const m of batch) {
+        // Messages come in stream order: one stored after the read began, before all it counted
+        // came, means some of those were removed meanwhile (a purge), and new ones would make up
+        // the count, giving other events than the stream held.
+        if (m.seq > lastSeq) throw short(count, `stream sequence ${m.seq}, stored after the read began, came first: messages were removed during the read`);
         count++;
         yield decode(m);
         if (count === read.total) return;
