@@ -143,6 +143,8 @@ export class SessionRepository {
     // A snapshot that cannot be read (permissions, a bucket gone) is a cache miss, not a failure.
     const snap = await this.options.snapshots?.load(sessionId).catch(() => undefined);
     if (!snap || snap.schema !== STATE_SCHEMA) return undefined;
+    // A version that is no event's (a garbled or hand-made value) is a miss too, not a failed read.
+    if (!Number.isSafeInteger(snap.version) || snap.version < 1) return undefined;
     const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
     // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events. So is one
     // of another log as long (the session's log was purged and its id reused): its event at that
@@ -150,7 +152,9 @@ export class SessionRepository {
     if (head.currentVersion < snap.version) return undefined;
     if (snap.lastEventId !== undefined && head.events[0]?.id !== snap.lastEventId) return undefined;
     try {
-      return restoreState(snap.state);
+      const state = restoreState(snap.state);
+      // The state must be the one the snapshot says it is: of this session, at that version.
+      return state.sessionId === sessionId && state.version === snap.version ? state : undefined;
     } catch {
       return undefined; // a snapshot of an unexpected shape is a miss too: the log rebuilds it
     }

@@ -122,6 +122,18 @@ describe('SessionRepository', () => {
     expect(serializeState(loaded)).toEqual(serializeState(state));
   });
 
+  it('ignores a snapshot whose version is no event\'s, or whose state is of another version or session', async () => {
+    const { store, snapshots, write } = setup({ snapshotEvery: 2 });
+    await write('s1', 2); // v4, snapshot at 4
+    const good = (await snapshots.load('s1'))!;
+    const { state } = await new SessionRepository({ store }).rebuild('s1');
+    for (const bad of [{ version: -1 }, { version: 1.5 }, { version: 2 }, { streamId: 's1', state: { ...(good.state as object), sessionId: 's2' } }]) {
+      await snapshots.save({ ...good, ...bad, lastEventId: undefined });
+      const loaded = await new SessionRepository({ store, snapshots }).load('s1');
+      expect(serializeState(loaded), JSON.stringify(bad).slice(0, 40)).toEqual(serializeState(state));
+    }
+  });
+
   it('ignores a snapshot ahead of the log', async () => {
     const { store, snapshots, write } = setup({ snapshotEvery: 2 });
     await write('s1', 2); // v4, snapshot at 4
