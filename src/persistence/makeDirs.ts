@@ -1,6 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { StoreUnavailableError } from '../errors.js';
+import { syncPath } from './syncPath.js';
 
 /**
  * Creates `dir` and its missing parents, like `mkdir -p`. Node's own `mkdir(dir, { recursive:
@@ -37,6 +38,15 @@ async function makeLevels(dir: string): Promise<void> {
       throw again;
     }
   }
+  await madeIn(dir);
+}
+
+/**
+ * Syncs the parent of a directory just made: its entry is durable before anything is acknowledged
+ * in it (a data dir made at the first run, its first append fsynced, could vanish at a power loss).
+ */
+async function madeIn(dir: string): Promise<void> {
+  await syncPath(dirname(dir));
 }
 
 async function assertDirectory(dir: string, error: unknown): Promise<void> {
