@@ -60,8 +60,7 @@ export class SessionRepository {
       this.remember(cached); // most recently used: evicted last
       return cached;
     }
-    const start = (await this.fromSnapshot(sessionId)) ?? initialSessionState(sessionId);
-    const { state } = await this.foldOnto(start, { from: start.version + 1 });
+    const state = (await this.fromSnapshot(sessionId)) ?? (await this.foldOnto(initialSessionState(sessionId), {})).state;
     this.remember(state);
     return state;
   }
@@ -139,25 +138,43 @@ export class SessionRepository {
     this.endedAt.delete(sessionId);
   }
 
+  /**
+   * The session from its snapshot and the events after it, in one read of the log from the
+   * snapshot's version on (a JetStream read of a range starts at the session's first message
+   * whatever the range: a separate read of the snapshot's own event would read the log twice).
+   * Undefined for a miss: no snapshot, or one that does not match the log, which is then folded
+   * from the start.
+   */
   private async fromSnapshot(sessionId: string): Promise<SessionState | undefined> {
     // A snapshot that cannot be read (permissions, a bucket gone) is a cache miss, not a failure.
     const snap = await this.options.snapshots?.load(sessionId).catch(() => undefined);
     if (!snap || snap.schema !== STATE_SCHEMA) return undefined;
     // A version that is no event's (a garbled or hand-made value) is a miss too, not a failed read.
     if (!Number.isSafeInteger(snap.version) || snap.version < 1) return undefined;
-    const head = await this.options.store.readStream(sessionId, { from: snap.version, to: snap.version });
-    // A snapshot ahead of the log (the log was replaced) is stale: rebuild from events. So is one
-    // of another log as long (the session's log was purged and its id reused): its event at that
-    // version is not the one the snapshot was taken after.
-    if (head.currentVersion < snap.version) return undefined;
-    if (snap.lastEventId !== undefined && head.events[0]?.id !== snap.lastEventId) return undefined;
+    let start: SessionState;
     try {
-      const state = restoreState(snap.state);
-      // The state must be the one the snapshot says it is: of this session, at that version.
-      return state.sessionId === sessionId && state.version === snap.version ? state : undefined;
+      start = restoreState(snap.state);
     } catch {
       return undefined; // a snapshot of an unexpected shape is a miss too: the log rebuilds it
     }
+    // The state must be the one the snapshot says it is: of this session, at that version.
+    if (start.sessionId !== sessionId || start.version !== snap.version) return undefined;
+    // Its own event first: a snapshot ahead of the log (the log was replaced) is stale, and so is
+    // one of another log as long (the session's log was purged and its id reused), whose event at
+    // that version is not the one the snapshot was taken after.
+    let head: DomainEvent | undefined;
+    const where = `session ${sessionId}`;
+    const { state } = await aggregateStream(this.options.store, sessionId, {
+      from: snap.version,
+      initialState: () => new SessionFold(start),
+      evolve: (fold, event) => {
+        if (head === undefined) head = event;
+        else if (head.sequence === snap.version && (snap.lastEventId === undefined || head.id === snap.lastEventId)) fold.add(toCurrentEvent(event, where));
+        return fold;
+      },
+    });
+    if (head?.sequence !== snap.version || (snap.lastEventId !== undefined && head.id !== snap.lastEventId)) return undefined;
+    return state.state;
   }
 
   private remember(state: SessionState): void {
