@@ -164,8 +164,15 @@ export function onePositional(args: ParsedArgs, what: string): string {
 
 /** The one positional argument, a session id; an invalid one is a usage error. */
 export function sessionIdArg(args: ParsedArgs): string {
-  const sessionId = onePositional(args, 'a session id');
-  if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id ${sessionId}`);
+  return checkedSessionId(onePositional(args, 'a session id'));
+}
+
+/**
+ * `sessionId`, or a usage error: checked before anything connects, so a bad id is exit 2 whether
+ * or not NATS is up (not a connection error).
+ */
+export function checkedSessionId(sessionId: string): string {
+  if (!SessionId.safeParse(sessionId).success) throw new UsageError(`invalid session id "${sessionId}" (1-64 characters of [A-Za-z0-9_-])`);
   return sessionId;
 }
 

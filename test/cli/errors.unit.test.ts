@@ -49,9 +49,9 @@ describe('usage errors (exit 2)', () => {
     [['--verbose'], 'jetplan: missing command (see jetplan help)'],
     [['help', 'nope'], 'jetplan: unknown command nope (see jetplan help)'],
     [['resume'], 'jetplan: resume needs a session id (see jetplan help)'],
-    [['resume', 'a/b'], 'jetplan: invalid session id a/b (see jetplan help)'],
+    [['resume', 'a/b'], 'jetplan: invalid session id "a/b" (1-64 characters of [A-Za-z0-9_-]) (see jetplan help)'],
     [['replay', 'a', 'b'], 'jetplan: unexpected argument b (see jetplan help)'],
-    [['replay', '../x'], 'jetplan: invalid session id ../x (see jetplan help)'],
+    [['replay', '../x'], 'jetplan: invalid session id "../x" (1-64 characters of [A-Za-z0-9_-]) (see jetplan help)'],
     // One rule, one wording, whatever the mistake: --until is an event sequence, and they start at 1.
     [['replay', 'a', '--until', '0'], 'jetplan: --until expects a positive integer, got "0" (see jetplan help)'],
     [['replay', 'a', '--until=0'], 'jetplan: --until expects a positive integer, got "0" (see jetplan help)'],

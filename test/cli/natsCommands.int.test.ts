@@ -621,6 +621,12 @@ describe('read commands and their errors', () => {
     expect((await run(['sessions', ...conn, '--json'])).io.stdoutText).toBe('[]\n');
     expect(await fails(['answer', 'bad.id', 't1', 'yes', ...conn])).toMatchObject({ code: 2 });
     expect(await fails(['replay', 's-nope', ...conn, '--until', '0'])).toEqual({ code: 2, line: 'jetplan: --until expects a positive integer, got "0" (see jetplan help)' });
+    // A bad id is a usage error before anything connects: the same with NATS unreachable.
+    const down = ['--nats', 'nats://127.0.0.1:1'];
+    const invalid = 'jetplan: invalid session id "bad.id" (1-64 characters of [A-Za-z0-9_-]) (see jetplan help)';
+    for (const argv of [['status', 'bad.id'], ['watch', 'bad.id'], ['cancel', 'bad.id'], ['answer', 'bad.id', 't1', 'yes'], ['submit', '--session', 'bad.id', 'Summarise it.']]) {
+      expect(await fails([...argv, ...down]), argv[0]).toEqual({ code: 2, line: invalid });
+    }
   });
 
   it('sessions --nats lists nothing on an empty stream; NATS_URL or any connection flag selects NATS', async () => {

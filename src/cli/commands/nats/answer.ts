@@ -1,4 +1,4 @@
-import { stringFlag } from '../../args.js';
+import { checkedSessionId, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
@@ -19,6 +19,7 @@ export const answerCommand: Command = {
     const [sessionId, taskId, ...rest] = args.positionals;
     const answer = rest.join(' ').trim();
     if (!sessionId || !taskId || answer === '') throw new UsageError('answer needs <session> <taskId> "answer"');
+    checkedSessionId(sessionId);
     const messageId = stringFlag(args, 'message-id');
     const published = await withClient(args, ctx, async (client) => {
       await assertAnswerable(client, sessionId, taskId, messageId);

@@ -1,4 +1,4 @@
-import { onePositional, stringFlag } from '../../args.js';
+import { sessionIdArg, stringFlag } from '../../args.js';
 import type { Command } from '../../command.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
 import { assertCancellable } from './preflight.js';
@@ -16,7 +16,7 @@ export const cancelCommand: Command = {
   usage: USAGE,
   flags: { ...CONNECTION_FLAGS, reason: 'text', 'message-id': 'string' },
   async run(args, ctx) {
-    const sessionId = onePositional(args, 'a session id');
+    const sessionId = sessionIdArg(args);
     const messageId = stringFlag(args, 'message-id');
     const published = await withClient(args, ctx, async (client) => {
       await assertCancellable(client, sessionId, messageId);

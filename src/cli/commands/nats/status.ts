@@ -1,5 +1,5 @@
 import { bpeTokenCounter, countItemTokens } from '../../../compaction/index.js';
-import { onePositional } from '../../args.js';
+import { sessionIdArg } from '../../args.js';
 import type { Command } from '../../command.js';
 import { stateLines } from '../../view.js';
 import { CONNECTION_FLAGS, CONNECTION_USAGE, withClient } from './connection.js';
@@ -15,7 +15,7 @@ export const statusCommand: Command = {
   usage: USAGE,
   flags: { ...CONNECTION_FLAGS },
   async run(args, ctx) {
-    const sessionId = onePositional(args, 'a session id');
+    const sessionId = sessionIdArg(args);
     const state = await withClient(args, ctx, (client) => client.status(sessionId));
     const view = { ...state, context: { ...state.context, tokens: countItemTokens(state.context.items, bpeTokenCounter) } };
     if (ctx.json) ctx.out(JSON.stringify(view));

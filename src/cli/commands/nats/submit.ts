@@ -1,6 +1,6 @@
 import { readAll } from '../../lines.js';
 import { MAX_INPUT_BYTES } from '../../../protocol/parseInput.js';
-import { numberFlag, stringFlag } from '../../args.js';
+import { checkedSessionId, numberFlag, stringFlag } from '../../args.js';
 import { UsageError } from '../../cliErrors.js';
 import type { Command } from '../../command.js';
 import { bpeTokenCounter } from '../../../compaction/index.js';
@@ -38,6 +38,7 @@ export const submitCommand: Command = {
     if (text.trim() === '') throw new UsageError('submit needs non-empty text');
     planText(text); // text the planner would reject (nothing to plan, over 64 KiB): exit 2 now
     const sessionId = stringFlag(args, 'session');
+    if (sessionId !== undefined) checkedSessionId(sessionId);
     const messageId = stringFlag(args, 'message-id');
     const maxAttempts = numberFlag(args, 'max-attempts');
     const tokenBudget = numberFlag(args, 'token-budget');

@@ -1,6 +1,6 @@
 import { isSessionNotFoundError } from '../../../errors.js';
 import { AnswerSource, checkedAnswers } from '../../answers.js';
-import { listFlag, numberFlag, onePositional } from '../../args.js';
+import { listFlag, numberFlag, sessionIdArg } from '../../args.js';
 import { INSPECT_PORT, startInspector } from '../../inspector.js';
 import { interruptedExitCode, type CliSignal } from '../../io.js';
 import type { CommitSource } from '../../../actors/liveMirror.js';
@@ -34,7 +34,7 @@ export const watchCommand: Command = {
   usage: USAGE,
   flags: { ...CONNECTION_FLAGS, answer: 'strings', inspect: INSPECT_PORT },
   async run(args, ctx) {
-    const sessionId = onePositional(args, 'a session id');
+    const sessionId = sessionIdArg(args);
     const answers = checkedAnswers(listFlag(args, 'answer'));
     const inspectPort = numberFlag(args, 'inspect');
     return withClient(args, ctx, async (client) => {
