@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isCorruptLogError, isStoreUnavailableError } from '../../src/errors.js';
 import { connectNats } from '../../src/nats/connect.js';
 import type { NewEvent } from '../../src/protocol/events.js';
@@ -205,6 +205,32 @@ describe('reads of large events', () => {
     expect((failure as Error).message).toMatch(/stored after the read began, came first: messages were removed during the read$/);
     expect(count + 1).toBe(all.length - 10);
   }, 60_000);
+
+  it('a read whose consumer create times out (a busy server) sends it again rather than fail', async () => {
+    const { nc, opts, store } = await openStore();
+    for (const id of ['a', 'b']) await store.appendToStream(id, [newEvent(id)], { expectedVersion: 0 });
+    const jsm = await jetstreamManager(nc);
+    const add = jsm.consumers.add.bind(jsm.consumers);
+    let creates = 0;
+    jsm.consumers.add = async (stream, config) => {
+      // The first create is made on the server but its answer is lost.
+      const made = await add(stream, config);
+      if (++creates === 1) throw Object.assign(new Error('timeout'), { name: 'TimeoutError' });
+      return made;
+    };
+    const gate = new ConnectionGate(nc);
+    const ctx: ReadContext = { nc, js: jetstream(nc), jsm, gate, streamName: opts.streamName, retryForMs: 5_000 };
+    const read: string[] = [];
+    try {
+      for await (const e of readAllEvents(ctx, `${opts.subjectPrefix}.ev.>`)) read.push(e.sessionId);
+    } finally {
+      gate.stop();
+    }
+    expect(read).toEqual(['a', 'b']);
+    expect(creates).toBe(2);
+    // Made again under the same name: one consumer, not two, and the read's close removes it.
+    await vi.waitFor(async () => expect((await jsm.consumers.list(opts.streamName).next()).length).toBe(0));
+  });
 
   it('a read whose server goes away fails after its idle bound instead of waiting for it', async () => {
     const { nc, opts, store } = await openStore();

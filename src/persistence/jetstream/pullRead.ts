@@ -7,6 +7,7 @@ import { AckPolicy, DeliverPolicy, type JetStreamClient, type JetStreamManager }
 import { createInbox, nanos, nuid, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { StoreUnavailableError } from '../../errors.js';
 import type { ConnectionGate } from './connectionGate.js';
+import { retryTransient } from './jetStreamErrors.js';
 
 /** What the reads need from the store that runs them. */
 export interface ReadContext {
@@ -198,11 +199,15 @@ export class PullRead {
    */
   static async open(ctx: ReadContext, filter: string, options: PullReadOptions = {}): Promise<PullRead> {
     const { most = Number.POSITIVE_INFINITY, deliver = DeliverPolicy.All, headersOnly = false, fromSeq } = options;
-    await ctx.gate.ready(ctx.retryForMs);
     const { nc } = ctx;
-    const info = await ctx.jsm.consumers.add(ctx.streamName, {
+    // Named once: a create that timed out may have been made, and made again with the same name
+    // and config it is the same consumer, not a second one. Resent while the server is busy or
+    // restarting (a timeout, no responders), as the store's other requests are.
+    const name = nuid.next();
+    const retry = { gate: ctx.gate, retryForMs: ctx.retryForMs, isClosed: () => nc.isClosed() };
+    const info = await retryTransient(retry, () => ctx.jsm.consumers.add(ctx.streamName, {
       // Named, so created as nats.js's ordered consumers were ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>).
-      name: nuid.next(),
+      name,
       filter_subject: filter, // a single filter subject, which 2.9 understands
       ...(fromSeq === undefined ? { deliver_policy: deliver } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }),
       ...(headersOnly ? { headers_only: true } : {}),
@@ -213,7 +218,7 @@ export class PullRead {
       // crashed, or one that spent longer than this over what it was given (the read opens no
       // pull while its reader is behind).
       inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
-    });
+    }));
     try {
       return new PullRead(ctx, nc, filter, info.name, Math.min(most, info.num_pending), headersOnly);
     } catch (err) {
