@@ -9,7 +9,7 @@ import { endedSessions, type NeverStarted } from '../actors/endedSessions.js';
 import { isConcurrencyError, ValidationError } from '../errors.js';
 import { EVENT_SCHEMA_VERSION, type NewEvent } from '../protocol/events.js';
 import { JetStreamEventStore } from '../persistence/jetstream/jetStreamEventStore.js';
-import { SessionPurger } from '../persistence/jetstream/sessionPurge.js';
+import { SessionPurger, sessionBeforeDot } from '../persistence/jetstream/sessionPurge.js';
 import { DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX } from '../persistence/jetstream/streamConfig.js';
 import { executorNames, plannerNames } from '../protocol/deploymentNames.js';
 import { checkConnectionOption } from '../shared/optionChecks.js';
@@ -65,10 +65,7 @@ export async function purgeEndedSessions(nc: NatsConnection, o: PurgeOptions): P
     const { inboxBucket, claimsBucket } = executorNames(streamName, subjectPrefix);
     const purger = await SessionPurger.create(nc, {
       streamName, subjectPrefix, snapshotBucket, inputConsumer: durableName, dispatchBuckets: [inboxBucket, claimsBucket],
-      sessionOfDispatchKey: (key) => {
-        const id = dispatchIdOfKey(key);
-        return id.includes('.') ? id.slice(0, id.indexOf('.')) : undefined;
-      },
+      sessionOfDispatchKey: (key) => sessionBeforeDot(dispatchIdOfKey(key)),
     });
     try {
       // Read before the scan: an input acknowledged later is kept, never one still to be processed.

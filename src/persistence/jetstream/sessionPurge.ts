@@ -38,7 +38,7 @@ export interface PurgeTarget {
 }
 
 /** The key up to its first dot: a dispatch id is `<sessionId>.<…>`. */
-const sessionBeforeDot = (key: string): string | undefined => (key.includes('.') ? key.slice(0, key.indexOf('.')) : undefined);
+export const sessionBeforeDot = (key: string): string | undefined => (key.includes('.') ? key.slice(0, key.indexOf('.')) : undefined);
 
 /** What a purge removed. */
 export interface SessionsPurged {
@@ -137,8 +137,8 @@ export class SessionPurger {
       });
       let messages = await this.#delete(streamName, work);
       messages += await this.#delete(streamName, events);
-      messages += await this.#deleteOrphans(wanted, scannedTo, laterInputs);
-      messages += await this.#deleteProcessed(laterInputs);
+      messages += await this.#deleteOrphans(wanted, scannedTo);
+      messages += await this.#deleteProcessed(wanted, scannedTo, laterInputs);
       return { messages, snapshots, dispatchEntries };
     } catch (err) {
       throw translateStoreError(err, streamName, undefined, undefined);
@@ -154,14 +154,11 @@ export class SessionPurger {
    * pass from the first scan's end: the orphans deleted are gone, so a new run is seen from its
    * first event whenever it began.
    */
-  async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number, laterInputs: Set<number>): Promise<number> {
+  async #deleteOrphans(wanted: ReadonlySet<string>, scannedTo: number): Promise<number> {
     const { streamName, subjectPrefix: p } = this.#target;
     let deleted = 0;
     for (let pass = 0; pass < 5; pass++) {
       if ((await this.#lastSeq(streamName)) <= scannedTo) return deleted;
-      await this.#scan(streamName, `${p}.in.>`, (subject, seq) => {
-        if (wanted.has(subject.slice(p.length + 4))) laterInputs.add(seq);
-      }, { fromSeq: scannedTo + 1, headersOnly: true });
       const later = new Map<string, Array<{ seq: number; version: number }>>();
       await this.#scan(streamName, `${p}.ev.>`, (subject, seq, data) => {
         const id = subject.slice(p.length + 4);
@@ -183,7 +180,14 @@ export class SessionPurger {
    * session from a stale SubmitInput, should the input consumer ever be made again from the
    * stream's start. Those still unacknowledged stay, to be processed.
    */
-  async #deleteProcessed(inputs: ReadonlySet<number>): Promise<number> {
+  async #deleteProcessed(wanted: ReadonlySet<string>, scannedTo: number, inputs: Set<number>): Promise<number> {
+    const p = this.#target.subjectPrefix;
+    // Those that came after the first scan, up to now (during the deletes and orphan passes too).
+    if ((await this.#lastSeq(this.#target.streamName)) > scannedTo) {
+      await this.#scan(this.#target.streamName, `${p}.in.>`, (subject, seq) => {
+        if (wanted.has(subject.slice(p.length + 4))) inputs.add(seq);
+      }, { fromSeq: scannedTo + 1, headersOnly: true });
+    }
     if (inputs.size === 0) return 0;
     const floor = await this.inputsProcessedThrough();
     return this.#delete(this.#target.streamName, [...inputs].filter((seq) => seq <= floor).sort((a, b) => a - b));
